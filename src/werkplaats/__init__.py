@@ -1,0 +1,47 @@
+"""werkplaats: analyse joint person-level data under secure multi-party computation.
+
+Data stays at the source; analyses run on the joint data as if it were one source;
+only aggregated, disclosure-controlled results come out.
+"""
+
+from __future__ import annotations
+
+from .catalog.schema import ColumnSchema as ColumnSchema
+from .catalog.schema import TableSchema as TableSchema
+from .exceptions import DataValidationError as DataValidationError
+from .exceptions import MPCError as MPCError
+from .exceptions import PartyFailedError as PartyFailedError
+from .exceptions import PlanError as PlanError
+from .exceptions import WerkplaatsError as WerkplaatsError
+from .expr import AggExpr as AggExpr
+from .expr import Expr as Expr
+from .expr import col as col
+from .expr import count as count
+from .expr import lit as lit
+from .expr import when as when
+from .frame import LazyFrame as LazyFrame
+from .frame import from_plan as from_plan
+from .frame import scan as scan
+from .local import run_local as run_local
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AggExpr",
+    "ColumnSchema",
+    "DataValidationError",
+    "Expr",
+    "LazyFrame",
+    "MPCError",
+    "PartyFailedError",
+    "PlanError",
+    "TableSchema",
+    "WerkplaatsError",
+    "col",
+    "count",
+    "from_plan",
+    "lit",
+    "run_local",
+    "scan",
+    "when",
+]

@@ -1,0 +1,1 @@
+"""Compilers from plans to executors: analysis, plain (DuckDB) and SPU (JAX)."""

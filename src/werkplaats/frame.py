@@ -1,0 +1,170 @@
+"""LazyFrame: an immutable handle on a plan; every method returns a new frame."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import PlanError
+from .expr import AggExpr, Expr, _to_node
+from .plan import nodes as n
+from .plan import serde
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .catalog.schema import TableSchema
+
+
+def _named(args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> tuple[tuple[str, n.Expr], ...]:
+    out: list[tuple[str, n.Expr]] = []
+    for a in args:
+        if isinstance(a, str):
+            out.append((a, n.Col(a)))
+        elif isinstance(a, Expr) and isinstance(a.node, n.Col):
+            out.append((a.node.name, a.node))
+        else:
+            msg = f"{where}: give computed columns a name, e.g. {where}(name=expr)"
+            raise PlanError(msg)
+    out.extend((k, _to_node(v)) for k, v in kwargs.items())
+    return tuple(out)
+
+
+class LazyFrame:
+    """A relational analysis under construction.
+
+    Examples
+    --------
+    >>> import werkplaats as wp
+    >>> q = (wp.scan("ggd/meldingen")
+    ...        .filter(wp.col("ziekte") == "COVID-19")
+    ...        .group_by("gemeente").agg(n=wp.count()))
+    >>> len(q.plan_hash())
+    64
+    """
+
+    __slots__ = ("_rel",)
+
+    def __init__(self, rel: n.Relation) -> None:
+        self._rel = rel
+
+    @property
+    def node(self) -> n.Relation:
+        return self._rel
+
+    def select(self, *columns: str | Expr, **named: Any) -> LazyFrame:
+        """Keep (and compute) only the given columns."""
+        return LazyFrame(n.Select(self._rel, _named(columns, named, "select")))
+
+    def with_columns(self, **named: Any) -> LazyFrame:
+        """Add or replace columns computed from expressions."""
+        if not named:
+            msg = "with_columns needs at least one name=expr"
+            raise PlanError(msg)
+        return LazyFrame(n.WithColumns(self._rel, _named((), named, "with_columns")))
+
+    def filter(self, predicate: Expr) -> LazyFrame:
+        """Keep rows where predicate is true. Inside MPC no row is dropped: a secret mask is."""
+        return LazyFrame(n.Filter(self._rel, _to_node(predicate)))
+
+    def join(self, other: LazyFrame, *, on: str, how: str = "inner") -> LazyFrame:
+        """Join on one key column; the right side must be unique on it.
+
+        Right-side columns whose names clash with the left get the suffix ``_right``.
+        """
+        if not isinstance(other, LazyFrame):
+            msg = "join: other must be a LazyFrame"
+            raise PlanError(msg)
+        if not isinstance(on, str):
+            msg = "join: on must be one column name (combine multi-column keys first)"
+            raise PlanError(msg)
+        if how not in n.JOIN_HOWS:
+            msg = f"join: how must be one of {n.JOIN_HOWS}, got {how!r}"
+            raise PlanError(msg)
+        return LazyFrame(n.Join(self._rel, other._rel, on, how))  # type: ignore[arg-type]
+
+    def group_by(self, *keys: str | Expr) -> GroupBy:
+        """Group by key columns; follow with .agg(...)."""
+        names: list[str] = []
+        for k in keys:
+            if isinstance(k, str):
+                names.append(k)
+            elif isinstance(k, Expr) and isinstance(k.node, n.Col):
+                names.append(k.node.name)
+            else:
+                msg = "group_by takes column names; compute keys first with with_columns(name=expr)"
+                raise PlanError(msg)
+        return GroupBy(self._rel, tuple(names))
+
+    def agg(self, **aggs: AggExpr) -> LazyFrame:
+        """Aggregate the whole frame into one row."""
+        return GroupBy(self._rel, ()).agg(**aggs)
+
+    # --- plan ----------------------------------------------------------------
+
+    def to_plan(
+        self, *, min_group_size: int = 10, catalog: dict[str, TableSchema] | None = None
+    ) -> n.Plan:
+        """Return the plan; with a catalog, every source lists exactly the columns it reads."""
+        from .compile.analyze import prune
+
+        return n.Plan(prune(self._rel, catalog or {}), min_group_size)
+
+    def to_json(self, *, min_group_size: int = 10) -> str:
+        """Return the plan's canonical JSON."""
+        return serde.canonical_json(self.to_plan(min_group_size=min_group_size))
+
+    def plan_hash(self, *, min_group_size: int = 10) -> str:
+        """Return the SHA-256 of the canonical JSON: what approvals sign."""
+        return serde.plan_hash(self.to_plan(min_group_size=min_group_size))
+
+    def explain(self, *, min_group_size: int = 10) -> str:
+        """Describe the plan in plain language, as a data steward reads it."""
+        from .plan.explain import explain
+
+        return explain(self.to_plan(min_group_size=min_group_size))
+
+    def __repr__(self) -> str:
+        return f"<LazyFrame {type(self._rel).__name__.lower()}>"
+
+    def run_local(self, tables: dict[str, pd.DataFrame], **kwargs: Any) -> pd.DataFrame:
+        """Shorthand for wp.run_local(self, tables, ...)."""
+        from .local import run_local
+
+        return run_local(self, tables, **kwargs)
+
+
+class GroupBy:
+    """A frame grouped by keys, waiting for .agg(...)."""
+
+    __slots__ = ("_keys", "_rel")
+
+    def __init__(self, rel: n.Relation, keys: tuple[str, ...]) -> None:
+        self._rel = rel
+        self._keys = keys
+
+    def agg(self, **aggs: AggExpr) -> LazyFrame:
+        """Compute named aggregates per group."""
+        if not aggs:
+            msg = "agg needs at least one name=aggregate, e.g. agg(n=wp.count())"
+            raise PlanError(msg)
+        out = []
+        for name, a in aggs.items():
+            if not isinstance(a, AggExpr):
+                msg = f"agg({name}=...): expected an aggregate such as wp.count() or wp.col(x).sum()"
+                raise PlanError(msg)
+            out.append((name, a.node))
+        return LazyFrame(n.Aggregate(self._rel, self._keys, tuple(out)))
+
+
+def scan(dataset: str, *, columns: list[str] | None = None) -> LazyFrame:
+    """Start an analysis from a catalog dataset, e.g. ``"ggd/meldingen"``."""
+    if not isinstance(dataset, str) or not dataset:
+        msg = "scan() takes a dataset name such as 'ggd/meldingen'"
+        raise PlanError(msg)
+    return LazyFrame(n.Source(dataset, tuple(columns) if columns is not None else None))
+
+
+def from_plan(plan: n.Plan | str) -> LazyFrame:
+    """Wrap a plan (or its JSON) as a LazyFrame."""
+    p = serde.plan_from_json(plan) if isinstance(plan, str) else plan
+    return LazyFrame(p.root)

@@ -1,0 +1,115 @@
+"""run_local: run a plan on in-memory tables, on the plain or the MPC executor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .catalog.schema import TableSchema, infer_schema
+from .catalog.validate import validate_table
+from .compile.analyze import Analysis, analyze, prune
+from .exceptions import PlanError
+from .plan import nodes as n
+from .result import build_frame
+
+if TYPE_CHECKING:
+    from .frame import LazyFrame
+    from .mpc.cluster import LocalCluster
+
+
+def prepare(
+    frame: LazyFrame | n.Plan,
+    tables: dict[str, pd.DataFrame],
+    *,
+    min_group_size: int | None = None,
+    schemas: dict[str, TableSchema] | None = None,
+) -> tuple[Analysis, dict[str, pd.DataFrame]]:
+    """Check the plan and validate each source as its owner would; return both."""
+    plan = frame if isinstance(frame, n.Plan) else frame.to_plan()
+    if min_group_size is not None:
+        plan = n.Plan(plan.root, int(min_group_size))
+    catalog = dict(schemas or {})
+    for s in n.sources(plan.root):
+        if s.dataset not in catalog:
+            if s.dataset not in tables:
+                msg = f"no table given for dataset {s.dataset!r}; pass tables={{{s.dataset!r}: df}}"
+                raise PlanError(msg)
+            catalog[s.dataset] = infer_schema(s.dataset, tables[s.dataset])
+    plan = n.Plan(prune(plan.root, catalog), plan.min_group_size)
+    a = analyze(plan, catalog)
+    used: dict[str, set[str]] = {}
+    for s in n.sources(plan.root):
+        used.setdefault(s.dataset, set()).update(s.columns or ())
+    checked = {}
+    for ds, cols in used.items():
+        schema = catalog[ds]
+        ordered = tuple(c for c in schema.names if c in cols)
+        uniq = {col for d, col in a.unique_keys if d == ds}
+        checked[ds] = validate_table(tables[ds], schema, ordered, uniq)
+    return a, checked
+
+
+def run_local(
+    frame: LazyFrame | n.Plan,
+    tables: dict[str, pd.DataFrame],
+    *,
+    engine: str = "plain",
+    min_group_size: int | None = None,
+    schemas: dict[str, TableSchema] | None = None,
+    cluster: LocalCluster | None = None,
+    **mpc_options: Any,
+) -> pd.DataFrame:
+    """Run a plan on local tables and return its disclosure-controlled aggregates.
+
+    Parameters
+    ----------
+    frame
+        The analysis (a LazyFrame or a Plan).
+    tables
+        One DataFrame per dataset name the plan reads.
+    engine
+        ``"plain"`` (DuckDB, the reference) or ``"mpc"`` (three SPU parties in three
+        processes; each table is secret-shared by its owner).
+    min_group_size
+        Cells with fewer rows, and statistics from fewer values, are suppressed.
+        Defaults to the plan's own (10).
+    schemas
+        Catalog schemas; inferred from the tables where not given. An inferred schema
+        takes its code lists and date ranges from the data.
+    cluster
+        A running :class:`werkplaats.mpc.LocalCluster` to reuse; one is started and
+        stopped for this run when not given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell of the key domains, a column per statistic, and the columns
+        ``suppressed`` and ``reason``.
+
+    Examples
+    --------
+    >>> import pandas as pd, werkplaats as wp
+    >>> df = pd.DataFrame({"gemeente": ["A"] * 12 + ["B"] * 3, "leeftijd": range(15)})
+    >>> q = wp.scan("t").group_by("gemeente").agg(n=wp.count(), m=wp.col("leeftijd").mean())
+    >>> wp.run_local(q, {"t": df})[["gemeente", "n", "suppressed"]].to_string(index=False)
+    'gemeente    n  suppressed\\n       A   12       False\\n       B <NA>        True\\n    None <NA>        True'
+    """
+    a, checked = prepare(frame, tables, min_group_size=min_group_size, schemas=schemas)
+    if engine == "plain":
+        from .compile.plain import run_plain
+
+        rev = run_plain(a, checked)
+    elif engine == "mpc":
+        from .mpc.cluster import run_mpc
+
+        rev = run_mpc(a, checked, cluster=cluster, **mpc_options)
+    else:
+        msg = f"engine must be 'plain' or 'mpc', got {engine!r}"
+        raise PlanError(msg)
+    root = a.plan.root
+    assert isinstance(root, n.Aggregate)
+    in_schema = a.schema(root.input)
+    out = build_frame(a.plan, [in_schema[k] for k in root.keys], a.schema(root), rev)
+    out.attrs["engine"] = engine
+    return out
