@@ -1,0 +1,183 @@
+"""Final aggregation over public key domains, with disclosure control inside the MPC.
+
+Each key becomes a one-hot matrix over its public domain plus a 'missing' column;
+their row-wise product is the cell membership M (n × cells). Sums of every
+statistic are one matrix product ``S.T @ M`` over exact ring integers (fixed-point
+values are summed by bitcast, so no truncation error accumulates). Only the
+per-cell results are ever divided, square-rooted or compared. A cell with fewer
+than k rows, and any statistic from fewer than k values, is zeroed and flagged
+before the outputs leave the program.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ...exceptions import OperationNotDefinedError
+from ...plan import nodes as n
+from ...result import min_values
+from .core import F64, I64, SCol, SFrame, b2i, from_ring_sum, ratio, ring_sum_operand, select, wide_sqrt
+from .expr import ExprEval
+
+BIG = {"int": 2**50, "float": 2.0**30, "date": 2**40}
+
+
+def key_onehot(c: SCol, domain: tuple[Any, ...]) -> Any:
+    """Return the n × (|domain| + 1) membership of a key, the last column for missing."""
+    if c.kind == "str" or (c.oh is not None and c.kind == "int"):
+        oh = c.oh
+    elif c.kind == "bool":
+        oh = jnp.stack([c.ok * (1 - c.v), c.ok * c.v], axis=1)
+    elif c.kind == "int":
+        consts = jnp.asarray(list(domain), dtype=I64)
+        oh = b2i(c.v[:, None] == consts[None, :]) * c.ok[:, None]
+    else:
+        msg = f"MPC executor: cannot group by a {c.kind} column"
+        raise OperationNotDefinedError(msg)
+    return jnp.concatenate([oh, (1 - oh.sum(axis=1))[:, None]], axis=1)
+
+
+def membership(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]]) -> Any:
+    """Return the n × cells membership matrix, cells in itertools.product order."""
+    if not keys:
+        return jnp.ones((frame.n, 1), dtype=I64)
+    m = key_onehot(frame.cols[keys[0]], domains[0])
+    for k, dom in zip(keys[1:], domains[1:], strict=True):
+        oh = key_onehot(frame.cols[k], dom)
+        m = (m[:, :, None] * oh[:, None, :]).reshape(frame.n, -1)
+    return m
+
+
+def _cell_sums(cols: list[Any], m: Any) -> list[Any]:
+    """Return per-cell exact ring sums of several n-vectors, in one matrix product."""
+    if not cols:
+        return []
+    s = jnp.stack([ring_sum_operand(c) for c in cols], axis=1)
+    out = s.T @ m
+    return [out[i] for i in range(len(cols))]
+
+
+def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]],
+              aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int) -> list[Any]:  # fmt: skip
+    """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed."""
+    ev = ExprEval(frame)
+    m = membership(frame, keys, domains)
+    mask = frame.mask
+    args: dict[str, SCol] = {}
+    first: list[Any] = [mask]
+    for name, agg in aggs:
+        if agg.func == "len":
+            continue
+        c = ev(agg.arg)  # type: ignore[arg-type]
+        if c.kind == "str":
+            msg = f"MPC executor: cannot aggregate a categorical column with {agg.func}()"
+            raise OperationNotDefinedError(msg)
+        args[name] = c
+    weights = {name: mask * c.ok for name, c in args.items()}
+    # pass 1: counts and sums
+    index: dict[tuple[str, str], int] = {}
+    for name, c in args.items():
+        index[(name, "n")] = len(first)
+        first.append(weights[name])
+        if n_needs_sum(dict(aggs)[name].func):
+            index[(name, "s")] = len(first)
+            first.append(weights[name] * c.v)
+    sums = _cell_sums(first, m)
+    rows = sums[0]
+    cell_ok = b2i(rows >= k)
+    outs: list[Any] = [cell_ok]
+    for name, agg in aggs:
+        kind = out_kinds[name]
+        if agg.func == "len":
+            value, nvalid = rows, rows
+        else:
+            c = args[name]
+            nvalid = sums[index[(name, "n")]]
+            is_float = c.v.dtype == F64
+            if agg.func == "count":
+                value = nvalid
+            elif agg.func == "sum":
+                s = sums[index[(name, "s")]]
+                value = from_ring_sum(s, True) if is_float else s
+            elif agg.func == "mean":
+                value = ratio(from_ring_sum(sums[index[(name, "s")]], is_float), nvalid)
+            elif agg.func in ("var", "std"):
+                value = _variance(c, weights[name], m, sums[index[(name, "s")]], nvalid, is_float)
+                if agg.func == "std":
+                    value = wide_sqrt(value)
+            elif agg.func in ("min", "max"):
+                value = _extreme(agg.func, c, weights[name], m)
+            else:
+                q = 0.5 if agg.func == "median" else float(agg.q)  # type: ignore[arg-type]
+                value = _quantile(c, weights[name], m, q)
+        ok = cell_ok * b2i(nvalid >= max(k, min_values(agg.func)))
+        value = value.astype(F64) if kind == "float" and value.dtype != F64 else value
+        outs += [ok, value * (ok.astype(F64) if value.dtype == F64 else ok)]
+    return outs
+
+
+def n_needs_sum(func: str) -> bool:
+    return func in ("sum", "mean", "var", "std")
+
+
+def _variance(c: SCol, w: Any, m: Any, s: Any, nvalid: Any, is_float: bool) -> Any:
+    """Return the sample variance per cell, in two passes around each cell's mean.
+
+    NB: for integers the centre is the mean rounded to an integer, so the second
+    pass is exact integer arithmetic; only the final division is approximate.
+    """
+    mean = ratio(from_ring_sum(s, is_float), nvalid)
+    if is_float:
+        centre = mean
+        row_centre = (m.astype(F64) @ centre[:, None])[:, 0]
+        d = c.v - row_centre
+        sq = d * d
+    else:
+        centre = jnp.floor(mean + 0.5).astype(I64)
+        row_centre = (m @ centre[:, None])[:, 0]
+        d = c.v - row_centre
+        sq = d * d
+    sd, ssq = _cell_sums([w * d, w * sq], m)
+    sd_f = from_ring_sum(sd, is_float)
+    ssq_f = from_ring_sum(ssq, is_float)
+    shift = ratio(sd_f, nvalid) * sd_f
+    return ratio(ssq_f - shift, nvalid - 1)
+
+
+def _extreme(func: str, c: SCol, w: Any, m: Any) -> Any:
+    """Return the per-cell minimum or maximum of valid values."""
+    big = BIG.get(c.kind, BIG["int"])
+    fill = -big if func == "max" else big
+    mw = m * w[:, None]
+    fill_arr = jnp.full((1, 1), fill, dtype=c.v.dtype)
+    vals = select(mw, jnp.broadcast_to(c.v[:, None], mw.shape), jnp.broadcast_to(fill_arr, mw.shape))
+    return vals.max(axis=0) if func == "max" else vals.min(axis=0)
+
+
+def _quantile(c: SCol, w: Any, m: Any, q: float) -> Any:
+    """Return the per-cell q-quantile with linear interpolation (DuckDB's quantile_cont).
+
+    Rows are sorted on (value, row index), which is distinct per row, then each
+    cell's running count gives every row its rank within the cell.
+    """
+    nrow, cells = m.shape
+    idx = jnp.arange(nrow, dtype=I64)
+    mw = m * w[:, None]
+    ops = jax.lax.sort([c.v, idx, *(mw[:, j] for j in range(cells))], num_keys=2)
+    xs = ops[0]
+    ms = jnp.stack(ops[2:], axis=1)
+    ranks = jax.lax.associative_scan(jnp.add, ms, axis=0)
+    count = ranks[-1]
+    pos = (count - 1).astype(F64) * q
+    lo = jnp.floor(pos).astype(I64)
+    frac = pos - lo.astype(F64)
+    hi = jnp.minimum(lo + 1, jnp.maximum(count - 1, 0))
+    sel_lo = ms * b2i(ranks - 1 == lo[None, :])
+    sel_hi = ms * b2i(ranks - 1 == hi[None, :])
+    is_float = xs.dtype == F64
+    v_lo = from_ring_sum((ring_sum_operand(xs)[None, :] @ sel_lo)[0], is_float)
+    v_hi = from_ring_sum((ring_sum_operand(xs)[None, :] @ sel_hi)[0], is_float)
+    return v_lo + frac * (v_hi - v_lo)

@@ -1,0 +1,136 @@
+"""Secret columns and frames, and the small arithmetic helpers every kernel shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+I64 = jnp.int64
+F64 = jnp.float64
+ROW_BITS = 22  # NB: row indices are packed into sort keys; frames hold < 2^22 rows.
+KEY_LIMIT = 2**38  # join keys must lie in [0, 2^38) so that packed sort keys fit in 63 bits
+FXP_BITS = 18
+
+
+@dataclass
+class SCol:
+    """A secret column: values, validity and, for categoricals, a one-hot matrix.
+
+    Invariants: ``ok`` is 0/1; a categorical's ``oh`` row is all zeros when missing;
+    date columns carry the parts the plan uses in ``parts``.
+    """
+
+    kind: str
+    ok: Any
+    v: Any = None
+    oh: Any = None
+    domain: tuple[Any, ...] | None = None
+    parts: dict[str, SCol] = field(default_factory=dict)
+
+    def fields(self) -> list[tuple[str, Any]]:
+        """Return the arrays of this column, flattened, with stable names."""
+        out: list[tuple[str, Any]] = [("ok", self.ok)]
+        if self.v is not None:
+            out.append(("v", self.v))
+        if self.oh is not None:
+            out.extend((f"oh{j}", self.oh[:, j]) for j in range(self.oh.shape[1]))
+        for p in sorted(self.parts):
+            out.extend((f"{p}.{k}", a) for k, a in self.parts[p].fields())
+        return out
+
+    def rebuild(self, arrays: dict[str, Any]) -> SCol:
+        """Return a column of the same structure from flattened arrays (see fields)."""
+        oh = None
+        if self.oh is not None:
+            oh = jnp.stack([arrays[f"oh{j}"] for j in range(self.oh.shape[1])], axis=1)
+        parts = {}
+        for p, sub in self.parts.items():
+            prefix = p + "."
+            parts[p] = sub.rebuild({k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)})
+        return replace(self, ok=arrays["ok"], v=arrays.get("v") if self.v is not None else None,
+                       oh=oh, parts=parts)  # fmt: skip
+
+    def map(self, fn: Callable[[Any], Any]) -> SCol:
+        """Apply fn to every array of the column."""
+        return self.rebuild({k: fn(a) for k, a in self.fields()})
+
+
+@dataclass
+class SFrame:
+    """A secret frame: n rows (public), a secret 0/1 row mask, named columns."""
+
+    n: int
+    mask: Any
+    cols: dict[str, SCol]
+
+
+def b2i(x: Any) -> Any:
+    """Return a boolean array as int64 0/1."""
+    return x.astype(I64)
+
+
+def select(c: Any, a: Any, b: Any) -> Any:
+    """Return c ? a : b for 0/1 int c, by arithmetic (one multiplication)."""
+    if a.ndim > c.ndim:
+        c = c.reshape(c.shape + (1,) * (a.ndim - c.ndim))
+    return b + c * (a - b)
+
+
+def to_float(x: Any) -> Any:
+    """Return numbers as fixed point."""
+    return x if x.dtype == F64 else x.astype(F64)
+
+
+def ring_sum_operand(x: Any) -> Any:
+    """Return x as ring integers for exact sums: ints as they are, fixed point by bitcast."""
+    return jax.lax.bitcast_convert_type(x, I64) if x.dtype == F64 else x
+
+
+def from_ring_sum(s: Any, was_float: bool) -> Any:
+    """Return a ring sum (see ring_sum_operand) as fixed point."""
+    return jax.lax.bitcast_convert_type(s, F64) if was_float else s.astype(F64)
+
+
+def ratio(num: Any, den: Any) -> Any:
+    """Return num / den in fixed point, both pre-scaled by 2^-8 to keep SPU's division accurate.
+
+    NB: measured accurate (relative error ≤ 1e-3, typically 1e-5) for |num| < 2^30 and
+    1 ≤ den < 2^22; den is replaced by 1 where it is 0 (callers mask those cells).
+    """
+    den = jnp.where(den == 0, jnp.ones_like(den), den) if den.dtype != F64 else den
+    return (to_float(num) * 2.0**-8) / (to_float(den) * 2.0**-8)
+
+
+def wide_sqrt(v: Any) -> Any:
+    """Return sqrt(v) for 0 ≤ v < 2^32; SPU's sqrt alone is accurate only below ~1e5."""
+    v = jnp.maximum(v, 0.0)
+    small = jnp.sqrt(v)
+    large = jnp.sqrt(v * 2.0**-16) * 2.0**8
+    return select(b2i(v > 1e4), large, small)
+
+
+def seg_scan(start: Any, x: Any, combine: str) -> Any:
+    """Segmented inclusive scan over rows; a segment begins where start is 1.
+
+    combine: "copy" (every row gets its segment's first value), "sum", "max", "min".
+    """
+    s2d = start.reshape(-1, 1) if x.ndim == 2 else start
+
+    def op(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+        sa, xa = a
+        sb, xb = b
+        s = sa + sb - sa * sb
+        if combine == "copy":
+            return s, select(sb, xb, xa)
+        if combine == "sum":
+            return s, xb + (1 - sb) * xa
+        if combine == "max":
+            return s, select(sb, xb, jnp.maximum(xa, xb))
+        return s, select(sb, xb, jnp.minimum(xa, xb))
+
+    _, out = jax.lax.associative_scan(op, (s2d, x))
+    return out

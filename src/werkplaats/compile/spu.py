@@ -1,0 +1,123 @@
+"""The SPU compiler: a checked plan becomes one JAX function over secret inputs.
+
+The function takes the owners' encoded input arrays (see werkplaats.mpc.encode)
+and returns only disclosure-controlled per-cell outputs. Every party builds the
+same function from the same plan and public metadata; nothing here branches on
+secret data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+
+from ..exceptions import OperationNotDefinedError
+from ..mpc.encode import Slot, _part_domain
+from ..plan import nodes as n
+from ..plan.types import column_dtype
+from .analyze import Analysis, join_renames
+from .kernels.aggregate import aggregate
+from .kernels.core import I64, SCol, SFrame
+from .kernels.expr import ExprEval
+from .kernels.groupby import group_by_secret_key
+from .kernels.join import join
+
+
+def output_kinds(a: Analysis) -> list[tuple[str, str]]:
+    """Return the program's outputs as (name, kind), in order."""
+    root = a.plan.root
+    assert isinstance(root, n.Aggregate)
+    out = [("__cell_ok", "int")]
+    for name, _ in root.aggs:
+        kind = a.schema(root)[name].kind
+        out += [(f"{name}__ok", "int"), (name, "int" if kind == "date" else kind)]
+    return out
+
+
+class SpuCompiler:
+    """Visit relations, producing secret frames from the input arrays."""
+
+    def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any]) -> None:
+        self.a = a
+        self.inputs: dict[tuple[str, str, str], Any] = {
+            (s.dataset, s.column, s.encoding): x for s, x in zip(slots, inputs, strict=True)
+        }
+        self.rows = {s.dataset: s.shape[0] for s in slots}
+
+    def rel(self, r: n.Relation) -> SFrame:
+        fn = getattr(self, "visit_" + type(r).__name__, None)
+        if fn is None:
+            msg = f"MPC executor has no rule for {type(r).__name__}"
+            raise OperationNotDefinedError(msg)
+        return fn(r)  # type: ignore[no-any-return]
+
+    def visit_Source(self, r: n.Source) -> SFrame:
+        ds = r.dataset
+        nrow = self.rows.get(ds, 0)
+        cols = {}
+        for c in r.columns or ():
+            t = column_dtype(self.a.catalog[ds].column(c))
+            get = self.inputs.get
+            if t.kind == "str":
+                oh = self.inputs[(ds, c, "oh")]
+                cols[c] = SCol("str", oh.sum(axis=1), oh=oh, domain=t.domain)
+                continue
+            ok, v = self.inputs[(ds, c, "ok")], self.inputs[(ds, c, "v")]
+            col = SCol(t.kind, ok, v, oh=get((ds, c, "oh")), domain=t.domain)
+            for p in ("year", "md", "iso_week", "month"):
+                if (ds, c, p) in self.inputs:
+                    col.parts[p] = SCol("int", ok, self.inputs[(ds, c, p)], oh=get((ds, c, p + "_oh")),
+                                        domain=_part_domain(p, t.years))  # fmt: skip
+            cols[c] = col
+        return SFrame(nrow, jnp.ones((nrow,), dtype=I64), cols)
+
+    def visit_Filter(self, r: n.Filter) -> SFrame:
+        f = self.rel(r.input)
+        p = ExprEval(f)(r.predicate)
+        return SFrame(f.n, f.mask * p.v * p.ok, f.cols)
+
+    def visit_WithColumns(self, r: n.WithColumns) -> SFrame:
+        f = self.rel(r.input)
+        ev = ExprEval(f)
+        cols = dict(f.cols)
+        for name, e in r.exprs:
+            cols[name] = ev(e)
+        return SFrame(f.n, f.mask, cols)
+
+    def visit_Select(self, r: n.Select) -> SFrame:
+        f = self.rel(r.input)
+        ev = ExprEval(f)
+        return SFrame(f.n, f.mask, {name: ev(e) for name, e in r.exprs})
+
+    def visit_Join(self, r: n.Join) -> SFrame:
+        left, right = self.rel(r.left), self.rel(r.right)
+        ren = join_renames(self.a.schema(r.left), self.a.schema(r.right), r.on)
+        return join(left, right, r.on, r.how, ren)
+
+    def visit_Aggregate(self, r: n.Aggregate) -> SFrame:
+        if len(r.keys) != 1:
+            msg = "MPC executor: an intermediate group_by needs exactly one key (e.g. the person key)"
+            raise OperationNotDefinedError(msg)
+        f = self.rel(r.input)
+        kinds = {k: t.kind for k, t in self.a.schema(r).items()}
+        return group_by_secret_key(f, r.keys[0], r.aggs, kinds)
+
+    def program(self) -> list[Any]:
+        root = self.a.plan.root
+        assert isinstance(root, n.Aggregate)
+        f = self.rel(root.input)
+        schema = self.a.schema(root.input)
+        domains = [schema[k].grouping_domain or () for k in root.keys]
+        kinds = {k: t.kind for k, t in self.a.schema(root).items()}
+        return aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size)
+
+
+def build_program(a: Analysis, slots: list[Slot]) -> Callable[..., tuple[Any, ...]]:
+    """Return the JAX function of a plan: encoded inputs in, suppressed per-cell outputs out."""
+
+    def program(*inputs: Any) -> tuple[Any, ...]:
+        return tuple(SpuCompiler(a, slots, list(inputs)).program())
+
+    return program

@@ -1,0 +1,170 @@
+"""A compute party: one SPU runtime in its own OS process.
+
+Run as ``python -m werkplaats.mpc.party --rank R --in-fd A --out-fd B``. It takes
+jobs (a plan, public metadata, its shares and the peers' addresses) over a framed
+channel, compiles the plan itself, runs it with its two peers over brpc, returns
+its shares of the outputs, and drops all job state afterwards.
+
+Security model: the party sees only its replicated shares; it verifies nothing
+about data owners yet (approvals come with the workspace services).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+from . import wire
+from .runtime import enable_x64, runtime_config
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _io_written() -> int:
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def compile_plan(header: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """Compile a job's plan to an SPU executable; return it and the input slots."""
+    import jax
+    from spu import libspu
+    from spu.utils import frontend
+
+    from ..catalog.serde import catalog_from_dict
+    from ..compile.analyze import analyze
+    from ..compile.spu import build_program
+    from ..plan.serde import plan_from_json
+    from .encode import layout
+
+    a = analyze(plan_from_json(header["plan"]), catalog_from_dict(header["catalog"]))
+    slots = layout(a, header["rows"])
+    fn = build_program(a, slots)
+    args = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
+    names = [f"in{i}" for i in range(len(args))]
+    exe, _ = frontend.compile(
+        frontend.Kind.JAX, fn, args, {}, names, [libspu.Visibility.VIS_SECRET] * len(args),
+        lambda outs: [f"out{i}" for i in range(len(outs))],
+    )  # fmt: skip
+    return exe, slots
+
+
+def run_job(rank: int, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
+    """Run one job and return the reply header and blobs."""
+    import spu
+    from spu import libspu
+
+    t0 = time.perf_counter()
+    exe, slots = compile_plan(header)
+    t_compile = time.perf_counter() - t0
+    counts = header["share_blobs"]
+    shares, pos = [], 0
+    for c in counts:
+        shares.append(wire.unpack_share(blobs[pos : pos + c]))
+        pos += c
+    if len(shares) != len(slots):
+        msg = f"expected {len(slots)} input shares, got {len(shares)}"
+        raise ValueError(msg)
+    desc = libspu.link.Desc()
+    desc.id = header["job"]
+    for i, addr in enumerate(header["addrs"]):
+        desc.add_party(f"party{i}", addr)
+    desc.recv_timeout_ms = int(header.get("recv_timeout_ms", 600_000))
+    desc.connect_retry_times = 120
+    desc.connect_retry_interval_ms = 250
+    desc.http_max_payload_size = 256 * 1024 * 1024
+    _reset_peak_rss()
+    w0 = _io_written()
+    t1 = time.perf_counter()
+    link = libspu.link.create_brpc(desc, rank)
+    try:
+        rt = spu.Runtime(link, runtime_config())
+        for name, s in zip(exe.input_names, shares, strict=True):
+            rt.set_var(name, s)
+        del shares, blobs
+        rt.run(exe)
+        outs = [rt.get_var(name) for name in exe.output_names]
+        t_run = time.perf_counter() - t1
+        written = _io_written() - w0
+        del rt  # NB: releases every share of this job
+    finally:
+        link.stop_link()
+    out_blobs: list[bytes] = []
+    out_counts = []
+    for s in outs:
+        b = wire.pack_share(s)
+        out_counts.append(len(b))
+        out_blobs.extend(b)
+    stats = {"compile_s": t_compile, "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss()}
+    return {"ok": True, "share_blobs": out_counts, "stats": stats}, out_blobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve jobs until told to stop or the channel closes."""
+    p = argparse.ArgumentParser(prog="werkplaats-party")
+    p.add_argument("--rank", type=int, required=True)
+    p.add_argument("--in-fd", type=int, required=True)
+    p.add_argument("--out-fd", type=int, required=True)
+    args = p.parse_args(argv)
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # NB: the coordinator decides when we stop
+    enable_x64()
+    import spu  # noqa: F401  (fail early, before announcing readiness)
+
+    fin = os.fdopen(args.in_fd, "rb", buffering=1 << 20)
+    fout = os.fdopen(args.out_fd, "wb", buffering=1 << 20)
+    wire.send(fout, {"ready": True, "rank": args.rank, "pid": os.getpid()})
+    while True:
+        try:
+            header, blobs = wire.recv(fin)
+        except wire.WireClosed:
+            return 0
+        cmd = header.get("cmd")
+        if cmd == "stop":
+            return 0
+        if cmd != "run":
+            wire.send(fout, {"ok": False, "error": f"unknown command {cmd!r}"})
+            continue
+        try:
+            reply, out = run_job(args.rank, header, blobs)
+        except Exception as e:  # NB: report, never crash the loop; messages carry no data
+            traceback.print_exc(file=sys.stderr)
+            reply, out = {"ok": False, "error": f"{type(e).__name__}: {e}"}, []
+        wire.send(fout, {**reply, "job": header.get("job")}, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""SPU runtime settings shared by owners, parties and the result receiver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROTOCOL = "ABY3"
+FIELD = "FM64"
+FXP_FRACTION_BITS = 18
+
+
+def enable_x64() -> None:
+    """Make JAX trace 64-bit integers and floats (the ring is 64 bits)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def runtime_config() -> Any:
+    """Return the SPU runtime configuration every node must use."""
+    from spu import libspu
+
+    cfg = libspu.RuntimeConfig(
+        protocol=libspu.ProtocolKind.ABY3, field=libspu.FieldType.FM64,
+        fxp_fraction_bits=FXP_FRACTION_BITS,
+    )  # fmt: skip
+    # NB: quick sort shuffles, then sorts revealing only comparisons of a random
+    # permutation; every sort key werkplaats builds is distinct, which it requires.
+    cfg.sort_method = libspu.RuntimeConfig.SortMethod.SORT_QUICK
+    return cfg
