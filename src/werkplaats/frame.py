@@ -124,7 +124,9 @@ class LazyFrame:
         return explain(self.to_plan(min_group_size=min_group_size))
 
     def __repr__(self) -> str:
-        return f"<LazyFrame {type(self._rel).__name__.lower()}>"
+        from .plan.explain import steps
+
+        return "<LazyFrame: " + " ".join(steps(self._rel)) + ">"
 
     def run_local(self, tables: dict[str, pd.DataFrame], **kwargs: Any) -> pd.DataFrame:
         """Shorthand for wp.run_local(self, tables, ...)."""

@@ -73,7 +73,8 @@ def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType
 def _column(value: np.ndarray, ok: np.ndarray, kind: str) -> Any:
     ok = ok.astype(bool)
     if kind == "int":
-        arr = pd.array(np.where(ok, np.rint(value), 0).astype(np.int64), dtype="Int64")
+        ints = value if np.issubdtype(value.dtype, np.integer) else np.rint(value)
+        arr = pd.array(np.where(ok, ints, 0).astype(np.int64), dtype="Int64")
         arr[~ok] = pd.NA
         return arr
     if kind == "date":

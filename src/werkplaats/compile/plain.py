@@ -195,7 +195,9 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
     index = {cell: i for i, cell in enumerate(grid)}
     cells = len(grid)
     counts = np.zeros(cells, dtype=np.int64)
-    values = np.zeros((len(root.aggs), cells), dtype=float)
+    out_schema = analysis.schema(root)
+    values = [np.zeros(cells, dtype=np.int64 if out_schema[name].kind in ("int", "date") else float)
+              for name, _ in root.aggs]  # fmt: skip
     nvalid = np.zeros((len(root.aggs), cells), dtype=np.int64)
     for row in got.itertuples(index=False):
         cell = tuple(_py(v) for v in row[: len(root.keys)])
@@ -204,19 +206,19 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
         counts[i] = rest[0]
         for j in range(len(root.aggs)):
             v = rest[1 + 2 * j]
-            values[j, i] = _num(v)
+            values[j][i] = _num(v, integral=values[j].dtype == np.int64)
             nvalid[j, i] = rest[2 + 2 * j]
     k = plan.min_group_size
     cell_ok = counts >= k
     stats = {}
     for j, (name, a) in enumerate(root.aggs):
         ok = cell_ok & (nvalid[j] >= max(k, min_values(a.func)))
-        stats[name] = (ok, np.where(ok, values[j], 0.0))
+        stats[name] = (ok, np.where(ok, values[j], 0))
     return Revealed(cell_ok, stats)
 
 
 def _py(v: Any) -> Any:
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+    if v is None or (not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v)):
         return None
     if isinstance(v, np.generic):
         v = v.item()
@@ -225,12 +227,12 @@ def _py(v: Any) -> Any:
     return v
 
 
-def _num(v: Any) -> float:
+def _num(v: Any, *, integral: bool) -> float | int:
     v = _py(v)
     if v is None:
-        return 0.0
+        return 0
     if isinstance(v, dt.datetime):
         v = v.date()
     if isinstance(v, dt.date):
-        return float((v - dt.date(1970, 1, 1)).days)
-    return float(v)
+        return (v - dt.date(1970, 1, 1)).days
+    return int(v) if integral else float(v)

@@ -39,12 +39,12 @@ def output_kinds(a: Analysis) -> list[tuple[str, str]]:
 class SpuCompiler:
     """Visit relations, producing secret frames from the input arrays."""
 
-    def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any]) -> None:
+    def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any], rows: dict[str, int]) -> None:
         self.a = a
         self.inputs: dict[tuple[str, str, str], Any] = {
             (s.dataset, s.column, s.encoding): x for s, x in zip(slots, inputs, strict=True)
         }
-        self.rows = {s.dataset: s.shape[0] for s in slots}
+        self.rows = {ds: (max(real, 1), real) for ds, real in rows.items()}
 
     def rel(self, r: n.Relation) -> SFrame:
         fn = getattr(self, "visit_" + type(r).__name__, None)
@@ -55,7 +55,7 @@ class SpuCompiler:
 
     def visit_Source(self, r: n.Source) -> SFrame:
         ds = r.dataset
-        nrow = self.rows.get(ds, 0)
+        nrow, real = self.rows.get(ds, (1, 0))
         cols = {}
         for c in r.columns or ():
             t = column_dtype(self.a.catalog[ds].column(c))
@@ -71,7 +71,8 @@ class SpuCompiler:
                     col.parts[p] = SCol("int", ok, self.inputs[(ds, c, p)], oh=get((ds, c, p + "_oh")),
                                         domain=_part_domain(p, t.years))  # fmt: skip
             cols[c] = col
-        return SFrame(nrow, jnp.ones((nrow,), dtype=I64), cols)
+        mask = jnp.ones((nrow,), dtype=I64) if real else jnp.zeros((nrow,), dtype=I64)
+        return SFrame(nrow, mask, cols)
 
     def visit_Filter(self, r: n.Filter) -> SFrame:
         f = self.rel(r.input)
@@ -114,10 +115,13 @@ class SpuCompiler:
         return aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size)
 
 
-def build_program(a: Analysis, slots: list[Slot]) -> Callable[..., tuple[Any, ...]]:
-    """Return the JAX function of a plan: encoded inputs in, suppressed per-cell outputs out."""
+def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Callable[..., tuple[Any, ...]]:
+    """Return the JAX function of a plan: encoded inputs in, suppressed per-cell outputs out.
+
+    rows gives each dataset's real row count (public metadata).
+    """
 
     def program(*inputs: Any) -> tuple[Any, ...]:
-        return tuple(SpuCompiler(a, slots, list(inputs)).program())
+        return tuple(SpuCompiler(a, slots, list(inputs), rows).program())
 
     return program

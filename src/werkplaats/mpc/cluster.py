@@ -295,7 +295,7 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
     header = {
         "plan": canonical_json(a.plan),
         "catalog": catalog_to_dict(a.catalog),
-        "rows": {s.dataset: s.shape[0] for s in slots},
+        "rows": {d: len(df) for d, df in tables.items()},
     }
     own = cluster is None
     c = cluster or LocalCluster()
@@ -315,6 +315,6 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
     cell_ok = values[0].astype(bool)
     revealed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for j, (name, _) in enumerate(root.aggs):
-        revealed[name] = (values[1 + 2 * j].astype(bool), values[2 + 2 * j].astype(float))
+        revealed[name] = (values[1 + 2 * j].astype(bool), values[2 + 2 * j])
     c.last_stats = JobStats(time.perf_counter() - t0, t_share, stats)
     return Revealed(cell_ok, revealed)

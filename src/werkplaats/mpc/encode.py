@@ -33,6 +33,7 @@ class Slot:
     encoding: str
     shape: tuple[int, ...]
     dtype: str  # "int64" or "float64"
+    rows: int  # the table's real row count; an empty table is padded to one masked row
 
 
 def _walk_exprs(rel: n.Relation) -> list[n.Expr]:
@@ -89,11 +90,13 @@ def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
         if src.dataset in seen:
             continue
         seen.add(src.dataset)
-        nrow = rows[src.dataset]
+        real = rows[src.dataset]
+        nrow = max(real, 1)  # NB: SPU cannot reduce empty arrays; the row count is public anyway
         for col in src.columns or ():
             t = column_dtype(a.catalog[src.dataset].column(col))
-            def add(enc: str, shape: tuple[int, ...], dtype: str = "int64") -> None:
-                slots.append(Slot(src.dataset, col, enc, shape, dtype))
+
+            def add(enc: str, shape: tuple[int, ...], dtype: str = "int64", col: str = col) -> None:
+                slots.append(Slot(src.dataset, col, enc, shape, dtype, real))
             if t.kind == "str":
                 add("oh", (nrow, len(t.domain or ())))
                 continue
@@ -126,6 +129,9 @@ def encode(a: Analysis, dataset: str, df: pd.DataFrame, slots: list[Slot]) -> li
     schema = a.catalog[dataset]
     for s in slots:
         if s.dataset != dataset:
+            continue
+        if s.rows == 0:
+            out.append(np.zeros(s.shape, dtype=s.dtype))
             continue
         col = df[s.column]
         t = column_dtype(schema.column(s.column))

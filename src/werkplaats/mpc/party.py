@@ -72,7 +72,7 @@ def compile_plan(header: dict[str, Any]) -> tuple[Any, list[Any]]:
 
     a = analyze(plan_from_json(header["plan"]), catalog_from_dict(header["catalog"]))
     slots = layout(a, header["rows"])
-    fn = build_program(a, slots)
+    fn = build_program(a, slots, header["rows"])
     args = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
     names = [f"in{i}" for i in range(len(args))]
     exe, _ = frontend.compile(

@@ -58,8 +58,7 @@ def agg_text(a: n.Agg) -> str:
 
 def explain(plan: n.Plan) -> str:
     """Return the plan as numbered steps, then its output and disclosure rules."""
-    lines: list[str] = []
-    _steps(plan.root, lines)
+    lines = steps(plan.root)
     root = plan.root
     out = ["Analysis plan " + plan_hash(plan)[:16] + "…", ""]
     out.append("Data read:")
@@ -79,6 +78,13 @@ def explain(plan: n.Plan) -> str:
                f"fewer than {plan.min_group_size} values. Suppression happens inside the "
                "secure computation, before anything is revealed.")  # fmt: skip
     return "\n".join(out)
+
+
+def steps(rel: n.Relation) -> list[str]:
+    """Return the plain-language steps of a relation, in execution order."""
+    lines: list[str] = []
+    _steps(rel, lines)
+    return lines
 
 
 def _steps(rel: n.Relation, lines: list[str]) -> None:

@@ -19,16 +19,17 @@ import jax.numpy as jnp
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
 from ...result import min_values
-from .core import F64, I64, SCol, SFrame, b2i, from_ring_sum, ratio, ring_sum_operand, select, wide_sqrt
-from .expr import ExprEval
+from .core import BIG, F64, I64, SCol, SFrame, b2i, from_ring_sum, ratio, ring_sum_operand, select, tree_reduce, wide_sqrt
+from .expr import ExprEval, align
 
-BIG = {"int": 2**50, "float": 2.0**30, "date": 2**40}
 
 
 def key_onehot(c: SCol, domain: tuple[Any, ...]) -> Any:
     """Return the n × (|domain| + 1) membership of a key, the last column for missing."""
-    if c.kind == "str" or (c.oh is not None and c.kind == "int"):
-        oh = c.oh
+    if c.kind == "str":
+        oh = align(c, domain)  # NB: the checked plan's domain order is authoritative
+    elif c.oh is not None and c.kind == "int":
+        oh = align(c, domain)
     elif c.kind == "bool":
         oh = jnp.stack([c.ok * (1 - c.v), c.ok * c.v], axis=1)
     elif c.kind == "int":
@@ -154,7 +155,7 @@ def _extreme(func: str, c: SCol, w: Any, m: Any) -> Any:
     mw = m * w[:, None]
     fill_arr = jnp.full((1, 1), fill, dtype=c.v.dtype)
     vals = select(mw, jnp.broadcast_to(c.v[:, None], mw.shape), jnp.broadcast_to(fill_arr, mw.shape))
-    return vals.max(axis=0) if func == "max" else vals.min(axis=0)
+    return tree_reduce(vals, func)
 
 
 def _quantile(c: SCol, w: Any, m: Any, q: float) -> Any:

@@ -14,6 +14,8 @@ F64 = jnp.float64
 ROW_BITS = 22  # NB: row indices are packed into sort keys; frames hold < 2^22 rows.
 KEY_LIMIT = 2**38  # join keys must lie in [0, 2^38) so that packed sort keys fit in 63 bits
 FXP_BITS = 18
+# NB: fills for masked min/max lie beyond every validated input (ints ±2^53, floats ±2^30).
+BIG = {"int": 2**60, "float": 2.0**31, "date": 2**40}
 
 
 @dataclass
@@ -95,22 +97,52 @@ def from_ring_sum(s: Any, was_float: bool) -> Any:
     return jax.lax.bitcast_convert_type(s, F64) if was_float else s.astype(F64)
 
 
-def ratio(num: Any, den: Any) -> Any:
-    """Return num / den in fixed point, both pre-scaled by 2^-8 to keep SPU's division accurate.
+def ratio(num: Any, den: Any, bits: int = 23) -> Any:
+    """Return num / den in fixed point, for an integer count den (0 is treated as 1).
 
-    NB: measured accurate (relative error ≤ 1e-3, typically 1e-5) for |num| < 2^30 and
-    1 ≤ den < 2^22; den is replaced by 1 where it is 0 (callers mask those cells).
+    SPU's own division loses accuracy once the divisor exceeds 2^18, so: find the
+    divisor's power-of-two bucket e obliviously (comparisons with public 2^e), shift
+    the ring values of both operands right by e + 1 (so the divisor lies in
+    [0.5, 1)), and take a Newton reciprocal there.
+    NB: accurate to ~4e-6 absolute + relative for |num| < 2^45, den < 2^bits and
+    |num / den| < 2^26. Costs O(bits) operations per value: use it on cells, not rows.
     """
-    den = jnp.where(den == 0, jnp.ones_like(den), den) if den.dtype != F64 else den
-    return (to_float(num) * 2.0**-8) / (to_float(den) * 2.0**-8)
+    den = jnp.where(den == 0, jnp.ones_like(den), den)
+    num_r = jax.lax.bitcast_convert_type(to_float(num), I64)
+    den_r = jax.lax.bitcast_convert_type(to_float(den), I64)
+    ge = [b2i(den >= 2**e) for e in range(1, bits)]
+    bucket = [1 - ge[0], *(ge[e - 1] - ge[e] for e in range(1, bits - 1)), ge[-1]]
+    x_r = sum(b * jnp.right_shift(num_r, e + 1) for e, b in enumerate(bucket))
+    d_r = sum(b * jnp.right_shift(den_r, e + 1) for e, b in enumerate(bucket))
+    x = jax.lax.bitcast_convert_type(x_r, F64)
+    d = jax.lax.bitcast_convert_type(d_r, F64)
+    r = 48.0 / 17.0 - 32.0 / 17.0 * d
+    for _ in range(4):
+        r = r * (2.0 - d * r)
+    return x * r
 
 
 def wide_sqrt(v: Any) -> Any:
-    """Return sqrt(v) for 0 ≤ v < 2^32; SPU's sqrt alone is accurate only below ~1e5."""
+    """Return sqrt(v) for 0 ≤ v < 2^42; SPU's sqrt alone is accurate only below ~1e5."""
     v = jnp.maximum(v, 0.0)
     small = jnp.sqrt(v)
-    large = jnp.sqrt(v * 2.0**-16) * 2.0**8
-    return select(b2i(v > 1e4), large, small)
+    mid = jnp.sqrt(v * 2.0**-16) * 2.0**8
+    large = jnp.sqrt(v * 2.0**-32) * 2.0**16
+    return select(b2i(v > 1e9), large, select(b2i(v > 1e4), mid, small))
+
+
+def tree_reduce(x: Any, func: str) -> Any:
+    """Return the min or max over axis 0 by a pairwise tree of comparisons.
+
+    NB: SPU's own reductions start from the type's extreme value, and comparing a
+    value with 2^63 - 1 overflows the ring (a - b wraps); pairing real values avoids it.
+    """
+    op = jnp.maximum if func == "max" else jnp.minimum
+    while x.shape[0] > 1:
+        if x.shape[0] % 2:
+            x = jnp.concatenate([x, x[-1:]], axis=0)
+        x = op(x[0::2], x[1::2])
+    return x[0]
 
 
 def seg_scan(start: Any, x: Any, combine: str) -> Any:

@@ -15,11 +15,10 @@ import jax.numpy as jnp
 
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
-from .core import F64, I64, ROW_BITS, SCol, SFrame, b2i, ratio, seg_scan
+from .core import BIG, F64, I64, ROW_BITS, SCol, SFrame, b2i, ratio, seg_scan
 from .expr import ExprEval
 from .join import key_values
 
-BIG = {"int": 2**50, "float": 2.0**30, "date": 2**40}
 
 
 def group_by_secret_key(frame: SFrame, key: str, aggs: tuple[tuple[str, n.Agg], ...],

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+from werkplaats.mpc import LocalCluster
+
+settings.register_profile(
+    "default", deadline=None, max_examples=25, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)  # fmt: skip
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
+settings.register_profile("dev", parent=settings.get_profile("default"), phases=[Phase.generate],
+                          report_multiple_bugs=False)  # fmt: skip
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    """Three SPU parties shared by the whole session (each job gets fresh links)."""
+    with LocalCluster() as c:
+        yield c
