@@ -58,11 +58,33 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _compile(fn: Any, args: list[Any]) -> Any:
+    from spu import libspu
+    from spu.utils import frontend
+
+    names = [f"in{i}" for i in range(len(args))]
+    exe, _ = frontend.compile(
+        frontend.Kind.JAX, fn, args, {}, names, [libspu.Visibility.VIS_SECRET] * len(args),
+        lambda outs: [f"out{i}" for i in range(len(outs))],
+    )  # fmt: skip
+    return exe
+
+
+def sort_yardstick(size: int) -> Any:
+    """Return the built-in benchmark program: a secret sort of `size` distinct keys."""
+    import jax
+
+    def fn(keys: Any, payload: Any) -> tuple[Any, Any]:
+        k, p = jax.lax.sort([keys, payload], num_keys=1)
+        return k[:1], p[:1]
+
+    shape = jax.ShapeDtypeStruct((size,), "int64")
+    return _compile(fn, [shape, shape])
+
+
 def compile_plan(header: dict[str, Any]) -> tuple[Any, list[Any]]:
     """Compile a job's plan to an SPU executable; return it and the input slots."""
     import jax
-    from spu import libspu
-    from spu.utils import frontend
 
     from ..catalog.serde import catalog_from_dict
     from ..compile.analyze import analyze
@@ -73,13 +95,7 @@ def compile_plan(header: dict[str, Any]) -> tuple[Any, list[Any]]:
     a = analyze(plan_from_json(header["plan"]), catalog_from_dict(header["catalog"]))
     slots = layout(a, header["rows"])
     fn = build_program(a, slots, header["rows"])
-    args = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
-    names = [f"in{i}" for i in range(len(args))]
-    exe, _ = frontend.compile(
-        frontend.Kind.JAX, fn, args, {}, names, [libspu.Visibility.VIS_SECRET] * len(args),
-        lambda outs: [f"out{i}" for i in range(len(outs))],
-    )  # fmt: skip
-    return exe, slots
+    return _compile(fn, [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]), slots
 
 
 def run_job(rank: int, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
@@ -88,7 +104,10 @@ def run_job(rank: int, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict
     from spu import libspu
 
     t0 = time.perf_counter()
-    exe, slots = compile_plan(header)
+    if header.get("program") == "sort_yardstick":
+        exe, slots = sort_yardstick(int(header["size"])), [None, None]
+    else:
+        exe, slots = compile_plan(header)
     t_compile = time.perf_counter() - t0
     counts = header["share_blobs"]
     shares, pos = [], 0

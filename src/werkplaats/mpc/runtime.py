@@ -10,10 +10,14 @@ FXP_FRACTION_BITS = 18
 
 
 def enable_x64() -> None:
-    """Make JAX trace 64-bit integers and floats (the ring is 64 bits)."""
+    """Make JAX trace 64-bit integers and floats (the ring is 64 bits); quiet SPU's console log."""
     import jax
+    from spu import libspu
 
     jax.config.update("jax_enable_x64", True)
+    opts = libspu.logging.LogOptions()
+    opts.log_level = libspu.logging.LogLevel.WARN
+    libspu.logging.setup_logging(opts)
 
 
 def runtime_config() -> Any:

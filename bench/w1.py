@@ -1,0 +1,145 @@
+"""Workload W1: join two n-row tables on a person key, filter, group by gemeente.
+
+Left: bsn (9-digit), gemeente (30 codes), leeftijd, diagnose. Right: bsn,
+chronisch, aantal. Inner join on bsn, leeftijd >= 18, per gemeente: count, mean
+age, sum of chronisch; min_group_size 10. For each n it reports MPC wall time,
+DuckDB time on the same query in the same run, their ratio, bytes sent and peak
+RSS per party, and a bare SPU sort of 2n keys as a yardstick.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import werkplaats as wp
+from werkplaats.compile.plain import run_plain
+from werkplaats.local import prepare
+from werkplaats.mpc.cluster import LocalCluster, run_mpc, run_sort_yardstick
+
+GEMEENTEN = [f"GM{i:04d}" for i in range(1, 31)]
+
+
+def tables(n: int, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Return W1's two tables; 80% of the right side's persons are on the left."""
+    rng = np.random.default_rng(seed)
+    persons = rng.choice(np.arange(100_000_000, 999_999_999), size=int(n * 1.2), replace=False)
+    left_ids = persons[:n]
+    right_ids = np.concatenate([rng.choice(left_ids, size=int(n * 0.8), replace=False), persons[n:]])[:n]
+    left = pd.DataFrame({
+        "bsn": left_ids.astype(np.int64),
+        "gemeente": pd.Categorical(rng.choice(GEMEENTEN, n), categories=GEMEENTEN),
+        "leeftijd": rng.integers(0, 100, n),
+        "diagnose": rng.random(n) < 0.2,
+    })  # fmt: skip
+    right = pd.DataFrame({
+        "bsn": rng.permutation(right_ids).astype(np.int64),
+        "chronisch": rng.random(n) < 0.35,
+        "aantal": rng.poisson(2.0, n),
+    })  # fmt: skip
+    return {"zorg/personen": left, "huisartsen/chronisch": right}
+
+
+def query() -> wp.LazyFrame:
+    """Return W1's analysis."""
+    return (
+        wp.scan("zorg/personen")
+        .join(wp.scan("huisartsen/chronisch"), on="bsn", how="inner")
+        .filter(wp.col("leeftijd") >= 18)
+        .group_by("gemeente")
+        .agg(n=wp.count(), leeftijd=wp.col("leeftijd").mean(), chronisch=wp.col("chronisch").sum())
+    )
+
+
+def run_one(n: int, *, sort_yardstick: bool = True, seed: int = 0) -> dict[str, Any]:
+    """Run W1 at size n on fresh parties; return its measurements."""
+    t = tables(n, seed)
+    a, checked = prepare(query(), t, min_group_size=10)
+    t0 = time.perf_counter()
+    plain = run_plain(a, checked)
+    duck_s = time.perf_counter() - t0
+    with LocalCluster() as cluster:
+        t0 = time.perf_counter()
+        rev = run_mpc(a, checked, cluster=cluster)
+        mpc_s = time.perf_counter() - t0
+        job = cluster.last_stats
+        assert job is not None
+        ys = run_sort_yardstick(cluster, 2 * n) if sort_yardstick else None
+    same = bool(np.array_equal(rev.cell_ok, plain.cell_ok)) and all(
+        np.allclose(np.asarray(rev.stats[k][1], float), np.asarray(plain.stats[k][1], float), atol=1e-3)
+        for k in plain.stats
+    )
+    return {
+        "n": n,
+        "mpc_s": mpc_s,
+        "duckdb_s": duck_s,
+        "ratio": mpc_s / duck_s,
+        "share_s": job.share_s,
+        "party_run_s": max(p["run_s"] for p in job.parties),
+        "party_compile_s": max(p["compile_s"] for p in job.parties),
+        "bytes_sent": [p["bytes_sent"] for p in job.parties],
+        "peak_rss": [p["peak_rss"] for p in job.parties],
+        "sort_2n_s": ys.wall_s if ys else None,
+        "sort_2n_run_s": max(p["run_s"] for p in ys.parties) if ys else None,
+        "mpc_equals_plain": same,
+    }
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Write a log-log plot of time against n with an n log n reference line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = np.array([r["n"] for r in results], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.loglog(ns, [r["mpc_s"] for r in results], "o-", label="MPC (3 parties, W1)")
+    ax.loglog(ns, [r["duckdb_s"] for r in results], "s-", label="DuckDB (same query)")
+    if all(r["sort_2n_s"] for r in results):
+        ax.loglog(ns, [r["sort_2n_s"] for r in results], "^--", label="bare SPU sort of 2n keys")
+    ref = results[0]["mpc_s"] * (ns * np.log2(ns)) / (ns[0] * math.log2(ns[0]))
+    ax.loglog(ns, ref, ":", color="grey", label="n log n (through first MPC point)")
+    ax.set_xlabel("rows per table (n)")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("werkplaats W1: join + filter + group-by, MPC vs DuckDB")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Return the results as a Markdown table."""
+    head = ("| n | MPC s | DuckDB s | ratio | sort 2n s | MB sent per party | peak RSS per party (MB) | equal |\n"
+            "|---:|---:|---:|---:|---:|---|---|---|")  # fmt: skip
+    rows = []
+    for r in results:
+        sent = " / ".join(f"{b / 1e6:.0f}" for b in r["bytes_sent"])
+        rss = " / ".join(f"{b / 1e6:.0f}" for b in r["peak_rss"])
+        srt = f"{r['sort_2n_s']:.1f}" if r["sort_2n_s"] else "-"
+        rows.append(f"| {r['n']:,} | {r['mpc_s']:.1f} | {r['duckdb_s']:.3f} | {r['ratio']:.0f} | {srt} "
+                    f"| {sent} | {rss} | {r['mpc_equals_plain']} |")  # fmt: skip
+    return "\n".join([head, *rows])
+
+
+def main(sizes: list[int], out: Path, *, sort_yardstick: bool = True) -> list[dict[str, Any]]:
+    """Run W1 for every size, writing JSON, a PNG plot and a Markdown table into out/."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n in sizes:
+        r = run_one(n, sort_yardstick=sort_yardstick)
+        results.append(r)
+        print(f"n={n:>9,}  MPC {r['mpc_s']:8.1f} s  DuckDB {r['duckdb_s']:7.3f} s  ratio {r['ratio']:8.0f}  "
+              f"sort(2n) {r['sort_2n_s'] or 0:7.1f} s  peak RSS {max(r['peak_rss']) / 1e9:.2f} GB  "
+              f"equal={r['mpc_equals_plain']}", flush=True)  # fmt: skip
+        (out / "w1.json").write_text(json.dumps(results, indent=2))
+    plot(results, out / "w1.png")
+    (out / "w1.md").write_text(table(results) + "\n")
+    return results

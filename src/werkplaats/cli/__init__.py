@@ -1,0 +1,1 @@
+"""The werkplaats command line."""

@@ -1,0 +1,32 @@
+"""`werkplaats bench`: run the W1 benchmark (code in the repository's bench/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _bench_module():  # type: ignore[no-untyped-def]
+    for base in (Path.cwd(), *Path(__file__).resolve().parents):
+        if (base / "bench" / "w1.py").is_file():
+            sys.path.insert(0, str(base))
+            import bench.w1
+
+            return bench.w1
+    msg = "bench/w1.py not found: run `werkplaats bench` from a checkout of the repository"
+    raise typer.BadParameter(msg)
+
+
+def bench(
+    sizes: Annotated[str, typer.Option(help="Comma-separated table sizes n.")] = "10000,100000,1000000",
+    out: Annotated[Path, typer.Option(help="Directory for w1.json, w1.png and w1.md.")] = Path("bench/results"),
+    sort_yardstick: Annotated[bool, typer.Option(help="Also time a bare SPU sort of 2n keys.")] = True,
+) -> None:
+    """Workload W1: MPC vs DuckDB on join + filter + group-by, for each n."""
+    w1 = _bench_module()
+    ns = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    w1.main(ns, out, sort_yardstick=sort_yardstick)
+    typer.echo(f"\nWrote {out / 'w1.json'}, {out / 'w1.png'} and {out / 'w1.md'}")

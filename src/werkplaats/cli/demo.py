@@ -1,0 +1,76 @@
+"""`werkplaats demo`: run an analysis under MPC beside the plain reference."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+
+def demo(
+    persons: Annotated[int, typer.Option(help="Persons in the generated population.")] = 4000,
+    min_group_size: Annotated[int, typer.Option(help="Suppress cells with fewer rows.")] = 10,
+) -> None:
+    """Generate data, run one analysis on three MPC parties and on DuckDB, and compare."""
+    from .. import demo as d
+    from ..local import run_local
+    from ..mpc import LocalCluster
+
+    tables = d.tables(persons)
+    q = d.analysis()
+    typer.echo("werkplaats demo — one analysis, two executors\n")
+    typer.echo(f"Generated data: {', '.join(f'{k} ({len(v):,} rows)' for k, v in tables.items())}\n")
+    typer.echo(q.explain(min_group_size=min_group_size))
+    typer.echo("\n1/2 Plain reference executor (DuckDB, all data in one place):")
+    t0 = time.perf_counter()
+    plain = run_local(q, tables, engine="plain", min_group_size=min_group_size)
+    t_plain = time.perf_counter() - t0
+    typer.echo(_show(plain))
+    typer.echo("\n2/2 MPC executor: each table secret-shared by its owner; three SPU parties "
+               "(ABY3, separate processes, brpc over loopback) compute on shares only:")  # fmt: skip
+    t0 = time.perf_counter()
+    with LocalCluster() as cluster:
+        mpc = run_local(q, tables, engine="mpc", min_group_size=min_group_size, cluster=cluster)
+        stats = cluster.last_stats
+        logs = cluster.log_dir
+    t_mpc = time.perf_counter() - t0
+    typer.echo(_show(mpc))
+    same = _same(mpc, plain)
+    typer.echo(f"\nPlain: {t_plain:.2f} s. MPC: {t_mpc:.1f} s (incl. starting the parties).")
+    if stats:
+        sent = ", ".join(f"party {p['rank']} {p['bytes_sent'] / 1e6:.1f} MB" for p in stats.parties)
+        typer.echo(f"Data sent between parties: {sent}.")
+    typer.echo(f"Results agree: {'yes' if same else 'NO'} (integers exactly; means within fixed-point tolerance).")
+    typer.echo(f"Party logs: {logs}")
+    typer.echo("\nNext: `werkplaats plan --help` to inspect plans, `werkplaats bench` for the "
+               "W1 benchmark, docs/ for the plan format and the MPC design.")  # fmt: skip
+    if not same:
+        raise typer.Exit(1)
+
+
+def _show(df: pd.DataFrame) -> str:
+    shown = df[~df["suppressed"]].drop(columns=["suppressed", "reason"])
+    hidden = int(df["suppressed"].sum())
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        text = shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    return text + f"\n({hidden} of {len(df)} cells suppressed: fewer than {df.attrs['min_group_size']} rows)"
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    import numpy as np
+
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    for c in a.columns:
+        x, y = a[c], b[c]
+        if not np.array_equal(x.isna().to_numpy(), y.isna().to_numpy()):
+            return False
+        x, y = x[x.notna()], y[y.notna()]
+        if pd.api.types.is_float_dtype(x.dtype):
+            if not np.allclose(x.astype(float), y.astype(float), atol=1e-3, rtol=1e-4):
+                return False
+        elif x.tolist() != y.tolist():
+            return False
+    return True
