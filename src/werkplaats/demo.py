@@ -50,8 +50,9 @@ def analysis(reference: dt.date = dt.date(2024, 1, 1)) -> wp.LazyFrame:
     return (
         meld.filter(wp.col("ziekte") == "COVID-19")
         .join(cons, on="bsn", how="left")
-        .with_columns(leeftijdsgroep=wp.col("geboortedatum").age_at(reference)
-                      .cut([17, 64], labels=["0-17", "18-64", "65+"]))  # fmt: skip
+        .with_columns(
+            leeftijdsgroep=wp.col("geboortedatum").age_at(reference).cut([17, 64], labels=["0-17", "18-64", "65+"])
+        )
         .group_by("gemeente", "leeftijdsgroep")
         .agg(
             meldingen=wp.count(),

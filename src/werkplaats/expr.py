@@ -60,25 +60,63 @@ class Expr:
         a, b = self._node, _to_node(other)
         return Expr(n.BinOp(op, b, a) if reflected else n.BinOp(op, a, b))
 
-    def __add__(self, o: Any) -> Expr: return self._bin("add", o)
-    def __radd__(self, o: Any) -> Expr: return self._bin("add", o, reflected=True)
-    def __sub__(self, o: Any) -> Expr: return self._bin("sub", o)
-    def __rsub__(self, o: Any) -> Expr: return self._bin("sub", o, reflected=True)
-    def __mul__(self, o: Any) -> Expr: return self._bin("mul", o)
-    def __rmul__(self, o: Any) -> Expr: return self._bin("mul", o, reflected=True)
-    def __truediv__(self, o: Any) -> Expr: return self._bin("truediv", o)
-    def __rtruediv__(self, o: Any) -> Expr: return self._bin("truediv", o, reflected=True)
-    def __eq__(self, o: Any) -> Expr: return self._bin("eq", o)  # type: ignore[override]
-    def __ne__(self, o: Any) -> Expr: return self._bin("ne", o)  # type: ignore[override]
-    def __lt__(self, o: Any) -> Expr: return self._bin("lt", o)
-    def __le__(self, o: Any) -> Expr: return self._bin("le", o)
-    def __gt__(self, o: Any) -> Expr: return self._bin("gt", o)
-    def __ge__(self, o: Any) -> Expr: return self._bin("ge", o)
-    def __and__(self, o: Any) -> Expr: return self._bin("and", o)
-    def __rand__(self, o: Any) -> Expr: return self._bin("and", o, reflected=True)
-    def __or__(self, o: Any) -> Expr: return self._bin("or", o)
-    def __ror__(self, o: Any) -> Expr: return self._bin("or", o, reflected=True)
-    def __invert__(self) -> Expr: return Expr(n.Not(self._node))
+    def __add__(self, o: Any) -> Expr:
+        return self._bin("add", o)
+
+    def __radd__(self, o: Any) -> Expr:
+        return self._bin("add", o, reflected=True)
+
+    def __sub__(self, o: Any) -> Expr:
+        return self._bin("sub", o)
+
+    def __rsub__(self, o: Any) -> Expr:
+        return self._bin("sub", o, reflected=True)
+
+    def __mul__(self, o: Any) -> Expr:
+        return self._bin("mul", o)
+
+    def __rmul__(self, o: Any) -> Expr:
+        return self._bin("mul", o, reflected=True)
+
+    def __truediv__(self, o: Any) -> Expr:
+        return self._bin("truediv", o)
+
+    def __rtruediv__(self, o: Any) -> Expr:
+        return self._bin("truediv", o, reflected=True)
+
+    def __eq__(self, o: Any) -> Expr:  # type: ignore[override]
+        return self._bin("eq", o)
+
+    def __ne__(self, o: Any) -> Expr:  # type: ignore[override]
+        return self._bin("ne", o)
+
+    def __lt__(self, o: Any) -> Expr:
+        return self._bin("lt", o)
+
+    def __le__(self, o: Any) -> Expr:
+        return self._bin("le", o)
+
+    def __gt__(self, o: Any) -> Expr:
+        return self._bin("gt", o)
+
+    def __ge__(self, o: Any) -> Expr:
+        return self._bin("ge", o)
+
+    def __and__(self, o: Any) -> Expr:
+        return self._bin("and", o)
+
+    def __rand__(self, o: Any) -> Expr:
+        return self._bin("and", o, reflected=True)
+
+    def __or__(self, o: Any) -> Expr:
+        return self._bin("or", o)
+
+    def __ror__(self, o: Any) -> Expr:
+        return self._bin("or", o, reflected=True)
+
+    def __invert__(self) -> Expr:
+        return Expr(n.Not(self._node))
+
     def __neg__(self) -> Expr: return Expr(n.BinOp("sub", n.Lit(0), self._node))  # fmt: skip
 
     def is_in(self, values: Iterable[Any]) -> Expr:
@@ -117,13 +155,27 @@ class Expr:
         return DateNamespace(self)
 
     # aggregates
-    def count(self) -> AggExpr: return AggExpr(n.Agg("count", self._node))
-    def sum(self) -> AggExpr: return AggExpr(n.Agg("sum", self._node))
-    def mean(self) -> AggExpr: return AggExpr(n.Agg("mean", self._node))
-    def min(self) -> AggExpr: return AggExpr(n.Agg("min", self._node))
-    def max(self) -> AggExpr: return AggExpr(n.Agg("max", self._node))
-    def var(self) -> AggExpr: return AggExpr(n.Agg("var", self._node))
-    def std(self) -> AggExpr: return AggExpr(n.Agg("std", self._node))
+    def count(self) -> AggExpr:
+        return AggExpr(n.Agg("count", self._node))
+
+    def sum(self) -> AggExpr:
+        return AggExpr(n.Agg("sum", self._node))
+
+    def mean(self) -> AggExpr:
+        return AggExpr(n.Agg("mean", self._node))
+
+    def min(self) -> AggExpr:
+        return AggExpr(n.Agg("min", self._node))
+
+    def max(self) -> AggExpr:
+        return AggExpr(n.Agg("max", self._node))
+
+    def var(self) -> AggExpr:
+        return AggExpr(n.Agg("var", self._node))
+
+    def std(self) -> AggExpr:
+        return AggExpr(n.Agg("std", self._node))
+
     def median(self) -> AggExpr: return AggExpr(n.Agg("median", self._node))  # fmt: skip
 
     def quantile(self, q: float) -> AggExpr:
@@ -151,8 +203,12 @@ class DateNamespace:
     def __init__(self, e: Expr) -> None:
         self._e = e
 
-    def year(self) -> Expr: return Expr(n.DatePart(self._e.node, "year"))
-    def iso_week(self) -> Expr: return Expr(n.DatePart(self._e.node, "iso_week"))
+    def year(self) -> Expr:
+        return Expr(n.DatePart(self._e.node, "year"))
+
+    def iso_week(self) -> Expr:
+        return Expr(n.DatePart(self._e.node, "iso_week"))
+
     def month(self) -> Expr: return Expr(n.DatePart(self._e.node, "month"))  # fmt: skip
 
 

@@ -101,13 +101,12 @@ class LazyFrame:
 
     # --- plan ----------------------------------------------------------------
 
-    def to_plan(
-        self, *, min_group_size: int = 10, catalog: dict[str, TableSchema] | None = None
-    ) -> n.Plan:
-        """Return the plan; with a catalog, every source lists exactly the columns it reads."""
+    def to_plan(self, *, min_group_size: int = 10, catalog: dict[str, TableSchema] | None = None) -> n.Plan:
+        """Return the plan as written; with a catalog, pruned so every source lists exactly
+        the columns it reads and no unused column is computed."""
         from .compile.analyze import prune
 
-        return n.Plan(prune(self._rel, catalog or {}), min_group_size)
+        return n.Plan(prune(self._rel, catalog) if catalog else self._rel, min_group_size)
 
     def to_json(self, *, min_group_size: int = 10) -> str:
         """Return the plan's canonical JSON."""

@@ -36,6 +36,9 @@ def prepare(
                 msg = f"no table given for dataset {s.dataset!r}; pass tables={{{s.dataset!r}: df}}"
                 raise PlanError(msg)
             catalog[s.dataset] = infer_schema(s.dataset, tables[s.dataset])
+    # NB: check the plan as written first, so that errors in columns the output never
+    # uses are still reported, and messages list every column of a dataset.
+    analyze(plan, catalog)
     plan = n.Plan(prune(plan.root, catalog), plan.min_group_size)
     a = analyze(plan, catalog)
     used: dict[str, set[str]] = {}

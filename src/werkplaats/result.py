@@ -51,10 +51,10 @@ def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType
     for i, name in enumerate(root.keys):
         vals = [g[i] for g in grid]
         kind = key_types[i].kind
-        dtype = {"bool": "boolean", "int": "Int64"}.get(kind, object)
-        data[name] = pd.array(vals, dtype=dtype) if dtype != object else vals
+        dtype = {"bool": "boolean", "int": "Int64", "str": "string"}[kind]
+        data[name] = pd.array(vals, dtype=dtype)
     reasons: list[str | None] = []
-    for name, agg in root.aggs:
+    for name, _ in root.aggs:
         ok, value = rev.stats[name]
         data[name] = _column(value, ok & rev.cell_ok, out_types[name].kind)
     for c in range(len(grid)):
@@ -64,7 +64,7 @@ def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType
         missing = [nm for nm, _ in root.aggs if not rev.stats[nm][0][c]]
         reasons.append(f"fewer than {k} values for: {', '.join(missing)}" if missing else None)
     data["suppressed"] = ~rev.cell_ok.astype(bool)
-    data["reason"] = reasons
+    data["reason"] = pd.Series(reasons, dtype=object)
     df = pd.DataFrame(data)
     df.attrs["min_group_size"] = k
     return df
@@ -78,7 +78,7 @@ def _column(value: np.ndarray, ok: np.ndarray, kind: str) -> Any:
         arr[~ok] = pd.NA
         return arr
     if kind == "date":
-        return [EPOCH + dt.timedelta(days=int(round(v))) if o else None for v, o in zip(value, ok, strict=True)]
+        return [EPOCH + dt.timedelta(days=round(v)) if o else None for v, o in zip(value, ok, strict=True)]
     arr = pd.array(np.asarray(value, dtype=float), dtype="Float64")
     arr[~ok] = pd.NA
     return arr

@@ -21,10 +21,15 @@ def schema_to_dict(t: TableSchema) -> dict[str, Any]:
     return {
         "name": t.name,
         "columns": [
-            {"name": c.name, "type": c.type,
-             "categories": list(c.categories) if c.categories is not None else None,
-             "minimum": _enc(c.minimum), "maximum": _enc(c.maximum), "unique": c.unique,
-             "description": c.description}  # fmt: skip
+            {
+                "name": c.name,
+                "type": c.type,
+                "categories": list(c.categories) if c.categories is not None else None,
+                "minimum": _enc(c.minimum),
+                "maximum": _enc(c.maximum),
+                "unique": c.unique,
+                "description": c.description,
+            }
             for c in t.columns
         ],
     }
@@ -33,10 +38,15 @@ def schema_to_dict(t: TableSchema) -> dict[str, Any]:
 def schema_from_dict(d: dict[str, Any]) -> TableSchema:
     """Decode a table schema."""
     cols = tuple(
-        ColumnSchema(c["name"], c["type"],
-                     tuple(c["categories"]) if c.get("categories") is not None else None,
-                     _dec(c.get("minimum")), _dec(c.get("maximum")), bool(c.get("unique", False)),
-                     c.get("description", ""))  # fmt: skip
+        ColumnSchema(
+            c["name"],
+            c["type"],
+            tuple(c["categories"]) if c.get("categories") is not None else None,
+            _dec(c.get("minimum")),
+            _dec(c.get("maximum")),
+            bool(c.get("unique", False)),
+            c.get("description", ""),
+        )
         for c in d["columns"]
     )
     return TableSchema(d["name"], cols)

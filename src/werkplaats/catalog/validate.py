@@ -17,9 +17,7 @@ INT_LIMIT = 2**53
 FLOAT_LIMIT = 2.0**30
 
 
-def validate_table(
-    df: pd.DataFrame, schema: TableSchema, columns: tuple[str, ...], unique: set[str]
-) -> pd.DataFrame:
+def validate_table(df: pd.DataFrame, schema: TableSchema, columns: tuple[str, ...], unique: set[str]) -> pd.DataFrame:
     """Return the requested columns, normalised, or raise DataValidationError listing every problem.
 
     Normalised types: int → Int64, float → Float64, bool → boolean, date → datetime64[s],

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 
-def _bench_module():  # type: ignore[no-untyped-def]
+def _bench_module():
     for base in (Path.cwd(), *Path(__file__).resolve().parents):
         if (base / "bench" / "w1.py").is_file():
             sys.path.insert(0, str(base))

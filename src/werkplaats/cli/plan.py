@@ -16,7 +16,7 @@ app = typer.Typer(help="Inspect analysis plans (canonical JSON, format werkplaat
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A plan JSON file.")]
 
 
-def _load(path: Path):  # type: ignore[no-untyped-def]
+def _load(path: Path):
     from ..plan.serde import plan_from_json
 
     try:

@@ -104,8 +104,8 @@ def _schema(rel: n.Relation, a: Analysis) -> Schema:
         case n.WithColumns(inp, exprs):
             out = dict(_schema(inp, a))
             _unique_names([k for k, _ in exprs], "with_columns")
-            for name, e in exprs:
-                out[name] = _value_type(infer(e, _schema(inp, a), f"with_columns({name}=...)"), name)
+            for name, expr in exprs:
+                out[name] = _value_type(infer(expr, _schema(inp, a), f"with_columns({name}=...)"), name)
         case n.Select(inp, exprs):
             base = _schema(inp, a)
             _unique_names([k for k, _ in exprs], "select")
@@ -171,9 +171,7 @@ def _unique_names(names: list[str], where: str) -> None:
         seen.add(x)
 
 
-def prune(
-    rel: n.Relation, catalog: dict[str, TableSchema], needed: set[str] | None = None
-) -> n.Relation:
+def prune(rel: n.Relation, catalog: dict[str, TableSchema], needed: set[str] | None = None) -> n.Relation:
     """Return rel with every source listing exactly the columns the plan reads.
 
     needed=None means "every column the relation produces".

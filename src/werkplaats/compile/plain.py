@@ -85,8 +85,8 @@ def expr_sql(e: n.Expr) -> str:
             return (f"CAST({date.year} - year({a}) - CASE WHEN month({a}) * 100 + day({a}) > {md} "
                     "THEN 1 ELSE 0 END AS BIGINT)")  # fmt: skip
         case n.When(branches, otherwise):
-            parts = " ".join(f"WHEN {expr_sql(c)} THEN {expr_sql(v)}" for c, v in branches)
-            return f"(CASE {parts} ELSE {expr_sql(otherwise)} END)"
+            whens = " ".join(f"WHEN {expr_sql(c)} THEN {expr_sql(v)}" for c, v in branches)
+            return f"(CASE {whens} ELSE {expr_sql(otherwise)} END)"
     msg = f"plain executor has no rule for {type(e).__name__}"
     raise OperationNotDefinedError(msg)
 
@@ -126,13 +126,15 @@ class PlainCompiler:
         self.a = analysis
 
     def rel(self, r: n.Relation) -> str:
-        return getattr(self, "visit_" + type(r).__name__)(r)  # type: ignore[no-any-return]
+        return getattr(self, "visit_" + type(r).__name__)(r)
 
     def visit_Source(self, r: n.Source) -> str:
-        cols = ", ".join(
-            f"CAST({q(c)} AS DATE) AS {q(c)}" if t.kind == "date" else q(c)
-            for c, t in self.a.schema(r).items()
-        )
+        cols = (
+            ", ".join(
+                f"CAST({q(c)} AS DATE) AS {q(c)}" if t.kind == "date" else q(c) for c, t in self.a.schema(r).items()
+            )
+            or f"NULL AS {q('__none')}"
+        )  # NB: a plan may read no column, only count rows
         return f"SELECT {cols} FROM {q(_table_name(r.dataset))}"
 
     def visit_Filter(self, r: n.Filter) -> str:
@@ -177,14 +179,16 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
     con = duckdb.connect(":memory:")
     try:
         for name, df in tables.items():
+            if df.shape[1] == 0:
+                df = pd.DataFrame({"__none": np.zeros(len(df), dtype=np.int8)})
             con.register(_table_name(name), df)
         inner = comp.rel(root.input)
         keys = [q(k) for k in root.keys]
         parts = [f"COUNT(*) AS {q('__n')}"]
         for i, (_, a) in enumerate(root.aggs):
             parts.append(f"{_agg_sql(a)} AS {q(f'__v{i}')}")
-            nvalid = "COUNT(*)" if a.func == "len" else f"COUNT({expr_sql(a.arg)})"  # type: ignore[arg-type]
-            parts.append(f"{nvalid} AS {q(f'__c{i}')}")
+            nvalid_sql = "COUNT(*)" if a.func == "len" else f"COUNT({expr_sql(a.arg)})"  # type: ignore[arg-type]
+            parts.append(f"{nvalid_sql} AS {q(f'__c{i}')}")
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
         sql = f"SELECT {', '.join(keys + parts)} FROM ({inner}){group}"
         got = con.execute(sql).df()
@@ -202,7 +206,7 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
     for row in got.itertuples(index=False):
         cell = tuple(_py(v) for v in row[: len(root.keys)])
         i = index[cell]
-        rest = row[len(root.keys):]
+        rest = row[len(root.keys) :]
         counts[i] = rest[0]
         for j in range(len(root.aggs)):
             v = rest[1 + 2 * j]

@@ -51,7 +51,7 @@ class SpuCompiler:
         if fn is None:
             msg = f"MPC executor has no rule for {type(r).__name__}"
             raise OperationNotDefinedError(msg)
-        return fn(r)  # type: ignore[no-any-return]
+        return fn(r)
 
     def visit_Source(self, r: n.Source) -> SFrame:
         ds = r.dataset

@@ -14,6 +14,7 @@ go with them, and the next job starts fresh parties.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import queue
 import socket
@@ -84,6 +85,7 @@ class LocalCluster:
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="werkplaats-parties-"))
         self.parties: list[_Party] = []
         self.last_stats: JobStats | None = None
+        self.last_addrs: list[str] = []
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -137,16 +139,12 @@ class LocalCluster:
     def close(self) -> None:
         """Stop the parties politely, then by force."""
         for p in self.parties:
-            try:
+            with contextlib.suppress(OSError):
                 wire.send(p.to, {"cmd": "stop"})
-            except OSError:
-                pass
         deadline = time.monotonic() + 5
         for p in self.parties:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         self.kill()
 
     def kill(self) -> None:
@@ -155,15 +153,11 @@ class LocalCluster:
             if p.proc.poll() is None:
                 p.proc.kill()
         for p in self.parties:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
             for f in (p.to, p.frm):
-                try:
+                with contextlib.suppress(OSError):
                     f.close()
-                except OSError:
-                    pass
         self.parties = []
         _LIVE.discard(self)
 
@@ -215,6 +209,7 @@ class LocalCluster:
         self.start()
         job = header.get("job") or uuid.uuid4().hex
         addrs = [f"{self.host}:{_free_port(self.host)}" for _ in range(WORLD)]
+        self.last_addrs = addrs
         try:
             senders = []
             errors: list[tuple[int, BaseException]] = []
@@ -290,7 +285,7 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
 
     enable_x64()
     t0 = time.perf_counter()
-    slots, shares = share_tables(a, tables)
+    _slots, shares = share_tables(a, tables)
     t_share = time.perf_counter() - t0
     header = {
         "plan": canonical_json(a.plan),

@@ -95,8 +95,16 @@ def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
         for col in src.columns or ():
             t = column_dtype(a.catalog[src.dataset].column(col))
 
-            def add(enc: str, shape: tuple[int, ...], dtype: str = "int64", col: str = col) -> None:
-                slots.append(Slot(src.dataset, col, enc, shape, dtype, real))
+            def add(
+                enc: str,
+                shape: tuple[int, ...],
+                dtype: str = "int64",
+                col: str = col,
+                ds: str = src.dataset,
+                real: int = real,
+            ) -> None:
+                slots.append(Slot(ds, col, enc, shape, dtype, real))
+
             if t.kind == "str":
                 add("oh", (nrow, len(t.domain or ())))
                 continue

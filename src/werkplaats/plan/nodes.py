@@ -106,9 +106,7 @@ class When:
     otherwise: Expr
 
 
-Expr: TypeAlias = (
-    Col | Lit | BinOp | Not | IsIn | Between | IsNull | FillNull | Cut | DatePart | AgeAt | When
-)
+Expr: TypeAlias = Col | Lit | BinOp | Not | IsIn | Between | IsNull | FillNull | Cut | DatePart | AgeAt | When
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +192,7 @@ def expr_children(e: Expr) -> tuple[Expr, ...]:
         case When(branches, otherwise):
             return (*(x for b in branches for x in b), otherwise)
         case _:
-            return (e.arg,)  # type: ignore[union-attr]
+            return (e.arg,)
 
 
 def columns_of(e: Expr) -> set[str]:

@@ -47,7 +47,7 @@ def lit_from_json(d: dict[str, Any]) -> n.LitValue:
         return dt.date.fromisoformat(v)
     if t == "float":
         return float(v)
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 # --- expressions -------------------------------------------------------------
@@ -242,4 +242,4 @@ def plan_hash(p: n.Plan) -> str:
 def plan_json_schema() -> dict[str, Any]:
     """Return the published JSON Schema of the plan format."""
     text = resources.files("werkplaats.plan").joinpath("plan.schema.json").read_text("utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)

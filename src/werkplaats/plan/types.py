@@ -150,8 +150,8 @@ def infer(e: n.Expr, schema: Schema, ctx: str = "") -> DType:
             return DType("bool")
         case n.Between(arg, lower, upper):
             t = infer(arg, schema, ctx)
-            for b in (lower, upper):
-                bt = infer(b, schema, ctx)
+            for bound in (lower, upper):
+                bt = infer(bound, schema, ctx)
                 if not ((t.kind in NUMERIC and bt.kind in NUMERIC) or t.kind == bt.kind == "date"):
                     msg = f"is_between{_where(ctx)}: cannot compare {t.kind} with {bt.kind}"
                     raise PlanError(msg)

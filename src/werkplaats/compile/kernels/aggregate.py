@@ -19,9 +19,21 @@ import jax.numpy as jnp
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
 from ...result import min_values
-from .core import BIG, F64, I64, SCol, SFrame, b2i, from_ring_sum, ratio, ring_sum_operand, select, tree_reduce, wide_sqrt
+from .core import (
+    BIG,
+    F64,
+    I64,
+    SCol,
+    SFrame,
+    b2i,
+    from_ring_sum,
+    ratio,
+    ring_sum_operand,
+    select,
+    tree_reduce,
+    wide_sqrt,
+)
 from .expr import ExprEval, align
-
 
 
 def key_onehot(c: SCol, domain: tuple[Any, ...]) -> Any:

@@ -52,7 +52,7 @@ class SCol:
         parts = {}
         for p, sub in self.parts.items():
             prefix = p + "."
-            parts[p] = sub.rebuild({k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)})
+            parts[p] = sub.rebuild({k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)})
         return replace(self, ok=arrays["ok"], v=arrays.get("v") if self.v is not None else None,
                        oh=oh, parts=parts)  # fmt: skip
 

@@ -8,6 +8,7 @@ is true. Categoricals are one-hot, so comparing one to a literal selects a colum
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
@@ -19,9 +20,11 @@ from .core import F64, I64, SCol, SFrame, b2i, select
 
 EPOCH = dt.date(1970, 1, 1)
 
-_CMP = {"eq": jnp.equal, "ne": jnp.not_equal, "lt": jnp.less, "le": jnp.less_equal,
-        "gt": jnp.greater, "ge": jnp.greater_equal}  # fmt: skip
-_ARITH = {"add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply}
+_CMP: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": jnp.equal, "ne": jnp.not_equal, "lt": jnp.less,
+    "le": jnp.less_equal, "gt": jnp.greater, "ge": jnp.greater_equal,
+}  # fmt: skip
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {"add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply}
 
 
 def _ones(nrow: int) -> Any:
@@ -75,7 +78,7 @@ class ExprEval:
         self.f = frame
 
     def __call__(self, e: n.Expr) -> SCol:
-        return getattr(self, "e_" + type(e).__name__)(e)  # type: ignore[no-any-return]
+        return getattr(self, "e_" + type(e).__name__)(e)
 
     def e_Col(self, e: n.Col) -> SCol:
         return self.f.cols[e.name]
@@ -134,7 +137,7 @@ class ExprEval:
         if not vals:
             return _boolean(jnp.zeros_like(a.ok), a.ok)
         if a.kind == "date":
-            vals = [(v - EPOCH).days for v in vals]
+            vals = [(v - EPOCH).days for v in vals if isinstance(v, dt.date)]
         consts = jnp.asarray(np.array(vals, dtype=np.float64 if a.kind == "float" else np.int64))
         hit = b2i(a.v[:, None] == consts[None, :]).sum(axis=1)
         return _boolean(hit, a.ok)

@@ -20,7 +20,6 @@ from .expr import ExprEval
 from .join import key_values
 
 
-
 def group_by_secret_key(frame: SFrame, key: str, aggs: tuple[tuple[str, n.Agg], ...],
                         out_kinds: dict[str, str]) -> SFrame:  # fmt: skip
     """Return one valid row per group of ``key`` with the named aggregates."""
@@ -64,7 +63,7 @@ def group_by_secret_key(frame: SFrame, key: str, aggs: tuple[tuple[str, n.Agg], 
     nkf = len(kcol.fields())
     cols: dict[str, SCol] = {key: kcol.rebuild({k: a for (k, _), a in zip(kcol.fields(), out[2 : 2 + nkf],
                                                                         strict=True)})}  # fmt: skip
-    for name, func, vi, ci, kind in plan:
+    for name, func, vi, ci, _kind in plan:
         if func == "len":
             cols[name] = SCol("int", jnp.ones_like(rows), rows)
             continue
