@@ -82,3 +82,23 @@ def _column(value: np.ndarray, ok: np.ndarray, kind: str) -> Any:
     arr = pd.array(np.asarray(value, dtype=float), dtype="Float64")
     arr[~ok] = pd.NA
     return arr
+
+
+def frames_agree(a: pd.DataFrame, b: pd.DataFrame, *, atol: float = 1e-3, rtol: float = 1e-4) -> bool:
+    """Return whether two results have the same cells, suppression and integers, and close floats.
+
+    The tolerance is the MPC executor's documented fixed-point accuracy (docs/mpc.md).
+    """
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    for c in a.columns:
+        x, y = a[c], b[c]
+        if not np.array_equal(x.isna().to_numpy(), y.isna().to_numpy()):
+            return False
+        x, y = x[x.notna()], y[y.notna()]
+        if pd.api.types.is_float_dtype(x.dtype):
+            if not np.allclose(x.astype(float), y.astype(float), atol=atol, rtol=rtol):
+                return False
+        elif x.tolist() != y.tolist():
+            return False
+    return True

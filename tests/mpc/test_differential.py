@@ -38,7 +38,9 @@ def tables(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
         "big": pd.array(draw(st.lists(_nullable(BIG), min_size=n, max_size=n)), dtype="Int64"),
         "f": pd.array(draw(st.lists(_nullable(FLOATS), min_size=n, max_size=n)), dtype="Float64"),
         "flag": pd.array(draw(st.lists(_nullable(st.booleans()), min_size=n, max_size=n)), dtype="boolean"),
-        "d": pd.Series(draw(st.lists(_nullable(DATES), min_size=n, max_size=n)), dtype=object),
+        # NB: a datetime dtype, so the column is a date even when every value is missing
+        "d": pd.to_datetime(pd.Series(draw(st.lists(_nullable(DATES), min_size=n, max_size=n)), dtype=object))
+        .astype("datetime64[s]"),
     })  # fmt: skip
     rkeys = draw(st.lists(st.integers(0, 25), unique=True, max_size=24))
     m = len(rkeys)

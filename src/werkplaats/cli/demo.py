@@ -17,6 +17,7 @@ def demo(
     from .. import demo as d
     from ..local import run_local
     from ..mpc import LocalCluster
+    from ..result import frames_agree
 
     tables = d.tables(persons)
     q = d.analysis()
@@ -37,7 +38,7 @@ def demo(
         logs = cluster.log_dir
     t_mpc = time.perf_counter() - t0
     typer.echo(_show(mpc))
-    same = _same(mpc, plain)
+    same = frames_agree(mpc, plain)
     typer.echo(f"\nPlain: {t_plain:.2f} s. MPC: {t_mpc:.1f} s (incl. starting the parties).")
     if stats:
         sent = ", ".join(f"party {p['rank']} {p['bytes_sent'] / 1e6:.1f} MB" for p in stats.parties)
@@ -56,21 +57,3 @@ def _show(df: pd.DataFrame) -> str:
     with pd.option_context("display.width", 120, "display.max_columns", 20):
         text = shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")
     return text + f"\n({hidden} of {len(df)} cells suppressed: fewer than {df.attrs['min_group_size']} rows)"
-
-
-def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    import numpy as np
-
-    if list(a.columns) != list(b.columns) or len(a) != len(b):
-        return False
-    for c in a.columns:
-        x, y = a[c], b[c]
-        if not np.array_equal(x.isna().to_numpy(), y.isna().to_numpy()):
-            return False
-        x, y = x[x.notna()], y[y.notna()]
-        if pd.api.types.is_float_dtype(x.dtype):
-            if not np.allclose(x.astype(float), y.astype(float), atol=1e-3, rtol=1e-4):
-                return False
-        elif x.tolist() != y.tolist():
-            return False
-    return True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+PROFILE_ENV = "WERKPLAATS_SPU_PROFILE"
 
 PROTOCOL = "ABY3"
 FIELD = "FM64"
@@ -16,7 +19,7 @@ def enable_x64() -> None:
 
     jax.config.update("jax_enable_x64", True)
     opts = libspu.logging.LogOptions()
-    opts.log_level = libspu.logging.LogLevel.WARN
+    opts.log_level = libspu.logging.LogLevel.INFO if os.environ.get(PROFILE_ENV) else libspu.logging.LogLevel.WARN
     libspu.logging.setup_logging(opts)
 
 
@@ -31,4 +34,8 @@ def runtime_config() -> Any:
     # NB: quick sort shuffles, then sorts revealing only comparisons of a random
     # permutation; every sort key werkplaats builds is distinct, which it requires.
     cfg.sort_method = libspu.RuntimeConfig.SortMethod.SORT_QUICK
+    if os.environ.get(PROFILE_ENV):
+        # NB: per-operation times and traffic go to each party's log (operators, benchmarks).
+        cfg.enable_pphlo_profile = True
+        cfg.enable_hal_profile = True
     return cfg
