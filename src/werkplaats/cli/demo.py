@@ -45,10 +45,27 @@ def demo(
         typer.echo(f"Data sent between parties: {sent}.")
     typer.echo(f"Results agree: {'yes' if same else 'NO'} (integers exactly; means within fixed-point tolerance).")
     typer.echo(f"Party logs: {logs}")
-    typer.echo("\nNext: `werkplaats plan --help` to inspect plans, `werkplaats bench` for the "
-               "W1 benchmark, docs/ for the plan format and the MPC design.")  # fmt: skip
+    exe = _command()
+    typer.echo(f"\nNext: `{exe} plan example > plan.json` then `{exe} plan explain plan.json` to read a plan "
+               f"as a steward does; `{exe} bench` for the W1 benchmark; docs/plans.md and docs/mpc.md "
+               "for the plan format and the MPC design.")  # fmt: skip
     if not same:
         raise typer.Exit(1)
+
+
+def _command() -> str:
+    """Return how to call werkplaats again: the bare name if it is on PATH, else its path."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.argv[0])
+    if shutil.which("werkplaats") == str(exe.resolve()) or exe.name != "werkplaats":
+        return "werkplaats"
+    try:
+        return str(exe.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
 
 
 def _show(df: pd.DataFrame) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..exceptions import PlanError
+from ..plan.nodes import Plan
 
 app = typer.Typer(help="Inspect analysis plans (canonical JSON, format werkplaats.plan/1).",
                   no_args_is_help=True)  # fmt: skip
@@ -16,11 +17,14 @@ app = typer.Typer(help="Inspect analysis plans (canonical JSON, format werkplaat
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A plan JSON file.")]
 
 
-def _load(path: Path):
+def _load(path: Path) -> Plan:
+    from ..compile.analyze import check_structure
     from ..plan.serde import plan_from_json
 
     try:
-        return plan_from_json(path.read_bytes())
+        plan = plan_from_json(path.read_bytes())
+        check_structure(plan)
+        return plan
     except PlanError as e:
         typer.echo(f"error: {path}: {e}", err=True)
         raise typer.Exit(2) from None
@@ -44,9 +48,9 @@ def hash_(path: FileArg) -> None:
 
 @app.command()
 def validate(path: FileArg) -> None:
-    """Check a plan file against the published JSON Schema."""
+    """Check a plan file against the published JSON Schema and refuse row-level outputs."""
     _load(path)
-    typer.echo(f"{path}: valid werkplaats.plan/1")
+    typer.echo(f"{path}: valid werkplaats.plan/1 (columns and types are checked against the catalog when it runs)")
 
 
 @app.command()
@@ -59,7 +63,10 @@ def schema() -> None:
 
 @app.command()
 def example() -> None:
-    """Print the demo analysis as canonical JSON (a starting point for your own)."""
-    from ..demo import analysis
+    """Print the demo analysis as canonical JSON, checked and pruned against the demo's schemas."""
+    from ..demo import analysis, tables
+    from ..local import prepare
+    from ..plan.serde import canonical_json
 
-    typer.echo(analysis().to_json())
+    checked, _ = prepare(analysis(), tables(100))
+    typer.echo(canonical_json(checked.plan))

@@ -56,8 +56,8 @@ def _unique_origin(rel: n.Relation, key: str) -> tuple[str, str] | None:
     return None
 
 
-def analyze(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
-    """Check a plan and return its Analysis, or raise PlanError saying what is wrong."""
+def check_structure(plan: n.Plan) -> None:
+    """Refuse what is wrong with a plan whatever the catalog says: a row-level output, k < 1."""
     if plan.min_group_size < 1:
         msg = "min_group_size must be at least 1"
         raise PlanError(msg)
@@ -68,9 +68,15 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
             "leave the secure computation; finish with .group_by(...).agg(...) or .agg(...)"
         )
         raise PlanError(msg)
+
+
+def analyze(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
+    """Check a plan and return its Analysis, or raise PlanError saying what is wrong."""
+    check_structure(plan)
     a = Analysis(plan, catalog)
     _schema(plan.root, a)
     root = plan.root
+    assert isinstance(root, n.Aggregate)  # NB: check_structure guarantees it
     schema = a.schemas[root.input]
     for k in root.keys:
         if schema[k].grouping_domain is None:
