@@ -87,6 +87,8 @@ AGGS = {
     "q9f": lambda: wp.col("f").quantile(0.9),
     "sflag": lambda: wp.col("flag").sum(),
     "mind": lambda: wp.col("d").min(),
+    "nk": lambda: wp.col("k").count(),  # the join key, rebuilt after a join
+    "mink": lambda: wp.col("k").min(),
 }
 FLOAT_AGGS = {"mx", "vx", "sdf", "sf", "mf", "medx", "q9f", "sfx", "mfx"}
 

@@ -49,16 +49,21 @@ def join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str, str]
     tag = jnp.concatenate([2 * (1 - valid_r), jnp.ones((nl,), I64)])
     packed = (key * 4 + tag) * 2**ROW_BITS + jnp.arange(total, dtype=I64)
 
-    lfields = [(name, k, a) for name, c in left.cols.items() for k, a in c.fields()]
+    # NB: every operand costs memory and a shuffle in the sort, so nothing derivable travels:
+    # the left mask is zero on right rows (no separate is-left flag), and a plain integer
+    # left key is rebuilt from the sorted key and its validity.
+    lkey = left.cols[on]
+    rebuild_key = lkey.kind == "int" and lkey.oh is None and not lkey.parts
+    lfields = [(name, k, a) for name, c in left.cols.items() if not (rebuild_key and name == on)
+               for k, a in c.fields()]  # fmt: skip
     rfields = [(name, k, a) for name, c in right.cols.items() if name != on for k, a in c.fields()]
-    operands = [packed, key, jnp.concatenate([jnp.zeros((nr,), I64), jnp.ones((nl,), I64)]),
-                _pad(left.mask, nr, 0), _pad(okl, nr, 0), _pad(valid_r, 0, nl)]  # fmt: skip
+    operands = [packed, key, _pad(left.mask, nr, 0), _pad(okl, nr, 0), _pad(valid_r, 0, nl)]
     operands += [_pad(a, nr, 0) for _, _, a in lfields]
     operands += [_pad(a, 0, nl) for _, _, a in rfields]
     out = jax.lax.sort(operands, num_keys=1)
-    skey, is_left, lmask, lok, rvalid = out[1:6]
-    lsorted = out[6 : 6 + len(lfields)]
-    rsorted = out[6 + len(lfields) :]
+    skey, lmask, lok, rvalid = out[1:5]
+    lsorted = out[5 : 5 + len(lfields)]
+    rsorted = out[5 + len(lfields) :]
 
     start = jnp.concatenate([jnp.ones((1,), I64), b2i(skey[1:] != skey[:-1])])
     # Copy each key's first row (a valid right row, if there is one) down its segment.
@@ -71,10 +76,13 @@ def join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str, str]
         for j, i in enumerate(idx):
             copied[i] = block[:, j]
     matched = copied[0] * lok
-    mask = is_left * lmask * (matched if how == "inner" else 1)
+    mask = lmask * matched if how == "inner" else lmask
 
     cols: dict[str, SCol] = {}
     for name, c in left.cols.items():
+        if rebuild_key and name == on:
+            cols[name] = SCol("int", lok, skey * lok)
+            continue
         arrays = {k: a for (nm, k, _), a in zip(lfields, lsorted, strict=True) if nm == name}
         cols[name] = c.rebuild(arrays)
     for name, c in right.cols.items():
