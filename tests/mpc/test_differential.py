@@ -32,8 +32,8 @@ def tables(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
     n = draw(st.integers(0, 36))
     left = pd.DataFrame({
         "k": pd.array(draw(st.lists(_nullable(st.integers(0, 20)), min_size=n, max_size=n)), dtype="Int64"),
-        "g": pd.Categorical(draw(st.lists(_nullable(st.sampled_from("abc")), min_size=n, max_size=n)),
-                            categories=["a", "b", "c"]),
+        "g": pd.Categorical(draw(st.lists(_nullable(st.sampled_from("abcdef")), min_size=n, max_size=n)),
+                            categories=list("abcdef")),  # NB: ≥ 4 codes: packed to bits in joins
         "x": pd.array(draw(st.lists(_nullable(SMALL), min_size=n, max_size=n)), dtype="Int64"),
         "big": pd.array(draw(st.lists(_nullable(BIG), min_size=n, max_size=n)), dtype="Int64"),
         "f": pd.array(draw(st.lists(_nullable(FLOATS), min_size=n, max_size=n)), dtype="Float64"),

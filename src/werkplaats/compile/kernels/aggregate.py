@@ -36,8 +36,11 @@ from .core import (
 from .expr import ExprEval, align
 
 
-def key_onehot(c: SCol, domain: tuple[Any, ...]) -> Any:
-    """Return the n × (|domain| + 1) membership of a key, the last column for missing."""
+def key_onehot(c: SCol, domain: tuple[Any, ...], *, with_missing: bool = True) -> Any:
+    """Return the n × (|domain| + 1) membership of a key, the last column for missing.
+
+    with_missing=False leaves the missing column out (see Membership).
+    """
     if c.kind == "str":
         oh = align(c, domain)  # NB: the checked plan's domain order is authoritative
     elif c.oh is not None and c.kind == "int":
@@ -50,34 +53,59 @@ def key_onehot(c: SCol, domain: tuple[Any, ...]) -> Any:
     else:
         msg = f"MPC executor: cannot group by a {c.kind} column"
         raise OperationNotDefinedError(msg)
+    if not with_missing:
+        return oh
     return jnp.concatenate([oh, (1 - oh.sum(axis=1))[:, None]], axis=1)
 
 
-def membership(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]]) -> Any:
-    """Return the n × cells membership matrix, cells in itertools.product order."""
-    if not keys:
-        return jnp.ones((frame.n, 1), dtype=I64)
-    m = key_onehot(frame.cols[keys[0]], domains[0])
-    for k, dom in zip(keys[1:], domains[1:], strict=True):
-        oh = key_onehot(frame.cols[k], dom)
-        m = (m[:, :, None] * oh[:, None, :]).reshape(frame.n, -1)
-    return m
+class Membership:
+    """Which cell each row belongs to (n × cells, cells in itertools.product order).
 
+    With one key the missing-key cell is kept implicit: its sums are the totals minus
+    the other cells' sums, exact in the ring, so no n × cells matrix is copied for it.
+    The explicit matrix is built only for statistics that need it per row.
+    """
 
-def _cell_sums(cols: list[Any], m: Any) -> list[Any]:
-    """Return per-cell exact ring sums of several n-vectors, in one matrix product."""
-    if not cols:
-        return []
-    s = jnp.stack([ring_sum_operand(c) for c in cols], axis=1)
-    out = s.T @ m
-    return [out[i] for i in range(len(cols))]
+    def __init__(self, frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]]) -> None:
+        self.n = frame.n
+        self._m: Any = None
+        self._base: Any = None
+        if not keys:
+            self._m = jnp.ones((frame.n, 1), dtype=I64)
+        elif len(keys) == 1:
+            self._base = key_onehot(frame.cols[keys[0]], domains[0], with_missing=False)
+        else:
+            m = key_onehot(frame.cols[keys[0]], domains[0])
+            for k, dom in zip(keys[1:], domains[1:], strict=True):
+                oh = key_onehot(frame.cols[k], dom)
+                m = (m[:, :, None] * oh[:, None, :]).reshape(frame.n, -1)
+            self._m = m
+
+    def matrix(self) -> Any:
+        """Return the explicit n × cells matrix."""
+        if self._m is None:
+            self._m = jnp.concatenate([self._base, (1 - self._base.sum(axis=1))[:, None]], axis=1)
+        return self._m
+
+    def sums(self, cols: list[Any]) -> list[Any]:
+        """Return per-cell exact ring sums of several n-vectors, in one matrix product."""
+        if not cols:
+            return []
+        s = jnp.stack([ring_sum_operand(c) for c in cols], axis=1)
+        if self._m is not None:
+            out = s.T @ self._m
+        else:
+            known = s.T @ self._base
+            missing = s.sum(axis=0) - known.sum(axis=1)
+            out = jnp.concatenate([known, missing[:, None]], axis=1)
+        return [out[i] for i in range(len(cols))]
 
 
 def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]],
               aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int) -> list[Any]:  # fmt: skip
     """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed."""
     ev = ExprEval(frame)
-    m = membership(frame, keys, domains)
+    m = Membership(frame, keys, domains)
     mask = frame.mask
     args: dict[str, SCol] = {}
     first: list[Any] = [mask]
@@ -98,7 +126,7 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
         if n_needs_sum(dict(aggs)[name].func):
             index[(name, "s")] = len(first)
             first.append(weights[name] * c.v)
-    sums = _cell_sums(first, m)
+    sums = m.sums(first)
     rows = sums[0]
     cell_ok = b2i(rows >= k)
     outs: list[Any] = [cell_ok]
@@ -122,10 +150,10 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
                 if agg.func == "std":
                     value = wide_sqrt(value)
             elif agg.func in ("min", "max"):
-                value = _extreme(agg.func, c, weights[name], m)
+                value = _extreme(agg.func, c, weights[name], m.matrix())
             else:
                 q = 0.5 if agg.func == "median" else float(agg.q)  # type: ignore[arg-type]
-                value = _quantile(c, weights[name], m, q)
+                value = _quantile(c, weights[name], m.matrix(), q)
         ok = cell_ok * b2i(nvalid >= max(k, min_values(agg.func)))
         value = value.astype(F64) if kind == "float" and value.dtype != F64 else value
         outs += [ok, value * (ok.astype(F64) if value.dtype == F64 else ok)]
@@ -136,13 +164,14 @@ def n_needs_sum(func: str) -> bool:
     return func in ("sum", "mean", "var", "std")
 
 
-def _variance(c: SCol, w: Any, m: Any, s: Any, nvalid: Any, is_float: bool) -> Any:
+def _variance(c: SCol, w: Any, mem: Membership, s: Any, nvalid: Any, is_float: bool) -> Any:
     """Return the sample variance per cell, in two passes around each cell's mean.
 
     NB: for integers the centre is the mean rounded to an integer, so the second
     pass is exact integer arithmetic; only the final division is approximate.
     """
     mean = ratio(from_ring_sum(s, is_float), nvalid)
+    m = mem.matrix()
     if is_float:
         centre = mean
         row_centre = (m.astype(F64) @ centre[:, None])[:, 0]
@@ -153,7 +182,7 @@ def _variance(c: SCol, w: Any, m: Any, s: Any, nvalid: Any, is_float: bool) -> A
         row_centre = (m @ centre[:, None])[:, 0]
         d = c.v - row_centre
         sq = d * d
-    sd, ssq = _cell_sums([w * d, w * sq], m)
+    sd, ssq = mem.sums([w * d, w * sq])
     sd_f = from_ring_sum(sd, is_float)
     ssq_f = from_ring_sum(ssq, is_float)
     shift = ratio(sd_f, nvalid) * sd_f

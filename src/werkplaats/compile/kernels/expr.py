@@ -54,6 +54,8 @@ def str_ok(c: SCol) -> Any:
 
 def align(c: SCol, domain: tuple[Any, ...]) -> Any:
     """Return c's one-hot matrix re-indexed onto a (super-)domain; absent values are zeros."""
+    if tuple(c.domain or ()) == tuple(domain):
+        return c.oh  # NB: no copy; a one-hot over a million rows is large
     nrow = c.oh.shape[0]
     src = {v: j for j, v in enumerate(c.domain or ())}
     cols = [c.oh[:, src[v]] if v in src else jnp.zeros((nrow,), dtype=I64) for v in domain]

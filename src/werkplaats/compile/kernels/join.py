@@ -10,6 +10,7 @@ shrinks: the output has all rows of both sides and a secret mask.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -29,6 +30,48 @@ def key_values(c: SCol) -> tuple[Any, Any]:
         return (c.v + 2**20 if c.kind == "date" else c.v), c.ok
     msg = f"MPC executor: cannot use a {c.kind} column as a key"
     raise OperationNotDefinedError(msg)
+
+
+MIN_PACKED = 4  # NB: below 4 categories the one-hot is no wider than its bits
+
+
+def pack_onehot(oh: Any) -> Any:
+    """Return the bits of each row's code (category k → k + 1, missing → 0): n × ceil(log2(K+1)).
+
+    Sums of public selections of columns: local, no communication.
+    """
+    k = oh.shape[1]
+    bits = max(1, (k).bit_length())
+    out = []
+    for j in range(bits):
+        cols = [i for i in range(k) if ((i + 1) >> j) & 1]
+        out.append(oh[:, cols].sum(axis=1) if cols else jnp.zeros((oh.shape[0],), I64))
+    return jnp.stack(out, axis=1)
+
+
+def unpack_onehot(bits: Any, k: int) -> Any:
+    """Return the n × k one-hot of packed codes, by a tree of 2^b - 1 multiplications per row."""
+    m = jnp.stack([1 - bits[:, 0], bits[:, 0]], axis=1)
+    for j in range(1, bits.shape[1]):
+        hit = m * bits[:, j][:, None]
+        m = jnp.concatenate([m - hit, hit], axis=1)
+    return m[:, 1 : k + 1]
+
+
+def _compact(c: SCol) -> SCol:
+    """Return c with wide one-hots replaced by their code bits (see pack_onehot)."""
+    parts = {p: _compact(sub) for p, sub in c.parts.items()}
+    if c.oh is not None and c.oh.shape[1] >= MIN_PACKED:
+        return replace(c, oh=pack_onehot(c.oh), parts=parts)
+    return replace(c, parts=parts)
+
+
+def _expand(packed: SCol, like: SCol) -> SCol:
+    """Undo _compact on a column of the same structure as `like`."""
+    parts = {p: _expand(packed.parts[p], sub) for p, sub in like.parts.items()}
+    if like.oh is not None and like.oh.shape[1] >= MIN_PACKED:
+        return replace(packed, oh=unpack_onehot(packed.oh, like.oh.shape[1]), parts=parts)
+    return replace(packed, parts=parts)
 
 
 def _pad(x: Any, before: int, after: int) -> Any:
@@ -52,11 +95,14 @@ def join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str, str]
     # NB: every operand costs memory and a shuffle in the sort, so nothing derivable travels:
     # the left mask is zero on right rows (no separate is-left flag), and a plain integer
     # left key is rebuilt from the sorted key and its validity.
+    # Wide categoricals travel as code bits, not one-hots (5 operands instead of 31 for 31 codes).
     lkey = left.cols[on]
     rebuild_key = lkey.kind == "int" and lkey.oh is None and not lkey.parts
-    lfields = [(name, k, a) for name, c in left.cols.items() if not (rebuild_key and name == on)
+    lcols = {name: _compact(c) for name, c in left.cols.items()}
+    rcols = {name: _compact(c) for name, c in right.cols.items() if name != on}
+    lfields = [(name, k, a) for name, c in lcols.items() if not (rebuild_key and name == on)
                for k, a in c.fields()]  # fmt: skip
-    rfields = [(name, k, a) for name, c in right.cols.items() if name != on for k, a in c.fields()]
+    rfields = [(name, k, a) for name, c in rcols.items() for k, a in c.fields()]
     operands = [packed, key, _pad(left.mask, nr, 0), _pad(okl, nr, 0), _pad(valid_r, 0, nl)]
     operands += [_pad(a, nr, 0) for _, _, a in lfields]
     operands += [_pad(a, 0, nl) for _, _, a in rfields]
@@ -79,15 +125,13 @@ def join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str, str]
     mask = lmask * matched if how == "inner" else lmask
 
     cols: dict[str, SCol] = {}
-    for name, c in left.cols.items():
+    for name, c in lcols.items():
         if rebuild_key and name == on:
             cols[name] = SCol("int", lok, skey * lok)
             continue
         arrays = {k: a for (nm, k, _), a in zip(lfields, lsorted, strict=True) if nm == name}
-        cols[name] = c.rebuild(arrays)
-    for name, c in right.cols.items():
-        if name == on:
-            continue
+        cols[name] = _expand(c.rebuild(arrays), left.cols[name])
+    for name, c in rcols.items():
         arrays = {k: a * matched for (nm, k, _), a in zip(rfields, copied[1:], strict=True) if nm == name}
-        cols[renames[name]] = c.rebuild(arrays)
+        cols[renames[name]] = _expand(c.rebuild(arrays), right.cols[name])
     return SFrame(total, mask, cols)
