@@ -49,7 +49,8 @@ def prepare(
         schema = catalog[ds]
         ordered = tuple(c for c in schema.names if c in cols)
         uniq = {col for d, col in a.unique_keys if d == ds}
-        checked[ds] = validate_table(tables[ds], schema, ordered, uniq)
+        keys = frozenset(col for d, col in a.key_columns if d == ds)
+        checked[ds] = validate_table(tables[ds], schema, ordered, uniq, keys)
     return a, checked
 
 

@@ -85,3 +85,10 @@ def test_expressions_cannot_be_used_as_python_booleans() -> None:
     with pytest.raises(TypeError):
         if wp.col("x") == 1:  # type: ignore[truthy-bool]
             pass
+
+
+def test_join_keys_outside_the_packed_key_range_are_refused_by_the_owner() -> None:
+    big = {"a": pd.DataFrame({"bsn": [1, 2**40], "g": ["x", "y"]}), "c": pd.DataFrame({"bsn": [1, 2], "v": [1, 2]})}
+    q = wp.scan("a").join(wp.scan("c"), on="bsn").agg(n=wp.count())
+    with pytest.raises(wp.DataValidationError, match=r"dataset 'a'.*'bsn': 1 of 2 values outside the key range"):
+        wp.run_local(q, big, min_group_size=1)

@@ -15,9 +15,17 @@ from .schema import TableSchema
 
 INT_LIMIT = 2**53
 FLOAT_LIMIT = 2.0**30
+# NB: join and group keys are packed with a tag and a row index into one 63-bit sort key.
+KEY_LIMIT = 2**38
 
 
-def validate_table(df: pd.DataFrame, schema: TableSchema, columns: tuple[str, ...], unique: set[str]) -> pd.DataFrame:
+def validate_table(
+    df: pd.DataFrame,
+    schema: TableSchema,
+    columns: tuple[str, ...],
+    unique: set[str],
+    keys: frozenset[str] = frozenset(),
+) -> pd.DataFrame:
     """Return the requested columns, normalised, or raise DataValidationError listing every problem.
 
     Normalised types: int → Int64, float → Float64, bool → boolean, date → datetime64[s],
@@ -41,6 +49,9 @@ def validate_table(df: pd.DataFrame, schema: TableSchema, columns: tuple[str, ..
         if c.type == "int" and len(nonnull) and (nonnull.abs() > INT_LIMIT).any():
             k = int((nonnull.abs() > INT_LIMIT).sum())
             problems.append(f"column {name!r}: {k} of {rows} values outside the integer range ±2^53")
+        if c.type == "int" and name in keys and len(nonnull) and (nonnull.abs() >= KEY_LIMIT).any():
+            k = int((nonnull.abs() >= KEY_LIMIT).sum())
+            problems.append(f"column {name!r}: {k} of {rows} values outside the key range ±2^38 of a join or group key")
         if c.type == "float":
             bad = ~np.isfinite(nonnull.to_numpy(dtype=float)) | (nonnull.abs() > FLOAT_LIMIT).to_numpy()
             if bad.any():

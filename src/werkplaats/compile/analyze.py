@@ -25,6 +25,7 @@ class Analysis:
     catalog: dict[str, TableSchema]
     schemas: dict[n.Relation, Schema] = field(default_factory=dict)
     unique_keys: set[tuple[str, str]] = field(default_factory=set)
+    key_columns: set[tuple[str, str]] = field(default_factory=set)
 
     def schema(self, rel: n.Relation) -> Schema:
         return self.schemas[rel]
@@ -128,6 +129,10 @@ def _schema(rel: n.Relation, a: Analysis) -> Schema:
             if ls[on].kind == "str" and ls[on].domain != rs[on].domain:
                 msg = f"join on {on!r}: both sides must use the same code list"
                 raise PlanError(msg)
+            for side_rel in (left, right):
+                src = _unique_origin(side_rel, on)
+                if src is not None and src[0]:
+                    a.key_columns.add(src)
             origin = _unique_origin(right, on)
             if origin is None:
                 msg = (
@@ -151,6 +156,10 @@ def _schema(rel: n.Relation, a: Analysis) -> Schema:
                     msg = f"group_by: unknown column {k!r}; available columns: {sorted(base)}"
                     raise PlanError(msg)
             _unique_names([*keys, *(k for k, _ in aggs)], "group_by/agg")
+            for k in keys:
+                src = _unique_origin(inp, k)
+                if src is not None and src[0]:
+                    a.key_columns.add(src)
             out = {k: base[k] for k in keys}
             for name, agg in aggs:
                 if agg.func not in n.AGG_FUNCS:

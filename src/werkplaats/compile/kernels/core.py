@@ -12,8 +12,6 @@ import jax.numpy as jnp
 I64 = jnp.int64
 F64 = jnp.float64
 ROW_BITS = 22  # NB: row indices are packed into sort keys; frames hold < 2^22 rows.
-KEY_LIMIT = 2**38  # join keys must lie in [0, 2^38) so that packed sort keys fit in 63 bits
-FXP_BITS = 18
 # NB: fills for masked min/max lie beyond every validated input (ints ±2^53, floats ±2^30).
 BIG = {"int": 2**60, "float": 2.0**31, "date": 2**40}
 
