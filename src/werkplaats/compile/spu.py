@@ -14,9 +14,9 @@ from typing import Any
 import jax.numpy as jnp
 
 from ..exceptions import OperationNotDefinedError
-from ..mpc.encode import Slot, _part_domain
+from ..mpc.encode import Slot
 from ..plan import nodes as n
-from ..plan.types import column_dtype
+from ..plan.types import column_dtype, date_part_domain
 from .analyze import Analysis, join_renames
 from .kernels.aggregate import aggregate
 from .kernels.core import I64, SCol, SFrame
@@ -69,7 +69,7 @@ class SpuCompiler:
             for p in ("year", "md", "iso_week", "month"):
                 if (ds, c, p) in self.inputs:
                     col.parts[p] = SCol("int", ok, self.inputs[(ds, c, p)], oh=get((ds, c, p + "_oh")),
-                                        domain=_part_domain(p, t.years))  # fmt: skip
+                                        domain=date_part_domain(p, t.years))  # fmt: skip
             cols[c] = col
         mask = jnp.ones((nrow,), dtype=I64) if real else jnp.zeros((nrow,), dtype=I64)
         return SFrame(nrow, mask, cols)

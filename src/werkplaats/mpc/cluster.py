@@ -239,13 +239,11 @@ class LocalCluster:
             self.kill()
             raise
         outs, stats = [], []
-        from .wire import unpack_share
-
         for rank in range(WORLD):
             h, blobs = replies[rank]
             pos, mine = 0, []
             for c in h["share_blobs"]:
-                mine.append(unpack_share(blobs[pos : pos + c]))
+                mine.append(wire.unpack_share(blobs[pos : pos + c]))
                 pos += c
             outs.append(mine)
             stats.append({"rank": rank, **h["stats"]})
@@ -258,10 +256,18 @@ def _cleanup() -> None:
         c.kill()
 
 
+def _share_into(io: Any, arr: np.ndarray, per_party: list[list[list[bytes]]]) -> None:
+    """Secret-share one array and append share i, packed, to party i's inputs."""
+    from spu import libspu
+
+    parts = io.make_shares(np.ascontiguousarray(arr), libspu.Visibility.VIS_SECRET)
+    for rank in range(WORLD):
+        per_party[rank].append(wire.pack_share(parts[rank]))
+
+
 def share_tables(a: Analysis, tables: dict[str, pd.DataFrame]) -> tuple[list[Any], list[list[list[bytes]]]]:
     """Encode and secret-share every table as its owner would; return slots and per-party blobs."""
     import spu
-    from spu import libspu
 
     from .encode import encode, layout
 
@@ -270,9 +276,7 @@ def share_tables(a: Analysis, tables: dict[str, pd.DataFrame]) -> tuple[list[Any
     for dataset in dict.fromkeys(s.dataset for s in slots):
         io = spu.Io(WORLD, runtime_config())  # NB: one owner, one sharing context
         for arr in encode(a, dataset, tables[dataset], slots):
-            parts = io.make_shares(np.ascontiguousarray(arr), libspu.Visibility.VIS_SECRET)
-            for rank in range(WORLD):
-                per_party[rank].append(wire.pack_share(parts[rank]))
+            _share_into(io, arr, per_party)
     return slots, per_party
 
 
@@ -318,7 +322,6 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
 def run_sort_yardstick(cluster: LocalCluster, size: int, *, seed: int = 0) -> JobStats:
     """Time SPU's secret sort of `size` distinct keys on the cluster (a benchmark yardstick)."""
     import spu
-    from spu import libspu
 
     enable_x64()
     rng = np.random.default_rng(seed)
@@ -326,9 +329,7 @@ def run_sort_yardstick(cluster: LocalCluster, size: int, *, seed: int = 0) -> Jo
     io = spu.Io(WORLD, runtime_config())
     shares: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
     for arr in (keys, np.arange(size, dtype=np.int64)):
-        parts = io.make_shares(arr, libspu.Visibility.VIS_SECRET)
-        for rank in range(WORLD):
-            shares[rank].append(wire.pack_share(parts[rank]))
+        _share_into(io, arr, shares)
     t0 = time.perf_counter()
     outs, stats = cluster.run({"program": "sort_yardstick", "size": size}, shares)
     smallest = io.reconstruct([outs[r][0] for r in range(WORLD)])

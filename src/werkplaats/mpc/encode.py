@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..compile.analyze import Analysis
 from ..plan import nodes as n
-from ..plan.types import column_dtype
+from ..plan.types import column_dtype, date_part_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +115,10 @@ def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
             if t.kind == "date":
                 for p in sorted(parts.get(col, ())):
                     add(p, (nrow,))
-                    dom = _part_domain(p, t.years)
+                    dom = date_part_domain(p, t.years)
                     if p != "md" and dom is not None:
                         add(p + "_oh", (nrow, len(dom)))
     return slots
-
-
-def _part_domain(part: str, years: tuple[int, int] | None) -> tuple[int, ...] | None:
-    if part == "iso_week":
-        return tuple(range(1, 54))
-    if part == "month":
-        return tuple(range(1, 13))
-    if part == "year" and years is not None:
-        return tuple(range(years[0], years[1] + 1))
-    return None
 
 
 def encode(a: Analysis, dataset: str, df: pd.DataFrame, slots: list[Slot]) -> list[np.ndarray]:
@@ -183,5 +173,5 @@ def _date_part(col: pd.Series, enc: str, years: tuple[int, int] | None) -> np.nd
     vals = np.where(ok, v.to_numpy(dtype=float, na_value=0), 0).astype(np.int64)
     if not enc.endswith("_oh"):
         return vals
-    dom = np.array(_part_domain(part, years) or ())
+    dom = np.array(date_part_domain(part, years) or ())
     return ((vals[:, None] == dom[None, :]) & ok[:, None]).astype(np.int64)

@@ -34,12 +34,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def _io_written() -> int:
-    with open("/proc/self/io") as f:
+def _proc_field(path: str, key: str) -> int | None:
+    """Return the first number after `key:` in a /proc file, or None."""
+    with open(path) as f:
         for line in f:
-            if line.startswith("wchar:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
-    return 0
+    return None
+
+
+def _io_written() -> int:
+    return _proc_field("/proc/self/io", "wchar") or 0
 
 
 def _reset_peak_rss() -> None:
@@ -51,11 +56,8 @@ def _reset_peak_rss() -> None:
 
 
 def _peak_rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    kib = _proc_field("/proc/self/status", "VmHWM")
+    return (kib if kib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def _compile(fn: Any, args: list[Any]) -> Any:

@@ -73,6 +73,25 @@ def _where(ctx: str) -> str:
     return f" in {ctx}" if ctx else ""
 
 
+def date_part_domain(part: str, years: tuple[int, int] | None) -> tuple[int, ...] | None:
+    """Return the public values of a date part: ISO weeks 1-53, months 1-12, years from the range."""
+    if part == "iso_week":
+        return tuple(range(1, 54))
+    if part == "month":
+        return tuple(range(1, 13))
+    if part == "year" and years is not None:
+        return tuple(range(years[0], years[1] + 1))
+    return None
+
+
+def union_domain(*domains: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """Return the categories of several domains, in order of first appearance."""
+    out: list[Any] = []
+    for d in domains:
+        out.extend(v for v in d or () if v not in out)
+    return tuple(out)
+
+
 def _unify(a: DType, b: DType, what: str) -> DType:
     """Return the common type of two branches of a value choice."""
     if a.kind == "null":
@@ -84,8 +103,7 @@ def _unify(a: DType, b: DType, what: str) -> DType:
             return DType("int", tuple(sorted(set(a.domain) | set(b.domain))))
         return DType("int" if a.kind == b.kind == "int" else "float")
     if a.kind == b.kind == "str":
-        dom = tuple(a.domain or ()) + tuple(v for v in b.domain or () if v not in (a.domain or ()))
-        return DType("str", dom)
+        return DType("str", union_domain(a.domain, b.domain))
     if a.kind == b.kind:
         return a
     msg = f"{what}: cannot combine {a.kind} with {b.kind}"
@@ -177,11 +195,7 @@ def infer(e: n.Expr, schema: Schema, ctx: str = "") -> DType:
             if t.kind != "date":
                 msg = f".dt.{part}(){_where(ctx)} needs a date, got {t.kind}"
                 raise PlanError(msg)
-            if part == "year":
-                return DType("int", tuple(range(t.years[0], t.years[1] + 1)) if t.years else None)
-            if part == "iso_week":
-                return DType("int", tuple(range(1, 54)))
-            return DType("int", tuple(range(1, 13)))
+            return DType("int", date_part_domain(part, t.years))
         case n.AgeAt(arg, _):
             if infer(arg, schema, ctx).kind != "date":
                 msg = f"age_at{_where(ctx)} needs a date (of birth)"

@@ -67,7 +67,6 @@ class Membership:
     """
 
     def __init__(self, frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]]) -> None:
-        self.n = frame.n
         self._m: Any = None
         self._base: Any = None
         if not keys:

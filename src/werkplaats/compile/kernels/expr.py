@@ -16,6 +16,7 @@ import numpy as np
 
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
+from ...plan.types import union_domain
 from .core import F64, I64, SCol, SFrame, b2i, select
 
 EPOCH = dt.date(1970, 1, 1)
@@ -62,13 +63,6 @@ def align(c: SCol, domain: tuple[Any, ...]) -> Any:
     return jnp.stack(cols, axis=1)
 
 
-def _union(*doms: tuple[Any, ...] | None) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for d in doms:
-        out.extend(v for v in d or () if v not in out)
-    return tuple(out)
-
-
 def _boolean(v: Any, ok: Any) -> SCol:
     return SCol("bool", ok, v * ok)
 
@@ -96,7 +90,7 @@ class ExprEval:
         if "str" in (a.kind, b.kind):
             if "null" in (a.kind, b.kind):
                 return _boolean(jnp.zeros_like(ok), jnp.zeros_like(ok))
-            dom = _union(a.domain, b.domain)
+            dom = union_domain(a.domain, b.domain)
             ok = str_ok(a) * str_ok(b)
             eq = (align(a, dom) * align(b, dom)).sum(axis=1)
             return _boolean(eq if e.op == "eq" else ok - eq, ok)
@@ -157,7 +151,7 @@ class ExprEval:
     def e_FillNull(self, e: n.FillNull) -> SCol:
         a, b = self(e.arg), self(e.value)
         if a.kind == "str":
-            dom = _union(a.domain, b.domain)
+            dom = union_domain(a.domain, b.domain)
             oa, ob = align(a, dom), align(b, dom)
             miss = 1 - str_ok(a)
             return SCol("str", jnp.ones_like(miss), oh=oa + miss[:, None] * ob, domain=dom)
@@ -213,7 +207,7 @@ def _choose(t: Any, a: SCol, b: SCol) -> SCol:
     if b.kind == "null":
         b = _null_like(a)
     if a.kind == "str":
-        dom = _union(a.domain, b.domain)
+        dom = union_domain(a.domain, b.domain)
         return SCol("str", select(t, str_ok(a), str_ok(b)),
                     oh=select(t, align(a, dom), align(b, dom)), domain=dom)  # fmt: skip
     kind = "float" if "float" in (a.kind, b.kind) else a.kind
