@@ -15,15 +15,17 @@ def demo(
 ) -> None:
     """Generate data, run one analysis on three MPC parties and on DuckDB, and compare."""
     from .. import demo as d
-    from ..local import run_local
+    from ..local import prepare, run_local
     from ..mpc import LocalCluster
+    from ..plan.explain import explain
     from ..result import frames_agree
 
     tables = d.tables(persons)
     q = d.analysis()
     typer.echo("werkplaats demo — one analysis, two executors\n")
     typer.echo(f"Generated data: {', '.join(f'{k} ({len(v):,} rows)' for k, v in tables.items())}\n")
-    typer.echo(q.explain(min_group_size=min_group_size))
+    checked, _ = prepare(q, tables, min_group_size=min_group_size)
+    typer.echo(explain(checked.plan))  # NB: the checked plan: sources list the columns read
     typer.echo("\n1/2 Plain reference executor (DuckDB, all data in one place):")
     t0 = time.perf_counter()
     plain = run_local(q, tables, engine="plain", min_group_size=min_group_size)
