@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, demo, plan
+from . import bench, demo, plan, synth
 
 app = typer.Typer(
     name="werkplaats",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
+app.command("synth")(synth.synth)
 app.add_typer(plan.app, name="plan")
 
 

@@ -123,6 +123,8 @@ def infer(e: n.Expr, schema: Schema, ctx: str = "") -> DType:
         case n.BinOp(op, left, right):
             a, b = infer(left, schema, ctx), infer(right, schema, ctx)
             if op in n.ARITHMETIC_OPS:
+                if op == "sub" and a.kind == b.kind == "date":
+                    return DType("int")  # NB: the number of days from right to left
                 for t in (a, b):
                     if t.kind not in (*NUMERIC, "null"):
                         msg = f"arithmetic '{op}'{_where(ctx)} needs numbers, got {t.kind}"
