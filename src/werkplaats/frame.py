@@ -25,7 +25,8 @@ def _named(args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> tuple[t
         else:
             msg = f"{where}: give computed columns a name, e.g. {where}(name=expr)"
             raise PlanError(msg)
-    out.extend((k, _to_node(v)) for k, v in kwargs.items())
+    # NB: as in polars, a string names a column; a text literal is wp.lit("...").
+    out.extend((k, n.Col(v) if isinstance(v, str) else _to_node(v)) for k, v in kwargs.items())
     return tuple(out)
 
 

@@ -62,7 +62,7 @@ def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType
             reasons.append(f"fewer than {k} rows")
             continue
         missing = [nm for nm, _ in root.aggs if not rev.stats[nm][0][c]]
-        reasons.append(f"fewer than {k} values for: {', '.join(missing)}" if missing else None)
+        reasons.append(f"fewer than {k} values (or a count below {k}) for: {', '.join(missing)}" if missing else None)
     data["suppressed"] = ~rev.cell_ok.astype(bool)
     data["reason"] = pd.Series(reasons, dtype=object)
     df = pd.DataFrame(data)

@@ -40,7 +40,7 @@ def test_statistic_from_too_few_values_is_suppressed_on_its_own() -> None:
                        {"p": PEOPLE}, min_group_size=2)  # fmt: skip
     b = out[out.gemeente == "B"].iloc[0]
     assert b["n"] == 2 and pd.isna(b["m"])
-    assert b["reason"] == "fewer than 2 values for: m"
+    assert b["reason"] == "fewer than 2 values (or a count below 2) for: m"
 
 
 def test_left_join_keeps_unmatched_rows_with_nulls_and_inner_drops_them() -> None:

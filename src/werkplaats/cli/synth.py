@@ -22,7 +22,10 @@ def synth(
         msg = f"{out} exists and is not a region directory; choose an empty or new directory"
         raise typer.BadParameter(msg)
     t0 = time.perf_counter()
-    region = generate(seed, persons)
+    try:
+        region = generate(seed, persons)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--persons") from None
     write_region(region, out)
     typer.echo(f"Region (seed {seed}, {persons:,} persons, {len(region.gemeenten)} gemeenten, "
                f"{len(region.wijken)} wijken) written to {out} in {time.perf_counter() - t0:.1f} s")  # fmt: skip

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
+from ..plan.types import infer
 from ..result import Revealed, key_grid, min_values
 from .analyze import Analysis, join_renames
 
@@ -215,8 +216,11 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
     k = plan.min_group_size
     cell_ok = counts >= k
     stats = {}
+    input_schema = analysis.schema(root.input)
     for j, (name, a) in enumerate(root.aggs):
         ok = cell_ok & (nvalid[j] >= max(k, min_values(a.func)))
+        if a.func == "sum" and a.arg is not None and infer(a.arg, input_schema).kind == "bool":
+            ok &= values[j] >= k  # NB: a sum of booleans is a count: the same rule as a cell
         stats[name] = (ok, np.where(ok, values[j], 0))
     return Revealed(cell_ok, stats)
 

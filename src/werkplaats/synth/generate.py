@@ -166,7 +166,7 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
     n = persons
     age_beta = rng.normal(0, 0.35, nw)
     frail_w = rng.normal(0, 0.2, nw)
-    frail_w[kwetsbaar] = 1.0
+    frail_w[kwetsbaar] = 2.0
     wijk = rng.choice(nw, n, p=wijk_share / wijk_share.sum())
     mid = np.arange(20) * 5 + 2.5
     tilt = AGE_BANDS[None, :] * np.exp(age_beta[:, None] * (mid[None, :] - 42) / 25)

@@ -154,6 +154,8 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
                 q = 0.5 if agg.func == "median" else float(agg.q)  # type: ignore[arg-type]
                 value = _quantile(c, weights[name], m.matrix(), q)
         ok = cell_ok * b2i(nvalid >= max(k, min_values(agg.func)))
+        if agg.func == "sum" and agg.arg is not None and args[name].kind == "bool":
+            ok = ok * b2i(value >= k)  # NB: a sum of booleans is a count: the same rule as a cell
         value = value.astype(F64) if kind == "float" and value.dtype != F64 else value
         outs += [ok, value * (ok.astype(F64) if value.dtype == F64 else ok)]
     return outs

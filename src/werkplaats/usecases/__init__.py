@@ -1,0 +1,23 @@
+"""Use-case templates: plans with parameters, and the steps that read their revealed aggregates.
+
+Each template is a function returning a LazyFrame (a plan) over the reference region's
+datasets; each ``read`` step works on revealed, disclosure-controlled aggregates only.
+See docs/usecases.md.
+"""
+
+from .hotspots import early_warning, incidence, infection_hotspots, iso_year_bounds
+from .stacking import KINDS, care_overlap, care_stacking, overlap_table, stacking_table
+from .waiting import waiting_list
+
+__all__ = [
+    "KINDS",
+    "care_overlap",
+    "care_stacking",
+    "early_warning",
+    "incidence",
+    "infection_hotspots",
+    "iso_year_bounds",
+    "overlap_table",
+    "stacking_table",
+    "waiting_list",
+]
