@@ -29,8 +29,12 @@ START = dt.date(2023, 1, 1)
 END = dt.date(2024, 12, 31)  # also the peildatum (snapshot date) of every source
 NDAYS = (END - START).days + 1
 YEAR_START = dt.date(2024, 1, 1)  # the analysis year; 2023 is the baseline history
-OUTBREAK = {"gemeente": 2, "wijk": 0, "disease": "influenza A", "iso_year": 2024, "weeks": (38, 39, 40, 41),
-            "week_weights": (0.15, 0.35, 0.30, 0.20), "attack_rate": 0.05}  # fmt: skip
+OUTBREAK_GEMEENTE = 2  # index; the outbreak is in this gemeente's most populous wijk
+OUTBREAK_DISEASE = "influenza A"
+OUTBREAK_YEAR = 2024
+OUTBREAK_WEEKS = (38, 39, 40, 41)
+OUTBREAK_WEEK_WEIGHTS = (0.15, 0.35, 0.30, 0.20)
+OUTBREAK_ATTACK_RATE = 0.06
 BOTTLENECK_GEMEENTE = 1
 KWETSBARE_WIJK = (0, 4)  # (gemeente index, wijk index within it)
 FALL_MODEL = {
@@ -158,7 +162,9 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
     gem_of_wijk = np.array([int(c[2:6]) - 9001 for c in wijken["code"]])
     nw = len(wijken)
     first_wijk = np.concatenate([[0], np.cumsum(codes.WIJKEN_PER_GEMEENTE)[:-1]])
-    outbreak_wijk = first_wijk[OUTBREAK["gemeente"]] + OUTBREAK["wijk"]  # type: ignore[index]
+    g0 = first_wijk[OUTBREAK_GEMEENTE]
+    # NB: the outbreak is in the gemeente's most populous wijk, so it is big enough to see at any seed.
+    outbreak_wijk = g0 + int(np.argmax(wijk_share[g0 : g0 + codes.WIJKEN_PER_GEMEENTE[OUTBREAK_GEMEENTE]]))
     kwetsbaar = first_wijk[KWETSBARE_WIJK[0]] + KWETSBARE_WIJK[1]
 
     # -- people ------------------------------------------------------------------------
@@ -220,13 +226,13 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
     bg_reported = [np.ones(len(p), dtype=bool) for p in inf_p]
     # the outbreak: infections among the wijk's residents, some reported, some at the GP
     residents = np.flatnonzero(wijk == outbreak_wijk)
-    infected = residents[rng.random(len(residents)) < OUTBREAK["attack_rate"]]
-    week_start = _day(dt.date.fromisocalendar(OUTBREAK["iso_year"], OUTBREAK["weeks"][0], 1))  # type: ignore[arg-type,index]
-    week = rng.choice(len(OUTBREAK["weeks"]), len(infected), p=OUTBREAK["week_weights"])  # type: ignore[arg-type]
+    infected = residents[rng.random(len(residents)) < OUTBREAK_ATTACK_RATE]
+    week_start = _day(dt.date.fromisocalendar(OUTBREAK_YEAR, OUTBREAK_WEEKS[0], 1))
+    week = rng.choice(len(OUTBREAK_WEEKS), len(infected), p=OUTBREAK_WEEK_WEIGHTS)
     onset_ob = week_start + 7 * week + rng.integers(0, 7, len(infected))
     inf_p.append(infected)
     inf_d.append(onset_ob)
-    inf_dis.append(np.full(len(infected), OUTBREAK["disease"], dtype=object))
+    inf_dis.append(np.full(len(infected), OUTBREAK_DISEASE, dtype=object))
     bg_reported.append(rng.random(len(infected)) < 0.6)
     p_all, onset, disease_all = np.concatenate(inf_p), np.concatenate(inf_d), np.concatenate(inf_dis)
     reported = np.concatenate(bg_reported)
@@ -245,7 +251,7 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
         "leeftijd": _age_at(birth[p_all[keep]], onset_dates), "ziekenhuisopname": hosp[keep],
     }).sort_values(["meldingsdatum", "bsn"], kind="stable")  # fmt: skip
     # outbreak GP consults (R80) for infected GP patients
-    ob_gp = infected[gp[infected] & (rng.random(len(infected)) < 0.45)]
+    ob_gp = infected[gp[infected] & (rng.random(len(infected)) < 0.7)]
     ob_gp_day = onset_ob[np.searchsorted(infected, ob_gp)] + rng.integers(0, 4, len(ob_gp))
     c_ob = pd.DataFrame({"p": ob_gp, "d": np.minimum(ob_gp_day, NDAYS - 1), "icpc": "R80"})
     consults = pd.concat([c_other, c_resp, c_ob], ignore_index=True)
@@ -395,11 +401,11 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
         "seed": seed, "persons": persons, "period": [START.isoformat(), END.isoformat()],
         "peildatum": END.isoformat(),
         "outbreak": {
-            "disease": OUTBREAK["disease"], "gemeente": gem_codes[OUTBREAK["gemeente"]],  # type: ignore[index]
-            "wijk": wijk_codes[outbreak_wijk], "iso_year": OUTBREAK["iso_year"], "iso_weeks": list(OUTBREAK["weeks"]),  # type: ignore[arg-type]
-            "attack_rate": OUTBREAK["attack_rate"], "infected": int(len(infected)),
-            "reported": int(is_outbreak[keep].sum()), "gp_consults_r80": int(len(ob_gp)),
-            "residents": int(len(residents)), "reports_of_infected_persons": int(len(ob_reports)),
+            "disease": OUTBREAK_DISEASE, "gemeente": gem_codes[OUTBREAK_GEMEENTE],
+            "wijk": wijk_codes[outbreak_wijk], "iso_year": OUTBREAK_YEAR, "iso_weeks": list(OUTBREAK_WEEKS),
+            "attack_rate": OUTBREAK_ATTACK_RATE, "infected": len(infected),
+            "reported": int(is_outbreak[keep].sum()), "gp_consults_r80": len(ob_gp),
+            "residents": len(residents), "reports_of_infected_persons": len(ob_reports),
         },
         "fall_model": {
             "population": "VVT clients active in 2024 (vvt/clienten: einddatum empty or in 2024)",
@@ -427,7 +433,8 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
             "kinds": {
                 "ziekenhuis": "an admission (ziekenhuis/opnamen) in 2024",
                 "vvt": "a VVT client whose care ran in 2024 (einddatum empty or in 2024)",
-                "ggz": "on the GGZ waiting list or starting treatment in 2024 (startdatum_behandeling empty or in 2024)",
+                "ggz": "on the GGZ waiting list or starting treatment in 2024 "
+                       "(startdatum_behandeling empty or in 2024)",
                 "wmo": "a Wmo provision in 2024 (gemeente/sociaal_domein.wmo_voorziening)",
                 "jeugdhulp": "youth care in 2024 (gemeente/sociaal_domein.jeugdhulp)",
             },

@@ -55,15 +55,18 @@ def write_region(region: Region, out: str | Path) -> list[Path]:
             "organisation": org, "personKey": ds.person_key, "updateFrequency": ds.update_frequency,
             "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
         })  # fmt: skip
+    def code_list(items: dict[str, str]) -> pd.DataFrame:
+        return pd.DataFrame(list(items.items()), columns=["code", "omschrijving"])
+
     lists = {
         "gemeenten": region.gemeenten.rename(columns={"naam": "omschrijving"}),
         "wijken": region.wijken.rename(columns={"naam": "omschrijving"}),
-        "icpc": pd.DataFrame(list(codes.ICPC.items()), columns=["code", "omschrijving"]),
+        "icpc": code_list(codes.ICPC),
         "ziekten": pd.DataFrame({"code": codes.DISEASES, "omschrijving": codes.DISEASES}),
-        "ziekenhuis_diagnosegroepen": pd.DataFrame(list(codes.HOSPITAL_GROUPS.items()), columns=["code", "omschrijving"]),
-        "ggz_diagnosegroepen": pd.DataFrame(list(codes.GGZ_GROUPS.items()), columns=["code", "omschrijving"]),
-        "vvt_zorgvormen": pd.DataFrame(list(codes.VVT_CARE.items()), columns=["code", "omschrijving"]),
-        "wmo_voorzieningen": pd.DataFrame(list(codes.WMO.items()), columns=["code", "omschrijving"]),
+        "ziekenhuis_diagnosegroepen": code_list(codes.HOSPITAL_GROUPS),
+        "ggz_diagnosegroepen": code_list(codes.GGZ_GROUPS),
+        "vvt_zorgvormen": code_list(codes.VVT_CARE),
+        "wmo_voorzieningen": code_list(codes.WMO),
     }  # fmt: skip
     (root / "codelists").mkdir(parents=True, exist_ok=True)
     for name, df in lists.items():

@@ -1,0 +1,44 @@
+"""Every template gives the same result on the MPC executor as on the plain one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import werkplaats as wp
+from werkplaats import usecases as uc
+from werkplaats.mpc.cluster import LocalCluster
+from werkplaats.synth.generate import generate
+from werkplaats.synth.write import LoadedRegion, load_region, write_region
+
+from ..helpers import assert_same_result
+
+# NB: small region, k = 1, so that nearly every cell's values are compared, not suppressed.
+PLANS = {
+    "hotspots-ggd-gemeente": lambda: uc.infection_hotspots(2024),
+    "hotspots-ggd-wijk": lambda: uc.infection_hotspots(2024, level="wijk"),
+    "hotspots-huisarts-risk": lambda: uc.infection_hotspots(2024, signal="huisarts", risk_groups=True),
+    "hotspots-ziekenhuis-risk": lambda: uc.infection_hotspots(2024, signal="ziekenhuis", risk_groups=True),
+    "waiting-list": lambda: uc.waiting_list(by=("gemeente", "leeftijdsgroep")),
+    "care-stacking": lambda: uc.care_stacking(),
+    "care-overlap": lambda: uc.care_overlap(),
+}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> LoadedRegion:
+    out: Path = tmp_path_factory.mktemp("small")
+    write_region(generate(5, 3000), out)
+    return load_region(out)
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_template_mpc_equals_plain(small: LoadedRegion, cluster: LocalCluster, name: str) -> None:
+    plan = PLANS[name]()
+    plain = wp.run_local(plan, small.tables, schemas=small.catalog, min_group_size=1)
+    mpc = wp.run_local(plan, small.tables, schemas=small.catalog, engine="mpc", cluster=cluster, min_group_size=1)
+    floats = {c for c in plain.columns if pd.api.types.is_float_dtype(plain[c].dtype)}
+    assert_same_result(mpc, plain, float_cols=floats)
+    assert (~plain["suppressed"]).sum() > 0
