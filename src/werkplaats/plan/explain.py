@@ -75,7 +75,8 @@ def explain(plan: n.Plan) -> str:
         out.append(f"  one row per {grp}" if root.keys else f"  {grp}")
     out.append(f"  Disclosure control: cells with fewer than {plan.min_group_size} rows are "
                "suppressed with all their statistics; so is any statistic computed from "
-               f"fewer than {plan.min_group_size} values. Suppression happens inside the "
+               f"fewer than {plan.min_group_size} values, and any count of a condition (the sum of a "
+               f"boolean) below {plan.min_group_size}. Suppression happens inside the "
                "secure computation, before anything is revealed.")  # fmt: skip
     return "\n".join(out)
 
