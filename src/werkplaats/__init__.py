@@ -6,6 +6,8 @@ only aggregated, disclosure-controlled results come out.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .catalog.schema import ColumnSchema as ColumnSchema
 from .catalog.schema import TableSchema as TableSchema
 from .exceptions import DataValidationError as DataValidationError
@@ -26,6 +28,14 @@ from .local import run_local as run_local
 
 __version__ = "0.1.0"
 
+
+def connect(url: str, *, token: str, ca: str | None = None, cert: str | None = None, key: str | None = None) -> Any:
+    """Connect to a workspace hub; see werkplaats.workspace.client."""
+    from .workspace.client import connect as _connect
+
+    return _connect(url, token=token, ca=ca, cert=cert, key=key)
+
+
 __all__ = [
     "AggExpr",
     "ColumnSchema",
@@ -38,6 +48,7 @@ __all__ = [
     "TableSchema",
     "WerkplaatsError",
     "col",
+    "connect",
     "count",
     "from_plan",
     "lit",

@@ -43,10 +43,11 @@ class LazyFrame:
     64
     """
 
-    __slots__ = ("_rel",)
+    __slots__ = ("_rel", "_ws")
 
-    def __init__(self, rel: n.Relation) -> None:
+    def __init__(self, rel: n.Relation, ws: Any = None) -> None:
         self._rel = rel
+        self._ws = ws  # NB: the workspace a frame came from (wp.connect(...).table), for preview/submit
 
     @property
     def node(self) -> n.Relation:
@@ -54,18 +55,18 @@ class LazyFrame:
 
     def select(self, *columns: str | Expr, **named: Any) -> LazyFrame:
         """Keep (and compute) only the given columns."""
-        return LazyFrame(n.Select(self._rel, _named(columns, named, "select")))
+        return LazyFrame(n.Select(self._rel, _named(columns, named, "select")), self._ws)
 
     def with_columns(self, **named: Any) -> LazyFrame:
         """Add or replace columns computed from expressions."""
         if not named:
             msg = "with_columns needs at least one name=expr"
             raise PlanError(msg)
-        return LazyFrame(n.WithColumns(self._rel, _named((), named, "with_columns")))
+        return LazyFrame(n.WithColumns(self._rel, _named((), named, "with_columns")), self._ws)
 
     def filter(self, predicate: Expr) -> LazyFrame:
         """Keep rows where predicate is true. Inside MPC no row is dropped: a secret mask is."""
-        return LazyFrame(n.Filter(self._rel, _to_node(predicate)))
+        return LazyFrame(n.Filter(self._rel, _to_node(predicate)), self._ws)
 
     def join(self, other: LazyFrame, *, on: str, how: str = "inner") -> LazyFrame:
         """Join on one key column; the right side must be unique on it.
@@ -81,7 +82,7 @@ class LazyFrame:
         if how not in n.JOIN_HOWS:
             msg = f"join: how must be one of {n.JOIN_HOWS}, got {how!r}"
             raise PlanError(msg)
-        return LazyFrame(n.Join(self._rel, other._rel, on, how))  # type: ignore[arg-type]
+        return LazyFrame(n.Join(self._rel, other._rel, on, how), self._ws or other._ws)  # type: ignore[arg-type]
 
     def group_by(self, *keys: str | Expr) -> GroupBy:
         """Group by key columns; follow with .agg(...)."""
@@ -94,11 +95,11 @@ class LazyFrame:
             else:
                 msg = "group_by takes column names; compute keys first with with_columns(name=expr)"
                 raise PlanError(msg)
-        return GroupBy(self._rel, tuple(names))
+        return GroupBy(self._rel, tuple(names), self._ws)
 
     def agg(self, **aggs: AggExpr) -> LazyFrame:
         """Aggregate the whole frame into one row."""
-        return GroupBy(self._rel, ()).agg(**aggs)
+        return GroupBy(self._rel, (), self._ws).agg(**aggs)
 
     # --- plan ----------------------------------------------------------------
 
@@ -134,15 +135,31 @@ class LazyFrame:
 
         return run_local(self, tables, **kwargs)
 
+    def _workspace(self) -> Any:
+        if self._ws is None:
+            msg = "this frame is not connected to a workspace: start from wp.connect(url, token=...).table(name)"
+            raise PlanError(msg)
+        return self._ws
+
+    def preview(self, *, rows: int = 200, seed: int = 0) -> pd.DataFrame:
+        """Run the plan locally on dummy data generated from the catalog schemas (never real data)."""
+        return self._workspace().preview(self, rows=rows, seed=seed)
+
+    def submit(self, *, collaboration: str, purpose: str, min_group_size: int = 10) -> Any:
+        """Submit the plan as an analysis request; returns a Request with status(), run() and result()."""
+        return self._workspace().submit(self, collaboration=collaboration, purpose=purpose,
+                                        min_group_size=min_group_size)  # fmt: skip
+
 
 class GroupBy:
     """A frame grouped by keys, waiting for .agg(...)."""
 
-    __slots__ = ("_keys", "_rel")
+    __slots__ = ("_keys", "_rel", "_ws")
 
-    def __init__(self, rel: n.Relation, keys: tuple[str, ...]) -> None:
+    def __init__(self, rel: n.Relation, keys: tuple[str, ...], ws: Any = None) -> None:
         self._rel = rel
         self._keys = keys
+        self._ws = ws
 
     def agg(self, **aggs: AggExpr) -> LazyFrame:
         """Compute named aggregates per group."""
@@ -155,7 +172,7 @@ class GroupBy:
                 msg = f"agg({name}=...): expected an aggregate such as wp.count() or wp.col(x).sum()"
                 raise PlanError(msg)
             out.append((name, a.node))
-        return LazyFrame(n.Aggregate(self._rel, self._keys, tuple(out)))
+        return LazyFrame(n.Aggregate(self._rel, self._keys, tuple(out)), self._ws)
 
 
 def scan(dataset: str, *, columns: list[str] | None = None) -> LazyFrame:

@@ -11,7 +11,7 @@ from .catalog.validate import validate_table
 from .compile.analyze import Analysis, analyze, prune
 from .exceptions import PlanError
 from .plan import nodes as n
-from .result import build_frame
+from .result import Revealed, build_frame
 
 if TYPE_CHECKING:
     from .frame import LazyFrame
@@ -111,9 +111,14 @@ def run_local(
     else:
         msg = f"engine must be 'plain' or 'mpc', got {engine!r}"
         raise PlanError(msg)
+    out = result_frame(a, rev)
+    out.attrs["engine"] = engine
+    return out
+
+
+def result_frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
+    """Return the result DataFrame of a checked plan's revealed cells."""
     root = a.plan.root
     assert isinstance(root, n.Aggregate)
     in_schema = a.schema(root.input)
-    out = build_frame(a.plan, [in_schema[k] for k in root.keys], a.schema(root), rev)
-    out.attrs["engine"] = engine
-    return out
+    return build_frame(a.plan, [in_schema[k] for k in root.keys], a.schema(root), rev)

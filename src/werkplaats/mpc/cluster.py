@@ -267,26 +267,34 @@ def _share_into(io: Any, arr: np.ndarray, per_party: list[list[list[bytes]]]) ->
 
 def share_tables(a: Analysis, tables: dict[str, pd.DataFrame]) -> tuple[list[Any], list[list[list[bytes]]]]:
     """Encode and secret-share every table as its owner would; return slots and per-party blobs."""
-    import spu
 
-    from .encode import encode, layout
+    from .encode import layout
 
     slots = layout(a, {d: len(df) for d, df in tables.items()})
     per_party: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
     for dataset in dict.fromkeys(s.dataset for s in slots):
-        io = spu.Io(WORLD, runtime_config())  # NB: one owner, one sharing context
-        for arr in encode(a, dataset, tables[dataset], slots):
-            _share_into(io, arr, per_party)
+        for r, blobs in enumerate(share_dataset(a, dataset, tables[dataset])):
+            per_party[r].extend(blobs)
     return slots, per_party
+
+
+def share_dataset(a: Analysis, dataset: str, df: pd.DataFrame) -> list[list[list[bytes]]]:
+    """Encode and secret-share one owner's validated table: per party, the packed share of each slot."""
+    import spu
+
+    from .encode import encode, layout
+
+    slots = layout(a, {dataset: len(df)})
+    per_party: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
+    io = spu.Io(WORLD, runtime_config())  # NB: one owner, one sharing context
+    for arr in encode(a, dataset, df, slots):
+        _share_into(io, arr, per_party)
+    return per_party
 
 
 def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalCluster | None = None,
             timeout: float = 3600.0) -> Revealed:  # fmt: skip
     """Run a checked plan on three SPU parties and reconstruct only its outputs."""
-    import spu
-
-    from ..compile.spu import output_kinds
-
     enable_x64()
     t0 = time.perf_counter()
     _slots, shares = share_tables(a, tables)
@@ -303,6 +311,17 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
     finally:
         if own:
             c.close()
+    rev = reconstruct(a, outs)
+    c.last_stats = JobStats(time.perf_counter() - t0, t_share, stats)
+    return rev
+
+
+def reconstruct(a: Analysis, outs: list[list[Any]]) -> Revealed:
+    """Combine the three parties' output shares into the revealed (disclosure-controlled) cells."""
+    import spu
+
+    from ..compile.spu import output_kinds
+
     io = spu.Io(WORLD, runtime_config())
     values = [np.asarray(io.reconstruct([outs[r][i] for r in range(WORLD)])) for i in range(len(outs[0]))]
     kinds = output_kinds(a)
@@ -315,7 +334,6 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
     revealed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for j, (name, _) in enumerate(root.aggs):
         revealed[name] = (values[1 + 2 * j].astype(bool), values[2 + 2 * j])
-    c.last_stats = JobStats(time.perf_counter() - t0, t_share, stats)
     return Revealed(cell_ok, revealed)
 
 

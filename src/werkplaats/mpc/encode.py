@@ -81,7 +81,7 @@ def group_key_names(plan: n.Plan) -> set[str]:
 
 
 def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
-    """Return every input array of the MPC program, in order."""
+    """Return every input array of the MPC program, in order (of the datasets in rows)."""
     parts = date_parts_used(a.plan)
     grouped = group_key_names(a.plan)
     slots: list[Slot] = []
@@ -90,6 +90,8 @@ def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
         if src.dataset in seen:
             continue
         seen.add(src.dataset)
+        if src.dataset not in rows:
+            continue  # NB: an owner lays out only its own datasets
         real = rows[src.dataset]
         nrow = max(real, 1)  # NB: SPU cannot reduce empty arrays; the row count is public anyway
         for col in src.columns or ():

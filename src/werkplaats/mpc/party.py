@@ -127,6 +127,14 @@ def run_job(rank: int, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict
     desc.connect_retry_times = 120
     desc.connect_retry_interval_ms = 250
     desc.http_max_payload_size = 256 * 1024 * 1024
+    tls = header.get("tls")
+    if tls:  # NB: mutual TLS between the parties, with the workspace CA only
+        desc.enable_ssl = True
+        for opts in (desc.server_ssl_opts, desc.client_ssl_opts):
+            opts.cert.certificate_path = tls["cert"]
+            opts.cert.private_key_path = tls["key"]
+            opts.verify.ca_file_path = tls["ca"]
+            opts.verify.verify_depth = 1
     _reset_peak_rss()
     w0 = _io_written()
     t1 = time.perf_counter()

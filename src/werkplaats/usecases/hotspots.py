@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import col, count, lit, scan, when
 from ..exceptions import PlanError
-from ..expr import Expr
+from ..expr import AggExpr, Expr
 from ..frame import LazyFrame
 
 SIGNALS = ("ggd", "huisarts", "ziekenhuis")
@@ -65,6 +65,7 @@ def infection_hotspots(
     icpc: Sequence[str] = ("R80",),
     diagnosis: str = "luchtweginfectie",
     risk_groups: bool = False,
+    hospital: bool = False,
 ) -> LazyFrame:
     """Return the plan: events per region (``level``) and ISO week of ``year``.
 
@@ -73,6 +74,9 @@ def infection_hotspots(
     "ziekenhuis" counts admissions in diagnosis group ``diagnosis``. With ``risk_groups``
     each count is split by risicogroep: vvt_client, else 70+, else chronisch (one or more
     chronic conditions at the GP), else overig — each person in the first group that fits.
+    With ``hospital`` (signal "ggd" only) the hospital's admissions in ``diagnosis`` during the
+    year are joined per person and ``opgenomen`` counts the cases the hospital admitted
+    (a count, so under the k rule like a cell).
     """
     if signal not in SIGNALS:
         msg = f"signal must be one of {SIGNALS}, got {signal!r}"
@@ -108,7 +112,17 @@ def infection_hotspots(
         assert age is not None  # NB: every signal has an age once risk groups are asked for
         frame = _risk(frame, age, reference, has_gp=signal == "huisarts")
         keys.append("risicogroep")
-    return frame.with_columns(week=col(date).dt.iso_week()).group_by(*keys).agg(n=count())
+    aggs: dict[str, AggExpr] = {"n": count()}
+    if hospital:
+        if signal != "ggd":
+            msg = "hospital=True joins hospital admissions to GGD notifications; use it with signal='ggd'"
+            raise PlanError(msg)
+        admitted = (scan("ziekenhuis/opnamen")
+                    .filter((col("diagnosegroep") == diagnosis) & col("opnamedatum").is_between(first, last))
+                    .group_by("bsn").agg(opnamen=count()))  # fmt: skip
+        frame = frame.join(admitted, on="bsn", how="left")
+        aggs["opgenomen"] = (col("opnamen").fill_null(0) >= 1).sum()
+    return frame.with_columns(week=col(date).dt.iso_week()).group_by(*keys).agg(**aggs)
 
 
 def incidence(result: pd.DataFrame, population: pd.DataFrame, level: str = "gemeente") -> pd.DataFrame:

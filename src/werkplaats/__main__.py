@@ -1,0 +1,5 @@
+"""``python -m werkplaats``: the CLI."""
+
+from .cli.app import main
+
+main()

@@ -1,0 +1,263 @@
+"""The datastation: an organisation's sources stay here; it shares only what an approved job needs.
+
+For each job that reads its data it checks, itself and whatever the hub says: the plan
+hashes to the hash its steward signed, its own steward's approval covers this
+collaboration, purpose, date and number of runs (counted in its own log). It then
+validates the source against its schema (a clear message to the steward — columns,
+counts, rules, never values — and nothing is sent), extracts only the columns the plan
+reads, encodes and secret-shares them, and sends share *i* straight to engine *i*. Every
+contribution and refusal goes into its own append-only, hash-chained log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import threading
+import time
+from typing import Any
+
+from ..catalog.frictionless import read_schema, to_frictionless
+from ..catalog.validate import validate_table
+from ..compile.analyze import analyze
+from ..exceptions import WerkplaatsError
+from ..mpc import wire
+from ..plan.serde import plan_from_dict
+from . import pki
+from .audit import FileLog
+from .config import DatastationConfig
+from .http import Client, HubError
+from .jobs import catalog_of, recheck_hash, verify_job_approvals
+from .signing import approval_body, canonical, sign_approval
+from .sources import read_source
+
+log = logging.getLogger("werkplaats.datastation")
+
+
+def rounded(n: int) -> int:
+    """A row count rounded for the catalog: to 10 below 1,000, else to 2 significant digits."""
+    if n < 1000:
+        return round(n, -1)
+    return round(n, -(len(str(n)) - 2))
+
+
+class Datastation:
+    """One organisation's node."""
+
+    def __init__(self, cfg: DatastationConfig) -> None:
+        cfg.tls.check(cfg.name)  # NB: refuse to start with a missing, foreign or expired certificate
+        self.cfg = cfg
+        self.key = pki.load_signing_key(cfg.signing_key)
+        self.public_key = pki.public_key_b64(self.key)
+        self.log = FileLog(cfg.state_dir / "contributions.jsonl", cfg.organisation, self.key)
+        self.hub = Client(cfg.hub, token=cfg.token, tls=cfg.tls)
+        self.schemas = {d.name: read_schema(d.schema, d.name) for d in cfg.datasets}
+        self.sources = {d.name: d for d in cfg.datasets}
+        self.stop = threading.Event()
+
+    # -- catalog -----------------------------------------------------------------------
+    def publish(self) -> list[str]:
+        """Validate every source and publish its metadata: schema, rounded row count, completeness."""
+        done = []
+        for name, src in self.sources.items():
+            schema = self.schemas[name]
+            df = validate_table(read_source(src, schema), schema, tuple(schema.names), set())
+            completeness = {c: round(float(df[c].notna().mean()), 3) if len(df) else 0.0 for c in schema.names}
+            org, table = name.split("/")
+            self.hub.put(
+                f"/datasets/{org}/{table}",
+                {
+                    "title": src.title,
+                    "description": src.description,
+                    "table_schema": to_frictionless(schema),
+                    "update_frequency": src.update_frequency,
+                    "person_key": src.person_key,
+                    "rules": {"min_group_size": src.min_group_size},
+                    "row_count": rounded(len(df)),
+                    "completeness": completeness,
+                },
+            )
+            done.append(name)
+        return done
+
+    # -- jobs --------------------------------------------------------------------------
+    def runs_used(self) -> dict[str, int]:
+        used: dict[str, int] = {}
+        for e in self.log.entries():
+            if e["action"] == "contribution":
+                aid = e["details"].get("approval", "")
+                used[aid] = used.get(aid, 0) + 1
+        return used
+
+    def own_key_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job with this organisation's key from its own key file, not from the hub."""
+        return {**job, "organisation_keys": {**job["organisation_keys"], self.cfg.organisation: self.public_key}}
+
+    def handle(self, job: dict[str, Any]) -> None:
+        """Contribute to one job, or refuse it with a reason (reported to the hub and logged)."""
+        jid = job["job"]
+        mine = [d for d in job["datasets"] if d.split("/")[0] == self.cfg.organisation]
+        try:
+            recheck_hash(job)
+            (aid,) = verify_job_approvals(
+                self.own_key_job(job), organisations=[self.cfg.organisation], runs_used=self.runs_used()
+            )
+            unknown = [d for d in mine if d not in self.sources]
+            if unknown:
+                msg = f"this datastation does not hold {unknown}"
+                raise WerkplaatsError(msg)
+            for d in mine:
+                if job["schemas"].get(d) != to_frictionless(self.schemas[d]):
+                    msg = f"the hub's catalog entry of {d} differs from this datastation's schema; publish again"
+                    raise WerkplaatsError(msg)
+            self.progress(jid, "verified")
+            plan = plan_from_dict(job["plan"])
+            a = analyze(plan, catalog_of(job["schemas"]))
+            tables = {}
+            for d in mine:
+                schema = self.schemas[d]
+                cols = tuple(c for c in schema.names if c in job["columns"].get(d, []))
+                uniq = {c for ds, c in a.unique_keys if ds == d}
+                keys = frozenset(c for ds, c in a.key_columns if ds == d)
+                tables[d] = validate_table(read_source(self.sources[d], schema), schema, cols, uniq, keys)
+        except WerkplaatsError as e:
+            self.refuse(job, str(e))
+            return
+        from ..mpc.cluster import share_dataset
+
+        for d, df in tables.items():
+            per_party = share_dataset(a, d, df)
+            for eng in job["engines"]:
+                self.send(eng, job, d, len(df), per_party[eng["party"]])
+            del per_party
+        record = {
+            "kind": "werkplaats-contribution/v1",
+            "organisation": self.cfg.organisation,
+            "job": jid,
+            "request": job["request"],
+            "plan_hash": job["plan_hash"],
+            "approval": aid,
+            "datasets": mine,
+            "columns": {d: job["columns"].get(d, []) for d in mine},
+            "rows": {d: rounded(len(df)) for d, df in tables.items()},
+            "engines": [e["name"] for e in job["engines"]],
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        self.log.append(
+            actor=self.cfg.name,
+            action="contribution",
+            subject=f"job/{jid}",
+            details={**record, "collaboration": job["collaboration"], "purpose": job["purpose"]},
+        )
+        self.hub.post(
+            f"/node/jobs/{jid}/contribution", {"record": record, "signature": pki.sign(self.key, canonical(record))}
+        )
+        self.progress(jid, "sent")
+
+    def send(
+        self, engine: dict[str, Any], job: dict[str, Any], dataset: str, rows: int, slots: list[list[bytes]]
+    ) -> None:
+        """Send this dataset's share for one engine straight to that engine (mutual TLS)."""
+        blobs = [b for s in slots for b in s]
+        digest = hashlib.sha256(b"".join(blobs)).hexdigest()
+        header = {
+            "job": job["job"],
+            "dataset": dataset,
+            "organisation": self.cfg.organisation,
+            "rows": rows,
+            "share_blobs": [len(s) for s in slots],
+            "digest": digest,
+            "plan_hash": job["plan_hash"],
+        }
+        header["signature"] = pki.sign(self.key, canonical(header))
+        buf = io.BytesIO()
+        wire.send(buf, header, blobs)
+        c = Client(engine["url"], token="", tls=self.cfg.tls, timeout=600)
+        try:
+            r = c.http.post(
+                f"/jobs/{job['job']}/shares",
+                content=buf.getvalue(),
+                headers={"content-type": "application/octet-stream"},
+            )
+            if r.status_code >= 400:
+                raise HubError(r.status_code, r.text)
+        finally:
+            c.close()
+
+    def refuse(self, job: dict[str, Any], reason: str) -> None:
+        log.warning("job %s refused: %s", job["job"], reason)
+        self.log.append(
+            actor=self.cfg.name,
+            action="refusal",
+            subject=f"job/{job['job']}",
+            details={"job": job["job"], "request": job["request"], "detail": reason},
+        )
+        self.progress(job["job"], "failed", reason)
+
+    def progress(self, jid: int, state: str, reason: str = "") -> None:
+        try:
+            self.hub.post(f"/node/jobs/{jid}/progress", {"state": state, "reason": reason})
+        except (HubError, OSError) as e:
+            log.warning("could not report progress of job %s: %s", jid, e)
+
+    def serve(self, poll_s: float = 0.5) -> None:
+        """Take jobs from the hub until stopped."""
+        log.info("datastation %s (%s) serving %s", self.cfg.name, self.cfg.organisation, sorted(self.sources))
+        while not self.stop.is_set():
+            try:
+                jobs = self.hub.get("/node/jobs")
+            except (HubError, OSError) as e:
+                log.warning("hub unreachable: %s", e)
+                time.sleep(2)
+                continue
+            for job in jobs:
+                try:
+                    self.handle(job)
+                except Exception as e:  # NB: one bad job never stops the station
+                    log.exception("job %s failed", job.get("job"))
+                    self.progress(job["job"], "failed", f"{type(e).__name__}: {e}")
+            time.sleep(poll_s)
+
+    # -- the steward's commands ------------------------------------------------------------
+    def steward(self) -> Client:
+        if not self.cfg.steward_token:
+            msg = "no steward_token in the datastation configuration"
+            raise WerkplaatsError(msg)
+        return Client(self.cfg.hub, token=self.cfg.steward_token, tls=self.cfg.tls)
+
+    def approve(
+        self, request_id: int, *, days: int = 30, max_runs: int = 1, vary: list[str] | None = None, steward: str = ""
+    ) -> dict[str, Any]:
+        """Sign and send an approval of a request (a template approval when vary is given)."""
+        c = self.steward()
+        try:
+            r = c.get(f"/requests/{request_id}")
+            me = c.get("/me")
+            body = approval_body(
+                organisation=self.cfg.organisation,
+                collaboration=r["collaboration"],
+                purpose=r["purpose"],
+                plan=r["plan"],
+                plan_hash=r["plan_hash"],
+                expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=days),
+                max_runs=max_runs,
+                steward=steward or me["name"],
+                vary=vary,
+            )
+            recheck_hash({"plan": r["plan"], "plan_hash": r["plan_hash"]})
+            out: dict[str, Any] = c.post(
+                f"/requests/{request_id}/approvals", {"body": body, "signature": sign_approval(self.key, body)}
+            )
+            return out
+        finally:
+            c.close()
+
+    def reject(self, request_id: int, reason: str) -> dict[str, Any]:
+        c = self.steward()
+        try:
+            out: dict[str, Any] = c.post(f"/requests/{request_id}/rejections", {"reason": reason})
+            return out
+        finally:
+            c.close()

@@ -1,0 +1,293 @@
+"""An engine: one of the three MPC compute parties, as a service.
+
+It takes a job (plan and approvals) from the hub, verifies every approval against the
+organisations' registered keys and counts runs in its own ledger, receives the shares
+from the datastations on its own HTTPS inbox (mutual TLS; each share message signed by
+its organisation), runs the SPU program with its two peers over brpc with TLS in a fresh
+child process, sends its share of the output to the hub, and deletes every share when
+the job ends, whether it succeeded or failed. Jobs run one at a time, each in its own
+process, so two jobs never share state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+
+from ..catalog.serde import catalog_to_dict
+from ..compile.analyze import analyze
+from ..exceptions import WerkplaatsError
+from ..mpc import wire
+from ..plan import nodes as n
+from ..plan.serde import canonical_json, plan_from_dict
+from . import pki
+from .config import EngineConfig
+from .http import Client, HubError, serve
+from .jobs import catalog_of, recheck_hash, verify_job_approvals
+from .signing import canonical
+
+log = logging.getLogger("werkplaats.engine")
+SHARE_WAIT_S = 600.0
+
+
+class Engine:
+    """One compute party's node."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        cfg.tls.check(cfg.name)  # NB: refuse to start with a missing, foreign or expired certificate
+        self.cfg = cfg
+        self.hub = Client(cfg.hub, token=cfg.token, tls=cfg.tls)
+        self.inbox: dict[int, dict[str, tuple[dict[str, Any], list[bytes]]]] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ledger = cfg.state_dir / "runs.json"
+        self.server: Any = None
+        self.child: subprocess.Popen[bytes] | None = None
+
+    # -- the share inbox ------------------------------------------------------------------
+    def app(self) -> FastAPI:
+        app = FastAPI(title=f"werkplaats engine {self.cfg.party}", version="1")
+
+        @app.get("/health")
+        def health() -> dict[str, Any]:
+            return {"ok": True, "engine": self.cfg.name, "party": self.cfg.party}
+
+        @app.post("/jobs/{jid}/shares")
+        async def shares(jid: int, request: Request) -> dict[str, Any]:
+            data = await request.body()
+            try:
+                header, blobs = wire.recv(io.BytesIO(data))
+            except (wire.WireClosed, ValueError):
+                raise HTTPException(400, "not a share message") from None
+            if header.get("job") != jid or not isinstance(header.get("dataset"), str):
+                raise HTTPException(400, "share message for another job")
+            if hashlib.sha256(b"".join(blobs)).hexdigest() != header.get("digest"):
+                raise HTTPException(400, "share message damaged (digest)")
+            with self.lock:
+                self.inbox.setdefault(jid, {})[header["dataset"]] = (header, blobs)
+            return {"ok": True}
+
+        return app
+
+    # -- jobs ----------------------------------------------------------------------------
+    def runs_used(self) -> dict[str, int]:
+        return json.loads(self.ledger.read_text()) if self.ledger.exists() else {}
+
+    def count_runs(self, ids: list[str]) -> None:
+        used = self.runs_used()
+        for aid in ids:
+            used[aid] = used.get(aid, 0) + 1
+        tmp = self.ledger.with_suffix(".tmp")
+        tmp.write_text(json.dumps(used, sort_keys=True))
+        tmp.replace(self.ledger)
+
+    def progress(self, jid: int, state: str, reason: str = "", **detail: Any) -> None:
+        try:
+            self.hub.post(f"/node/jobs/{jid}/progress", {"state": state, "reason": reason, "detail": detail})
+        except (HubError, OSError) as e:
+            log.warning("could not report progress of job %s: %s", jid, e)
+
+    def job_state(self, jid: int) -> str:
+        try:
+            return str(self.hub.get(f"/node/jobs/{jid}")["state"])
+        except (HubError, OSError):
+            return "unknown"
+
+    def handle(self, job: dict[str, Any]) -> None:
+        jid = job["job"]
+        try:
+            self.progress(jid, "verifying")
+            recheck_hash(job)
+            orgs = sorted({d.split("/")[0] for d in job["datasets"]})
+            ids = verify_job_approvals(job, organisations=orgs, runs_used=self.runs_used())
+            inputs = self.wait_for_shares(job)
+            if inputs is None:
+                return
+            self.count_runs(ids)
+            self.progress(jid, "running")
+            reply, blobs = self.run_party(job, inputs)
+            if reply is None:
+                return
+            buf = io.BytesIO()
+            wire.send(buf, {"share_blobs": reply["share_blobs"]}, blobs)
+            self.hub.post(f"/node/jobs/{jid}/result-share", content=buf.getvalue())
+            stats = {k: round(float(v), 3) for k, v in reply.get("stats", {}).items()}
+            self.progress(jid, "done", "", **stats)
+        except WerkplaatsError as e:
+            self.progress(jid, "failed", str(e))
+        finally:
+            with self.lock:
+                self.inbox.pop(jid, None)  # NB: every share of the job is dropped, whatever happened
+
+    def wait_for_shares(self, job: dict[str, Any]) -> dict[str, tuple[dict[str, Any], list[bytes]]] | None:
+        """Wait until every dataset's share has arrived and verifies; None if the job ended meanwhile."""
+        jid = job["job"]
+        deadline = time.monotonic() + SHARE_WAIT_S
+        while True:
+            with self.lock:
+                got = dict(self.inbox.get(jid, {}))
+            if all(d in got for d in job["datasets"]):
+                break
+            if time.monotonic() > deadline:
+                missing = sorted(set(job["datasets"]) - set(got))
+                msg = f"shares of {missing} did not arrive within {SHARE_WAIT_S:.0f} s"
+                raise WerkplaatsError(msg)
+            if self.job_state(jid) in ("failed", "succeeded"):
+                return None
+            time.sleep(0.3)
+        for d, (h, _) in got.items():
+            org = d.split("/")[0]
+            sig = h.get("signature", "")
+            body = {k: v for k, v in h.items() if k != "signature"}
+            if h.get("organisation") != org or not pki.verify(
+                job["organisation_keys"].get(org, ""), canonical(body), sig
+            ):
+                msg = f"the share of {d} is not signed by {org}"
+                raise WerkplaatsError(msg)
+            if h.get("plan_hash") != job["plan_hash"]:
+                msg = f"the share of {d} was made for another plan"
+                raise WerkplaatsError(msg)
+        return {d: got[d] for d in job["datasets"]}
+
+    def run_party(
+        self, job: dict[str, Any], inputs: dict[str, tuple[dict[str, Any], list[bytes]]]
+    ) -> tuple[dict[str, Any] | None, list[bytes]]:
+        """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere."""
+        jid = job["job"]
+        plan = plan_from_dict(job["plan"])
+        catalog = catalog_of(job["schemas"])
+        analyze(plan, catalog)
+        order = list(dict.fromkeys(s.dataset for s in n.sources(plan.root)))
+        counts: list[int] = []
+        blobs: list[bytes] = []
+        for d in order:
+            h, b = inputs[d]
+            counts += h["share_blobs"]
+            blobs += b
+        engines = sorted(job["engines"], key=lambda e: e["party"])
+        tls = self.cfg.tls
+        header = {
+            "cmd": "run",
+            "job": f"werkplaats-job-{jid}",
+            "plan": canonical_json(plan),
+            "catalog": catalog_to_dict(catalog),
+            "rows": {d: inputs[d][0]["rows"] for d in order},
+            "addrs": [e["mpc"] for e in engines],
+            "share_blobs": counts,
+            "recv_timeout_ms": 120_000,
+            "tls": {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)},
+        }
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        logf = open(self.cfg.state_dir / f"job{jid}.log", "ab")  # noqa: SIM115
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "werkplaats.mpc.party",
+                "--rank",
+                str(self.cfg.party),
+                "--in-fd",
+                str(r1),
+                "--out-fd",
+                str(w2),
+            ],
+            pass_fds=(r1, w2),
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        os.close(r1)
+        os.close(w2)
+        self.child = child
+        to, frm = os.fdopen(w1, "wb", buffering=1 << 20), os.fdopen(r2, "rb", buffering=1 << 20)
+        q: queue.Queue[Any] = queue.Queue()
+
+        def talk() -> None:
+            try:
+                wire.recv(frm)  # ready
+                wire.send(to, header, blobs)
+                q.put(wire.recv(frm))
+            except Exception as e:  # NB: a dead child shows up as a closed pipe
+                q.put(e)
+
+        threading.Thread(target=talk, daemon=True).start()
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    if self.job_state(jid) == "failed":
+                        return None, []  # NB: another node failed the job; the finally kills our party
+                    if child.poll() is not None and q.empty():
+                        time.sleep(0.5)
+                        if q.empty():
+                            msg = f"the MPC party process exited with code {child.returncode}"
+                            raise WerkplaatsError(msg) from None
+            if isinstance(item, Exception):
+                msg = f"the MPC party process failed ({type(item).__name__})"
+                raise WerkplaatsError(msg)
+            reply, out = item
+            if not reply.get("ok"):
+                msg = f"MPC run failed: {reply.get('error', 'unknown error')}"
+                raise WerkplaatsError(msg)
+            return reply, out
+        finally:
+            if child.poll() is None:
+                with contextlib.suppress(OSError):
+                    wire.send(to, {"cmd": "stop"})
+                try:
+                    child.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait(timeout=10)
+            for f in (to, frm):
+                with contextlib.suppress(OSError):
+                    f.close()
+            logf.close()
+            self.child = None
+
+    def serve(self, poll_s: float = 0.5) -> None:
+        """Serve the share inbox and take jobs from the hub until stopped."""
+        self.server = serve(self.app(), self.cfg.host, self.cfg.port, self.cfg.tls, background=True)
+        log.info(
+            "engine %s (party %d) inbox on %s:%d, MPC on %s",
+            self.cfg.name,
+            self.cfg.party,
+            self.cfg.host,
+            self.cfg.port,
+            self.cfg.mpc,
+        )
+        try:
+            while not self.stop.is_set():
+                try:
+                    jobs = self.hub.get("/node/jobs")
+                except (HubError, OSError) as e:
+                    log.warning("hub unreachable: %s", e)
+                    time.sleep(2)
+                    continue
+                for job in jobs:
+                    try:
+                        self.handle(job)
+                    except Exception as e:
+                        log.exception("job %s failed", job.get("job"))
+                        self.progress(job["job"], "failed", f"{type(e).__name__}: {e}")
+                time.sleep(poll_s)
+        finally:
+            if self.server is not None:
+                self.server.should_exit = True

@@ -1,0 +1,293 @@
+"""A whole workspace on one machine: hub, three engines and datastations as separate processes.
+
+Used by ``werkplaats demo`` and the tests. Every node is its own OS process with its own
+configuration file, certificate and token, talking mutual TLS over loopback (or over
+the addresses given), exactly as on separate machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..synth.generate import generate
+from ..synth.write import region_datasets, write_region
+from . import pki
+from .config import ConfigError
+from .http import Client, HubError
+
+ORGANISATIONS = {
+    "ggd": ("GGD Referentieregio", "GGD"),
+    "ziekenhuis": ("Ziekenhuis Referentieregio", "ziekenhuis"),
+    "huisartsen": ("Huisartsencoöperatie Referentieregio", "huisartsen"),
+    "vvt": ("VVT-organisatie Referentieregio", "VVT"),
+    "ggz": ("GGZ-instelling Referentieregio", "GGZ"),
+    "gemeente": ("Gemeenten Referentieregio", "gemeente"),
+}
+COLLABORATION = "pandemische-paraatheid"
+PURPOSE = ("Vroegtijdig signaleren van infectiehaarden per gemeente en wijk, en welke risicogroepen "
+           "(VVT-cliënten, 70-plussers, chronisch zieken) worden getroffen.")  # fmt: skip
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    name: str
+    cmd: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    prefix: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        with open(self.log, "ab") as f:
+            self.popen = subprocess.Popen([*self.prefix, *self.cmd], stdout=f, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)  # NB: its MPC child too
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+        self.kill(signal.SIGKILL)
+
+
+class LocalWorkspace:
+    """Set up and run a complete workspace below root."""
+
+    def __init__(self, root: str | Path, *, persons: int = 20_000, seed: int = 1, database: str | None = None,
+                 organisations: tuple[str, ...] = ("ggd", "ziekenhuis", "huisartsen", "vvt"),
+                 heartbeat_timeout_s: float = 15.0, hosts: dict[str, str] | None = None,
+                 netns: dict[str, str] | None = None) -> None:  # fmt: skip
+        self.root = Path(root).resolve()
+        self.persons, self.seed = persons, seed
+        self.database = database or f"sqlite:///{self.root / 'hub' / 'hub.db'}"
+        self.organisations = organisations
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.hosts = hosts or {}  # node name -> address it listens on (default 127.0.0.1)
+        self.netns = netns or {}  # node name -> network namespace it runs in
+        self.procs: dict[str, Proc] = {}
+        self.tokens: dict[str, str] = {}
+        self.hub_url = ""
+        self.region = self.root / "region"
+        self.pki = self.root / "pki"
+
+    def host(self, node: str) -> str:
+        return self.hosts.get(node, "127.0.0.1")
+
+    # -- setup -----------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Region, PKI, signing keys, hub configuration and database, admin token."""
+        for d in ("hub", "logs", "keys", "nodes"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        if not (self.region / "datapackage.json").exists():
+            write_region(generate(self.seed, self.persons), self.region)
+        if not (self.pki / "ca.crt").exists():
+            pki.init_ca(self.pki)
+        nodes = ["hub", "engine0", "engine1", "engine2", "client", *(f"ds-{o}" for o in self.organisations)]
+        for nd in nodes:
+            if not (self.pki / f"{nd}.crt").exists():
+                pki.issue(self.pki, nd, hosts=tuple(dict.fromkeys([self.host(nd), "127.0.0.1", "localhost"])))
+        self.public_keys = {}
+        for o in ("hub", *self.organisations):
+            p = self.root / "keys" / f"{o}.key"
+            self.public_keys[o] = pki.new_signing_key(p) if not p.exists() else pki.public_key_b64(pki.load_signing_key(p))
+        port = free_port(self.host("hub"))
+        self.hub_url = f"https://{self.host('hub')}:{port}"
+        (self.root / "hub" / "hub.toml").write_text(
+            f'[hub]\nname = "hub"\nlisten = "{self.host("hub")}:{port}"\ndatabase = "{self.database}"\n'
+            f'signing_key = "../keys/hub.key"\nheartbeat_timeout_s = {self.heartbeat_timeout_s}\n'
+            + self._tls_toml("hub", "..")
+        )  # fmt: skip
+        from .hub import Hub
+
+        hub = Hub(self.database, name="hub", signing_key=pki.load_signing_key(self.root / "keys" / "hub.key"))
+        self.tokens["admin"] = hub.create_admin("beheerder")
+        hub.engine.dispose()
+
+    def _tls_toml(self, node: str, rel: str) -> str:
+        return (f'\n[tls]\nca = "{rel}/pki/ca.crt"\ncert = "{rel}/pki/{node}.crt"\n'
+                f'key = "{rel}/pki/{node}.key"\n')  # fmt: skip
+
+    def tls(self, node: str = "client") -> pki.TLSFiles:
+        return pki.TLSFiles(self.pki / "ca.crt", self.pki / f"{node}.crt", self.pki / f"{node}.key")
+
+    def client(self, who: str) -> Client:
+        return Client(self.hub_url, token=self.tokens[who], tls=self.tls())
+
+    def _proc(self, name: str, *args: str) -> Proc:
+        prefix = ["ip", "netns", "exec", self.netns[name]] if name in self.netns else []
+        p = Proc(name, [sys.executable, "-m", "werkplaats", *args], self.root / "logs" / f"{name}.log", prefix=prefix)
+        self.procs[name] = p
+        return p
+
+    # -- processes -----------------------------------------------------------------------------
+    def start_hub(self, timeout: float = 60.0) -> None:
+        self._proc("hub", "hub", "serve", "--config", str(self.root / "hub" / "hub.toml")).start()
+        self._wait(lambda: self._health(), "hub", timeout)
+
+    def _health(self) -> bool:
+        import httpx
+
+        try:
+            r = httpx.get(self.hub_url + "/health", verify=self.tls().client_context(), timeout=2)
+            return r.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait(self, ok: Any, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ok():
+            p = self.procs.get(what)
+            if p is not None and not p.alive():
+                msg = f"{what} exited; see {p.log}:\n{p.log.read_text()[-2000:]}"
+                raise RuntimeError(msg)
+            if time.monotonic() > deadline:
+                msg = f"{what} not ready after {timeout:.0f} s"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
+
+    def register(self) -> None:
+        """Organisations, users, nodes and the collaboration, as the admin does it."""
+        adm = self.client("admin")
+        try:
+            for o in self.organisations:
+                title, kind = ORGANISATIONS[o]
+                adm.post("/organisations", {"name": o, "title": title, "kind": kind, "signing_key": self.public_keys[o]})
+                self.tokens[f"steward-{o}"] = adm.post("/users", {"name": f"steward-{o}", "role": "steward",
+                                                                  "organisation": o})["token"]  # fmt: skip
+                self.tokens[f"ds-{o}"] = adm.post("/nodes", {"name": f"ds-{o}", "kind": "datastation",
+                                                             "organisation": o})["token"]  # fmt: skip
+            self.tokens["analist"] = adm.post("/users", {"name": "analist", "role": "scientist",
+                                                         "organisation": self.organisations[0]})["token"]  # fmt: skip
+            self.tokens["fg"] = adm.post("/users", {"name": "fg", "role": "privacy-officer"})["token"]
+            self.engine_ports = {}
+            for i in range(3):
+                nm = f"engine{i}"
+                inbox, mpc = free_port(self.host(nm)), free_port(self.host(nm))
+                self.engine_ports[i] = (inbox, mpc)
+                self.tokens[nm] = adm.post("/nodes", {"name": nm, "kind": "engine", "party": i,
+                                                      "url": f"https://{self.host(nm)}:{inbox}",
+                                                      "mpc_address": f"{self.host(nm)}:{mpc}"})["token"]  # fmt: skip
+            adm.post("/collaborations", {"name": COLLABORATION, "title": "Pandemische paraatheid", "purpose": PURPOSE,
+                                         "dpia_annex": "DPIA-bijlage (demo): doel, datasets, bewaartermijnen, "
+                                                       "minimale celgrootte 10.", "members": list(self.organisations)})  # fmt: skip
+        finally:
+            adm.close()
+        (self.root / "tokens.json").write_text(json.dumps(self.tokens, indent=1) + "\n")
+        (self.root / "tokens.json").chmod(0o600)
+
+    def datastation_config(self, org: str) -> Path:
+        nd = f"ds-{org}"
+        d = self.root / "nodes" / nd
+        d.mkdir(parents=True, exist_ok=True)
+        sets = [ds for ds in region_datasets(_region_stub(self.region)) if ds.organisation == org]
+        text = (f'[datastation]\nname = "{nd}"\norganisation = "{org}"\nhub = "{self.hub_url}"\n'
+                f'token = "{self.tokens[nd]}"\nsteward_token = "{self.tokens[f"steward-{org}"]}"\n'
+                f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\n' + self._tls_toml(nd, "../.."))  # fmt: skip
+        for ds in sets:
+            table = ds.name.split("/")[1]
+            text += (f'\n[[datasets]]\nname = "{ds.name}"\nsource = "../../region/{org}/{table}.csv"\n'
+                     f'schema = "../../region/{org}/{table}.schema.json"\ntitle = "{ds.title}"\n'
+                     f'description = "{ds.description}"\nupdate_frequency = "{ds.update_frequency}"\n'
+                     f'person_key = "bsn"\nmin_group_size = 10\n')  # fmt: skip
+        (d / "datastation.toml").write_text(text)
+        return d / "datastation.toml"
+
+    def engine_config(self, i: int) -> Path:
+        nd = f"engine{i}"
+        d = self.root / "nodes" / nd
+        d.mkdir(parents=True, exist_ok=True)
+        inbox, mpc = self.engine_ports[i]
+        (d / "engine.toml").write_text(
+            f'[engine]\nname = "{nd}"\nparty = {i}\nhub = "{self.hub_url}"\ntoken = "{self.tokens[nd]}"\n'
+            f'listen = "{self.host(nd)}:{inbox}"\nmpc = "{self.host(nd)}:{mpc}"\nstate_dir = "state"\n'
+            + self._tls_toml(nd, "../..")
+        )  # fmt: skip
+        return d / "engine.toml"
+
+    def start_engine(self, i: int) -> None:
+        self._proc(f"engine{i}", "engine", "serve", "--config", str(self.engine_config(i)), "--party", str(i)).start()
+
+    def start_datastation(self, org: str) -> None:
+        self._proc(f"ds-{org}", "datastation", "serve", "--config", str(self.datastation_config(org))).start()
+
+    def start_nodes(self, timeout: float = 120.0) -> None:
+        for i in range(3):
+            self.start_engine(i)
+        for o in self.organisations:
+            self.start_datastation(o)
+        want = {ds.name for ds in region_datasets(_region_stub(self.region)) if ds.organisation in self.organisations}
+        adm = self.client("admin")
+        try:
+            def published() -> bool:
+                for name, p in self.procs.items():
+                    if not p.alive():
+                        msg = f"{name} exited; see {p.log}:\n{p.log.read_text()[-2000:]}"
+                        raise RuntimeError(msg)
+                return want <= {d["name"] for d in adm.get("/datasets")}
+
+            self._wait(published, "datastations", timeout)
+        finally:
+            adm.close()
+        for o in self.organisations:
+            st = self.client(f"steward-{o}")
+            try:
+                for name in sorted(want):
+                    if name.startswith(o + "/"):
+                        st.post(f"/collaborations/{COLLABORATION}/datasets/{name}")
+            except HubError as e:
+                if e.status != 500:
+                    raise
+            finally:
+                st.close()
+
+    def start(self) -> None:
+        self.setup()
+        self.start_hub()
+        self.register()
+        self.start_nodes()
+
+    def stop(self) -> None:
+        for p in reversed(list(self.procs.values())):
+            p.stop()
+
+    def __enter__(self) -> LocalWorkspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _region_stub(path: Path) -> Any:
+    """The datasets of a written region, from its data package (without loading data)."""
+    import pandas as pd
+
+    from ..synth.generate import Region
+
+    gem = pd.read_csv(path / "codelists" / "gemeenten.csv").rename(columns={"omschrijving": "naam"})
+    wijk = pd.read_csv(path / "codelists" / "wijken.csv").rename(columns={"omschrijving": "naam"})
+    return Region(0, 0, gem, wijk, {}, pd.DataFrame(), {})
+
+
+__all__ = ["ConfigError", "LocalWorkspace"]
