@@ -34,8 +34,10 @@ ORGANISATIONS = {
     "gemeente": ("Gemeenten Referentieregio", "gemeente"),
 }
 COLLABORATION = "pandemische-paraatheid"
-PURPOSE = ("Vroegtijdig signaleren van infectiehaarden per gemeente en wijk, en welke risicogroepen "
-           "(VVT-cliënten, 70-plussers, chronisch zieken) worden getroffen.")  # fmt: skip
+PURPOSE = (
+    "Vroegtijdig signaleren van infectiehaarden per gemeente en wijk, en welke risicogroepen "
+    "(VVT-cliënten, 70-plussers, chronisch zieken) worden getroffen."
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,8 +56,13 @@ class Proc:
 
     def start(self) -> None:
         with open(self.log, "ab") as f:
-            self.popen = subprocess.Popen([*self.prefix, *self.cmd], stdout=f, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self.popen = subprocess.Popen(
+                [*self.prefix, *self.cmd],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -75,10 +82,18 @@ class Proc:
 class LocalWorkspace:
     """Set up and run a complete workspace below root."""
 
-    def __init__(self, root: str | Path, *, persons: int = 20_000, seed: int = 1, database: str | None = None,
-                 organisations: tuple[str, ...] = ("ggd", "ziekenhuis", "huisartsen", "vvt"),
-                 heartbeat_timeout_s: float = 15.0, hosts: dict[str, str] | None = None,
-                 netns: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        persons: int = 20_000,
+        seed: int = 1,
+        database: str | None = None,
+        organisations: tuple[str, ...] = ("ggd", "ziekenhuis", "huisartsen", "vvt"),
+        heartbeat_timeout_s: float = 15.0,
+        hosts: dict[str, str] | None = None,
+        netns: dict[str, str] | None = None,
+    ) -> None:
         self.root = Path(root).resolve()
         self.persons, self.seed = persons, seed
         self.database = database or f"sqlite:///{self.root / 'hub' / 'hub.db'}"
@@ -111,14 +126,16 @@ class LocalWorkspace:
         self.public_keys = {}
         for o in ("hub", *self.organisations):
             p = self.root / "keys" / f"{o}.key"
-            self.public_keys[o] = pki.new_signing_key(p) if not p.exists() else pki.public_key_b64(pki.load_signing_key(p))
+            self.public_keys[o] = (
+                pki.new_signing_key(p) if not p.exists() else pki.public_key_b64(pki.load_signing_key(p))
+            )
         port = free_port(self.host("hub"))
         self.hub_url = f"https://{self.host('hub')}:{port}"
         (self.root / "hub" / "hub.toml").write_text(
             f'[hub]\nname = "hub"\nlisten = "{self.host("hub")}:{port}"\ndatabase = "{self.database}"\n'
             f'signing_key = "../keys/hub.key"\nheartbeat_timeout_s = {self.heartbeat_timeout_s}\n'
             + self._tls_toml("hub", "..")
-        )  # fmt: skip
+        )
         from .hub import Hub
 
         hub = Hub(self.database, name="hub", signing_key=pki.load_signing_key(self.root / "keys" / "hub.key"))
@@ -126,8 +143,7 @@ class LocalWorkspace:
         hub.engine.dispose()
 
     def _tls_toml(self, node: str, rel: str) -> str:
-        return (f'\n[tls]\nca = "{rel}/pki/ca.crt"\ncert = "{rel}/pki/{node}.crt"\n'
-                f'key = "{rel}/pki/{node}.key"\n')  # fmt: skip
+        return f'\n[tls]\nca = "{rel}/pki/ca.crt"\ncert = "{rel}/pki/{node}.crt"\nkey = "{rel}/pki/{node}.key"\n'
 
     def tls(self, node: str = "client") -> pki.TLSFiles:
         return pki.TLSFiles(self.pki / "ca.crt", self.pki / f"{node}.crt", self.pki / f"{node}.key")
@@ -173,25 +189,44 @@ class LocalWorkspace:
         try:
             for o in self.organisations:
                 title, kind = ORGANISATIONS[o]
-                adm.post("/organisations", {"name": o, "title": title, "kind": kind, "signing_key": self.public_keys[o]})
-                self.tokens[f"steward-{o}"] = adm.post("/users", {"name": f"steward-{o}", "role": "steward",
-                                                                  "organisation": o})["token"]  # fmt: skip
-                self.tokens[f"ds-{o}"] = adm.post("/nodes", {"name": f"ds-{o}", "kind": "datastation",
-                                                             "organisation": o})["token"]  # fmt: skip
-            self.tokens["analist"] = adm.post("/users", {"name": "analist", "role": "scientist",
-                                                         "organisation": self.organisations[0]})["token"]  # fmt: skip
+                adm.post(
+                    "/organisations", {"name": o, "title": title, "kind": kind, "signing_key": self.public_keys[o]}
+                )
+                self.tokens[f"steward-{o}"] = adm.post(
+                    "/users", {"name": f"steward-{o}", "role": "steward", "organisation": o}
+                )["token"]
+                self.tokens[f"ds-{o}"] = adm.post(
+                    "/nodes", {"name": f"ds-{o}", "kind": "datastation", "organisation": o}
+                )["token"]
+            self.tokens["analist"] = adm.post(
+                "/users", {"name": "analist", "role": "scientist", "organisation": self.organisations[0]}
+            )["token"]
             self.tokens["fg"] = adm.post("/users", {"name": "fg", "role": "privacy-officer"})["token"]
             self.engine_ports = {}
             for i in range(3):
                 nm = f"engine{i}"
                 inbox, mpc = free_port(self.host(nm)), free_port(self.host(nm))
                 self.engine_ports[i] = (inbox, mpc)
-                self.tokens[nm] = adm.post("/nodes", {"name": nm, "kind": "engine", "party": i,
-                                                      "url": f"https://{self.host(nm)}:{inbox}",
-                                                      "mpc_address": f"{self.host(nm)}:{mpc}"})["token"]  # fmt: skip
-            adm.post("/collaborations", {"name": COLLABORATION, "title": "Pandemische paraatheid", "purpose": PURPOSE,
-                                         "dpia_annex": "DPIA-bijlage (demo): doel, datasets, bewaartermijnen, "
-                                                       "minimale celgrootte 10.", "members": list(self.organisations)})  # fmt: skip
+                self.tokens[nm] = adm.post(
+                    "/nodes",
+                    {
+                        "name": nm,
+                        "kind": "engine",
+                        "party": i,
+                        "url": f"https://{self.host(nm)}:{inbox}",
+                        "mpc_address": f"{self.host(nm)}:{mpc}",
+                    },
+                )["token"]
+            adm.post(
+                "/collaborations",
+                {
+                    "name": COLLABORATION,
+                    "title": "Pandemische paraatheid",
+                    "purpose": PURPOSE,
+                    "dpia_annex": "DPIA-bijlage (demo): doel, datasets, bewaartermijnen, minimale celgrootte 10.",
+                    "members": list(self.organisations),
+                },
+            )
         finally:
             adm.close()
         (self.root / "tokens.json").write_text(json.dumps(self.tokens, indent=1) + "\n")
@@ -202,15 +237,19 @@ class LocalWorkspace:
         d = self.root / "nodes" / nd
         d.mkdir(parents=True, exist_ok=True)
         sets = [ds for ds in region_datasets(_region_stub(self.region)) if ds.organisation == org]
-        text = (f'[datastation]\nname = "{nd}"\norganisation = "{org}"\nhub = "{self.hub_url}"\n'
-                f'token = "{self.tokens[nd]}"\nsteward_token = "{self.tokens[f"steward-{org}"]}"\n'
-                f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\n' + self._tls_toml(nd, "../.."))  # fmt: skip
+        text = (
+            f'[datastation]\nname = "{nd}"\norganisation = "{org}"\nhub = "{self.hub_url}"\n'
+            f'token = "{self.tokens[nd]}"\nsteward_token = "{self.tokens[f"steward-{org}"]}"\n'
+            f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\n' + self._tls_toml(nd, "../..")
+        )
         for ds in sets:
             table = ds.name.split("/")[1]
-            text += (f'\n[[datasets]]\nname = "{ds.name}"\nsource = "../../region/{org}/{table}.csv"\n'
-                     f'schema = "../../region/{org}/{table}.schema.json"\ntitle = "{ds.title}"\n'
-                     f'description = "{ds.description}"\nupdate_frequency = "{ds.update_frequency}"\n'
-                     f'person_key = "bsn"\nmin_group_size = 10\n')  # fmt: skip
+            text += (
+                f'\n[[datasets]]\nname = "{ds.name}"\nsource = "../../region/{org}/{table}.csv"\n'
+                f'schema = "../../region/{org}/{table}.schema.json"\ntitle = "{ds.title}"\n'
+                f'description = "{ds.description}"\nupdate_frequency = "{ds.update_frequency}"\n'
+                f'person_key = "bsn"\nmin_group_size = 10\n'
+            )
         (d / "datastation.toml").write_text(text)
         return d / "datastation.toml"
 
@@ -223,7 +262,7 @@ class LocalWorkspace:
             f'[engine]\nname = "{nd}"\nparty = {i}\nhub = "{self.hub_url}"\ntoken = "{self.tokens[nd]}"\n'
             f'listen = "{self.host(nd)}:{inbox}"\nmpc = "{self.host(nd)}:{mpc}"\nstate_dir = "state"\n'
             + self._tls_toml(nd, "../..")
-        )  # fmt: skip
+        )
         return d / "engine.toml"
 
     def start_engine(self, i: int) -> None:
@@ -240,6 +279,7 @@ class LocalWorkspace:
         want = {ds.name for ds in region_datasets(_region_stub(self.region)) if ds.organisation in self.organisations}
         adm = self.client("admin")
         try:
+
             def published() -> bool:
                 for name, p in self.procs.items():
                     if not p.alive():
