@@ -29,7 +29,7 @@ from .local import run_local as run_local
 __version__ = "0.1.0"
 
 
-def connect(url: str, *, token: str, ca: str | None = None, cert: str | None = None, key: str | None = None) -> Any:
+def connect(url: str, *, token: str, ca: Any = None, cert: Any = None, key: Any = None) -> Any:
     """Connect to a workspace hub; see werkplaats.workspace.client."""
     from .workspace.client import connect as _connect
 

@@ -1,4 +1,4 @@
-"""`werkplaats demo`: run an analysis under MPC beside the plain reference."""
+"""`werkplaats demo` (the workspace) and `werkplaats compare` (one analysis, two executors, locally)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import typer
 
 
-def demo(
+def compare(
     persons: Annotated[int, typer.Option(help="Persons in the generated population.")] = 4000,
     min_group_size: Annotated[int, typer.Option(help="Suppress cells with fewer rows.")] = 10,
 ) -> None:
@@ -22,7 +22,7 @@ def demo(
 
     tables = d.tables(persons)
     q = d.analysis()
-    typer.echo("werkplaats demo — one analysis, two executors\n")
+    typer.echo("werkplaats compare — one analysis, two executors\n")
     typer.echo(f"Generated data: {', '.join(f'{k} ({len(v):,} rows)' for k, v in tables.items())}\n")
     checked, _ = prepare(q, tables, min_group_size=min_group_size)
     typer.echo(explain(checked.plan))  # NB: the checked plan: sources list the columns read

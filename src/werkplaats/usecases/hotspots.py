@@ -65,6 +65,7 @@ def infection_hotspots(
     icpc: Sequence[str] = ("R80",),
     diagnosis: str = "luchtweginfectie",
     risk_groups: bool = False,
+    risk_counts: bool = False,
     hospital: bool = False,
 ) -> LazyFrame:
     """Return the plan: events per region (``level``) and ISO week of ``year``.
@@ -74,6 +75,9 @@ def infection_hotspots(
     "ziekenhuis" counts admissions in diagnosis group ``diagnosis``. With ``risk_groups``
     each count is split by risicogroep: vvt_client, else 70+, else chronisch (one or more
     chronic conditions at the GP), else overig — each person in the first group that fits.
+    With ``risk_counts`` the cells stay region × week and count, among the events, the VVT
+    clients (``vvt_client``), people of 70 and over (``70plus``) and people with chronic
+    conditions (``chronisch``); these overlap, and each is a count under the k rule.
     With ``hospital`` (signal "ggd" only) the hospital's admissions in ``diagnosis`` during the
     year are joined per person and ``opgenomen`` counts the cases the hospital admitted
     (a count, so under the k rule like a cell).
@@ -103,16 +107,21 @@ def infection_hotspots(
         date = "opnamedatum"
         frame = scan("ziekenhuis/opnamen").filter(
             (col("diagnosegroep") == diagnosis) & col(date).is_between(first, last))
-    if risk_groups and signal == "ziekenhuis":
+    if (risk_groups or risk_counts) and signal == "ziekenhuis":
         born = scan("gemeente/inwoners").select("bsn", "geboortedatum")
         frame = frame.join(born, on="bsn", how="left")
         age = col("geboortedatum").age_at(reference) >= 70
     keys = [level, "week"]
-    if risk_groups:
+    aggs: dict[str, AggExpr] = {"n": count()}
+    if risk_groups or risk_counts:
         assert age is not None  # NB: every signal has an age once risk groups are asked for
         frame = _risk(frame, age, reference, has_gp=signal == "huisarts")
+    if risk_groups:
         keys.append("risicogroep")
-    aggs: dict[str, AggExpr] = {"n": count()}
+    if risk_counts:
+        aggs["vvt_client"] = col("vvt_client").fill_null(False).sum()
+        aggs["70plus"] = age.fill_null(False).sum()  # type: ignore[union-attr]
+        aggs["chronisch"] = col("chronisch").fill_null(False).sum()
     if hospital:
         if signal != "ggd":
             msg = "hospital=True joins hospital admissions to GGD notifications; use it with signal='ggd'"
