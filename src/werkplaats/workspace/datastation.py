@@ -27,6 +27,7 @@ from ..mpc import wire
 from ..plan.serde import plan_from_dict
 from . import pki
 from .audit import FileLog
+from .catalog_io import dataset_entry
 from .config import DatastationConfig
 from .http import Client, HubError
 from .jobs import catalog_of, recheck_hash, verify_job_approvals
@@ -66,19 +67,17 @@ class Datastation:
             df = validate_table(read_source(src, schema), schema, tuple(schema.names), set())
             completeness = {c: round(float(df[c].notna().mean()), 3) if len(df) else 0.0 for c in schema.names}
             org, table = name.split("/")
-            self.hub.put(
-                f"/datasets/{org}/{table}",
-                {
-                    "title": src.title,
-                    "description": src.description,
-                    "table_schema": to_frictionless(schema),
-                    "update_frequency": src.update_frequency,
-                    "person_key": src.person_key,
-                    "rules": {"min_group_size": src.min_group_size},
-                    "row_count": rounded(len(df)),
-                    "completeness": completeness,
-                },
+            entry = dataset_entry(
+                schema,
+                title=src.title,
+                description=src.description,
+                update_frequency=src.update_frequency,
+                person_key=src.person_key,
+                min_group_size=src.min_group_size,
+                row_count=rounded(len(df)),
+                completeness=completeness,
             )
+            self.hub.put(f"/datasets/{org}/{table}", entry)
             done.append(name)
         return done
 

@@ -65,6 +65,13 @@ class Engine:
         def health() -> dict[str, Any]:
             return {"ok": True, "engine": self.cfg.name, "party": self.cfg.party}
 
+        @app.get("/inbox")
+        def inbox() -> dict[str, Any]:
+            """Which jobs' shares this engine holds right now (dataset names only, never shares)."""
+            with self.lock:
+                held = {str(j): sorted(d) for j, d in self.inbox.items()}
+            return {"jobs": held, "running": self.child is not None}
+
         @app.post("/jobs/{jid}/shares")
         async def shares(jid: int, request: Request) -> dict[str, Any]:
             data = await request.body()
@@ -281,6 +288,12 @@ class Engine:
                     log.warning("hub unreachable: %s", e)
                     time.sleep(2)
                     continue
+                with self.lock:
+                    held = list(self.inbox)
+                for jid in held:  # NB: shares of jobs that ended before this engine took them
+                    if self.job_state(jid) in ("failed", "succeeded"):
+                        with self.lock:
+                            self.inbox.pop(jid, None)
                 for job in jobs:
                     try:
                         self.handle(job)

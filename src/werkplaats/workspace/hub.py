@@ -8,12 +8,14 @@ reconstructs the approved, disclosure-controlled aggregate from them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import secrets
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +171,15 @@ class ContributionIn(BaseModel):
 
 def create_app(hub: Hub) -> FastAPI:
     """The hub's HTTP API."""
-    app = FastAPI(title="werkplaats hub", version="1", description=__doc__)
+    stop = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=watchdog, daemon=True, name="hub-watchdog").start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="werkplaats hub", version="1", description=__doc__, lifespan=lifespan)
 
     def session() -> Any:
         with hub.sessions() as s:
@@ -941,17 +951,6 @@ def create_app(hub: Hub) -> FastAPI:
                     s.commit()
             except Exception:
                 pass
-
-    stop = threading.Event()
-    app.state.stop = stop
-
-    @app.on_event("startup")
-    def _start() -> None:
-        threading.Thread(target=watchdog, daemon=True, name="hub-watchdog").start()
-
-    @app.on_event("shutdown")
-    def _stop() -> None:
-        stop.set()
 
     return app
 
