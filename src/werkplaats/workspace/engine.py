@@ -185,6 +185,7 @@ class Engine:
             counts += h["share_blobs"]
             blobs += b
         engines = sorted(job["engines"], key=lambda e: e["party"])
+        _check_port(self.cfg.mpc)
         tls = self.cfg.tls
         header = {
             "cmd": "run",
@@ -304,3 +305,17 @@ class Engine:
         finally:
             if self.server is not None:
                 self.server.should_exit = True
+
+
+def _check_port(address: str) -> None:
+    """Fail with a clear message when the MPC port is taken (brpc would abort the party process)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            msg = f"the MPC address {address} is in use ({e.strerror}); configure a free port as 'mpc'"
+            raise WerkplaatsError(msg) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -41,9 +42,23 @@ PURPOSE = (
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range, so that no outgoing connection takes it meanwhile."""
+    lo, hi = 20_000, 32_000
+    try:
+        lo_e = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        hi = min(hi, lo_e - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    msg = f"no free port on {host} between {lo} and {hi}"
+    raise RuntimeError(msg)
 
 
 @dataclass

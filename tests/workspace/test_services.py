@@ -1,0 +1,208 @@
+"""The workspace as real processes over mutual TLS: hub, three engines, two datastations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import werkplaats as wp
+from werkplaats.synth.write import load_region
+from werkplaats.workspace import pki
+from werkplaats.workspace.config import DatastationConfig, EngineConfig
+from werkplaats.workspace.datastation import Datastation
+from werkplaats.workspace.engine import Engine
+from werkplaats.workspace.local import COLLABORATION, LocalWorkspace
+from werkplaats.workspace.signing import approval_body, sign_approval
+
+from ..helpers import assert_same_result
+
+PURPOSE = "Meldingen per gemeente met chronisch zieken (test)"
+
+
+def analysis(disease: str = "influenza A") -> wp.LazyFrame:
+    gp = wp.scan("huisartsen/patienten").select("bsn", chronisch=wp.col("chronische_aandoeningen") >= 1)
+    return (wp.scan("ggd/meldingen").filter(wp.col("ziekte") == disease)
+            .join(gp, on="bsn", how="left")
+            .group_by("gemeente")
+            .agg(n=wp.count(), chronisch=wp.col("chronisch").fill_null(False).sum(),
+                 leeftijd=wp.col("leeftijd").mean()))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorkspace]:
+    w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=4000, organisations=("ggd", "huisartsen"),
+                       heartbeat_timeout_s=6)  # fmt: skip
+    try:
+        w.start()
+        yield w
+    finally:
+        w.stop()
+
+
+def connect(ws: LocalWorkspace, who: str = "analist") -> Any:
+    return wp.connect(ws.hub_url, token=ws.tokens[who], ca=ws.pki / "ca.crt", cert=ws.pki / "client.crt",
+                      key=ws.pki / "client.key")  # fmt: skip
+
+
+def station(ws: LocalWorkspace, org: str) -> Datastation:
+    return Datastation(DatastationConfig.load(ws.root / "nodes" / f"ds-{org}" / "datastation.toml"))
+
+
+def approve_all(ws: LocalWorkspace, rid: int, max_runs: int = 1) -> None:
+    for org in ws.organisations:
+        station(ws, org).approve(rid, max_runs=max_runs)
+
+
+def wait_state(c: Any, job: int, states: tuple[str, ...], timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        j = c.client.get(f"/jobs/{job}")
+        if j["state"] in states:
+            return j
+        time.sleep(0.2)
+    raise AssertionError(f"job {job} not in {states} after {timeout} s")
+
+
+def inbox(ws: LocalWorkspace, i: int) -> dict[str, Any]:
+    cfg = EngineConfig.load(ws.root / "nodes" / f"engine{i}" / "engine.toml")
+    r = httpx.get(f"https://{cfg.host}:{cfg.port}/inbox", verify=ws.tls().client_context(), timeout=5)
+    return r.json()
+
+
+def test_result_equals_the_plain_executor(ws: LocalWorkspace) -> None:
+    c = connect(ws)
+    req = c.submit(analysis(), collaboration=COLLABORATION, purpose=PURPOSE)
+    assert req.status() == "pending-approval"
+    approve_all(ws, req.id)
+    got = req.run(timeout=300)
+    region = load_region(ws.region)
+    want = wp.run_local(analysis(), region.tables, schemas=region.catalog)
+    assert_same_result(got.astype(want.dtypes.to_dict()), want, float_cols={"leeftijd"})
+    assert (~want["suppressed"]).sum() > 0
+    # the datastation's own log has the contribution, chained and signed
+    st = station(ws, "ggd")
+    last = st.log.entries()[-1]
+    assert last["action"] == "contribution" and last["details"]["columns"]["ggd/meldingen"]
+    actions = [e["action"] for e in ws.client("fg").get("/audit")["entries"]]
+    assert actions.count("contribution") == 2 and actions[-1] == "result-release"
+
+
+def _forged_job(ws: LocalWorkspace, rid: int, approvals: list[dict[str, Any]], **change: Any) -> dict[str, Any]:
+    adm = ws.client("admin")
+    r = adm.get(f"/requests/{rid}")
+    cat = {d["name"]: d["schema"] for d in adm.get("/datasets")}
+    keys = {o["name"]: o["signing_key"] for o in adm.get("/organisations")}
+    engines = [{"party": i, "name": f"engine{i}", "url": "https://127.0.0.1:9", "mpc": "127.0.0.1:9"} for i in range(3)]
+    adm.close()
+    job = {"job": 90_000 + rid, "request": rid, "collaboration": r["collaboration"], "purpose": r["purpose"],
+           "plan": r["plan"], "plan_hash": r["plan_hash"], "datasets": r["datasets"], "columns": r["columns"],
+           "schemas": {d: cat[d] for d in r["datasets"]}, "approvals": approvals, "organisation_keys": keys,
+           "engines": engines, "state": "approved"}  # fmt: skip
+    return job | change
+
+
+def test_datastation_refuses_by_itself_when_the_hub_is_bypassed(ws: LocalWorkspace) -> None:
+    c = connect(ws)
+    req = c.submit(analysis("COVID-19"), collaboration=COLLABORATION, purpose=PURPOSE)
+    st = station(ws, "ggd")
+    before = len(st.log.entries())
+
+    def refused(job: dict[str, Any]) -> str:
+        st.handle(job)  # NB: straight to the datastation, as a compromised hub would
+        entries = st.log.entries()
+        assert entries[-1]["action"] == "refusal"
+        assert not any(e["action"] == "contribution" and e["details"]["job"] == job["job"] for e in entries)
+        return str(entries[-1]["details"]["detail"])
+
+    assert "no approval of ggd" in refused(_forged_job(ws, req.id, []))
+    key = pki.load_signing_key(ws.root / "keys" / "ggd.key")
+    info = req.refresh()
+
+    def signed(**kw: Any) -> dict[str, Any]:
+        args = {"organisation": "ggd", "collaboration": COLLABORATION, "purpose": PURPOSE, "plan": info["plan"],
+                "plan_hash": info["plan_hash"], "expires": dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+                "max_runs": 1, "steward": "steward-ggd"} | kw  # fmt: skip
+        body = approval_body(**args)
+        return {"body": body, "signature": sign_approval(key, body)}
+
+    past = signed(expires=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    assert "expired" in refused(_forged_job(ws, req.id, [past]))
+    tampered = json.loads(json.dumps(info["plan"]).replace("COVID-19", "mazelen"))
+    assert "does not match its plan hash" in refused(_forged_job(ws, req.id, [signed()], plan=tampered))
+    other = signed(plan_hash="0" * 64)
+    assert "signed for plan" in refused(_forged_job(ws, req.id, [other]))
+    hub_key = pki.load_signing_key(ws.root / "keys" / "hub.key")
+    by_hub = {**signed(), "signature": sign_approval(hub_key, signed()["body"])}
+    assert "signature" in refused(_forged_job(ws, req.id, [by_hub]))
+    assert len(st.log.entries()) == before + 5
+    assert all(str(90_000 + req.id) not in inbox(ws, i)["jobs"] for i in range(3))
+
+
+def test_engine_killed_mid_job_fails_the_job_and_a_retry_succeeds(ws: LocalWorkspace) -> None:
+    c = connect(ws)
+    req = c.submit(analysis("COVID-19"), collaboration=COLLABORATION, purpose=PURPOSE)
+    approve_all(ws, req.id, max_runs=3)
+    job = req.run(wait=False)
+    wait_state(c, job, ("running",))
+    ws.procs["engine1"].kill(signal.SIGKILL)
+    j = wait_state(c, job, ("failed", "succeeded"), timeout=120)
+    assert j["state"] == "failed" and "engine1" in j["reason"], j
+    with pytest.raises(Exception, match="no released result"):
+        req.result()
+    deadline = time.monotonic() + 60
+    while any(inbox(ws, i)["jobs"] or inbox(ws, i)["running"] for i in (0, 2)):
+        assert time.monotonic() < deadline, "surviving engines still hold shares of the failed job"
+        time.sleep(0.5)
+    ws.start_engine(1)
+    time.sleep(3)
+    got = req.run(timeout=300)
+    assert (~got["suppressed"]).sum() > 0
+    states = [x["state"] for x in req.refresh()["jobs"]]
+    assert states == ["failed", "succeeded"]
+
+
+def test_tls_is_required_and_checked(ws: LocalWorkspace, tmp_path: Path) -> None:
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(ws.hub_url + "/health", verify=str(ws.pki / "ca.crt"), timeout=5)  # NB: no client certificate
+    pki.init_ca(tmp_path / "foreign")
+    pki.issue(tmp_path / "foreign", "engine0")
+    cfg = EngineConfig.load(ws.root / "nodes" / "engine0" / "engine.toml")
+    cfg.tls = pki.TLSFiles(cfg.tls.ca, tmp_path / "foreign" / "engine0.crt", tmp_path / "foreign" / "engine0.key")
+    with pytest.raises(pki.PKIError, match="workspace CA"):
+        Engine(cfg)
+    node = ws.client("ds-ggd")
+    with pytest.raises(Exception, match="403"):
+        node.post("/requests", {"collaboration": COLLABORATION, "purpose": "x", "plan": {}})
+
+
+def test_audit_cli_verifies_and_catches_a_tampered_entry(ws: LocalWorkspace) -> None:
+    env = {**os.environ, "WERKPLAATS_HUB": ws.hub_url, "WERKPLAATS_TOKEN": ws.tokens["fg"],
+           "WERKPLAATS_CA": str(ws.pki / "ca.crt"), "WERKPLAATS_CERT": str(ws.pki / "client.crt"),
+           "WERKPLAATS_KEY": str(ws.pki / "client.key")}  # fmt: skip
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "werkplaats", *args], env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    ok = cli("audit", "verify")
+    assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
+    reg = cli("audit", "export", "--format", "csv")
+    assert "contribution" in reg.stdout and "ggd/meldingen" in reg.stdout and "steward-ggd" in reg.stdout
+    db = sqlite3.connect(ws.root / "hub" / "hub.db")
+    db.execute("UPDATE audit SET subject = 'request/999' WHERE seq = 3")
+    db.commit()
+    db.close()
+    bad = cli("audit", "verify")
+    assert bad.returncode == 1 and "entry 3: changed" in bad.stdout, bad.stdout
