@@ -220,7 +220,10 @@ class LocalWorkspace:
             self.engine_ports = {}
             for i in range(3):
                 nm = f"engine{i}"
-                inbox, mpc = free_port(self.host(nm)), free_port(self.host(nm))
+                if nm in self.netns:  # NB: a fresh network namespace has every port free
+                    inbox, mpc = random.sample(range(20_000, 32_000), 2)
+                else:
+                    inbox, mpc = free_port(self.host(nm)), free_port(self.host(nm))
                 self.engine_ports[i] = (inbox, mpc)
                 self.tokens[nm] = adm.post(
                     "/nodes",
