@@ -1,0 +1,109 @@
+"""Smaller parts of the workspace: OpenAPI spec, sources, dummy data, template approvals at the hub."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+import werkplaats as wp
+from werkplaats import usecases as uc
+from werkplaats.catalog.frictionless import read_schema
+from werkplaats.catalog.validate import validate_table
+from werkplaats.plan.serde import plan_to_dict
+from werkplaats.synth.generate import generate
+from werkplaats.synth.write import write_region
+from werkplaats.workspace.client import dummy_table
+from werkplaats.workspace.config import DatasetSource
+from werkplaats.workspace.openapi import spec
+from werkplaats.workspace.signing import approval_body, literals, sign_approval
+from werkplaats.workspace.sources import read_source
+
+from .conftest import _pg_database
+from .test_hub import hub  # noqa: F401  (fixture)
+
+SPEC = Path(__file__).resolve().parents[2] / "src" / "werkplaats" / "workspace" / "openapi.json"
+
+
+def test_committed_openapi_spec_is_current() -> None:
+    assert json.loads(SPEC.read_text()) == json.loads(json.dumps(spec())), (
+        "regenerate with: werkplaats hub openapi --out src/werkplaats/workspace/openapi.json")
+    paths = spec()["paths"]
+    assert "/api/v1/requests/{rid}/approvals" in paths and "/api/v1/audit/export" in paths
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("region")
+    write_region(generate(4, 1500), out)
+    return out
+
+
+def test_sources_csv_parquet_duckdb_postgresql(region: Path, tmp_path: Path) -> None:
+    schema = read_schema(region / "vvt" / "clienten.schema.json", "vvt/clienten")
+    csv = DatasetSource("vvt/clienten", str(region / "vvt" / "clienten.csv"), region / "vvt" / "clienten.schema.json")
+    want = validate_table(read_source(csv, schema), schema, tuple(schema.names), set())
+    pq = tmp_path / "clienten.parquet"
+    want.to_parquet(pq)
+    db = tmp_path / "vvt.duckdb"
+    con = duckdb.connect(str(db))
+    con.register("w", want)
+    con.execute("CREATE TABLE clienten AS SELECT * FROM w")
+    con.close()
+    sources = [DatasetSource("vvt/clienten", str(pq), csv.schema),
+               DatasetSource("vvt/clienten", str(db), csv.schema, table="clienten")]  # fmt: skip
+    for url in _pg_database():
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        want.astype(object).where(want.notna(), None).to_sql("clienten", eng, index=False)
+        eng.dispose()
+        sources.append(DatasetSource("vvt/clienten", url, csv.schema, table="clienten"))
+        for src in sources:
+            got = validate_table(read_source(src, schema), schema, tuple(schema.names), set())
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    missing = DatasetSource("vvt/clienten", str(tmp_path / "nope.csv"), csv.schema)
+    with pytest.raises(wp.DataValidationError, match="does not exist"):
+        read_source(missing, schema)
+
+
+def test_dummy_data_fits_the_schema_and_joins(region: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pool = 100_000_000 + rng.permutation(400)
+    tables, schemas = {}, {}
+    for name in ("ggd/meldingen", "huisartsen/patienten"):
+        org, table = name.split("/")
+        schemas[name] = read_schema(region / org / f"{table}.schema.json", name)
+        tables[name] = dummy_table(schemas[name], 200, rng, pool=pool)
+        validate_table(tables[name], schemas[name], tuple(schemas[name].names), set())
+    out = wp.run_local(uc.infection_hotspots(2024, signal="ggd", risk_groups=False), tables, schemas=schemas,
+                       min_group_size=1)  # fmt: skip
+    assert out["n"].sum() > 0
+    joined = tables["ggd/meldingen"]["bsn"].isin(tables["huisartsen/patienten"]["bsn"]).mean()
+    assert joined > 0.3  # NB: dummy person keys overlap, so previews of joins are not empty
+
+
+def test_template_approval_covers_the_next_reporting_year(hub: Any) -> None:  # noqa: F811
+    h, u, keys = hub
+    p24 = plan_to_dict(uc.infection_hotspots(2024, signal="huisarts").to_plan())
+    p23 = plan_to_dict(uc.infection_hotspots(2023, signal="huisarts").to_plan())
+    r24 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": p24})
+    vary = [p for p, v in literals(r24["plan"]) if isinstance(v, str) and v[:4] in ("2023", "2024", "2025")]
+    assert vary, literals(r24["plan"])
+    body = approval_body(organisation="huisartsen", collaboration="pp", purpose="x", plan=r24["plan"],
+                         plan_hash=r24["plan_hash"], expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+                         max_runs=5, steward="st-ha", vary=vary)  # fmt: skip
+    u["st-ha"].post(f"/requests/{r24['id']}/approvals", {"body": body, "signature": sign_approval(keys["huisartsen"], body)})
+    r23 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": p23})
+    assert r23["plan_hash"] != r24["plan_hash"]
+    assert u["analist"].post(f"/requests/{r23['id']}/run")["state"] == "approved"  # NB: by the template
+    other = plan_to_dict(uc.infection_hotspots(2024, signal="huisarts", icpc=("R74",)).to_plan())
+    r3 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": other})
+    u["analist"].post(f"/requests/{r3['id']}/run", status=409)  # NB: a different code is not a parameter
