@@ -91,7 +91,7 @@ def test_dummy_data_fits_the_schema_and_joins(region: Path) -> None:
 
 
 def test_template_approval_covers_the_next_reporting_year(hub: Any) -> None:  # noqa: F811
-    h, u, keys = hub
+    _, u, keys = hub
     p24 = plan_to_dict(uc.infection_hotspots(2024, signal="huisarts").to_plan())
     p23 = plan_to_dict(uc.infection_hotspots(2023, signal="huisarts").to_plan())
     r24 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": p24})
@@ -100,7 +100,8 @@ def test_template_approval_covers_the_next_reporting_year(hub: Any) -> None:  # 
     body = approval_body(organisation="huisartsen", collaboration="pp", purpose="x", plan=r24["plan"],
                          plan_hash=r24["plan_hash"], expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
                          max_runs=5, steward="st-ha", vary=vary)  # fmt: skip
-    u["st-ha"].post(f"/requests/{r24['id']}/approvals", {"body": body, "signature": sign_approval(keys["huisartsen"], body)})
+    signed = {"body": body, "signature": sign_approval(keys["huisartsen"], body)}
+    u["st-ha"].post(f"/requests/{r24['id']}/approvals", signed)
     r23 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": p23})
     assert r23["plan_hash"] != r24["plan_hash"]
     assert u["analist"].post(f"/requests/{r23['id']}/run")["state"] == "approved"  # NB: by the template
