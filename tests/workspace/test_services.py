@@ -187,14 +187,48 @@ def test_tls_is_required_and_checked(ws: LocalWorkspace, tmp_path: Path) -> None
         node.post("/requests", {"collaboration": COLLABORATION, "purpose": "x", "plan": {}})
 
 
+def _cli_env(ws: LocalWorkspace, who: str) -> dict[str, str]:
+    return {**os.environ, "WERKPLAATS_HUB": ws.hub_url, "WERKPLAATS_TOKEN": ws.tokens[who],
+            "WERKPLAATS_CA": str(ws.pki / "ca.crt"), "WERKPLAATS_CERT": str(ws.pki / "client.crt"),
+            "WERKPLAATS_KEY": str(ws.pki / "client.key")}  # fmt: skip
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "werkplaats", *args], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_preview_and_the_request_cli(ws: LocalWorkspace, tmp_path: Path) -> None:
+    c = connect(ws)
+    frame = c.table("ggd/meldingen").join(
+        c.table("huisartsen/patienten").select("bsn", chronisch=wp.col("chronische_aandoeningen") >= 1),
+        on="bsn", how="left").group_by("gemeente").agg(n=wp.count())  # fmt: skip
+    pre = frame.preview()
+    assert pre["n"].sum() > 0 and "dummy" in pre.attrs["preview"]
+    plan = tmp_path / "plan.json"
+    plan.write_text(analysis("kinkhoest").to_json())
+    env = _cli_env(ws, "analist")
+    out = _cli(env, "request", "submit", str(plan), "--collaboration", COLLABORATION, "--purpose", PURPOSE)
+    assert out.returncode == 0, out.stderr
+    rid = out.stdout.split()[1].rstrip(":")
+    assert "needs approval of ggd, huisartsen" in out.stdout
+    for org in ws.organisations:
+        cfg = ws.root / "nodes" / f"ds-{org}" / "datastation.toml"
+        ok = _cli(env, "datastation", "approve", rid, "--config", str(cfg), "--yes")
+        assert ok.returncode == 0 and "Data read:" in ok.stdout and "approved" in ok.stdout, ok.stdout + ok.stderr
+    assert rid in _cli(env, "request", "list").stdout
+    assert "approved by ggd" in _cli(env, "request", "show", rid).stdout
+    run = _cli(env, "request", "run", rid)
+    assert run.returncode == 0 and "succeeded" in run.stdout, run.stdout + run.stderr
+    res = _cli(env, "request", "result", rid, "--format", "csv")
+    assert res.stdout.startswith("gemeente,n,chronisch,leeftijd,suppressed,reason")
+
+
 def test_audit_cli_verifies_and_catches_a_tampered_entry(ws: LocalWorkspace) -> None:
-    env = {**os.environ, "WERKPLAATS_HUB": ws.hub_url, "WERKPLAATS_TOKEN": ws.tokens["fg"],
-           "WERKPLAATS_CA": str(ws.pki / "ca.crt"), "WERKPLAATS_CERT": str(ws.pki / "client.crt"),
-           "WERKPLAATS_KEY": str(ws.pki / "client.key")}  # fmt: skip
+    env = _cli_env(ws, "fg")
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "werkplaats", *args], env=env, capture_output=True, text=True,
-                              timeout=120)  # fmt: skip
+        return _cli(env, *args)
 
     ok = cli("audit", "verify")
     assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr

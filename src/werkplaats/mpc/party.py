@@ -100,8 +100,13 @@ def compile_plan(header: dict[str, Any]) -> tuple[Any, list[Any]]:
     return _compile(fn, [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]), slots
 
 
-def run_job(rank: int, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
-    """Run one job and return the reply header and blobs."""
+def run_job(rank: int, header: dict[str, Any], blobs: list[bytes],
+            barrier: Any = None) -> tuple[dict[str, Any], list[bytes]]:  # fmt: skip
+    """Run one job and return the reply header and blobs.
+
+    barrier, when given, is called after compiling and before linking to the peers: the
+    engine service uses it so that the three parties start their links together.
+    """
     import spu
     from spu import libspu
 
@@ -119,6 +124,8 @@ def run_job(rank: int, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict
     if len(shares) != len(slots):
         msg = f"expected {len(slots)} input shares, got {len(shares)}"
         raise ValueError(msg)
+    if barrier is not None:
+        barrier()
     desc = libspu.link.Desc()
     desc.id = header["job"]
     for i, addr in enumerate(header["addrs"]):
@@ -130,6 +137,9 @@ def run_job(rank: int, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict
     tls = header.get("tls")
     if tls:  # NB: mutual TLS between the parties, with the workspace CA only
         desc.enable_ssl = True
+        # NB: brpc's pooled connections can abort the process on an SSL EOF (apache/brpc#3307); one
+        # connection per peer avoids that path.
+        desc.brpc_channel_connection_type = "single"
         for opts in (desc.server_ssl_opts, desc.client_ssl_opts):
             opts.cert.certificate_path = tls["cert"]
             opts.cert.private_key_path = tls["key"]
@@ -187,8 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         if cmd != "run":
             wire.send(fout, {"ok": False, "error": f"unknown command {cmd!r}"})
             continue
+        def barrier(h: dict[str, Any] = header) -> None:
+            if not h.get("barrier"):
+                return
+            wire.send(fout, {"compiled": True})
+            go, _ = wire.recv(fin)
+            if go.get("cmd") != "link":
+                msg = "job cancelled before linking"
+                raise RuntimeError(msg)
+
         try:
-            reply, out = run_job(args.rank, header, blobs)
+            reply, out = run_job(args.rank, header, blobs, barrier)
         except Exception as e:  # NB: report, never crash the loop; messages carry no data
             traceback.print_exc(file=sys.stderr)
             reply, out = {"ok": False, "error": f"{type(e).__name__}: {e}"}, []

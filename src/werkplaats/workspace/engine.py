@@ -107,6 +107,13 @@ class Engine:
         except (HubError, OSError) as e:
             log.warning("could not report progress of job %s: %s", jid, e)
 
+    def all_compiled(self, jid: int, names: list[str]) -> bool:
+        try:
+            prog = self.hub.get(f"/node/jobs/{jid}")["progress"]
+        except (HubError, OSError):
+            return False
+        return all(prog.get(name) in ("compiled", "done") for name in names)
+
     def job_state(self, jid: int) -> str:
         try:
             return str(self.hub.get(f"/node/jobs/{jid}")["state"])
@@ -196,6 +203,7 @@ class Engine:
             "addrs": [e["mpc"] for e in engines],
             "share_blobs": counts,
             "recv_timeout_ms": 120_000,
+            "barrier": True,
             "tls": {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)},
         }
         r1, w1 = os.pipe()
@@ -225,11 +233,23 @@ class Engine:
         to, frm = os.fdopen(w1, "wb", buffering=1 << 20), os.fdopen(r2, "rb", buffering=1 << 20)
         q: queue.Queue[Any] = queue.Queue()
 
+        go = threading.Event()
+        cancel = threading.Event()
+
         def talk() -> None:
             try:
                 wire.recv(frm)  # ready
                 wire.send(to, header, blobs)
-                q.put(wire.recv(frm))
+                msg = wire.recv(frm)
+                if msg[0].get("compiled"):
+                    q.put(("compiled", []))
+                    while not go.wait(0.2):
+                        if cancel.is_set():
+                            wire.send(to, {"cmd": "cancel"})
+                            return
+                    wire.send(to, {"cmd": "link"})
+                    msg = wire.recv(frm)
+                q.put(msg)
             except Exception as e:  # NB: a dead child shows up as a closed pipe
                 q.put(e)
 
@@ -237,9 +257,16 @@ class Engine:
         try:
             while True:
                 try:
-                    item = q.get(timeout=1.0)
+                    item = q.get(timeout=0.5)
+                    if item == ("compiled", []):
+                        # NB: the three parties link together, so that no party dials a peer that is still
+                        # compiling (brpc over TLS can abort on such early connection failures).
+                        self.progress(jid, "compiled")
+                        continue
                     break
                 except queue.Empty:
+                    if not go.is_set() and self.all_compiled(jid, [e["name"] for e in engines]):
+                        go.set()
                     if self.job_state(jid) == "failed":
                         return None, []  # NB: another node failed the job; the finally kills our party
                     if child.poll() is not None and q.empty():
@@ -256,6 +283,7 @@ class Engine:
                 raise WerkplaatsError(msg)
             return reply, out
         finally:
+            cancel.set()
             if child.poll() is None:
                 with contextlib.suppress(OSError):
                     wire.send(to, {"cmd": "stop"})

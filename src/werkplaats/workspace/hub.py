@@ -796,7 +796,8 @@ def create_app(hub: Hub) -> FastAPI:
         j = s.get(db.Job, jid)
         if j is None:
             raise HTTPException(404, f"no job {jid}")
-        return {"job": j.id, "state": j.state, "reason": j.reason}
+        return {"job": j.id, "state": j.state, "reason": j.reason,
+                "progress": {k: v.get("state") for k, v in j.progress.items()}}  # fmt: skip
 
     def fail(s: Session, j: db.Job, reason: str, actor: str) -> None:
         if j.state in ("succeeded", "failed"):
