@@ -14,7 +14,7 @@ $(BIN)/werkplaats: pyproject.toml
 
 setup: $(BIN)/werkplaats  ## create .venv with werkplaats and its pinned dependencies
 
-demo: setup  ## the main job: one analysis under MPC beside the DuckDB reference
+demo: setup  ## the main job: a whole workspace (hub, 3 engines, 4 datastations) and one analysis through it
 	$(BIN)/werkplaats demo
 
 test: setup  ## ruff, mypy, then the whole test suite (MPC included)
