@@ -100,12 +100,15 @@ def compile_plan(header: dict[str, Any]) -> tuple[Any, list[Any]]:
     return _compile(fn, [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]), slots
 
 
-def run_job(rank: int, header: dict[str, Any], blobs: list[bytes],
-            barrier: Any = None) -> tuple[dict[str, Any], list[bytes]]:  # fmt: skip
+def run_job(rank: int, header: dict[str, Any], blobs: list[bytes], barrier: Any = None,
+            deliver: Any = None) -> tuple[dict[str, Any], list[bytes]] | None:  # fmt: skip
     """Run one job and return the reply header and blobs.
 
-    barrier, when given, is called after compiling and before linking to the peers: the
-    engine service uses it so that the three parties start their links together.
+    barrier, when given, is called after compiling and before linking to the peers; deliver,
+    when given, receives the reply while the link is still open and returns once every party
+    is done (then None is returned). The engine service uses both, so that the three parties
+    open their links together and close them only when none of them is still talking: brpc
+    over TLS aborts a process that reads an unexpected end of a connection (apache/brpc#3307).
     """
     import spu
     from spu import libspu
@@ -159,16 +162,20 @@ def run_job(rank: int, header: dict[str, Any], blobs: list[bytes],
         t_run = time.perf_counter() - t1
         written = _io_written() - w0
         del rt  # NB: releases every share of this job
+        out_blobs: list[bytes] = []
+        out_counts = []
+        for s in outs:
+            b = wire.pack_share(s)
+            out_counts.append(len(b))
+            out_blobs.extend(b)
+        stats = {"compile_s": t_compile, "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss()}
+        reply = {"ok": True, "share_blobs": out_counts, "stats": stats}
+        if deliver is not None:
+            deliver(reply, out_blobs)
+            return None
+        return reply, out_blobs
     finally:
         link.stop_link()
-    out_blobs: list[bytes] = []
-    out_counts = []
-    for s in outs:
-        b = wire.pack_share(s)
-        out_counts.append(len(b))
-        out_blobs.extend(b)
-    stats = {"compile_s": t_compile, "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss()}
-    return {"ok": True, "share_blobs": out_counts, "stats": stats}, out_blobs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,11 +213,18 @@ def main(argv: list[str] | None = None) -> int:
                 msg = "job cancelled before linking"
                 raise RuntimeError(msg)
 
+        def deliver(reply: dict[str, Any], out: list[bytes], h: dict[str, Any] = header) -> None:
+            wire.send(fout, {**reply, "job": h.get("job")}, out)
+            wire.recv(fin)  # NB: the engine says when every party is done; only then the link closes
+
         try:
-            reply, out = run_job(args.rank, header, blobs, barrier)
+            res = run_job(args.rank, header, blobs, barrier, deliver if header.get("barrier") else None)
         except Exception as e:  # NB: report, never crash the loop; messages carry no data
             traceback.print_exc(file=sys.stderr)
-            reply, out = {"ok": False, "error": f"{type(e).__name__}: {e}"}, []
+            res = {"ok": False, "error": f"{type(e).__name__}: {e}"}, []
+        if res is None:
+            return 0  # NB: a service job: one job per process
+        reply, out = res
         wire.send(fout, {**reply, "job": header.get("job")}, out)
 
 

@@ -132,14 +132,15 @@ class Engine:
                 return
             self.count_runs(ids)
             self.progress(jid, "running")
-            reply, blobs = self.run_party(job, inputs)
-            if reply is None:
-                return
-            buf = io.BytesIO()
-            wire.send(buf, {"share_blobs": reply["share_blobs"]}, blobs)
-            self.hub.post(f"/node/jobs/{jid}/result-share", content=buf.getvalue())
-            stats = {k: round(float(v), 3) for k, v in reply.get("stats", {}).items()}
-            self.progress(jid, "done", "", **stats)
+
+            def deliver(reply: dict[str, Any], blobs: list[bytes]) -> None:
+                buf = io.BytesIO()
+                wire.send(buf, {"share_blobs": reply["share_blobs"]}, blobs)
+                self.hub.post(f"/node/jobs/{jid}/result-share", content=buf.getvalue())
+                stats = {k: round(float(v), 3) for k, v in reply.get("stats", {}).items()}
+                self.progress(jid, "done", "", **stats)
+
+            self.run_party(job, inputs, deliver)
         except WerkplaatsError as e:
             self.progress(jid, "failed", str(e))
         finally:
@@ -176,10 +177,13 @@ class Engine:
                 raise WerkplaatsError(msg)
         return {d: got[d] for d in job["datasets"]}
 
-    def run_party(
-        self, job: dict[str, Any], inputs: dict[str, tuple[dict[str, Any], list[bytes]]]
-    ) -> tuple[dict[str, Any] | None, list[bytes]]:
-        """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere."""
+    def run_party(self, job: dict[str, Any], inputs: dict[str, tuple[dict[str, Any], list[bytes]]],
+                  deliver: Any) -> None:  # fmt: skip
+        """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere.
+
+        The party's output goes to deliver while its link is still open; the link closes only
+        when all three engines are done (or the job has ended), so no peer sees it close early.
+        """
         jid = job["job"]
         plan = plan_from_dict(job["plan"])
         catalog = catalog_of(job["schemas"])
@@ -268,7 +272,7 @@ class Engine:
                     if not go.is_set() and self.all_compiled(jid, [e["name"] for e in engines]):
                         go.set()
                     if self.job_state(jid) == "failed":
-                        return None, []  # NB: another node failed the job; the finally kills our party
+                        return  # NB: another node failed the job; the finally stops our party
                     if child.poll() is not None and q.empty():
                         time.sleep(0.5)
                         if q.empty():
@@ -281,14 +285,24 @@ class Engine:
             if not reply.get("ok"):
                 msg = f"MPC run failed: {reply.get('error', 'unknown error')}"
                 raise WerkplaatsError(msg)
-            return reply, out
+            deliver(reply, out)
+            names = [e["name"] for e in engines]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # NB: the closing barrier
+                try:
+                    j = self.hub.get(f"/node/jobs/{jid}")
+                except (HubError, OSError):
+                    break
+                if j["state"] in ("succeeded", "failed") or all(j["progress"].get(n) == "done" for n in names):
+                    break
+                time.sleep(0.3)
         finally:
             cancel.set()
             if child.poll() is None:
                 with contextlib.suppress(OSError):
                     wire.send(to, {"cmd": "stop"})
                 try:
-                    child.wait(timeout=3)
+                    child.wait(timeout=3)  # NB: every engine is done; a link that will not close is killed
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait(timeout=10)
@@ -298,9 +312,19 @@ class Engine:
             logf.close()
             self.child = None
 
+    def heartbeat(self, every_s: float = 2.0) -> None:
+        """Tell the hub this engine is alive, whatever the job loop is doing (its own connection)."""
+        hb = Client(self.cfg.hub, token=self.cfg.token, tls=self.cfg.tls, timeout=10)
+        while not self.stop.wait(every_s):
+            try:
+                hb.get("/me")
+            except (HubError, OSError) as e:
+                log.warning("heartbeat: hub unreachable: %s", e)
+
     def serve(self, poll_s: float = 0.5) -> None:
         """Serve the share inbox and take jobs from the hub until stopped."""
         self.server = serve(self.app(), self.cfg.host, self.cfg.port, self.cfg.tls, background=True)
+        threading.Thread(target=self.heartbeat, daemon=True, name="heartbeat").start()
         log.info(
             "engine %s (party %d) inbox on %s:%d, MPC on %s",
             self.cfg.name,
