@@ -44,18 +44,23 @@ class Client:
             return r.json()
         return r.text
 
+    def _send(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self.http.request(method, "/api/v1" + path, **kw)
+        except httpx.HTTPError as e:  # NB: unreachable, TLS refused, connection dropped: one error type
+            raise HubError(0, f"{self.url}: {type(e).__name__}: {e}") from None
+        return self._check(r)
+
     def get(self, path: str, **params: Any) -> Any:
-        return self._check(self.http.get("/api/v1" + path, params=params or None))
+        return self._send("GET", path, params=params or None)
 
     def post(self, path: str, body: Any = None, *, content: bytes | None = None) -> Any:
         if content is not None:
-            return self._check(
-                self.http.post("/api/v1" + path, content=content, headers={"content-type": "application/octet-stream"})
-            )
-        return self._check(self.http.post("/api/v1" + path, json=body if body is not None else {}))
+            return self._send("POST", path, content=content, headers={"content-type": "application/octet-stream"})
+        return self._send("POST", path, json=body if body is not None else {})
 
     def put(self, path: str, body: Any) -> Any:
-        return self._check(self.http.put("/api/v1" + path, json=body))
+        return self._send("PUT", path, json=body)
 
 
 def serve(app: Any, host: str, port: int, tls: TLSFiles, *, background: bool = False) -> Any:

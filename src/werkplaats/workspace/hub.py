@@ -66,15 +66,23 @@ class Hub:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.result_shares: dict[int, dict[int, list[Any]]] = {}
         self.lock = threading.Lock()
+        self.audit_lock = threading.Lock()
 
     # -- audit --------------------------------------------------------------------------
     def log(self, s: Session, *, actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
-        last = s.scalars(select(db.AuditEntry).order_by(db.AuditEntry.seq.desc()).limit(1)).first()
-        prev = _entry_dict(last) if last else None
-        e = audit.make_entry(
-            prev, node=self.name, actor=actor, action=action, subject=subject, details=details, key=self.key
-        )
-        s.add(db.AuditEntry(**e))
+        """Append an audit entry and commit it with the session's other changes.
+
+        NB: appends are serialised (read the last entry, chain, insert, commit), so concurrent
+        requests never race for a sequence number. One hub process writes the chain.
+        """
+        with self.audit_lock:
+            last = s.scalars(select(db.AuditEntry).order_by(db.AuditEntry.seq.desc()).limit(1)).first()
+            prev = _entry_dict(last) if last else None
+            e = audit.make_entry(
+                prev, node=self.name, actor=actor, action=action, subject=subject, details=details, key=self.key
+            )
+            s.add(db.AuditEntry(**e))
+            s.commit()
 
     def audit_entries(self, s: Session) -> list[dict[str, Any]]:
         return [_entry_dict(e) for e in s.scalars(select(db.AuditEntry).order_by(db.AuditEntry.seq))]
