@@ -176,8 +176,11 @@ def _result_table(result: pd.DataFrame, region: Path) -> str:
     shown["naam"] = shown["gemeente"].map(names)
     shown = shown.sort_values("per_100k", ascending=False).head(12)
     cols = ["gemeente", "naam", "week", "n", "per_100k", "opgenomen", "70plus", "chronisch", "vvt_client"]
+    table = shown[cols].astype(object)
+    table["per_100k"] = [f"{v:.1f}" for v in shown["per_100k"]]
+    table = table.where(shown[cols].notna(), "<k")
     with pd.option_context("display.width", 140, "display.max_columns", 20):
-        text = shown[cols].to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep="<k")
+        text = table.to_string(index=False)
     hidden = int(result["suppressed"].astype(bool).sum())
     return (
         _indent(text, 3) + f"\n   ({hidden} of {len(result)} gemeente-weeks suppressed: fewer than 10 cases; "
