@@ -29,7 +29,7 @@ from . import pki
 from .audit import FileLog
 from .catalog_io import dataset_entry
 from .config import DatastationConfig
-from .http import Client, HubError
+from .http import Client, HubError, next_jobs
 from .jobs import catalog_of, recheck_hash, verify_job_approvals
 from .signing import approval_body, canonical, sign_approval
 from .sources import read_source
@@ -205,11 +205,8 @@ class Datastation:
         """Take jobs from the hub until stopped."""
         log.info("datastation %s (%s) serving %s", self.cfg.name, self.cfg.organisation, sorted(self.sources))
         while not self.stop.is_set():
-            try:
-                jobs = self.hub.get("/node/jobs")
-            except (HubError, OSError) as e:
-                log.warning("hub unreachable: %s", e)
-                time.sleep(2)
+            jobs = next_jobs(self.hub, log)
+            if jobs is None:
                 continue
             for job in jobs:
                 try:

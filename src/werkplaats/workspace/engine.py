@@ -34,7 +34,7 @@ from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
 from . import pki
 from .config import EngineConfig
-from .http import Client, HubError, serve
+from .http import Client, HubError, next_jobs, serve
 from .jobs import catalog_of, recheck_hash, verify_job_approvals
 from .signing import canonical
 
@@ -335,11 +335,8 @@ class Engine:
         )
         try:
             while not self.stop.is_set():
-                try:
-                    jobs = self.hub.get("/node/jobs")
-                except (HubError, OSError) as e:
-                    log.warning("hub unreachable: %s", e)
-                    time.sleep(2)
+                jobs = next_jobs(self.hub, log)
+                if jobs is None:
                     continue
                 with self.lock:
                     held = list(self.inbox)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -61,6 +62,17 @@ class Client:
 
     def put(self, path: str, body: Any) -> Any:
         return self._send("PUT", path, json=body)
+
+
+def next_jobs(hub: Client, log: Any) -> list[dict[str, Any]] | None:
+    """The jobs waiting for this node, or None (after a pause) while the hub cannot be reached."""
+    try:
+        jobs: list[dict[str, Any]] = hub.get("/node/jobs")
+    except (HubError, OSError) as e:
+        log.warning("hub unreachable: %s", e)
+        time.sleep(2)
+        return None
+    return jobs
 
 
 def serve(app: Any, host: str, port: int, tls: TLSFiles, *, background: bool = False) -> Any:
