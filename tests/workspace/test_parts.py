@@ -108,3 +108,12 @@ def test_template_approval_covers_the_next_reporting_year(hub: Any) -> None:  # 
     other = plan_to_dict(uc.infection_hotspots(2024, signal="huisarts", icpc=("R74",)).to_plan())
     r3 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": other})
     u["analist"].post(f"/requests/{r3['id']}/run", status=409)  # NB: a different code is not a parameter
+
+
+def test_released_rows_keep_dates() -> None:
+    from werkplaats.workspace.hub import _records
+
+    frame = pd.DataFrame({"gemeente": ["GM9001", None], "eerste": pd.to_datetime(["2024-03-05", None]),
+                          "n": pd.array([12, None], dtype="Int64")})  # fmt: skip
+    assert _records(frame) == [{"gemeente": "GM9001", "eerste": "2024-03-05", "n": 12},
+                               {"gemeente": None, "eerste": None, "n": None}]  # fmt: skip

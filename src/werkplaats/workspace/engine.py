@@ -107,18 +107,16 @@ class Engine:
         except (HubError, OSError) as e:
             log.warning("could not report progress of job %s: %s", jid, e)
 
-    def all_compiled(self, jid: int, names: list[str]) -> bool:
+    def job_status(self, jid: int) -> dict[str, Any]:
+        """The job's state and the state of each node's part, or state 'unknown' when the hub cannot say."""
         try:
-            prog = self.hub.get(f"/node/jobs/{jid}")["progress"]
+            status: dict[str, Any] = self.hub.get(f"/node/jobs/{jid}")
         except (HubError, OSError):
-            return False
-        return all(prog.get(name) in ("compiled", "done") for name in names)
+            return {"state": "unknown", "progress": {}}
+        return status
 
     def job_state(self, jid: int) -> str:
-        try:
-            return str(self.hub.get(f"/node/jobs/{jid}")["state"])
-        except (HubError, OSError):
-            return "unknown"
+        return str(self.job_status(jid)["state"])
 
     def handle(self, job: dict[str, Any]) -> None:
         jid = job["job"]
@@ -196,6 +194,7 @@ class Engine:
             counts += h["share_blobs"]
             blobs += b
         engines = sorted(job["engines"], key=lambda e: e["party"])
+        names = [e["name"] for e in engines]
         _check_port(self.cfg.mpc)
         tls = self.cfg.tls
         header = {
@@ -269,10 +268,11 @@ class Engine:
                         continue
                     break
                 except queue.Empty:
-                    if not go.is_set() and self.all_compiled(jid, [e["name"] for e in engines]):
-                        go.set()
-                    if self.job_state(jid) == "failed":
+                    status = self.job_status(jid)
+                    if status["state"] == "failed":
                         return  # NB: another node failed the job; the finally stops our party
+                    if all(status["progress"].get(n) in ("compiled", "done") for n in names):
+                        go.set()
                     if child.poll() is not None and q.empty():
                         time.sleep(0.5)
                         if q.empty():
@@ -286,14 +286,12 @@ class Engine:
                 msg = f"MPC run failed: {reply.get('error', 'unknown error')}"
                 raise WerkplaatsError(msg)
             deliver(reply, out)
-            names = [e["name"] for e in engines]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # NB: the closing barrier
-                try:
-                    j = self.hub.get(f"/node/jobs/{jid}")
-                except (HubError, OSError):
+                status = self.job_status(jid)
+                if status["state"] in ("succeeded", "failed", "unknown"):
                     break
-                if j["state"] in ("succeeded", "failed") or all(j["progress"].get(n) == "done" for n in names):
+                if all(status["progress"].get(n) == "done" for n in names):
                     break
                 time.sleep(0.3)
         finally:

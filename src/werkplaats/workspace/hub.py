@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..compile.analyze import analyze
 from ..exceptions import PlanError, SchemaError
 from ..mpc import wire
+from ..plan import nodes as n
 from ..plan.serde import plan_from_dict
 from . import audit, db, pki
 from .jobs import catalog_of, check_plan, describe
@@ -484,8 +485,6 @@ def create_app(hub: Hub) -> FastAPI:
         try:
             catalog = catalog_of(docs)
             raw = plan_from_dict(body.plan)
-            from ..plan import nodes as n
-
             used = {src.dataset for src in n.sources(raw.root)}
             outside = sorted(used - allowed)
             if outside:
@@ -965,11 +964,12 @@ def create_app(hub: Hub) -> FastAPI:
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
-    import pandas as pd
+    """JSON rows of a result frame; dates (min/max of a date column) become ISO strings, never dropped."""
 
-    out = []
-    for row in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
-        out.append(
-            {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not isinstance(v, pd.Timestamp)}
-        )
-    return out
+    def plain(v: Any) -> Any:
+        if isinstance(v, dt.date):  # NB: pandas Timestamps are datetimes, hence dates
+            return v.date().isoformat() if isinstance(v, dt.datetime) else v.isoformat()
+        return v.item() if hasattr(v, "item") else v
+
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return [{k: plain(v) for k, v in row.items()} for row in rows]

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..synth.generate import generate
-from ..synth.write import region_datasets, write_region
+from ..synth.schemas import Dataset, datasets
+from ..synth.write import write_region
 from . import pki
 from .config import ConfigError
 from .http import Client, HubError
@@ -160,6 +161,13 @@ class LocalWorkspace:
     def _tls_toml(self, node: str, rel: str) -> str:
         return f'\n[tls]\nca = "{rel}/pki/ca.crt"\ncert = "{rel}/pki/{node}.crt"\nkey = "{rel}/pki/{node}.key"\n'
 
+    def datasets(self) -> list[Dataset]:
+        """The catalog entries of the written region (its code lists fix the gemeente and wijk domains)."""
+        import pandas as pd
+
+        codes = [tuple(pd.read_csv(self.region / "codelists" / f"{c}.csv")["code"]) for c in ("gemeenten", "wijken")]
+        return datasets(*codes)
+
     def tls(self, node: str = "client") -> pki.TLSFiles:
         return pki.TLSFiles(self.pki / "ca.crt", self.pki / f"{node}.crt", self.pki / f"{node}.key")
 
@@ -254,7 +262,7 @@ class LocalWorkspace:
         nd = f"ds-{org}"
         d = self.root / "nodes" / nd
         d.mkdir(parents=True, exist_ok=True)
-        sets = [ds for ds in region_datasets(_region_stub(self.region)) if ds.organisation == org]
+        sets = [ds for ds in self.datasets() if ds.organisation == org]
         text = (
             f'[datastation]\nname = "{nd}"\norganisation = "{org}"\nhub = "{self.hub_url}"\n'
             f'token = "{self.tokens[nd]}"\nsteward_token = "{self.tokens[f"steward-{org}"]}"\n'
@@ -294,7 +302,7 @@ class LocalWorkspace:
             self.start_engine(i)
         for o in self.organisations:
             self.start_datastation(o)
-        want = {ds.name for ds in region_datasets(_region_stub(self.region)) if ds.organisation in self.organisations}
+        want = {ds.name for ds in self.datasets() if ds.organisation in self.organisations}
         adm = self.client("admin")
         try:
 
@@ -335,17 +343,6 @@ class LocalWorkspace:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _region_stub(path: Path) -> Any:
-    """The datasets of a written region, from its data package (without loading data)."""
-    import pandas as pd
-
-    from ..synth.generate import Region
-
-    gem = pd.read_csv(path / "codelists" / "gemeenten.csv").rename(columns={"omschrijving": "naam"})
-    wijk = pd.read_csv(path / "codelists" / "wijken.csv").rename(columns={"omschrijving": "naam"})
-    return Region(0, 0, gem, wijk, {}, pd.DataFrame(), {})
 
 
 __all__ = ["ConfigError", "LocalWorkspace"]
