@@ -19,11 +19,13 @@ demo: setup  ## the main job: a whole workspace (hub, 3 engines, 4 datastations)
 
 test: setup  ## ruff, mypy, then the whole test suite (MPC included)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: setup
 	$(BIN)/mypy

@@ -8,6 +8,7 @@ from .exceptions import PlanError
 from .expr import AggExpr, Expr, _to_node
 from .plan import nodes as n
 from .plan import serde
+from .plan.nodes import DEFAULT_MIN_GROUP_SIZE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,22 +104,24 @@ class LazyFrame:
 
     # --- plan ----------------------------------------------------------------
 
-    def to_plan(self, *, min_group_size: int = 10, catalog: dict[str, TableSchema] | None = None) -> n.Plan:
+    def to_plan(
+        self, *, min_group_size: int = DEFAULT_MIN_GROUP_SIZE, catalog: dict[str, TableSchema] | None = None
+    ) -> n.Plan:
         """Return the plan as written; with a catalog, pruned so every source lists exactly
         the columns it reads and no unused column is computed."""
         from .compile.analyze import prune
 
         return n.Plan(prune(self._rel, catalog) if catalog else self._rel, min_group_size)
 
-    def to_json(self, *, min_group_size: int = 10) -> str:
+    def to_json(self, *, min_group_size: int = DEFAULT_MIN_GROUP_SIZE) -> str:
         """Return the plan's canonical JSON."""
         return serde.canonical_json(self.to_plan(min_group_size=min_group_size))
 
-    def plan_hash(self, *, min_group_size: int = 10) -> str:
+    def plan_hash(self, *, min_group_size: int = DEFAULT_MIN_GROUP_SIZE) -> str:
         """Return the SHA-256 of the canonical JSON: what approvals sign."""
         return serde.plan_hash(self.to_plan(min_group_size=min_group_size))
 
-    def explain(self, *, min_group_size: int = 10) -> str:
+    def explain(self, *, min_group_size: int = DEFAULT_MIN_GROUP_SIZE) -> str:
         """Describe the plan in plain language, as a data steward reads it."""
         from .plan.explain import explain
 
@@ -145,7 +148,7 @@ class LazyFrame:
         """Run the plan locally on dummy data generated from the catalog schemas (never real data)."""
         return self._workspace().preview(self, rows=rows, seed=seed)
 
-    def submit(self, *, collaboration: str, purpose: str, min_group_size: int = 10) -> Any:
+    def submit(self, *, collaboration: str, purpose: str, min_group_size: int = DEFAULT_MIN_GROUP_SIZE) -> Any:
         """Submit the plan as an analysis request; returns a Request with status(), run() and result()."""
         return self._workspace().submit(self, collaboration=collaboration, purpose=purpose,
                                         min_group_size=min_group_size)  # fmt: skip

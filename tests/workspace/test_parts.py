@@ -32,7 +32,8 @@ SPEC = Path(__file__).resolve().parents[2] / "src" / "werkplaats" / "workspace" 
 
 def test_committed_openapi_spec_is_current() -> None:
     assert json.loads(SPEC.read_text()) == json.loads(json.dumps(spec())), (
-        "regenerate with: werkplaats hub openapi --out src/werkplaats/workspace/openapi.json")
+        "regenerate with: werkplaats hub openapi --out src/werkplaats/workspace/openapi.json"
+    )
     paths = spec()["paths"]
     assert "/api/v1/requests/{rid}/approvals" in paths and "/api/v1/audit/export" in paths
 

@@ -60,7 +60,7 @@ def test_approval_checks(tmp_path: Path) -> None:
 
 
 def test_template_approval_covers_only_the_named_literal(tmp_path: Path) -> None:
-    (pointer, _), = literals(PLAN)
+    ((pointer, _),) = literals(PLAN)
     appr, pub = _approval(tmp_path, vary=[pointer])
     other = json.loads(json.dumps(PLAN))
     other["root"]["predicate"]["value"] = "2023-01-02"

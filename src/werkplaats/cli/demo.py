@@ -8,10 +8,12 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
+
 
 def compare(
     persons: Annotated[int, typer.Option(help="Persons in the generated population.")] = 4000,
-    min_group_size: Annotated[int, typer.Option(help="Suppress cells with fewer rows.")] = 10,
+    min_group_size: Annotated[int, typer.Option(help="Suppress cells with fewer rows.")] = DEFAULT_MIN_GROUP_SIZE,
 ) -> None:
     """Generate data, run one analysis on three MPC parties and on DuckDB, and compare."""
     from .. import demo as d

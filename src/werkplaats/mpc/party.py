@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if cmd != "run":
             wire.send(fout, {"ok": False, "error": f"unknown command {cmd!r}"})
             continue
+
         def barrier(h: dict[str, Any] = header) -> None:
             if not h.get("barrier"):
                 return

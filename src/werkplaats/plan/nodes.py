@@ -13,6 +13,10 @@ from typing import TypeAlias
 
 PLAN_FORMAT = "werkplaats.plan/1"
 
+# The disclosure threshold k: a cell (or statistic) with fewer contributing rows is withheld.
+# One definition; a dataset's or collaboration's rules may raise it, never lower it.
+DEFAULT_MIN_GROUP_SIZE = 10
+
 LitValue: TypeAlias = int | float | bool | str | dt.date | None
 
 BINARY_OPS = (
@@ -166,7 +170,7 @@ class Plan:
     """A complete analysis: its root relation and its disclosure parameters."""
 
     root: Relation
-    min_group_size: int = 10
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE
 
 
 def children(rel: Relation) -> tuple[Relation, ...]:

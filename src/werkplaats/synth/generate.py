@@ -237,7 +237,7 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
     p_all, onset, disease_all = np.concatenate(inf_p), np.concatenate(inf_d), np.concatenate(inf_dis)
     reported = np.concatenate(bg_reported)
     is_outbreak = np.zeros(len(p_all), dtype=bool)
-    is_outbreak[-len(infected):] = True
+    is_outbreak[-len(infected) :] = True
     delay = 1 + rng.poisson(2.5, len(p_all))
     respiratory = np.isin(disease_all, ["COVID-19", "influenza A"])
     p_hosp = np.where(respiratory, 0.02 + 0.12 * (age[p_all] >= 70) + 0.05 * (z[p_all] > 1.5), 0.05)
@@ -288,16 +288,31 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
     rng = _stream(seed, "ziekenhuis")
     base = np.clip(0.05 * np.exp(0.03 * (age - 40)), 0.02, 0.6) * np.exp(0.3 * z)
     who = _events(rng, 2 * base)
-    adm = [(who, rng.integers(0, NDAYS, len(who)),
-            _choice(rng, ("hart_vaat", "oncologie", "bewegingsapparaat", "overig"), (0.3, 0.2, 0.2, 0.3), len(who)))]
+    adm = [
+        (
+            who,
+            rng.integers(0, NDAYS, len(who)),
+            _choice(rng, ("hart_vaat", "oncologie", "bewegingsapparaat", "overig"), (0.3, 0.2, 0.2, 0.3), len(who)),
+        )
+    ]
     who = _events(rng, 2 * (0.004 + 0.03 * (age >= 70)))
     adm.append((who, _draw_days(rng, _season(0.8), len(who)), np.full(len(who), "luchtweginfectie", dtype=object)))
     sev = np.flatnonzero(hosp)  # hospitalised GGD cases (reported or not)
-    adm.append((p_all[sev], np.minimum(onset[sev] + rng.integers(1, 6, len(sev)), NDAYS - 1),
-                np.full(len(sev), "luchtweginfectie", dtype=object)))
+    adm.append(
+        (
+            p_all[sev],
+            np.minimum(onset[sev] + rng.integers(1, 6, len(sev)), NDAYS - 1),
+            np.full(len(sev), "luchtweginfectie", dtype=object),
+        )
+    )
     fall_adm = ci[fell & (rng.random(len(ci)) < 0.2)]
-    adm.append((fall_adm, rng.integers(_day(YEAR_START), NDAYS, len(fall_adm)),
-                np.full(len(fall_adm), "val_letsel", dtype=object)))
+    adm.append(
+        (
+            fall_adm,
+            rng.integers(_day(YEAR_START), NDAYS, len(fall_adm)),
+            np.full(len(fall_adm), "val_letsel", dtype=object),
+        )
+    )
     who = _events(rng, np.where(old & ~client, 2 * 0.01 * np.exp(0.06 * (age - 65)), 0.0))
     adm.append((who, rng.integers(0, NDAYS, len(who)), np.full(len(who), "val_letsel", dtype=object)))
     ap = np.concatenate([a[0] for a in adm])
@@ -382,7 +397,7 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
         stacking.append({"wijk": wijk_codes[w], "inwoners": int(m.sum()), "zorgvormen_0": int((k == 0).sum()),
                          "zorgvormen_1": int((k == 1).sum()), "zorgvormen_2": int((k == 2).sum()),
                          "zorgvormen_3": int((k == 3).sum()), "zorgvormen_4plus": int((k >= 4).sum())})  # fmt: skip
-    pairs = {f"{a}&{b}": int((kinds[a] & kinds[b]).sum()) for i, a in enumerate(kinds) for b in list(kinds)[i + 1:]}
+    pairs = {f"{a}&{b}": int((kinds[a] & kinds[b]).sum()) for i, a in enumerate(kinds) for b in list(kinds)[i + 1 :]}
     wait_rows = []
     done_2024 = started & (start >= _day(YEAR_START))
     for g in range(len(gemeenten)):

@@ -55,6 +55,7 @@ def write_region(region: Region, out: str | Path) -> list[Path]:
             "organisation": org, "personKey": ds.person_key, "updateFrequency": ds.update_frequency,
             "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
         })  # fmt: skip
+
     def code_list(items: dict[str, str]) -> pd.DataFrame:
         return pd.DataFrame(list(items.items()), columns=["code", "omschrijving"])
 

@@ -28,6 +28,7 @@ from .. import col, count, lit, scan, when
 from ..exceptions import PlanError
 from ..expr import AggExpr, Expr
 from ..frame import LazyFrame
+from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 
 SIGNALS = ("ggd", "huisarts", "ziekenhuis")
 LEVELS = ("gemeente", "wijk")
@@ -98,7 +99,8 @@ def infection_hotspots(
     elif signal == "huisarts":
         date = "datum"
         patients = scan("huisartsen/patienten").select(
-            "bsn", "gemeente", "wijk", "geboortedatum", chronisch=col("chronische_aandoeningen") >= 1)
+            "bsn", "gemeente", "wijk", "geboortedatum", chronisch=col("chronische_aandoeningen") >= 1
+        )
         frame = (scan("huisartsen/consulten")
                  .filter(col("icpc").is_in(list(icpc)) & col(date).is_between(first, last))
                  .join(patients, on="bsn", how="inner"))  # fmt: skip
@@ -106,7 +108,8 @@ def infection_hotspots(
     else:
         date = "opnamedatum"
         frame = scan("ziekenhuis/opnamen").filter(
-            (col("diagnosegroep") == diagnosis) & col(date).is_between(first, last))
+            (col("diagnosegroep") == diagnosis) & col(date).is_between(first, last)
+        )
     if (risk_groups or risk_counts) and signal == "ziekenhuis":
         born = scan("gemeente/inwoners").select("bsn", "geboortedatum")
         frame = frame.join(born, on="bsn", how="left")
@@ -158,7 +161,7 @@ def early_warning(
     the reporting year and the year before. Returns one row per region and week with
     n, expected, threshold, flag (and per_100k when a population is given).
     """
-    k = int(current.attrs.get("min_group_size", 10))
+    k = int(current.attrs.get("min_group_size", DEFAULT_MIN_GROUP_SIZE))
 
     def table(df: pd.DataFrame) -> pd.DataFrame:
         d = df[df[level].notna() & df["week"].notna()].copy()
@@ -168,8 +171,11 @@ def early_warning(
     cur = table(current)
     base = table(baseline).reindex(cur.index, fill_value=float(k - 1))
     base_weeks = dt.date(year - 1, 12, 28).isocalendar().week
-    suppressed = current[current[level].notna() & current["week"].notna()].pivot(
-        index=level, columns="week", values="suppressed").reindex(columns=range(1, 54), fill_value=True)
+    suppressed = (
+        current[current[level].notna() & current["week"].notna()]
+        .pivot(index=level, columns="week", values="suppressed")
+        .reindex(columns=range(1, 54), fill_value=True)
+    )
     rows = []
     weeks = dt.date(year, 12, 28).isocalendar().week  # NB: 28 December is always in the last ISO week
     for region in cur.index:
@@ -188,4 +194,3 @@ def early_warning(
         out = out.merge(pop, on=level, how="left")
         out["per_100k"] = out["n"].astype(float) / out["inwoners"] * 100_000
     return out
-

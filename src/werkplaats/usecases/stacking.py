@@ -41,9 +41,11 @@ def _joined(year: int) -> LazyFrame:
                    & (col("startdatum_behandeling").is_null() | (col("startdatum_behandeling") >= first)))
            .select("bsn", ggz_zorg=lit(True)))  # fmt: skip
     social = scan("gemeente/sociaal_domein").select(
-        "bsn", wmo_zorg=col("wmo_voorziening").is_not_null(), jeugd_zorg=col("jeugdhulp"))
+        "bsn", wmo_zorg=col("wmo_voorziening").is_not_null(), jeugd_zorg=col("jeugdhulp")
+    )
     return (
-        scan("gemeente/inwoners").select("bsn", "gemeente", "wijk")
+        scan("gemeente/inwoners")
+        .select("bsn", "gemeente", "wijk")
         .join(hospital, on="bsn", how="left")
         .join(vvt, on="bsn", how="left")
         .join(ggz, on="bsn", how="left")

@@ -43,10 +43,8 @@ def waiting_list(
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
     peil = peildatum or last
     start, reg = col("startdatum_behandeling"), col("aanmelddatum")
-    gp = scan("huisartsen/patienten").select(
-        "bsn", "medicatie", chronisch=col("chronische_aandoeningen") >= 1)
-    social = scan("gemeente/sociaal_domein").select(
-        "bsn", "jeugdhulp", wmo=col("wmo_voorziening").is_not_null())
+    gp = scan("huisartsen/patienten").select("bsn", "medicatie", chronisch=col("chronische_aandoeningen") >= 1)
+    social = scan("gemeente/sociaal_domein").select("bsn", "jeugdhulp", wmo=col("wmo_voorziening").is_not_null())
     started = start.is_between(first, last)
     waiting = (reg <= peil) & (start.is_null() | (start > peil))
     return (

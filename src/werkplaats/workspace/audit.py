@@ -155,7 +155,7 @@ def register_rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "action": e["action"],
                 "actor": e["actor"],
                 "node": e["node"],
-            "subject": e["subject"],
+                "subject": e["subject"],
                 "request": d.get("request", ""),
                 "job": d.get("job", ""),
                 "collaboration": d.get("collaboration", ""),

@@ -6,10 +6,11 @@ from typing import Any
 
 from ..catalog.frictionless import to_frictionless
 from ..catalog.schema import TableSchema
+from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 
 
 def dataset_entry(schema: TableSchema, *, title: str = "", description: str = "", update_frequency: str = "",
-                  person_key: str = "bsn", min_group_size: int = 10, row_count: int | None = None,
+                  person_key: str = "bsn", min_group_size: int = DEFAULT_MIN_GROUP_SIZE, row_count: int | None = None,
                   completeness: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
     """Return the public metadata of a dataset: schema, rules, rounded row count, completeness."""
     return {

@@ -25,6 +25,7 @@ from ..catalog.schema import TableSchema
 from ..exceptions import WerkplaatsError
 from ..frame import LazyFrame
 from ..plan import nodes as n
+from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 from ..plan.serde import plan_to_dict
 from .http import Client, HubError
 from .jobs import catalog_of
@@ -172,7 +173,9 @@ class Workspace:
         out.attrs["preview"] = "dummy data generated from the catalog; not a result"
         return out
 
-    def submit(self, frame: LazyFrame, *, collaboration: str, purpose: str, min_group_size: int = 10) -> RemoteRequest:
+    def submit(
+        self, frame: LazyFrame, *, collaboration: str, purpose: str, min_group_size: int = DEFAULT_MIN_GROUP_SIZE
+    ) -> RemoteRequest:
         plan = plan_to_dict(frame.to_plan(min_group_size=min_group_size))
         info = self.client.post("/requests", {"collaboration": collaboration, "purpose": purpose, "plan": plan})
         return RemoteRequest(self, info)

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import WerkplaatsError
+from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 from .pki import TLSFiles
 
 
@@ -147,7 +148,7 @@ class DatasetSource:
     description: str = ""
     update_frequency: str = ""
     person_key: str = "bsn"
-    min_group_size: int = 10
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE
 
 
 @dataclass
@@ -182,7 +183,7 @@ class DatastationConfig:
                     str(s.get("description", "")),
                     str(s.get("update_frequency", "")),
                     str(s.get("person_key", "bsn")),
-                    int(s.get("min_group_size", 10)),
+                    int(s.get("min_group_size", DEFAULT_MIN_GROUP_SIZE)),
                 )
             )
         org = str(_need(d, "organisation", where))

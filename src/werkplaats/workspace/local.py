@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 from ..synth.generate import generate
 from ..synth.schemas import Dataset, datasets
 from ..synth.write import write_region
@@ -274,7 +275,7 @@ class LocalWorkspace:
                 f'\n[[datasets]]\nname = "{ds.name}"\nsource = "../../region/{org}/{table}.csv"\n'
                 f'schema = "../../region/{org}/{table}.schema.json"\ntitle = "{ds.title}"\n'
                 f'description = "{ds.description}"\nupdate_frequency = "{ds.update_frequency}"\n'
-                f'person_key = "bsn"\nmin_group_size = 10\n'
+                f'person_key = "bsn"\nmin_group_size = {DEFAULT_MIN_GROUP_SIZE}\n'
             )
         (d / "datastation.toml").write_text(text)
         return d / "datastation.toml"
