@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import werkplaats as wp
+from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
 from werkplaats.synth.write import load_region
-from werkplaats.workspace.local import COLLABORATION, LocalWorkspace
 
 from ..helpers import assert_same_result
 from .test_services import PURPOSE, analysis, approve_all

@@ -18,12 +18,12 @@ import httpx
 import pytest
 
 import werkplaats as wp
+from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
 from werkplaats.synth.write import load_region
 from werkplaats.workspace import pki
 from werkplaats.workspace.config import DatastationConfig, EngineConfig
 from werkplaats.workspace.datastation import Datastation
 from werkplaats.workspace.engine import Engine
-from werkplaats.workspace.local import COLLABORATION, LocalWorkspace
 from werkplaats.workspace.signing import approval_body, sign_approval
 
 from ..helpers import assert_same_result

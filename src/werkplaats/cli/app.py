@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, demo, plan, synth, workspace, workspace_demo
+from . import bench, compare, demo, plan, synth, workspace
 
 app = typer.Typer(
     name="werkplaats",
@@ -12,8 +12,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-app.command("demo")(workspace_demo.demo)
-app.command("compare")(demo.compare)
+app.command("demo")(demo.demo)
+app.command("compare")(compare.compare)
 app.command("bench")(bench.bench)
 app.command("synth")(synth.synth)
 app.add_typer(plan.app, name="plan")

@@ -64,7 +64,7 @@ def schema() -> None:
 @app.command()
 def example() -> None:
     """Print the demo analysis as canonical JSON, checked and pruned against the demo's schemas."""
-    from ..demo import analysis, tables
+    from ..demo.data import analysis, tables
     from ..local import prepare
     from ..plan.serde import canonical_json
 

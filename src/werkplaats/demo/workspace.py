@@ -24,9 +24,9 @@ from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 from ..synth.generate import generate
 from ..synth.schemas import Dataset, datasets
 from ..synth.write import write_region
-from . import pki
-from .config import ConfigError
-from .http import Client, HubError
+from ..workspace import pki
+from ..workspace.config import ConfigError
+from ..workspace.http import Client, HubError
 
 ORGANISATIONS = {
     "ggd": ("GGD Referentieregio", "GGD"),
@@ -153,7 +153,7 @@ class LocalWorkspace:
             f'signing_key = "../keys/hub.key"\nheartbeat_timeout_s = {self.heartbeat_timeout_s}\n'
             + self._tls_toml("hub", "..")
         )
-        from .hub import Hub
+        from ..workspace.hub import Hub
 
         hub = Hub(self.database, name="hub", signing_key=pki.load_signing_key(self.root / "keys" / "hub.key"))
         self.tokens["admin"] = hub.create_admin("beheerder")
