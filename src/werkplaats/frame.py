@@ -132,12 +132,6 @@ class LazyFrame:
 
         return "<LazyFrame: " + " ".join(steps(self._rel)) + ">"
 
-    def run_local(self, tables: dict[str, pd.DataFrame], **kwargs: Any) -> pd.DataFrame:
-        """Shorthand for wp.run_local(self, tables, ...)."""
-        from .local import run_local
-
-        return run_local(self, tables, **kwargs)
-
     def _workspace(self) -> Any:
         if self._ws is None:
             msg = "this frame is not connected to a workspace: start from wp.connect(url, token=...).table(name)"

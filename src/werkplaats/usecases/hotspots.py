@@ -24,10 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import col, count, lit, scan, when
 from ..exceptions import PlanError
-from ..expr import AggExpr, Expr
-from ..frame import LazyFrame
+from ..expr import AggExpr, Expr, col, count, lit, when
+from ..frame import LazyFrame, scan
 from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 
 SIGNALS = ("ggd", "huisarts", "ziekenhuis")

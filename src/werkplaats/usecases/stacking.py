@@ -21,9 +21,9 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import col, count, lit, scan, when
 from ..exceptions import PlanError
-from ..frame import LazyFrame
+from ..expr import col, count, lit, when
+from ..frame import LazyFrame, scan
 
 KINDS = ("ziekenhuis", "vvt", "ggz", "wmo", "jeugdhulp")
 CLASSES = ("0", "1", "2", "3", "4+")

@@ -20,9 +20,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from .. import col, count, lit, scan, when
 from ..exceptions import PlanError
-from ..frame import LazyFrame
+from ..expr import col, count, lit, when
+from ..frame import LazyFrame, scan
 
 AGE_BREAKS = (17, 24, 44, 64)
 AGE_LABELS = ("0-17", "18-24", "25-44", "45-64", "65+")
