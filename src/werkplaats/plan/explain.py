@@ -2,45 +2,64 @@
 
 from __future__ import annotations
 
-from ..plan import nodes as n
+from . import nodes as n
 from .serde import plan_hash
+from .visitor import Visitor
 
-_OPS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "eq": "=", "ne": "≠",
-        "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "and": "and", "or": "or"}  # fmt: skip
-_AGGS = {"len": "number of rows", "count": "number of non-missing values of", "sum": "sum of",
-         "mean": "mean of", "min": "minimum of", "max": "maximum of", "var": "variance of",
-         "std": "standard deviation of", "median": "median of"}  # fmt: skip
+BINARY_TEXT = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "eq": "=", "ne": "≠",
+               "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "and": "and", "or": "or"}  # fmt: skip
+AGG_TEXT = {"len": "number of rows", "count": "number of non-missing values of {arg}", "sum": "sum of {arg}",
+            "mean": "mean of {arg}", "min": "minimum of {arg}", "max": "maximum of {arg}",
+            "var": "variance of {arg}", "std": "standard deviation of {arg}", "median": "median of {arg}",
+            "quantile": "{q:g}-quantile of {arg}"}  # fmt: skip
+
+
+class ExprText(Visitor[str]):
+    """The readable one-line form of each expression node."""
+
+    name = "explain"
+
+    def visit_Col(self, e: n.Col) -> str:
+        return e.name
+
+    def visit_Lit(self, e: n.Lit) -> str:
+        return repr(e.value) if isinstance(e.value, str) else str(e.value)
+
+    def visit_BinOp(self, e: n.BinOp) -> str:
+        return f"({self.visit(e.left)} {BINARY_TEXT[e.op]} {self.visit(e.right)})"
+
+    def visit_Not(self, e: n.Not) -> str:
+        return f"not {self.visit(e.arg)}"
+
+    def visit_IsIn(self, e: n.IsIn) -> str:
+        return f"{self.visit(e.arg)} in {list(e.values)}"
+
+    def visit_Between(self, e: n.Between) -> str:
+        return f"{self.visit(e.arg)} between {self.visit(e.lower)} and {self.visit(e.upper)}"
+
+    def visit_IsNull(self, e: n.IsNull) -> str:
+        return f"{self.visit(e.arg)} is missing"
+
+    def visit_FillNull(self, e: n.FillNull) -> str:
+        return f"{self.visit(e.arg)} (missing → {self.visit(e.value)})"
+
+    def visit_Cut(self, e: n.Cut) -> str:
+        return f"{self.visit(e.arg)} binned at {[_num(b) for b in e.breaks]} as {list(e.labels)}"
+
+    def visit_DatePart(self, e: n.DatePart) -> str:
+        return f"{e.part.replace('_', ' ')} of {self.visit(e.arg)}"
+
+    def visit_AgeAt(self, e: n.AgeAt) -> str:
+        return f"age in years on {e.date.isoformat()} from {self.visit(e.arg)}"
+
+    def visit_When(self, e: n.When) -> str:
+        parts = [f"if {self.visit(c)} then {self.visit(v)}" for c, v in e.branches]
+        return "(" + "; ".join(parts) + f"; else {self.visit(e.otherwise)})"
 
 
 def expr_text(e: n.Expr) -> str:
     """Return a readable one-line form of an expression."""
-    match e:
-        case n.Col(name):
-            return name
-        case n.Lit(value):
-            return repr(value) if isinstance(value, str) else str(value)
-        case n.BinOp(op, left, right):
-            return f"({expr_text(left)} {_OPS[op]} {expr_text(right)})"
-        case n.Not(arg):
-            return f"not {expr_text(arg)}"
-        case n.IsIn(arg, values):
-            return f"{expr_text(arg)} in {list(values)}"
-        case n.Between(arg, lo, hi):
-            return f"{expr_text(arg)} between {expr_text(lo)} and {expr_text(hi)}"
-        case n.IsNull(arg):
-            return f"{expr_text(arg)} is missing"
-        case n.FillNull(arg, value):
-            return f"{expr_text(arg)} (missing → {expr_text(value)})"
-        case n.Cut(arg, breaks, labels):
-            return f"{expr_text(arg)} binned at {[_num(b) for b in breaks]} as {list(labels)}"
-        case n.DatePart(arg, part):
-            return f"{part.replace('_', ' ')} of {expr_text(arg)}"
-        case n.AgeAt(arg, date):
-            return f"age in years on {date.isoformat()} from {expr_text(arg)}"
-        case n.When(branches, otherwise):
-            parts = [f"if {expr_text(c)} then {expr_text(v)}" for c, v in branches]
-            return "(" + "; ".join(parts) + f"; else {expr_text(otherwise)})"
-    return type(e).__name__
+    return ExprText().visit(e)
 
 
 def _num(b: float) -> int | float:
@@ -49,11 +68,8 @@ def _num(b: float) -> int | float:
 
 def agg_text(a: n.Agg) -> str:
     """Return a readable form of an aggregate."""
-    if a.func == "len":
-        return _AGGS["len"]
-    if a.func == "quantile":
-        return f"{a.q:g}-quantile of {expr_text(a.arg)}"  # type: ignore[arg-type]
-    return f"{_AGGS[a.func]} {expr_text(a.arg)}"  # type: ignore[arg-type]
+    arg = expr_text(a.arg) if a.arg is not None else ""
+    return AGG_TEXT[a.func].format(arg=arg, q=a.q)
 
 
 def explain(plan: n.Plan) -> str:
@@ -83,38 +99,38 @@ def explain(plan: n.Plan) -> str:
 
 def steps(rel: n.Relation) -> list[str]:
     """Return the plain-language steps of a relation, in execution order."""
-    lines: list[str] = []
-    _steps(rel, lines)
-    return lines
+    return Steps().visit(rel)
 
 
-def _steps(rel: n.Relation, lines: list[str]) -> None:
-    match rel:
-        case n.Source(dataset, _):
-            lines.append(f"Read {dataset}.")
-        case n.Filter(inp, pred):
-            _steps(inp, lines)
-            lines.append(f"Keep rows where {expr_text(pred)}.")
-        case n.WithColumns(inp, exprs):
-            _steps(inp, lines)
-            for name, e in exprs:
-                lines.append(f"Compute {name} = {expr_text(e)}.")
-        case n.Select(inp, exprs):
-            _steps(inp, lines)
-            lines.append("Keep only columns " + ", ".join(
-                name if isinstance(e, n.Col) and e.name == name else f"{name} = {expr_text(e)}"
-                for name, e in exprs) + ".")  # fmt: skip
-        case n.Join(left, right, on, how):
-            _steps(left, lines)
-            sub: list[str] = []
-            _steps(right, sub)
-            lines.append("Prepare the right side of the join: " + " ".join(sub))
-            kind = "keep every left row, with missing values where no match" if how == "left" \
-                else "keep only rows present on both sides"  # fmt: skip
-            lines.append(f"Link both sides on the person/record key {on} ({how} join: {kind}). "
-                         "The right side must have at most one row per key.")  # fmt: skip
-        case n.Aggregate(inp, keys, aggs):
-            _steps(inp, lines)
-            stats = "; ".join(f"{name} = {agg_text(a)}" for name, a in aggs)
-            by = f"per {', '.join(keys)}" if keys else "over all rows"
-            lines.append(f"Aggregate {by}: {stats}.")
+class Steps(Visitor[list[str]]):
+    """The plain-language steps of each relation node, after those of its inputs."""
+
+    name = "explain"
+
+    def visit_Source(self, r: n.Source) -> list[str]:
+        return [f"Read {r.dataset}."]
+
+    def visit_Filter(self, r: n.Filter) -> list[str]:
+        return [*self.visit(r.input), f"Keep rows where {expr_text(r.predicate)}."]
+
+    def visit_WithColumns(self, r: n.WithColumns) -> list[str]:
+        return [*self.visit(r.input), *(f"Compute {name} = {expr_text(e)}." for name, e in r.exprs)]
+
+    def visit_Select(self, r: n.Select) -> list[str]:
+        cols = (name if isinstance(e, n.Col) and e.name == name else f"{name} = {expr_text(e)}" for name, e in r.exprs)
+        return [*self.visit(r.input), "Keep only columns " + ", ".join(cols) + "."]
+
+    def visit_Join(self, r: n.Join) -> list[str]:
+        kind = "keep every left row, with missing values where no match" if r.how == "left" \
+            else "keep only rows present on both sides"  # fmt: skip
+        return [
+            *self.visit(r.left),
+            "Prepare the right side of the join: " + " ".join(self.visit(r.right)),
+            f"Link both sides on the person/record key {r.on} ({r.how} join: {kind}). "
+            "The right side must have at most one row per key.",
+        ]
+
+    def visit_Aggregate(self, r: n.Aggregate) -> list[str]:
+        stats = "; ".join(f"{name} = {agg_text(a)}" for name, a in r.aggs)
+        by = f"per {', '.join(r.keys)}" if r.keys else "over all rows"
+        return [*self.visit(r.input), f"Aggregate {by}: {stats}."]

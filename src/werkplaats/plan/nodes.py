@@ -2,14 +2,21 @@
 
 A plan is data, never code: every node is a frozen dataclass whose fields are
 plain values or other nodes. Executors visit nodes; they never evaluate strings.
+
+Adding a node: define its class here and add it to the ``Expr`` (or ``Relation``)
+union; the serde follows from its fields' types (see serde.FIELD_CODECS). Then
+give every visitor a ``visit_<Class>`` rule (types, explain, the plain and the
+MPC executor) and the JSON Schema an entry; tests/compile/test_node_coverage.py
+fails until each has one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any, TypeAlias, get_args
 from typing import Literal as TLiteral
-from typing import TypeAlias
 
 PLAN_FORMAT = "werkplaats.plan/1"
 
@@ -37,16 +44,22 @@ JOIN_HOWS = ("inner", "left")
 
 @dataclass(frozen=True, slots=True)
 class Col:
+    """A column of the input relation, by name."""
+
     name: str
 
 
 @dataclass(frozen=True, slots=True)
 class Lit:
+    """A public literal: int, float, bool, str, date or None."""
+
     value: LitValue
 
 
 @dataclass(frozen=True, slots=True)
 class BinOp:
+    """A binary operation; ``op`` is one of BINARY_OPS."""
+
     op: str
     left: Expr
     right: Expr
@@ -54,17 +67,23 @@ class BinOp:
 
 @dataclass(frozen=True, slots=True)
 class Not:
+    """Logical negation (Kleene: not missing is missing)."""
+
     arg: Expr
 
 
 @dataclass(frozen=True, slots=True)
 class IsIn:
+    """Whether the value is one of the given literals."""
+
     arg: Expr
     values: tuple[LitValue, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Between:
+    """lower <= arg <= upper, both ends included."""
+
     arg: Expr
     lower: Expr
     upper: Expr
@@ -72,11 +91,15 @@ class Between:
 
 @dataclass(frozen=True, slots=True)
 class IsNull:
+    """Whether the value is missing."""
+
     arg: Expr
 
 
 @dataclass(frozen=True, slots=True)
 class FillNull:
+    """The value, or ``value`` where it is missing."""
+
     arg: Expr
     value: Expr
 
@@ -92,6 +115,8 @@ class Cut:
 
 @dataclass(frozen=True, slots=True)
 class DatePart:
+    """A part of a date; ``part`` is one of DATE_PARTS."""
+
     arg: Expr
     part: str
 
@@ -106,6 +131,8 @@ class AgeAt:
 
 @dataclass(frozen=True, slots=True)
 class When:
+    """The value of the first branch whose condition is true, else ``otherwise``."""
+
     branches: tuple[tuple[Expr, Expr], ...]
     otherwise: Expr
 
@@ -115,6 +142,8 @@ Expr: TypeAlias = Col | Lit | BinOp | Not | IsIn | Between | IsNull | FillNull |
 
 @dataclass(frozen=True, slots=True)
 class Agg:
+    """An aggregate function (one of AGG_FUNCS) of an expression; ``len`` has no argument."""
+
     func: str
     arg: Expr | None = None
     q: float | None = None
@@ -125,30 +154,40 @@ class Agg:
 
 @dataclass(frozen=True, slots=True)
 class Source:
+    """A catalog dataset; ``columns`` lists those read (None: all, until pruned)."""
+
     dataset: str
     columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Select:
+    """Compute the named expressions; only they remain."""
+
     input: Relation
     exprs: tuple[tuple[str, Expr], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class WithColumns:
+    """Add or replace the named columns."""
+
     input: Relation
     exprs: tuple[tuple[str, Expr], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Filter:
+    """Keep the rows where the predicate is true."""
+
     input: Relation
     predicate: Expr
 
 
 @dataclass(frozen=True, slots=True)
 class Join:
+    """Join on one key column; the right side is unique on it."""
+
     left: Relation
     right: Relation
     on: str
@@ -157,6 +196,8 @@ class Join:
 
 @dataclass(frozen=True, slots=True)
 class Aggregate:
+    """One row per group of ``keys`` with the named aggregates."""
+
     input: Relation
     keys: tuple[str, ...]
     aggs: tuple[tuple[str, Agg], ...]
@@ -173,30 +214,32 @@ class Plan:
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
 
 
+EXPR_NODES: tuple[type, ...] = get_args(Expr)
+RELATION_NODES: tuple[type, ...] = get_args(Relation)
+
+
+def _nodes_in(value: object, kinds: tuple[type, ...]) -> Iterator[Any]:
+    """Yield the nodes of the given kinds in a field value, looking into tuples."""
+    if isinstance(value, kinds):
+        yield value
+    elif isinstance(value, tuple):
+        for v in value:
+            yield from _nodes_in(v, kinds)
+
+
+def _field_nodes(node: object, kinds: tuple[type, ...]) -> Iterator[Any]:
+    for f in fields(node):  # type: ignore[arg-type]
+        yield from _nodes_in(getattr(node, f.name), kinds)
+
+
 def children(rel: Relation) -> tuple[Relation, ...]:
-    """Return the input relations of a relation node."""
-    if isinstance(rel, Source):
-        return ()
-    if isinstance(rel, Join):
-        return (rel.left, rel.right)
-    return (rel.input,)
+    """Return the input relations of a relation node, in field order."""
+    return tuple(_field_nodes(rel, RELATION_NODES))
 
 
 def expr_children(e: Expr) -> tuple[Expr, ...]:
-    """Return the sub-expressions of an expression node."""
-    match e:
-        case Col() | Lit():
-            return ()
-        case BinOp(_, left, right):
-            return (left, right)
-        case Between(arg, lower, upper):
-            return (arg, lower, upper)
-        case FillNull(arg, value):
-            return (arg, value)
-        case When(branches, otherwise):
-            return (*(x for b in branches for x in b), otherwise)
-        case _:
-            return (e.arg,)
+    """Return the sub-expressions of an expression node, in field order."""
+    return tuple(_field_nodes(e, EXPR_NODES))
 
 
 def columns_of(e: Expr) -> set[str]:

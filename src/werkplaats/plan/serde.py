@@ -1,5 +1,8 @@
 """Canonical JSON for plans: to_dict/from_dict pairs, plan_hash, schema check.
 
+Nodes are encoded from their dataclass fields, one codec per field type
+(FIELD_CODECS): a node is ``{"op": <class name in snake_case>, <field>: ...}``.
+
 The canonical form is UTF-8 JSON with sorted keys and no whitespace; its SHA-256
 is the plan hash that approvals sign. Loading validates against the published
 JSON Schema before any node is built.
@@ -10,14 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
+from collections.abc import Callable
+from dataclasses import fields
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import jsonschema
 
 from ..exceptions import PlanFormatError
 from . import nodes as n
+
+T = TypeVar("T")
 
 # --- literals ----------------------------------------------------------------
 
@@ -50,145 +58,141 @@ def lit_from_json(d: dict[str, Any]) -> n.LitValue:
     return v
 
 
-# --- expressions -------------------------------------------------------------
+# --- nodes: one codec per field type ------------------------------------------
+
+Codec: TypeAlias = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# A node's JSON op is its class name in snake_case (IsIn → "is_in"); BinOp uses its operator.
+EXPR_OPS: dict[str, type] = {_snake(c.__name__): c for c in n.EXPR_NODES if c is not n.BinOp}
+RELATION_OPS: dict[str, type] = {_snake(c.__name__): c for c in n.RELATION_NODES}
+
+
+def _field_codec(annotation: str) -> tuple[Codec, bool]:
+    """Return the codec of a field's annotation and whether None is allowed (then left out)."""
+    optional = annotation.endswith(" | None")
+    kind = annotation.removesuffix(" | None")
+    if kind.startswith("TLiteral["):
+        kind = "str"
+    try:
+        return FIELD_CODECS[kind], optional
+    except KeyError:
+        msg = f"the plan format has no JSON codec for a field of type {annotation!r}"
+        raise PlanFormatError(msg) from None
+
+
+def fields_to_json(node: Any) -> dict[str, Any]:
+    """Encode a node's fields by their declared types; None in an optional field is left out."""
+    out: dict[str, Any] = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        (encode, _), optional = _field_codec(str(f.type))
+        if value is None and optional:
+            continue
+        out[f.name] = encode(value)
+    return out
+
+
+def fields_from_json(cls: type[T], d: dict[str, Any]) -> T:
+    """Decode a node of class cls from the members named like its fields."""
+    kwargs = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in d:
+            (_, decode), _ = _field_codec(str(f.type))
+            kwargs[f.name] = decode(d[f.name])
+    return cls(**kwargs)
 
 
 def expr_to_json(e: n.Expr) -> dict[str, Any]:
     """Encode an expression node."""
-    match e:
-        case n.Col(name):
-            return {"op": "col", "name": name}
-        case n.Lit(value):
-            return {"op": "lit", **lit_to_json(value)}
-        case n.BinOp(op, left, right):
-            return {"op": op, "left": expr_to_json(left), "right": expr_to_json(right)}
-        case n.Not(arg):
-            return {"op": "not", "arg": expr_to_json(arg)}
-        case n.IsIn(arg, values):
-            return {"op": "is_in", "arg": expr_to_json(arg), "values": [lit_to_json(v) for v in values]}
-        case n.Between(arg, lower, upper):
-            return {"op": "between", "arg": expr_to_json(arg), "lower": expr_to_json(lower),
-                    "upper": expr_to_json(upper)}  # fmt: skip
-        case n.IsNull(arg):
-            return {"op": "is_null", "arg": expr_to_json(arg)}
-        case n.FillNull(arg, value):
-            return {"op": "fill_null", "arg": expr_to_json(arg), "value": expr_to_json(value)}
-        case n.Cut(arg, breaks, labels):
-            return {"op": "cut", "arg": expr_to_json(arg), "breaks": list(breaks), "labels": list(labels)}
-        case n.DatePart(arg, part):
-            return {"op": "date_part", "arg": expr_to_json(arg), "part": part}
-        case n.AgeAt(arg, date):
-            return {"op": "age_at", "arg": expr_to_json(arg), "date": date.isoformat()}
-        case n.When(branches, otherwise):
-            return {"op": "when",
-                    "branches": [{"if": expr_to_json(c), "then": expr_to_json(v)} for c, v in branches],
-                    "otherwise": expr_to_json(otherwise)}  # fmt: skip
-    msg = f"cannot serialise expression node {type(e).__name__}"
-    raise PlanFormatError(msg)
+    if isinstance(e, n.Lit):
+        return {"op": "lit", **lit_to_json(e.value)}  # NB: the literal's tag and value sit beside op
+    if isinstance(e, n.BinOp):
+        return {"op": e.op, "left": expr_to_json(e.left), "right": expr_to_json(e.right)}
+    if type(e) not in n.EXPR_NODES:
+        msg = f"cannot serialise expression node {type(e).__name__}"
+        raise PlanFormatError(msg)
+    return {"op": _snake(type(e).__name__), **fields_to_json(e)}
 
 
 def expr_from_json(d: dict[str, Any]) -> n.Expr:
     """Decode an expression node."""
     op = d["op"]
-    if op == "col":
-        return n.Col(d["name"])
     if op == "lit":
         return n.Lit(lit_from_json(d))
     if op in n.BINARY_OPS:
         return n.BinOp(op, expr_from_json(d["left"]), expr_from_json(d["right"]))
-    if op == "not":
-        return n.Not(expr_from_json(d["arg"]))
-    if op == "is_in":
-        return n.IsIn(expr_from_json(d["arg"]), tuple(lit_from_json(v) for v in d["values"]))
-    if op == "between":
-        return n.Between(*(expr_from_json(d[k]) for k in ("arg", "lower", "upper")))
-    if op == "is_null":
-        return n.IsNull(expr_from_json(d["arg"]))
-    if op == "fill_null":
-        return n.FillNull(expr_from_json(d["arg"]), expr_from_json(d["value"]))
-    if op == "cut":
-        return n.Cut(expr_from_json(d["arg"]), tuple(float(b) for b in d["breaks"]), tuple(d["labels"]))
-    if op == "date_part":
-        return n.DatePart(expr_from_json(d["arg"]), d["part"])
-    if op == "age_at":
-        return n.AgeAt(expr_from_json(d["arg"]), dt.date.fromisoformat(d["date"]))
-    if op == "when":
-        branches = tuple((expr_from_json(b["if"]), expr_from_json(b["then"])) for b in d["branches"])
-        return n.When(branches, expr_from_json(d["otherwise"]))
-    msg = f"unknown expression op {op!r}"
-    raise PlanFormatError(msg)
+    if op not in EXPR_OPS:
+        msg = f"unknown expression op {op!r}"
+        raise PlanFormatError(msg)
+    return fields_from_json(EXPR_OPS[op], d)
 
 
 def agg_to_json(a: n.Agg) -> dict[str, Any]:
     """Encode an aggregate."""
-    out: dict[str, Any] = {"func": a.func}
-    if a.arg is not None:
-        out["arg"] = expr_to_json(a.arg)
-    if a.q is not None:
-        out["q"] = a.q
-    return out
+    return fields_to_json(a)
 
 
 def agg_from_json(d: dict[str, Any]) -> n.Agg:
     """Decode an aggregate."""
-    arg = expr_from_json(d["arg"]) if "arg" in d else None
-    return n.Agg(d["func"], arg, float(d["q"]) if "q" in d else None)
-
-
-# --- relations ---------------------------------------------------------------
-
-
-def _named(exprs: tuple[tuple[str, n.Expr], ...]) -> list[dict[str, Any]]:
-    return [{"name": k, "expr": expr_to_json(v)} for k, v in exprs]
-
-
-def _unnamed(items: list[dict[str, Any]]) -> tuple[tuple[str, n.Expr], ...]:
-    return tuple((d["name"], expr_from_json(d["expr"])) for d in items)
+    return fields_from_json(n.Agg, d)
 
 
 def rel_to_json(r: n.Relation) -> dict[str, Any]:
     """Encode a relation node."""
-    match r:
-        case n.Source(dataset, columns):
-            out: dict[str, Any] = {"op": "source", "dataset": dataset}
-            if columns is not None:
-                out["columns"] = list(columns)
-            return out
-        case n.Select(inp, exprs):
-            return {"op": "select", "input": rel_to_json(inp), "exprs": _named(exprs)}
-        case n.WithColumns(inp, exprs):
-            return {"op": "with_columns", "input": rel_to_json(inp), "exprs": _named(exprs)}
-        case n.Filter(inp, pred):
-            return {"op": "filter", "input": rel_to_json(inp), "predicate": expr_to_json(pred)}
-        case n.Join(left, right, on, how):
-            return {"op": "join", "left": rel_to_json(left), "right": rel_to_json(right),
-                    "on": on, "how": how}  # fmt: skip
-        case n.Aggregate(inp, keys, aggs):
-            return {"op": "aggregate", "input": rel_to_json(inp), "keys": list(keys),
-                    "aggs": [{"name": k, **agg_to_json(a)} for k, a in aggs]}  # fmt: skip
-    msg = f"cannot serialise relation node {type(r).__name__}"
-    raise PlanFormatError(msg)
+    if type(r) not in n.RELATION_NODES:
+        msg = f"cannot serialise relation node {type(r).__name__}"
+        raise PlanFormatError(msg)
+    return {"op": _snake(type(r).__name__), **fields_to_json(r)}
 
 
 def rel_from_json(d: dict[str, Any]) -> n.Relation:
     """Decode a relation node."""
     op = d["op"]
-    if op == "source":
-        cols = d.get("columns")
-        return n.Source(d["dataset"], tuple(cols) if cols is not None else None)
-    if op == "select":
-        return n.Select(rel_from_json(d["input"]), _unnamed(d["exprs"]))
-    if op == "with_columns":
-        return n.WithColumns(rel_from_json(d["input"]), _unnamed(d["exprs"]))
-    if op == "filter":
-        return n.Filter(rel_from_json(d["input"]), expr_from_json(d["predicate"]))
-    if op == "join":
-        return n.Join(rel_from_json(d["left"]), rel_from_json(d["right"]), d["on"], d["how"])
-    if op == "aggregate":
-        aggs = tuple((a["name"], agg_from_json(a)) for a in d["aggs"])
-        return n.Aggregate(rel_from_json(d["input"]), tuple(d["keys"]), aggs)
-    msg = f"unknown relation op {op!r}"
-    raise PlanFormatError(msg)
+    if op not in RELATION_OPS:
+        msg = f"unknown relation op {op!r}"
+        raise PlanFormatError(msg)
+    return fields_from_json(RELATION_OPS[op], d)
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+def _floats(xs: list[Any]) -> tuple[float, ...]:
+    return tuple(float(x) for x in xs)
+
+
+# Field type (as annotated in plan.nodes) → (encode, decode). A new node whose fields
+# use these types needs no serde code; a new field type needs one entry here.
+FIELD_CODECS: dict[str, Codec] = {
+    "str": (_same, _same),
+    "int": (_same, int),
+    "float": (_same, float),
+    "dt.date": (lambda d: d.isoformat(), dt.date.fromisoformat),
+    "LitValue": (lit_to_json, lit_from_json),
+    "Expr": (expr_to_json, expr_from_json),
+    "Relation": (rel_to_json, rel_from_json),
+    "tuple[str, ...]": (list, tuple),
+    "tuple[float, ...]": (list, _floats),
+    "tuple[LitValue, ...]": (lambda vs: [lit_to_json(v) for v in vs], lambda ds: tuple(lit_from_json(d) for d in ds)),
+    "tuple[tuple[Expr, Expr], ...]": (
+        lambda bs: [{"if": expr_to_json(c), "then": expr_to_json(v)} for c, v in bs],
+        lambda ds: tuple((expr_from_json(d["if"]), expr_from_json(d["then"])) for d in ds),
+    ),
+    "tuple[tuple[str, Expr], ...]": (
+        lambda es: [{"name": k, "expr": expr_to_json(e)} for k, e in es],
+        lambda ds: tuple((d["name"], expr_from_json(d["expr"])) for d in ds),
+    ),
+    "tuple[tuple[str, Agg], ...]": (
+        lambda aggs: [{"name": k, **agg_to_json(a)} for k, a in aggs],
+        lambda ds: tuple((d["name"], agg_from_json(d)) for d in ds),
+    ),
+}
 
 
 # --- documents ---------------------------------------------------------------

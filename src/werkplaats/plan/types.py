@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..catalog.schema import ColumnSchema, TableSchema
-from ..exceptions import PlanError
+from ..exceptions import OperationNotDefinedError, PlanError
 from . import nodes as n
+from .visitor import Visitor
 
 NUMERIC = ("int", "float")
 
@@ -112,133 +113,173 @@ def _unify(a: DType, b: DType, what: str) -> DType:
 
 def infer(e: n.Expr, schema: Schema, ctx: str = "") -> DType:
     """Return the type of an expression over a schema, or raise PlanError."""
-    match e:
-        case n.Col(name):
-            if name not in schema:
-                msg = f"unknown column {name!r}{_where(ctx)}; available columns: {sorted(schema)}"
-                raise PlanError(msg)
-            return schema[name]
-        case n.Lit(value):
-            return lit_dtype(value)
-        case n.BinOp(op, left, right):
-            a, b = infer(left, schema, ctx), infer(right, schema, ctx)
-            if op in n.ARITHMETIC_OPS:
-                if op == "sub" and a.kind == b.kind == "date":
-                    return DType("int")  # NB: the number of days from right to left
-                for t in (a, b):
-                    if t.kind not in (*NUMERIC, "null"):
-                        msg = f"arithmetic '{op}'{_where(ctx)} needs numbers, got {t.kind}"
-                        raise PlanError(msg)
-                if op == "truediv" or "float" in (a.kind, b.kind):
-                    return DType("float")
-                return DType("int")
-            if op in n.LOGICAL_OPS:
-                for t in (a, b):
-                    if t.kind not in ("bool", "null"):
-                        msg = f"'{op}'{_where(ctx)} needs booleans, got {t.kind}"
-                        raise PlanError(msg)
-                return DType("bool")
-            # comparison
-            if a.kind == "str" or b.kind == "str":
-                if op not in ("eq", "ne") or {a.kind, b.kind} - {"str", "null"}:
-                    msg = f"comparison '{op}'{_where(ctx)}: strings can only be tested for (in)equality with strings"
+    return TypeInference(schema, ctx).visit(e)
+
+
+class TypeInference(Visitor[DType]):
+    """The typing rule of each expression node over one input schema."""
+
+    name = "type inference"
+
+    def __init__(self, schema: Schema, ctx: str = "") -> None:
+        self.schema = schema
+        self.where = _where(ctx)
+
+    def visit_Col(self, e: n.Col) -> DType:
+        if e.name not in self.schema:
+            msg = f"unknown column {e.name!r}{self.where}; available columns: {sorted(self.schema)}"
+            raise PlanError(msg)
+        return self.schema[e.name]
+
+    def visit_Lit(self, e: n.Lit) -> DType:
+        return lit_dtype(e.value)
+
+    def visit_BinOp(self, e: n.BinOp) -> DType:
+        op, where = e.op, self.where
+        a, b = self.visit(e.left), self.visit(e.right)
+        if op in n.ARITHMETIC_OPS:
+            if op == "sub" and a.kind == b.kind == "date":
+                return DType("int")  # NB: the number of days from right to left
+            for t in (a, b):
+                if t.kind not in (*NUMERIC, "null"):
+                    msg = f"arithmetic '{op}'{where} needs numbers, got {t.kind}"
                     raise PlanError(msg)
-            elif not (
-                (a.kind in (*NUMERIC, "null") and b.kind in (*NUMERIC, "null"))
-                or (a.kind == b.kind)
-                or "null" in (a.kind, b.kind)
-            ):
-                msg = f"comparison '{op}'{_where(ctx)}: cannot compare {a.kind} with {b.kind}"
-                raise PlanError(msg)
-            if a.kind == "bool" and op not in ("eq", "ne"):
-                msg = f"comparison '{op}'{_where(ctx)}: booleans can only be tested for (in)equality"
-                raise PlanError(msg)
-            return DType("bool")
-        case n.Not(arg):
-            if infer(arg, schema, ctx).kind != "bool":
-                msg = f"'not'{_where(ctx)} needs a boolean"
-                raise PlanError(msg)
-            return DType("bool")
-        case n.IsIn(arg, values):
-            t = infer(arg, schema, ctx)
-            for v in values:
-                vt = lit_dtype(v)
-                ok = vt.kind == t.kind or (vt.kind in NUMERIC and t.kind in NUMERIC) or vt.kind == "null"
-                if not ok:
-                    msg = f"is_in{_where(ctx)}: value of type {vt.kind} for a {t.kind} column"
-                    raise PlanError(msg)
-            return DType("bool")
-        case n.Between(arg, lower, upper):
-            t = infer(arg, schema, ctx)
-            for bound in (lower, upper):
-                bt = infer(bound, schema, ctx)
-                if not ((t.kind in NUMERIC and bt.kind in NUMERIC) or t.kind == bt.kind == "date"):
-                    msg = f"is_between{_where(ctx)}: cannot compare {t.kind} with {bt.kind}"
-                    raise PlanError(msg)
-            return DType("bool")
-        case n.IsNull(arg):
-            infer(arg, schema, ctx)
-            return DType("bool")
-        case n.FillNull(arg, value):
-            return _unify(infer(arg, schema, ctx), infer(value, schema, ctx), f"fill_null{_where(ctx)}")
-        case n.Cut(arg, breaks, labels):
-            if infer(arg, schema, ctx).kind not in NUMERIC:
-                msg = f"cut{_where(ctx)} needs a number"
-                raise PlanError(msg)
-            if list(breaks) != sorted(set(breaks)):
-                msg = f"cut{_where(ctx)}: breaks must be strictly increasing"
-                raise PlanError(msg)
-            if len(labels) != len(breaks) + 1 or len(set(labels)) != len(labels):
-                msg = f"cut{_where(ctx)}: needs {len(breaks) + 1} distinct labels for {len(breaks)} breaks"
-                raise PlanError(msg)
-            return DType("str", tuple(labels))
-        case n.DatePart(arg, part):
-            t = infer(arg, schema, ctx)
-            if t.kind != "date":
-                msg = f".dt.{part}(){_where(ctx)} needs a date, got {t.kind}"
-                raise PlanError(msg)
-            return DType("int", date_part_domain(part, t.years))
-        case n.AgeAt(arg, _):
-            if infer(arg, schema, ctx).kind != "date":
-                msg = f"age_at{_where(ctx)} needs a date (of birth)"
-                raise PlanError(msg)
+            if op == "truediv" or "float" in (a.kind, b.kind):
+                return DType("float")
             return DType("int")
-        case n.When(branches, otherwise):
-            out = infer(otherwise, schema, ctx)
-            for cond, value in branches:
-                if infer(cond, schema, ctx).kind != "bool":
-                    msg = f"when(){_where(ctx)}: the condition must be boolean"
+        if op in n.LOGICAL_OPS:
+            for t in (a, b):
+                if t.kind not in ("bool", "null"):
+                    msg = f"'{op}'{where} needs booleans, got {t.kind}"
                     raise PlanError(msg)
-                out = _unify(infer(value, schema, ctx), out, f"when/then/otherwise{_where(ctx)}")
-            if out.kind == "null":
-                msg = f"when/then/otherwise{_where(ctx)}: every branch is null"
+            return DType("bool")
+        if op not in n.COMPARISON_OPS:
+            msg = f"type inference has no rule for the operator {op!r}"
+            raise OperationNotDefinedError(msg)
+        if a.kind == "str" or b.kind == "str":
+            if op not in ("eq", "ne") or {a.kind, b.kind} - {"str", "null"}:
+                msg = f"comparison '{op}'{where}: strings can only be tested for (in)equality with strings"
                 raise PlanError(msg)
-            return out
-    msg = f"unknown expression node {type(e).__name__}"
-    raise PlanError(msg)
+        elif not (
+            (a.kind in (*NUMERIC, "null") and b.kind in (*NUMERIC, "null"))
+            or (a.kind == b.kind)
+            or "null" in (a.kind, b.kind)
+        ):
+            msg = f"comparison '{op}'{where}: cannot compare {a.kind} with {b.kind}"
+            raise PlanError(msg)
+        if a.kind == "bool" and op not in ("eq", "ne"):
+            msg = f"comparison '{op}'{where}: booleans can only be tested for (in)equality"
+            raise PlanError(msg)
+        return DType("bool")
+
+    def visit_Not(self, e: n.Not) -> DType:
+        if self.visit(e.arg).kind != "bool":
+            msg = f"'not'{self.where} needs a boolean"
+            raise PlanError(msg)
+        return DType("bool")
+
+    def visit_IsIn(self, e: n.IsIn) -> DType:
+        t = self.visit(e.arg)
+        for v in e.values:
+            vt = lit_dtype(v)
+            ok = vt.kind == t.kind or (vt.kind in NUMERIC and t.kind in NUMERIC) or vt.kind == "null"
+            if not ok:
+                msg = f"is_in{self.where}: value of type {vt.kind} for a {t.kind} column"
+                raise PlanError(msg)
+        return DType("bool")
+
+    def visit_Between(self, e: n.Between) -> DType:
+        t = self.visit(e.arg)
+        for bound in (e.lower, e.upper):
+            bt = self.visit(bound)
+            if not ((t.kind in NUMERIC and bt.kind in NUMERIC) or t.kind == bt.kind == "date"):
+                msg = f"is_between{self.where}: cannot compare {t.kind} with {bt.kind}"
+                raise PlanError(msg)
+        return DType("bool")
+
+    def visit_IsNull(self, e: n.IsNull) -> DType:
+        self.visit(e.arg)
+        return DType("bool")
+
+    def visit_FillNull(self, e: n.FillNull) -> DType:
+        return _unify(self.visit(e.arg), self.visit(e.value), f"fill_null{self.where}")
+
+    def visit_Cut(self, e: n.Cut) -> DType:
+        if self.visit(e.arg).kind not in NUMERIC:
+            msg = f"cut{self.where} needs a number"
+            raise PlanError(msg)
+        if list(e.breaks) != sorted(set(e.breaks)):
+            msg = f"cut{self.where}: breaks must be strictly increasing"
+            raise PlanError(msg)
+        if len(e.labels) != len(e.breaks) + 1 or len(set(e.labels)) != len(e.labels):
+            msg = f"cut{self.where}: needs {len(e.breaks) + 1} distinct labels for {len(e.breaks)} breaks"
+            raise PlanError(msg)
+        return DType("str", tuple(e.labels))
+
+    def visit_DatePart(self, e: n.DatePart) -> DType:
+        t = self.visit(e.arg)
+        if t.kind != "date":
+            msg = f".dt.{e.part}(){self.where} needs a date, got {t.kind}"
+            raise PlanError(msg)
+        return DType("int", date_part_domain(e.part, t.years))
+
+    def visit_AgeAt(self, e: n.AgeAt) -> DType:
+        if self.visit(e.arg).kind != "date":
+            msg = f"age_at{self.where} needs a date (of birth)"
+            raise PlanError(msg)
+        return DType("int")
+
+    def visit_When(self, e: n.When) -> DType:
+        out = self.visit(e.otherwise)
+        for cond, value in e.branches:
+            if self.visit(cond).kind != "bool":
+                msg = f"when(){self.where}: the condition must be boolean"
+                raise PlanError(msg)
+            out = _unify(self.visit(value), out, f"when/then/otherwise{self.where}")
+        if out.kind == "null":
+            msg = f"when/then/otherwise{self.where}: every branch is null"
+            raise PlanError(msg)
+        return out
+
+
+_NUMBER_OR_BOOL = ("a number or boolean", (*NUMERIC, "bool"))
+# func → (what its argument must be, as said in errors, and the kinds that are; the result's kind).
+# The result kind "arg" is the argument's own; "sum" is float for floats, int otherwise.
+AGG_SIGNATURES: dict[str, tuple[tuple[str, tuple[str, ...]] | None, str]] = {
+    "len": (None, "int"),
+    "count": (("anything", ()), "int"),
+    "sum": (_NUMBER_OR_BOOL, "sum"),
+    "mean": (_NUMBER_OR_BOOL, "float"),
+    "min": (("a number or a date", (*NUMERIC, "date")), "arg"),
+    "max": (("a number or a date", (*NUMERIC, "date")), "arg"),
+    "var": (_NUMBER_OR_BOOL, "float"),
+    "std": (_NUMBER_OR_BOOL, "float"),
+    "median": (_NUMBER_OR_BOOL, "float"),
+    "quantile": (_NUMBER_OR_BOOL, "float"),
+}
 
 
 def agg_dtype(a: n.Agg, schema: Schema, ctx: str) -> DType:
-    """Return the type of an aggregate's result."""
-    if a.func == "len":
-        return DType("int")
+    """Return the type of an aggregate's result, or raise PlanError."""
+    if a.func not in AGG_SIGNATURES:
+        msg = f"unknown aggregate {a.func!r}{_where(ctx)}"
+        raise PlanError(msg)
+    needs, result = AGG_SIGNATURES[a.func]
+    if needs is None:
+        return DType(result)
     if a.arg is None:
         msg = f"{a.func}(){_where(ctx)} needs a column"
         raise PlanError(msg)
     t = infer(a.arg, schema, ctx)
-    if a.func == "count":
-        return DType("int")
-    if a.func in ("min", "max"):
-        if t.kind not in (*NUMERIC, "date"):
-            msg = f"{a.func}(){_where(ctx)} needs a number or a date, got {t.kind}"
-            raise PlanError(msg)
-        return DType(t.kind)
-    if t.kind not in (*NUMERIC, "bool"):
-        msg = f"{a.func}(){_where(ctx)} needs a number or boolean, got {t.kind}"
+    what, kinds = needs
+    if kinds and t.kind not in kinds:
+        msg = f"{a.func}(){_where(ctx)} needs {what}, got {t.kind}"
         raise PlanError(msg)
-    if a.func == "sum":
-        return DType("float" if t.kind == "float" else "int")
     if a.func == "quantile" and (a.q is None or not 0.0 <= a.q <= 1.0):
         msg = f"quantile(){_where(ctx)} needs 0 <= q <= 1"
         raise PlanError(msg)
-    return DType("float")
+    if result == "arg":
+        return DType(t.kind)
+    if result == "sum":
+        return DType("float" if t.kind == "float" else "int")
+    return DType(result)
