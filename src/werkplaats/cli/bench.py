@@ -24,9 +24,12 @@ def bench(
     sizes: Annotated[str, typer.Option(help="Comma-separated table sizes n.")] = "10000,100000,1000000",
     out: Annotated[Path, typer.Option(help="Directory for w1.json, w1.png and w1.md.")] = Path("bench/results"),
     sort_yardstick: Annotated[bool, typer.Option(help="Also time a bare SPU sort of 2n keys.")] = True,
+    warm: Annotated[
+        bool, typer.Option(help="Also rerun each job on the same parties, with the compiled program from their cache.")
+    ] = False,
 ) -> None:
     """Workload W1: MPC vs DuckDB on join + filter + group-by, for each n."""
     w1 = _bench_module()
     ns = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
-    w1.main(ns, out, sort_yardstick=sort_yardstick)
+    w1.main(ns, out, sort_yardstick=sort_yardstick, warm=warm)
     typer.echo(f"\nWrote {out / 'w1.json'}, {out / 'w1.png'} and {out / 'w1.md'}")

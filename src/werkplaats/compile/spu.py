@@ -14,7 +14,6 @@ from typing import Any
 import jax.numpy as jnp
 
 from ..exceptions import OperationNotDefinedError
-from ..mpc.encode import Slot
 from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
 from .analyze import Analysis, join_renames
@@ -23,6 +22,7 @@ from .kernels.core import I64, SCol, SFrame
 from .kernels.expr import ExprEval
 from .kernels.groupby import group_by_secret_key
 from .kernels.join import join
+from .layout import Slot
 
 
 def output_kinds(a: Analysis) -> list[tuple[str, str]]:

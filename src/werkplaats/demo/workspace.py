@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..mpc.process import free_port
 from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 from ..synth.generate import generate
 from ..synth.schemas import Dataset, datasets
@@ -41,26 +41,6 @@ PURPOSE = (
     "Vroegtijdig signaleren van infectiehaarden per gemeente en wijk, en welke risicogroepen "
     "(VVT-cliënten, 70-plussers, chronisch zieken) worden getroffen."
 )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A free port below the kernel's ephemeral range, so that no outgoing connection takes it meanwhile."""
-    lo, hi = 20_000, 32_000
-    try:
-        lo_e = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-        hi = min(hi, lo_e - 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    for _ in range(200):
-        port = random.randint(lo, hi)
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return port
-    msg = f"no free port on {host} between {lo} and {hi}"
-    raise RuntimeError(msg)
 
 
 @dataclass

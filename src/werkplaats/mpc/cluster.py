@@ -2,7 +2,16 @@
 
 The coordinator here plays two roles that a workspace gives to other nodes: each
 data owner (it encodes and secret-shares each table, so no party sees clear data)
-and the result receiver (it reconstructs only the disclosure-controlled outputs).
+and the result receiver (it reconstructs only the disclosure-controlled outputs);
+both roles live in `werkplaats.mpc.share`, which the workspace services use too.
+The parties are long-lived: one cluster serves many jobs, and each party keeps the
+programs it compiled in memory (`werkplaats.mpc.programs`), so an identical job
+(same plan, schemas and row counts) skips compilation.
+
+Security model: the coordinator holds every table in the clear (it is all the owners
+at once) and the reconstructed outputs; each party process holds only its shares.
+What crosses the pipes is public metadata (`PartyHeader`) and shares. Party logs hold
+timings and tracebacks, never data.
 
 Parties are cleaned up on every exit path: close(), an error, Ctrl-C in the
 coordinator, interpreter exit (atexit), and the coordinator's own death (the
@@ -14,49 +23,28 @@ go with them, and the next job starts fresh parties.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import os
 import queue
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..catalog.serde import catalog_to_dict
 from ..compile.analyze import Analysis
-from ..exceptions import MPCError, PartyFailedError
-from ..plan import nodes as n
+from ..exceptions import PartyFailedError
 from ..plan.serde import canonical_json
 from ..result import Revealed
 from . import wire
-from .runtime import enable_x64, runtime_config
+from .process import WORLD, Command, PartyHeader, PartyProcess, free_port, spawn_party
+from .runtime import enable_x64
+from .share import reconstruct, share_tables
 
-WORLD = 3
 _LIVE: set[LocalCluster] = set()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class _Party:
-    rank: int
-    proc: subprocess.Popen[bytes]
-    to: BinaryIO
-    frm: BinaryIO
-    log: Path
 
 
 @dataclass
@@ -79,11 +67,13 @@ class LocalCluster:
     """
 
     def __init__(self, *, host: str = "127.0.0.1", log_dir: str | Path | None = None,
-                 start_timeout: float = 120.0) -> None:  # fmt: skip
+                 start_timeout: float = 120.0, cache_dir: str | Path | None = None) -> None:  # fmt: skip
         self.host = host
         self.start_timeout = start_timeout
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="werkplaats-parties-"))
-        self.parties: list[_Party] = []
+        # NB: compiled programs stay in each party's memory; a directory keeps them across clusters too.
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.parties: list[PartyProcess] = []
         self.last_stats: JobStats | None = None
         self.last_addrs: list[str] = []
 
@@ -111,40 +101,23 @@ class LocalCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             for rank in range(WORLD):
-                self.parties.append(self._spawn(rank))
+                self.parties.append(spawn_party(rank, self.log_dir / f"party{rank}.log", cache_dir=self.cache_dir))
             _LIVE.add(self)
             replies = self._collect({p.rank for p in self.parties}, time.monotonic() + self.start_timeout)
             for rank, (h, _) in replies.items():
-                if not h.get("ready"):
+                if h.get("cmd") != Command.READY:
                     raise PartyFailedError(rank, "did not start")
         except BaseException:
             self.kill()
             raise
 
-    def _spawn(self, rank: int) -> _Party:
-        r1, w1 = os.pipe()  # coordinator -> party
-        r2, w2 = os.pipe()  # party -> coordinator
-        log = self.log_dir / f"party{rank}.log"
-        with open(log, "ab") as logf:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "werkplaats.mpc.party", "--rank", str(rank),
-                 "--in-fd", str(r1), "--out-fd", str(w2)],
-                pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                start_new_session=True,  # NB: Ctrl-C reaches the coordinator only; it cleans up
-            )  # fmt: skip
-        os.close(r1)
-        os.close(w2)
-        return _Party(rank, proc, os.fdopen(w1, "wb", buffering=1 << 20), os.fdopen(r2, "rb", buffering=1 << 20), log)
-
     def close(self) -> None:
         """Stop the parties politely, then by force."""
         for p in self.parties:
-            with contextlib.suppress(OSError):
-                wire.send(p.to, {"cmd": "stop"})
+            p.ask_to_stop()
         deadline = time.monotonic() + 5
         for p in self.parties:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            p.wait(max(0.1, deadline - time.monotonic()))
         self.kill()
 
     def kill(self) -> None:
@@ -153,11 +126,7 @@ class LocalCluster:
             if p.proc.poll() is None:
                 p.proc.kill()
         for p in self.parties:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.proc.wait(timeout=10)
-            for f in (p.to, p.frm):
-                with contextlib.suppress(OSError):
-                    f.close()
+            p.kill()
         self.parties = []
         _LIVE.discard(self)
 
@@ -167,9 +136,9 @@ class LocalCluster:
         """Wait for one message from each rank; fail fast on a dead or failing party."""
         q: queue.Queue[tuple[int, Any]] = queue.Queue()
 
-        def reader(p: _Party) -> None:
+        def reader(p: PartyProcess) -> None:
             try:
-                q.put((p.rank, wire.recv(p.frm)))
+                q.put((p.rank, p.recv()))
             except (wire.WireClosed, OSError, ValueError) as e:
                 q.put((p.rank, e))
 
@@ -203,24 +172,25 @@ class LocalCluster:
             got[rank] = item
         return got
 
-    def run(self, header: dict[str, Any], shares: list[list[list[bytes]]], *,
+    def run(self, header: PartyHeader, shares: list[list[list[bytes]]], *,
             timeout: float = 3600.0) -> tuple[list[list[Any]], list[dict[str, Any]]]:  # fmt: skip
-        """Run one job: shares[rank][input] are blobs; return output shares and stats per party."""
+        """Run one job: shares[rank][input] are blobs; return output shares and stats per party.
+
+        The header says what to run; its addresses and blob counts are filled in here.
+        """
         self.start()
-        job = header.get("job") or uuid.uuid4().hex
-        addrs = [f"{self.host}:{_free_port(self.host)}" for _ in range(WORLD)]
-        self.last_addrs = addrs
+        addrs = tuple(f"{self.host}:{free_port(self.host)}" for _ in range(WORLD))
+        self.last_addrs = list(addrs)
         try:
             senders = []
             errors: list[tuple[int, BaseException]] = []
             for p in self.parties:
                 blobs = [b for s in shares[p.rank] for b in s]
-                h = {**header, "cmd": "run", "job": job, "addrs": addrs,
-                     "share_blobs": [len(s) for s in shares[p.rank]]}  # fmt: skip
+                h = replace(header, addrs=addrs, share_blobs=tuple(len(s) for s in shares[p.rank])).to_dict()
 
-                def send(p: _Party = p, h: dict[str, Any] = h, blobs: list[bytes] = blobs) -> None:
+                def send(p: PartyProcess = p, h: dict[str, Any] = h, blobs: list[bytes] = blobs) -> None:
                     try:
-                        wire.send(p.to, h, blobs)
+                        p.send(h, blobs)
                     except OSError as e:
                         errors.append((p.rank, e))
 
@@ -241,11 +211,7 @@ class LocalCluster:
         outs, stats = [], []
         for rank in range(WORLD):
             h, blobs = replies[rank]
-            pos, mine = 0, []
-            for c in h["share_blobs"]:
-                mine.append(wire.unpack_share(blobs[pos : pos + c]))
-                pos += c
-            outs.append(mine)
+            outs.append(wire.unpack_shares(h["share_blobs"], blobs))
             stats.append({"rank": rank, **h["stats"]})
         return outs, stats
 
@@ -256,42 +222,6 @@ def _cleanup() -> None:
         c.kill()
 
 
-def _share_into(io: Any, arr: np.ndarray, per_party: list[list[list[bytes]]]) -> None:
-    """Secret-share one array and append share i, packed, to party i's inputs."""
-    from spu import libspu
-
-    parts = io.make_shares(np.ascontiguousarray(arr), libspu.Visibility.VIS_SECRET)
-    for rank in range(WORLD):
-        per_party[rank].append(wire.pack_share(parts[rank]))
-
-
-def share_tables(a: Analysis, tables: dict[str, pd.DataFrame]) -> tuple[list[Any], list[list[list[bytes]]]]:
-    """Encode and secret-share every table as its owner would; return slots and per-party blobs."""
-
-    from .encode import layout
-
-    slots = layout(a, {d: len(df) for d, df in tables.items()})
-    per_party: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
-    for dataset in dict.fromkeys(s.dataset for s in slots):
-        for r, blobs in enumerate(share_dataset(a, dataset, tables[dataset])):
-            per_party[r].extend(blobs)
-    return slots, per_party
-
-
-def share_dataset(a: Analysis, dataset: str, df: pd.DataFrame) -> list[list[list[bytes]]]:
-    """Encode and secret-share one owner's validated table: per party, the packed share of each slot."""
-    import spu
-
-    from .encode import encode, layout
-
-    slots = layout(a, {dataset: len(df)})
-    per_party: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
-    io = spu.Io(WORLD, runtime_config())  # NB: one owner, one sharing context
-    for arr in encode(a, dataset, df, slots):
-        _share_into(io, arr, per_party)
-    return per_party
-
-
 def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalCluster | None = None,
             timeout: float = 3600.0) -> Revealed:  # fmt: skip
     """Run a checked plan on three SPU parties and reconstruct only its outputs."""
@@ -299,11 +229,12 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
     t0 = time.perf_counter()
     _slots, shares = share_tables(a, tables)
     t_share = time.perf_counter() - t0
-    header = {
-        "plan": canonical_json(a.plan),
-        "catalog": catalog_to_dict(a.catalog),
-        "rows": {d: len(df) for d, df in tables.items()},
-    }
+    header = PartyHeader(
+        job=uuid.uuid4().hex,
+        plan=canonical_json(a.plan),
+        catalog=catalog_to_dict(a.catalog),
+        rows={d: len(df) for d, df in tables.items()},
+    )
     own = cluster is None
     c = cluster or LocalCluster()
     try:
@@ -314,44 +245,3 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
     rev = reconstruct(a, outs)
     c.last_stats = JobStats(time.perf_counter() - t0, t_share, stats)
     return rev
-
-
-def reconstruct(a: Analysis, outs: list[list[Any]]) -> Revealed:
-    """Combine the three parties' output shares into the revealed (disclosure-controlled) cells."""
-    import spu
-
-    from ..compile.spu import output_kinds
-
-    io = spu.Io(WORLD, runtime_config())
-    values = [np.asarray(io.reconstruct([outs[r][i] for r in range(WORLD)])) for i in range(len(outs[0]))]
-    kinds = output_kinds(a)
-    if len(values) != len(kinds):
-        msg = f"MPC program returned {len(values)} outputs, expected {len(kinds)}"
-        raise MPCError(msg)
-    root = a.plan.root
-    assert isinstance(root, n.Aggregate)
-    cell_ok = values[0].astype(bool)
-    revealed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for j, (name, _) in enumerate(root.aggs):
-        revealed[name] = (values[1 + 2 * j].astype(bool), values[2 + 2 * j])
-    return Revealed(cell_ok, revealed)
-
-
-def run_sort_yardstick(cluster: LocalCluster, size: int, *, seed: int = 0) -> JobStats:
-    """Time SPU's secret sort of `size` distinct keys on the cluster (a benchmark yardstick)."""
-    import spu
-
-    enable_x64()
-    rng = np.random.default_rng(seed)
-    keys = rng.permutation(size).astype(np.int64) * 7 + 3
-    io = spu.Io(WORLD, runtime_config())
-    shares: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
-    for arr in (keys, np.arange(size, dtype=np.int64)):
-        _share_into(io, arr, shares)
-    t0 = time.perf_counter()
-    outs, stats = cluster.run({"program": "sort_yardstick", "size": size}, shares)
-    smallest = io.reconstruct([outs[r][0] for r in range(WORLD)])
-    if int(np.asarray(smallest).ravel()[0]) != int(keys.min()):
-        msg = "sort yardstick returned a wrong minimum"
-        raise MPCError(msg)
-    return JobStats(time.perf_counter() - t0, 0.0, stats)

@@ -8,119 +8,24 @@ Each column becomes a few arrays, every one of which is secret-shared:
   a row of zeros), so equality, ``is_in`` and group-by need no secure comparison;
 - date: ``v`` days since 1970-01-01, plus the parts the plan uses (``year``, ``md`` =
   month*100+day, ``iso_week``, ``month``) and one-hot forms of grouped parts.
-Which encodings a table needs is decided from the plan alone (`layout`), so the
-owner, the parties and the result receiver agree without talking.
+Which encodings a table needs is decided from the plan alone
+(`werkplaats.compile.layout`), so the owner, the parties and the result receiver
+agree without talking.
+
+Security model: this runs at the data owner, on its own validated table, before
+anything is shared. The arrays it returns are clear data and must go nowhere but
+into `spu.Io.make_shares` (`werkplaats.mpc.share`); only their shapes (the slots:
+plan, code lists, row count) are public.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..compile.analyze import Analysis
-from ..plan import nodes as n
+from ..compile.layout import Slot
 from ..plan.types import column_dtype, date_part_domain
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """One shared input array: (dataset, column, encoding) and its shape."""
-
-    dataset: str
-    column: str
-    encoding: str
-    shape: tuple[int, ...]
-    dtype: str  # "int64" or "float64"
-    rows: int  # the table's real row count; an empty table is padded to one masked row
-
-
-def _walk_exprs(rel: n.Relation) -> list[n.Expr]:
-    out: list[n.Expr] = []
-    match rel:
-        case n.Filter(_, pred):
-            out.append(pred)
-        case n.WithColumns(_, exprs) | n.Select(_, exprs):
-            out.extend(e for _, e in exprs)
-        case n.Aggregate(_, _, aggs):
-            out.extend(a.arg for _, a in aggs if a.arg is not None)
-    for c in n.children(rel):
-        out.extend(_walk_exprs(c))
-    return out
-
-
-def _sub(e: n.Expr) -> list[n.Expr]:
-    return [e, *(x for c in n.expr_children(e) for x in _sub(c))]
-
-
-def date_parts_used(plan: n.Plan) -> dict[str, set[str]]:
-    """Return, per column name, the date parts the plan takes of it."""
-    used: dict[str, set[str]] = {}
-    for top in _walk_exprs(plan.root):
-        for e in _sub(top):
-            if isinstance(e, n.DatePart) and isinstance(e.arg, n.Col):
-                used.setdefault(e.arg.name, set()).add(e.part)
-            if isinstance(e, n.AgeAt) and isinstance(e.arg, n.Col):
-                used.setdefault(e.arg.name, set()).update({"year", "md"})
-    return used
-
-
-def group_key_names(plan: n.Plan) -> set[str]:
-    """Return the names used as group keys anywhere in the plan."""
-    out: set[str] = set()
-
-    def walk(r: n.Relation) -> None:
-        if isinstance(r, n.Aggregate):
-            out.update(r.keys)
-        for c in n.children(r):
-            walk(c)
-
-    walk(plan.root)
-    return out
-
-
-def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
-    """Return every input array of the MPC program, in order (of the datasets in rows)."""
-    parts = date_parts_used(a.plan)
-    grouped = group_key_names(a.plan)
-    slots: list[Slot] = []
-    seen: set[str] = set()
-    for src in n.sources(a.plan.root):
-        if src.dataset in seen:
-            continue
-        seen.add(src.dataset)
-        if src.dataset not in rows:
-            continue  # NB: an owner lays out only its own datasets
-        real = rows[src.dataset]
-        nrow = max(real, 1)  # NB: SPU cannot reduce empty arrays; the row count is public anyway
-        for col in src.columns or ():
-            t = column_dtype(a.catalog[src.dataset].column(col))
-
-            def add(
-                enc: str,
-                shape: tuple[int, ...],
-                dtype: str = "int64",
-                col: str = col,
-                ds: str = src.dataset,
-                real: int = real,
-            ) -> None:
-                slots.append(Slot(ds, col, enc, shape, dtype, real))
-
-            if t.kind == "str":
-                add("oh", (nrow, len(t.domain or ())))
-                continue
-            add("ok", (nrow,))
-            add("v", (nrow,), "float64" if t.kind == "float" else "int64")
-            if t.kind == "int" and t.domain is not None and col in grouped:
-                add("oh", (nrow, len(t.domain)))
-            if t.kind == "date":
-                for p in sorted(parts.get(col, ())):
-                    add(p, (nrow,))
-                    dom = date_part_domain(p, t.years)
-                    if p != "md" and dom is not None:
-                        add(p + "_oh", (nrow, len(dom)))
-    return slots
 
 
 def encode(a: Analysis, dataset: str, df: pd.DataFrame, slots: list[Slot]) -> list[np.ndarray]:

@@ -1,27 +1,40 @@
 """A compute party: one SPU runtime in its own OS process.
 
-Run as ``python -m werkplaats.mpc.party --rank R --in-fd A --out-fd B``. It takes
-jobs (a plan, public metadata, its shares and the peers' addresses) over a framed
-channel, compiles the plan itself, runs it with its two peers over brpc, returns
-its shares of the outputs, and drops all job state afterwards.
+Run as ``python -m werkplaats.mpc.party --rank R --in-fd A --out-fd B [--cache-dir D]``
+(`werkplaats.mpc.process.spawn_party` does). It takes jobs (a `PartyHeader`: the plan
+and public metadata, the peers' addresses; then its shares) over a framed pipe from its
+parent, compiles the plan itself (or takes the identical program from its cache,
+`werkplaats.mpc.programs`), runs it with its two peers over brpc, returns its shares
+of the outputs, and drops every share of the job afterwards.
 
-Security model: the party sees only its replicated shares; it verifies nothing
-about data owners yet (approvals come with the workspace services).
+Security model: the party holds only its replicated shares of the inputs and outputs,
+which alone reveal nothing; the plan, schemas, row counts and addresses in the header
+are public. It runs only the program it compiled from the plan, and checks that it got
+one share per program input. Approvals and the owners' signatures are not its business:
+in a workspace its parent, the engine service, verifies both before it hands the
+shares over; in the local cluster the parent is the data owners' own coordinator. With
+TLS files in the header, the links to the peers are mutual TLS with the workspace CA only.
+Its log holds timings, program keys (hashes of public metadata) and tracebacks, never
+data or shares.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import logging
 import os
 import resource
 import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from . import wire
+from .process import Command, PartyHeader
+from .programs import ProgramCache, load_program
 from .runtime import enable_x64, runtime_config
 
 
@@ -60,47 +73,7 @@ def _peak_rss() -> int:
     return (kib if kib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def _compile(fn: Any, args: list[Any]) -> Any:
-    from spu import libspu
-    from spu.utils import frontend
-
-    names = [f"in{i}" for i in range(len(args))]
-    exe, _ = frontend.compile(
-        frontend.Kind.JAX, fn, args, {}, names, [libspu.Visibility.VIS_SECRET] * len(args),
-        lambda outs: [f"out{i}" for i in range(len(outs))],
-    )  # fmt: skip
-    return exe
-
-
-def sort_yardstick(size: int) -> Any:
-    """Return the built-in benchmark program: a secret sort of `size` distinct keys."""
-    import jax
-
-    def fn(keys: Any, payload: Any) -> tuple[Any, Any]:
-        k, p = jax.lax.sort([keys, payload], num_keys=1)
-        return k[:1], p[:1]
-
-    shape = jax.ShapeDtypeStruct((size,), "int64")
-    return _compile(fn, [shape, shape])
-
-
-def compile_plan(header: dict[str, Any]) -> tuple[Any, list[Any]]:
-    """Compile a job's plan to an SPU executable; return it and the input slots."""
-    import jax
-
-    from ..catalog.serde import catalog_from_dict
-    from ..compile.analyze import analyze
-    from ..compile.spu import build_program
-    from ..plan.serde import plan_from_json
-    from .encode import layout
-
-    a = analyze(plan_from_json(header["plan"]), catalog_from_dict(header["catalog"]))
-    slots = layout(a, header["rows"])
-    fn = build_program(a, slots, header["rows"])
-    return _compile(fn, [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]), slots
-
-
-def run_job(rank: int, header: dict[str, Any], blobs: list[bytes], barrier: Any = None,
+def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCache, barrier: Any = None,
             deliver: Any = None) -> tuple[dict[str, Any], list[bytes]] | None:  # fmt: skip
     """Run one job and return the reply header and blobs.
 
@@ -113,40 +86,32 @@ def run_job(rank: int, header: dict[str, Any], blobs: list[bytes], barrier: Any 
     import spu
     from spu import libspu
 
-    t0 = time.perf_counter()
-    if header.get("program") == "sort_yardstick":
-        exe, slots = sort_yardstick(int(header["size"])), [None, None]
-    else:
-        exe, slots = compile_plan(header)
-    t_compile = time.perf_counter() - t0
-    counts = header["share_blobs"]
-    shares, pos = [], 0
-    for c in counts:
-        shares.append(wire.unpack_share(blobs[pos : pos + c]))
-        pos += c
-    if len(shares) != len(slots):
-        msg = f"expected {len(slots)} input shares, got {len(shares)}"
+    prog = load_program(header, cache)
+    exe = prog.exe
+    shares = wire.unpack_shares(list(header.share_blobs), blobs)
+    if len(shares) != prog.inputs:
+        msg = f"expected {prog.inputs} input shares, got {len(shares)}"
         raise ValueError(msg)
     if barrier is not None:
         barrier()
     desc = libspu.link.Desc()
-    desc.id = header["job"]
-    for i, addr in enumerate(header["addrs"]):
+    desc.id = header.job
+    for i, addr in enumerate(header.addrs):
         desc.add_party(f"party{i}", addr)
-    desc.recv_timeout_ms = int(header.get("recv_timeout_ms", 600_000))
+    desc.recv_timeout_ms = header.recv_timeout_ms
     desc.connect_retry_times = 120
     desc.connect_retry_interval_ms = 250
     desc.http_max_payload_size = 256 * 1024 * 1024
-    tls = header.get("tls")
+    tls = header.tls
     if tls:  # NB: mutual TLS between the parties, with the workspace CA only
         desc.enable_ssl = True
         # NB: brpc's pooled connections can abort the process on an SSL EOF (apache/brpc#3307); one
         # connection per peer avoids that path.
         desc.brpc_channel_connection_type = "single"
         for opts in (desc.server_ssl_opts, desc.client_ssl_opts):
-            opts.cert.certificate_path = tls["cert"]
-            opts.cert.private_key_path = tls["key"]
-            opts.verify.ca_file_path = tls["ca"]
+            opts.cert.certificate_path = tls.cert
+            opts.cert.private_key_path = tls.key
+            opts.verify.ca_file_path = tls.ca
             opts.verify.verify_depth = 1
     _reset_peak_rss()
     w0 = _io_written()
@@ -162,13 +127,12 @@ def run_job(rank: int, header: dict[str, Any], blobs: list[bytes], barrier: Any 
         t_run = time.perf_counter() - t1
         written = _io_written() - w0
         del rt  # NB: releases every share of this job
-        out_blobs: list[bytes] = []
-        out_counts = []
-        for s in outs:
-            b = wire.pack_share(s)
-            out_counts.append(len(b))
-            out_blobs.extend(b)
-        stats = {"compile_s": t_compile, "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss()}
+        out_counts, out_blobs = wire.pack_shares(outs)
+        stats = {
+            "compile_s": prog.compile_s, "program_cached": prog.cached,
+            "compile_saved_s": prog.compiled_in_s if prog.cached else 0.0,
+            "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss(),
+        }  # fmt: skip
         reply = {"ok": True, "share_blobs": out_counts, "stats": stats}
         if deliver is not None:
             deliver(reply, out_blobs)
@@ -184,49 +148,67 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rank", type=int, required=True)
     p.add_argument("--in-fd", type=int, required=True)
     p.add_argument("--out-fd", type=int, required=True)
+    p.add_argument("--cache-dir", type=Path, default=None, help="keep compiled programs here too")
     args = p.parse_args(argv)
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # NB: the coordinator decides when we stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # NB: the parent decides when we stop
+    _log_to_stderr(args.rank)
     enable_x64()
     import spu  # noqa: F401  (fail early, before announcing readiness)
 
+    cache = ProgramCache(args.cache_dir)
     fin = os.fdopen(args.in_fd, "rb", buffering=1 << 20)
     fout = os.fdopen(args.out_fd, "wb", buffering=1 << 20)
-    wire.send(fout, {"ready": True, "rank": args.rank, "pid": os.getpid()})
+    wire.send(fout, {"cmd": Command.READY.value, "rank": args.rank, "pid": os.getpid()})
     while True:
         try:
-            header, blobs = wire.recv(fin)
+            head, blobs = wire.recv(fin)
         except wire.WireClosed:
             return 0
-        cmd = header.get("cmd")
-        if cmd == "stop":
+        cmd = head.get("cmd")
+        if cmd == Command.STOP:
             return 0
-        if cmd != "run":
+        if cmd != Command.RUN:
             wire.send(fout, {"ok": False, "error": f"unknown command {cmd!r}"})
             continue
+        try:
+            header = PartyHeader.from_dict(head)
+        except ValueError as e:
+            wire.send(fout, {"ok": False, "error": str(e), "job": head.get("job")})
+            continue
 
-        def barrier(h: dict[str, Any] = header) -> None:
-            if not h.get("barrier"):
+        def barrier(h: PartyHeader = header) -> None:
+            if not h.barrier:
                 return
-            wire.send(fout, {"compiled": True})
+            wire.send(fout, {"cmd": Command.COMPILED.value})
             go, _ = wire.recv(fin)
-            if go.get("cmd") != "link":
+            if go.get("cmd") != Command.LINK:
                 msg = "job cancelled before linking"
                 raise RuntimeError(msg)
 
-        def deliver(reply: dict[str, Any], out: list[bytes], h: dict[str, Any] = header) -> None:
-            wire.send(fout, {**reply, "job": h.get("job")}, out)
+        def deliver(reply: dict[str, Any], out: list[bytes], h: PartyHeader = header) -> None:
+            wire.send(fout, {**reply, "job": h.job}, out)
             wire.recv(fin)  # NB: the engine says when every party is done; only then the link closes
 
         try:
-            res = run_job(args.rank, header, blobs, barrier, deliver if header.get("barrier") else None)
+            res = run_job(args.rank, header, blobs, cache, barrier, deliver if header.barrier else None)
         except Exception as e:  # NB: report, never crash the loop; messages carry no data
             traceback.print_exc(file=sys.stderr)
             res = {"ok": False, "error": f"{type(e).__name__}: {e}"}, []
         if res is None:
             return 0  # NB: a service job: one job per process
         reply, out = res
-        wire.send(fout, {**reply, "job": header.get("job")}, out)
+        wire.send(fout, {**reply, "job": header.job}, out)
+
+
+def _log_to_stderr(rank: int) -> None:
+    """Send werkplaats' party log (job timings, program keys; never data) to stderr, the party's log file."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s party{rank} %(levelname)s %(message)s"))
+    log = logging.getLogger("werkplaats.party")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""SPU runtime settings shared by owners, parties and the result receiver."""
+"""SPU runtime settings shared by owners, parties and the result receiver.
+
+Security model: the configuration is public and must be the same at every node: the
+protocol (ABY3: replicated secret sharing, secure against one semi-honest party of
+three), the ring (FM64: shares are uniformly random 64-bit words) and the fixed-point
+precision. It is also part of every compiled program's cache key
+(`werkplaats.mpc.programs`). Nothing here touches data or shares.
+"""
 
 from __future__ import annotations
 

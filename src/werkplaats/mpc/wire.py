@@ -1,6 +1,10 @@
-"""Framed messages between the coordinator and a party: a JSON header plus binary blobs.
+"""Framed messages between nodes and parties: a JSON header plus binary blobs.
 
 No pickle: a party only ever parses JSON and opaque byte strings.
+
+Security model: the header is public metadata (plan, schemas, row counts, blob
+sizes, addresses); the blobs are secret shares, each of which alone reveals nothing.
+Nothing here logs or inspects a blob.
 """
 
 from __future__ import annotations
@@ -62,3 +66,26 @@ def unpack_share(blobs: list[bytes]) -> Any:
     s.meta = blobs[0]
     s.share_chunks = list(blobs[1:])
     return s
+
+
+def pack_shares(shares: list[Any]) -> tuple[list[int], list[bytes]]:
+    """Return SPU shares as a message carries them: the blob count of each share, and all blobs."""
+    counts: list[int] = []
+    blobs: list[bytes] = []
+    for s in shares:
+        b = pack_share(s)
+        counts.append(len(b))
+        blobs.extend(b)
+    return counts, blobs
+
+
+def unpack_shares(counts: list[int], blobs: list[bytes]) -> list[Any]:
+    """Rebuild the SPU shares of a message from its blob counts and blobs (pack_shares' inverse)."""
+    if any(c < 1 for c in counts) or sum(counts) != len(blobs):
+        msg = f"share message: {len(blobs)} blobs do not match the counts of {len(counts)} shares"
+        raise ValueError(msg)
+    shares, pos = [], 0
+    for c in counts:
+        shares.append(unpack_share(blobs[pos : pos + c]))
+        pos += c
+    return shares

@@ -124,7 +124,7 @@ class Datastation:
         except WerkplaatsError as e:
             self.refuse(job, str(e))
             return
-        from ..mpc.cluster import share_dataset
+        from ..mpc.share import share_dataset
 
         for d, df in tables.items():
             per_party = share_dataset(a, d, df)

@@ -11,15 +11,12 @@ process, so two jobs never share state.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import logging
-import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from typing import Any
@@ -30,6 +27,7 @@ from ..catalog.serde import catalog_to_dict
 from ..compile.analyze import analyze
 from ..exceptions import WerkplaatsError
 from ..mpc import wire
+from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
 from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
 from . import pki
@@ -197,43 +195,22 @@ class Engine:
         names = [e["name"] for e in engines]
         _check_port(self.cfg.mpc)
         tls = self.cfg.tls
-        header = {
-            "cmd": "run",
-            "job": f"werkplaats-job-{jid}",
-            "plan": canonical_json(plan),
-            "catalog": catalog_to_dict(catalog),
-            "rows": {d: inputs[d][0]["rows"] for d in order},
-            "addrs": [e["mpc"] for e in engines],
-            "share_blobs": counts,
-            "recv_timeout_ms": 120_000,
-            "barrier": True,
-            "tls": {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)},
-        }
-        r1, w1 = os.pipe()
-        r2, w2 = os.pipe()
-        logf = open(self.cfg.state_dir / f"job{jid}.log", "ab")  # noqa: SIM115
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "werkplaats.mpc.party",
-                "--rank",
-                str(self.cfg.party),
-                "--in-fd",
-                str(r1),
-                "--out-fd",
-                str(w2),
-            ],
-            pass_fds=(r1, w2),
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        os.close(r1)
-        os.close(w2)
+        header = PartyHeader(
+            job=f"werkplaats-job-{jid}",
+            plan=canonical_json(plan),
+            catalog=catalog_to_dict(catalog),
+            rows={d: inputs[d][0]["rows"] for d in order},
+            addrs=tuple(e["mpc"] for e in engines),
+            share_blobs=tuple(counts),
+            recv_timeout_ms=120_000,
+            barrier=True,
+            tls=TlsFiles(ca=str(tls.ca), cert=str(tls.cert), key=str(tls.key)),
+        ).to_dict()
+        # NB: compiled programs are kept in the engine's own state directory (public metadata only).
+        log_file, programs = self.cfg.state_dir / f"job{jid}.log", self.cfg.state_dir / "programs"
+        party = spawn_party(self.cfg.party, log_file, cache_dir=programs)
+        child = party.proc
         self.child = child
-        to, frm = os.fdopen(w1, "wb", buffering=1 << 20), os.fdopen(r2, "rb", buffering=1 << 20)
         q: queue.Queue[Any] = queue.Queue()
 
         go = threading.Event()
@@ -241,17 +218,17 @@ class Engine:
 
         def talk() -> None:
             try:
-                wire.recv(frm)  # ready
-                wire.send(to, header, blobs)
-                msg = wire.recv(frm)
-                if msg[0].get("compiled"):
+                party.recv()  # ready
+                party.send(header, blobs)
+                msg = party.recv()
+                if msg[0].get("cmd") == Command.COMPILED:
                     q.put(("compiled", []))
                     while not go.wait(0.2):
                         if cancel.is_set():
-                            wire.send(to, {"cmd": "cancel"})
+                            party.send({"cmd": Command.CANCEL.value})
                             return
-                    wire.send(to, {"cmd": "link"})
-                    msg = wire.recv(frm)
+                    party.send({"cmd": Command.LINK.value})
+                    msg = party.recv()
                 q.put(msg)
             except Exception as e:  # NB: a dead child shows up as a closed pipe
                 q.put(e)
@@ -297,17 +274,9 @@ class Engine:
         finally:
             cancel.set()
             if child.poll() is None:
-                with contextlib.suppress(OSError):
-                    wire.send(to, {"cmd": "stop"})
-                try:
-                    child.wait(timeout=3)  # NB: every engine is done; a link that will not close is killed
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait(timeout=10)
-            for f in (to, frm):
-                with contextlib.suppress(OSError):
-                    f.close()
-            logf.close()
+                party.ask_to_stop()
+                party.wait(3)  # NB: every engine is done; a link that will not close is killed
+            party.kill()
             self.child = None
 
     def heartbeat(self, every_s: float = 2.0) -> None:

@@ -1,4 +1,11 @@
-"""Secret columns and frames, and the small arithmetic helpers every kernel shares."""
+"""Secret columns and frames, and the small arithmetic helpers every kernel shares.
+
+Security model: inside an SPU program every array of an `SCol` (values, validity,
+one-hots, date parts) and a frame's row mask are secret; a frame's row count, a
+column's kind and its code list (``domain``) are public, fixed by the plan and the
+schemas. The helpers here compute on secrets without branching on them (``select``
+instead of ``if``), so what the program does depends on public metadata only.
+"""
 
 from __future__ import annotations
 

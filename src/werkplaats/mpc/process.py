@@ -1,0 +1,202 @@
+"""A party as a child process: spawning it, the header of a job, and the commands on its pipe.
+
+The local cluster (`werkplaats.mpc.cluster`) and the engine service
+(`werkplaats.workspace.engine`) both start ``python -m werkplaats.mpc.party`` through
+`spawn_party` and speak to it in `werkplaats.mpc.wire` messages:
+
+    parent → party   {"cmd": "run", ...PartyHeader} + the party's input shares
+    party  → parent  {"cmd": "compiled"}        (only when the header asks for a barrier)
+    parent → party   {"cmd": "link"} or {"cmd": "cancel"}
+    party  → parent  {"ok": true, "share_blobs": [...], "stats": {...}} + its output shares
+                     or {"ok": false, "error": "..."}
+    parent → party   {"cmd": "stop"}
+
+A party announces itself with {"cmd": "ready", "rank": R, "pid": P} when it starts.
+
+Security model: a header carries public metadata only — the plan, the schemas with
+their code lists, row counts, peer addresses, paths of TLS files and the blob count of
+each share. The blobs that follow a "run" header are this party's shares; a party's
+log and its error messages name neither blobs nor values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import wire
+
+WORLD = 3
+HEADER_VERSION = 1
+SORT_YARDSTICK = "sort_yardstick"  # NB: the one built-in program (a benchmark yardstick, bench/)
+
+
+class Command(StrEnum):
+    """The control messages between a parent and its party, as the ``cmd`` of a header."""
+
+    READY = "ready"  # party → parent: started, SPU imported
+    RUN = "run"  # parent → party: a job (a PartyHeader) and this party's shares
+    COMPILED = "compiled"  # party → parent: compiled; waits for LINK or CANCEL
+    LINK = "link"  # parent → party: every party has compiled; open the links
+    CANCEL = "cancel"  # parent → party: the job ended elsewhere; do not link
+    STOP = "stop"  # parent → party: exit
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """Paths of the party's certificate, key and the workspace CA (mutual TLS between parties)."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartyHeader:
+    """One job as a party receives it: what to compile, whom to link with, how its shares are cut.
+
+    Either ``plan`` (canonical plan JSON) with ``catalog`` and ``rows``, or a built-in
+    ``program`` with its ``size``.
+    """
+
+    job: str
+    addrs: tuple[str, ...] = ()
+    share_blobs: tuple[int, ...] = ()
+    plan: str | None = None
+    catalog: dict[str, Any] | None = None
+    rows: dict[str, int] | None = None
+    program: str | None = None
+    size: int = 0
+    recv_timeout_ms: int = 600_000
+    barrier: bool = False
+    tls: TlsFiles | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the header as a "run" message."""
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        d["addrs"], d["share_blobs"] = list(self.addrs), list(self.share_blobs)
+        return {"cmd": Command.RUN.value, "v": HEADER_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PartyHeader:
+        """Read a "run" message; raise ValueError when it is not one this party understands."""
+        if d.get("cmd") != Command.RUN or d.get("v") != HEADER_VERSION:
+            msg = f"not a version {HEADER_VERSION} run header"
+            raise ValueError(msg)
+        try:
+            tls = d.get("tls")
+            h = cls(
+                job=str(d["job"]),
+                addrs=tuple(str(a) for a in d["addrs"]),
+                share_blobs=tuple(int(c) for c in d["share_blobs"]),
+                plan=d.get("plan"),
+                catalog=d.get("catalog"),
+                rows={str(k): int(v) for k, v in d["rows"].items()} if d.get("rows") is not None else None,
+                program=d.get("program"),
+                size=int(d.get("size", 0)),
+                recv_timeout_ms=int(d.get("recv_timeout_ms", 600_000)),
+                barrier=bool(d.get("barrier", False)),
+                tls=TlsFiles(str(tls["ca"]), str(tls["cert"]), str(tls["key"])) if tls else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            msg = f"malformed run header ({type(e).__name__}: {e})"
+            raise ValueError(msg) from None
+        if (h.plan is None) == (h.program is None) or (h.plan is not None and (h.catalog is None or h.rows is None)):
+            msg = "a run header needs either a plan with its catalog and rows, or a built-in program"
+            raise ValueError(msg)
+        return h
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a free port below the kernel's ephemeral range, so that no outgoing connection takes it meanwhile."""
+    lo, hi = 20_000, 32_000
+    try:
+        lo_e = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        hi = min(hi, lo_e - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    msg = f"no free port on {host} between {lo} and {hi}"
+    raise RuntimeError(msg)
+
+
+@dataclass
+class PartyProcess:
+    """A running party: its process and the two ends of its pipe."""
+
+    rank: int
+    proc: subprocess.Popen[bytes]
+    to: BinaryIO
+    frm: BinaryIO
+    log: Path
+
+    def send(self, header: dict[str, Any], blobs: list[bytes] = ()) -> None:  # type: ignore[assignment]
+        """Send one message to the party."""
+        wire.send(self.to, header, blobs)
+
+    def recv(self) -> tuple[dict[str, Any], list[bytes]]:
+        """Read one message from the party."""
+        return wire.recv(self.frm)
+
+    def ask_to_stop(self) -> None:
+        """Send STOP if the pipe is still open."""
+        with contextlib.suppress(OSError, ValueError):
+            wire.send(self.to, {"cmd": Command.STOP.value})
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the process to exit; return whether it did."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def kill(self) -> None:
+        """Kill the process if it still runs, reap it and close the pipe."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait(10)
+        for f in (self.to, self.frm):
+            with contextlib.suppress(OSError):
+                f.close()
+
+
+def spawn_party(rank: int, log: Path, *, cache_dir: Path | None = None) -> PartyProcess:
+    """Start ``python -m werkplaats.mpc.party`` as party `rank`, logging to `log`.
+
+    cache_dir, when given, is where the party keeps compiled programs across processes
+    (see werkplaats.mpc.programs); without it a party caches them in memory only.
+    """
+    r1, w1 = os.pipe()  # parent -> party
+    r2, w2 = os.pipe()  # party -> parent
+    cmd = [sys.executable, "-m", "werkplaats.mpc.party", "--rank", str(rank), "--in-fd", str(r1), "--out-fd", str(w2)]
+    if cache_dir is not None:
+        cmd += ["--cache-dir", str(cache_dir)]
+    try:
+        with open(log, "ab") as logf:
+            proc = subprocess.Popen(
+                cmd, pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                start_new_session=True,  # NB: Ctrl-C reaches the parent only; it cleans up
+            )  # fmt: skip
+    except BaseException:
+        for fd in (r1, w1, r2, w2):
+            os.close(fd)
+        raise
+    os.close(r1)
+    os.close(w2)
+    return PartyProcess(rank, proc, os.fdopen(w1, "wb", buffering=1 << 20), os.fdopen(r2, "rb", buffering=1 << 20), log)

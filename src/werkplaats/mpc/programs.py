@@ -1,0 +1,264 @@
+"""A party's programs: a job's plan compiled to an SPU executable, and the cache of compiled programs.
+
+Compiling a plan (tracing its JAX function and lowering it with SPU's compiler) takes
+seconds to tens of seconds, more than many jobs take to run; so every party keeps the
+programs it compiled, keyed by everything a program is derived from:
+
+- the canonical JSON of the plan, the schemas (code lists, date ranges) and each
+  table's row count (which fix the input shapes);
+- the SPU runtime configuration (protocol, field, fixed-point bits, sort method, ...);
+- the versions of werkplaats, SPU, JAX and jaxlib, and a digest of werkplaats' own
+  compiler source (so a changed kernel in a development checkout is compiled afresh).
+
+An identical job reuses the program; any change in one of these compiles a new one.
+The cache lives in the party's memory (the local cluster's parties serve many jobs)
+and, when the party is given a directory, on disk (an engine's party is a fresh
+process per job; it keeps programs in the engine's own state directory). Disk entries
+are written atomically (a temporary file, then ``os.replace``) and carry a digest; an
+entry that cannot be read or does not verify is logged, ignored and compiled afresh.
+
+Security model: a program is derived from public metadata only — plan, schemas, row
+counts, configuration and software versions — never from data or shares, so caching it
+keeps nothing secret and reveals nothing a party did not already know. A disk cache is
+as trusted as its directory: whoever can write there can already change the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import wire
+from .process import SORT_YARDSTICK, PartyHeader
+from .runtime import runtime_config
+
+log = logging.getLogger("werkplaats.party")
+CACHE_VERSION = 1
+SUFFIX = ".spu"
+# NB: the parts of werkplaats a compiled program depends on; their source is part of the key.
+_SOURCE_PACKAGES = ("catalog", "compile", "mpc", "plan")
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A compiled program, ready for a job: its executable and what getting it cost."""
+
+    exe: Any
+    inputs: int  # how many input shares it takes
+    key: str
+    cached: bool
+    compile_s: float  # time spent getting it for this job
+    compiled_in_s: float  # time its compilation took when it was compiled
+
+
+@cache
+def software_fingerprint() -> dict[str, str]:
+    """Return the versions and the compiler-source digest that are part of every cache key."""
+    out = {}
+    for dist in ("werkplaats", "spu", "jax", "jaxlib"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "?"
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for pkg in _SOURCE_PACKAGES:
+        for p in sorted((root / pkg).rglob("*.py")):
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    out["source"] = h.hexdigest()
+    return out
+
+
+def program_key(public: dict[str, Any]) -> str:
+    """Return the cache key of a program built from `public` metadata, this configuration and software."""
+    doc = {"v": CACHE_VERSION, **public, "runtime": str(runtime_config()), "software": software_fingerprint()}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class ProgramCache:
+    """Compiled programs by key: the newest few in memory, and optionally every one on disk."""
+
+    def __init__(self, directory: Path | None = None, *, in_memory: int = 16, on_disk: int = 64) -> None:
+        self.directory = directory
+        self.in_memory = in_memory
+        self.on_disk = on_disk
+        self.memory: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str) -> tuple[Any, float] | None:
+        """Return (executable, the time it took to compile) for key, or None."""
+        if key in self.memory:
+            self.memory.move_to_end(key)
+            return self.memory[key]
+        got = self._read(key) if self.directory is not None else None
+        if got is not None:
+            self._remember(key, got)
+        return got
+
+    def put(self, key: str, exe: Any, compile_s: float) -> None:
+        """Keep a freshly compiled program."""
+        self._remember(key, (exe, compile_s))
+        if self.directory is not None:
+            try:
+                self._write(key, exe, compile_s)
+            except OSError as e:  # NB: a cache that cannot be written only costs time
+                log.warning("could not store compiled program %s: %s", key[:12], e)
+
+    def _remember(self, key: str, item: tuple[Any, float]) -> None:
+        self.memory[key] = item
+        self.memory.move_to_end(key)
+        while len(self.memory) > self.in_memory:
+            self.memory.popitem(last=False)
+
+    def _path(self, key: str) -> Path:
+        assert self.directory is not None
+        return self.directory / (key + SUFFIX)
+
+    def _read(self, key: str) -> tuple[Any, float] | None:
+        from spu import libspu
+
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                head, blobs = wire.recv(f)
+            if head.get("v") != CACHE_VERSION or head.get("key") != key or len(blobs) != 1:
+                msg = "not an entry for this key"
+                raise ValueError(msg)
+            if hashlib.sha256(blobs[0]).hexdigest() != head.get("digest"):
+                msg = "digest does not match"
+                raise ValueError(msg)
+            exe = libspu.Executable(
+                name=str(head["name"]), input_names=list(head["input_names"]),
+                output_names=list(head["output_names"]), code=blobs[0],
+            )  # fmt: skip
+            compile_s = float(head["compile_s"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, wire.WireClosed) as e:
+            log.warning("ignoring unreadable compiled program %s (%s: %s); compiling afresh",
+                        key[:12], type(e).__name__, e)  # fmt: skip
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # NB: the least recently used entries are the ones pruned
+        return exe, compile_s
+
+    def _write(self, key: str, exe: Any, compile_s: float) -> None:
+        code = bytes(exe.code)
+        head = {
+            "v": CACHE_VERSION, "key": key, "name": exe.name, "input_names": list(exe.input_names),
+            "output_names": list(exe.output_names), "compile_s": compile_s,
+            "digest": hashlib.sha256(code).hexdigest(),
+        }  # fmt: skip
+        buf = io.BytesIO()
+        wire.send(buf, head, [code])
+        path = self._path(key)
+        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(buf.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._prune()
+
+    def _prune(self) -> None:
+        assert self.directory is not None
+        entries = []
+        for p in self.directory.glob("*" + SUFFIX):
+            with contextlib.suppress(OSError):
+                entries.append((p.stat().st_mtime, p))
+        entries.sort()
+        for _, p in entries[: max(0, len(entries) - self.on_disk)]:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _compile(fn: Any, args: list[Any]) -> Any:
+    from spu import libspu
+    from spu.utils import frontend
+
+    names = [f"in{i}" for i in range(len(args))]
+    exe, _ = frontend.compile(
+        frontend.Kind.JAX, fn, args, {}, names, [libspu.Visibility.VIS_SECRET] * len(args),
+        lambda outs: [f"out{i}" for i in range(len(outs))],
+    )  # fmt: skip
+    return exe
+
+
+def _sort_yardstick(size: int) -> Any:
+    """Return the JAX function and input shapes of the built-in yardstick: a secret sort of `size` keys."""
+    import jax
+
+    def fn(keys: Any, payload: Any) -> tuple[Any, Any]:
+        k, p = jax.lax.sort([keys, payload], num_keys=1)
+        return k[:1], p[:1]
+
+    shape = jax.ShapeDtypeStruct((size,), "int64")
+    return fn, [shape, shape]
+
+
+def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
+    """Return a plan job's public key material and a thunk building its JAX function and input shapes."""
+    import jax
+
+    from ..catalog.serde import catalog_from_dict, catalog_to_dict
+    from ..compile.analyze import analyze
+    from ..compile.layout import layout
+    from ..compile.spu import build_program
+    from ..plan.serde import canonical_json, plan_from_json
+
+    assert h.plan is not None and h.catalog is not None and h.rows is not None
+    catalog = catalog_from_dict(h.catalog)
+    a = analyze(plan_from_json(h.plan), catalog)
+    rows = dict(h.rows)
+    slots = layout(a, rows)
+    public = {"plan": canonical_json(a.plan), "catalog": catalog_to_dict(catalog), "rows": rows}
+
+    def build() -> tuple[Any, list[Any]]:
+        return build_program(a, slots, rows), [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
+
+    return {**public, "inputs": len(slots)}, build
+
+
+def load_program(h: PartyHeader, cache: ProgramCache) -> Program:
+    """Return the job's compiled program, from the cache when an identical one was compiled before."""
+    t0 = time.perf_counter()
+    if h.program == SORT_YARDSTICK:
+        public: dict[str, Any] = {"program": SORT_YARDSTICK, "size": h.size, "inputs": 2}
+
+        def build() -> tuple[Any, list[Any]]:
+            return _sort_yardstick(h.size)
+    elif h.program is None:
+        public, build = _plan_program(h)
+    else:
+        msg = f"unknown built-in program {h.program!r}"
+        raise ValueError(msg)
+    key = program_key(public)
+    got = cache.get(key)
+    if got is not None:
+        exe, took = got
+        spent = time.perf_counter() - t0
+        log.info("job %s: program %s from the cache (compiled earlier in %.1f s; %.2f s now)",
+                 h.job, key[:12], took, spent)  # fmt: skip
+        return Program(exe, public["inputs"], key, True, spent, took)
+    fn, shapes = build()
+    exe = _compile(fn, shapes)
+    spent = time.perf_counter() - t0
+    cache.put(key, exe, spent)
+    log.info("job %s: compiled program %s in %.1f s", h.job, key[:12], spent)
+    return Program(exe, public["inputs"], key, False, spent, spent)
