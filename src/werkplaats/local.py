@@ -8,10 +8,9 @@ import pandas as pd
 
 from .catalog.schema import TableSchema, infer_schema
 from .catalog.validate import validate_table
-from .compile.analyze import Analysis, analyze, prune
+from .compile.analyze import Analysis, check, result_frame
 from .exceptions import PlanError
 from .plan import nodes as n
-from .result import Revealed, build_frame
 
 if TYPE_CHECKING:
     from .frame import LazyFrame
@@ -36,13 +35,9 @@ def prepare(
                 msg = f"no table given for dataset {s.dataset!r}; pass tables={{{s.dataset!r}: df}}"
                 raise PlanError(msg)
             catalog[s.dataset] = infer_schema(s.dataset, tables[s.dataset])
-    # NB: check the plan as written first, so that errors in columns the output never
-    # uses are still reported, and messages list every column of a dataset.
-    analyze(plan, catalog)
-    plan = n.Plan(prune(plan.root, catalog), plan.min_group_size)
-    a = analyze(plan, catalog)
+    a = check(plan, catalog)
     used: dict[str, set[str]] = {}
-    for s in n.sources(plan.root):
+    for s in n.sources(a.plan.root):
         used.setdefault(s.dataset, set()).update(s.columns or ())
     checked = {}
     for ds, cols in used.items():
@@ -114,11 +109,3 @@ def run_local(
     out = result_frame(a, rev)
     out.attrs["engine"] = engine
     return out
-
-
-def result_frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
-    """Return the result DataFrame of a checked plan's revealed cells."""
-    root = a.plan.root
-    assert isinstance(root, n.Aggregate)
-    in_schema = a.schema(root.input)
-    return build_frame(a.plan, [in_schema[k] for k in root.keys], a.schema(root), rev)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +25,6 @@ EPOCH = dt.date(1970, 1, 1)
 def key_grid(domains: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Return every cell of the key domains, each with a trailing 'missing' value."""
     return list(itertools.product(*[(*d, None) for d in domains]))
-
-
-def min_values(func: str) -> int:
-    """Return how many values a statistic needs to be defined at all."""
-    return 2 if func in ("var", "std") else 1
 
 
 @dataclass
@@ -84,21 +79,54 @@ def _column(value: np.ndarray, ok: np.ndarray, kind: str) -> Any:
     return arr
 
 
-def frames_agree(a: pd.DataFrame, b: pd.DataFrame, *, atol: float = 1e-3, rtol: float = 1e-4) -> bool:
-    """Return whether two results have the same cells, suppression and integers, and close floats.
+# The MPC executor's documented fixed-point accuracy (docs/mpc.md): 2^-18 per input value
+# plus about 4e-6 relative for each division.
+ATOL, RTOL = 1e-3, 1e-4
+# Standard deviations: near zero the square root magnifies the variance's fixed-point error.
+LOOSE_ATOL = 1e-2
 
-    The tolerance is the MPC executor's documented fixed-point accuracy (docs/mpc.md).
+
+def frame_differences(got: pd.DataFrame, want: pd.DataFrame, *, atol: float = ATOL, rtol: float = RTOL,
+                      loose: Collection[str] = (), loose_atol: float = LOOSE_ATOL) -> list[str]:  # fmt: skip
+    """Return how two results differ: columns, cells, suppression, integers exactly, floats within tolerance.
+
+    Empty when they agree. A column is compared as floats when either side has a
+    float dtype; columns named in ``loose`` (standard deviations) get ``loose_atol``.
+    The messages name columns and counts of cells, never values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> a = pd.DataFrame({"n": pd.array([12, None], dtype="Int64"), "m": [2.0, None]})
+    >>> frame_differences(a, a.assign(m=[2.0000004, None]))
+    []
+    >>> frame_differences(a, a.assign(n=pd.array([13, None], dtype="Int64")))
+    ['column n: 1 cell(s) differ']
     """
-    if list(a.columns) != list(b.columns) or len(a) != len(b):
-        return False
-    for c in a.columns:
-        x, y = a[c], b[c]
-        if not np.array_equal(x.isna().to_numpy(), y.isna().to_numpy()):
-            return False
-        x, y = x[x.notna()], y[y.notna()]
-        if pd.api.types.is_float_dtype(x.dtype):
-            if not np.allclose(x.astype(float), y.astype(float), atol=atol, rtol=rtol):
-                return False
-        elif x.tolist() != y.tolist():
-            return False
-    return True
+    if list(got.columns) != list(want.columns):
+        return [f"columns differ: {list(got.columns)} vs {list(want.columns)}"]
+    if len(got) != len(want):
+        return [f"{len(got)} rows vs {len(want)}"]
+    out: list[str] = []
+    for c in got.columns:
+        x, y = got[c], want[c]
+        na_x, na_y = x.isna().to_numpy(), y.isna().to_numpy()
+        if not np.array_equal(na_x, na_y):
+            out.append(f"column {c}: {int((na_x != na_y).sum())} cell(s) missing or suppressed on one side only")
+            continue
+        x, y = x[~na_x], y[~na_y]
+        if pd.api.types.is_float_dtype(x.dtype) or pd.api.types.is_float_dtype(y.dtype):
+            close = np.isclose(x.astype(float).to_numpy(), y.astype(float).to_numpy(),
+                               atol=loose_atol if c in loose else atol, rtol=rtol)  # fmt: skip
+            bad = int((~close).sum())
+        else:
+            bad = sum(a != b for a, b in zip(x.tolist(), y.tolist(), strict=True))
+        if bad:
+            out.append(f"column {c}: {bad} cell(s) differ")
+    return out
+
+
+def frames_agree(a: pd.DataFrame, b: pd.DataFrame, *, atol: float = ATOL, rtol: float = RTOL,
+                 loose: Collection[str] = ()) -> bool:  # fmt: skip
+    """Return whether two results agree (see frame_differences)."""
+    return not frame_differences(a, b, atol=atol, rtol=rtol, loose=loose)

@@ -3,16 +3,23 @@
 Computes every relation's schema, refuses row-level outputs, unknown columns,
 type errors and joins whose right side is not known to be unique on its key, and
 lists the per-source checks a data owner must make before contributing.
+``check`` is the one entry point (check, prune, check again); ``result_frame``
+turns an executor's revealed cells into the result DataFrame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
 
 from ..catalog.schema import TableSchema
 from ..exceptions import PlanError
 from ..plan import nodes as n
 from ..plan.types import DType, Schema, agg_dtype, infer, table_dtypes
+from ..plan.visitor import Visitor
+from ..result import Revealed, build_frame
 
 RIGHT_SUFFIX = "_right"
 
@@ -28,7 +35,27 @@ class Analysis:
     key_columns: set[tuple[str, str]] = field(default_factory=set)
 
     def schema(self, rel: n.Relation) -> Schema:
+        """Return the (checked) output schema of a relation of the plan."""
         return self.schemas[rel]
+
+
+def check(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
+    """Check a plan, prune it to the columns it reads, and return the Analysis of the pruned plan.
+
+    The plan as written is checked first, so that errors in columns the output never
+    uses are still reported, and messages list every column of a dataset. The
+    pruned plan (``Analysis.plan``) is the one executed, explained and signed.
+    """
+    analyze(plan, catalog)
+    return analyze(n.Plan(prune(plan.root, catalog), plan.min_group_size), catalog)
+
+
+def result_frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
+    """Return the result DataFrame of a checked plan's revealed cells (from either executor)."""
+    root = a.plan.root
+    assert isinstance(root, n.Aggregate)  # NB: analyze guarantees it
+    in_schema = a.schema(root.input)
+    return build_frame(a.plan, [in_schema[k] for k in root.keys], a.schema(root), rev)
 
 
 def join_renames(left: Schema, right: Schema, on: str) -> dict[str, str]:
@@ -37,7 +64,10 @@ def join_renames(left: Schema, right: Schema, on: str) -> dict[str, str]:
 
 
 def _unique_origin(rel: n.Relation, key: str) -> tuple[str, str] | None:
-    """Return (dataset, column) whose uniqueness makes rel unique on key; '' if by construction."""
+    """Return (dataset, column) whose uniqueness makes rel unique on key; '' if by construction.
+
+    NB: a relation kind not listed here is not known to keep a key unique (None): safe by default.
+    """
     match rel:
         case n.Source(dataset, _):
             return (dataset, key)
@@ -75,7 +105,7 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
     """Check a plan and return its Analysis, or raise PlanError saying what is wrong."""
     check_structure(plan)
     a = Analysis(plan, catalog)
-    _schema(plan.root, a)
+    SchemaOf(a).visit(plan.root)
     root = plan.root
     assert isinstance(root, n.Aggregate)  # NB: check_structure guarantees it
     schema = a.schemas[root.input]
@@ -90,84 +120,102 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
     return a
 
 
-def _schema(rel: n.Relation, a: Analysis) -> Schema:
-    if rel in a.schemas:
-        return a.schemas[rel]
-    out: Schema
-    match rel:
-        case n.Source(dataset, columns):
-            if dataset not in a.catalog:
-                msg = f"unknown dataset {dataset!r}; known datasets: {sorted(a.catalog)}"
+class SchemaOf(Visitor[Schema]):
+    """The output schema of each relation node, checked; remembered per node in the Analysis."""
+
+    name = "the plan checker"
+
+    def __init__(self, a: Analysis) -> None:
+        self.a = a
+
+    def visit(self, node: Any, *args: Any) -> Schema:
+        """Return a relation's schema, computing it (and its inputs') once."""
+        if node not in self.a.schemas:
+            self.a.schemas[node] = super().visit(node, *args)
+        return self.a.schemas[node]
+
+    def visit_Source(self, r: n.Source) -> Schema:
+        if r.dataset not in self.a.catalog:
+            msg = f"unknown dataset {r.dataset!r}; known datasets: {sorted(self.a.catalog)}"
+            raise PlanError(msg)
+        try:
+            return table_dtypes(self.a.catalog[r.dataset], r.columns)
+        except Exception as e:
+            raise PlanError(str(e)) from None
+
+    def visit_Filter(self, r: n.Filter) -> Schema:
+        out = self.visit(r.input)
+        if infer(r.predicate, out, "filter").kind != "bool":
+            msg = "filter: the predicate must be boolean"
+            raise PlanError(msg)
+        return out
+
+    def visit_WithColumns(self, r: n.WithColumns) -> Schema:
+        base = self.visit(r.input)
+        out = dict(base)
+        _unique_names([k for k, _ in r.exprs], "with_columns")
+        for name, expr in r.exprs:
+            out[name] = _value_type(infer(expr, base, f"with_columns({name}=...)"), name)
+        return out
+
+    def visit_Select(self, r: n.Select) -> Schema:
+        base = self.visit(r.input)
+        _unique_names([k for k, _ in r.exprs], "select")
+        return {name: _value_type(infer(e, base, f"select({name}=...)"), name) for name, e in r.exprs}
+
+    def visit_Join(self, r: n.Join) -> Schema:
+        on = r.on
+        ls, rs = self.visit(r.left), self.visit(r.right)
+        for side, s in (("left", ls), ("right", rs)):
+            if on not in s:
+                msg = f"join: key {on!r} is not a column of the {side} side; it has {sorted(s)}"
                 raise PlanError(msg)
-            try:
-                out = table_dtypes(a.catalog[dataset], columns)
-            except Exception as e:
-                raise PlanError(str(e)) from None
-        case n.Filter(inp, pred):
-            out = _schema(inp, a)
-            if infer(pred, out, "filter").kind != "bool":
-                msg = "filter: the predicate must be boolean"
+        if ls[on].kind != rs[on].kind or ls[on].kind not in ("int", "str", "date"):
+            msg = f"join on {on!r}: keys must be int, str or date of the same type on both sides"
+            raise PlanError(msg)
+        if ls[on].kind == "str" and ls[on].domain != rs[on].domain:
+            msg = f"join on {on!r}: both sides must use the same code list"
+            raise PlanError(msg)
+        for side_rel in (r.left, r.right):
+            src = _unique_origin(side_rel, on)
+            if src is not None and src[0]:
+                self.a.key_columns.add(src)
+        origin = _unique_origin(r.right, on)
+        if origin is None:
+            msg = (
+                f"join on {on!r}: the right side is not known to be unique on {on!r}. "
+                f"Aggregate it first with .group_by({on!r}).agg(...), or join a dataset whose "
+                f"{on!r} is a unique key"
+            )
+            raise PlanError(msg)
+        if origin[0]:
+            self.a.unique_keys.add(origin)
+        out = dict(ls)
+        for c, new in join_renames(ls, rs, on).items():
+            out[new] = rs[c]
+        if r.how not in n.JOIN_HOWS:
+            msg = f"join: how must be one of {n.JOIN_HOWS}, got {r.how!r}"
+            raise PlanError(msg)
+        return out
+
+    def visit_Aggregate(self, r: n.Aggregate) -> Schema:
+        base = self.visit(r.input)
+        for k in r.keys:
+            if k not in base:
+                msg = f"group_by: unknown column {k!r}; available columns: {sorted(base)}"
                 raise PlanError(msg)
-        case n.WithColumns(inp, exprs):
-            out = dict(_schema(inp, a))
-            _unique_names([k for k, _ in exprs], "with_columns")
-            for name, expr in exprs:
-                out[name] = _value_type(infer(expr, _schema(inp, a), f"with_columns({name}=...)"), name)
-        case n.Select(inp, exprs):
-            base = _schema(inp, a)
-            _unique_names([k for k, _ in exprs], "select")
-            out = {name: _value_type(infer(e, base, f"select({name}=...)"), name) for name, e in exprs}
-        case n.Join(left, right, on, how):
-            ls, rs = _schema(left, a), _schema(right, a)
-            for side, s in (("left", ls), ("right", rs)):
-                if on not in s:
-                    msg = f"join: key {on!r} is not a column of the {side} side; it has {sorted(s)}"
-                    raise PlanError(msg)
-            if ls[on].kind != rs[on].kind or ls[on].kind not in ("int", "str", "date"):
-                msg = f"join on {on!r}: keys must be int, str or date of the same type on both sides"
+        _unique_names([*r.keys, *(k for k, _ in r.aggs)], "group_by/agg")
+        for k in r.keys:
+            src = _unique_origin(r.input, k)
+            if src is not None and src[0]:
+                self.a.key_columns.add(src)
+        out = {k: base[k] for k in r.keys}
+        for name, agg in r.aggs:
+            if agg.func not in n.AGG_FUNCS:
+                msg = f"agg({name}=...): unknown aggregate {agg.func!r}"
                 raise PlanError(msg)
-            if ls[on].kind == "str" and ls[on].domain != rs[on].domain:
-                msg = f"join on {on!r}: both sides must use the same code list"
-                raise PlanError(msg)
-            for side_rel in (left, right):
-                src = _unique_origin(side_rel, on)
-                if src is not None and src[0]:
-                    a.key_columns.add(src)
-            origin = _unique_origin(right, on)
-            if origin is None:
-                msg = (
-                    f"join on {on!r}: the right side is not known to be unique on {on!r}. "
-                    f"Aggregate it first with .group_by({on!r}).agg(...), or join a dataset whose "
-                    f"{on!r} is a unique key"
-                )
-                raise PlanError(msg)
-            if origin[0]:
-                a.unique_keys.add(origin)
-            out = dict(ls)
-            for c, new in join_renames(ls, rs, on).items():
-                out[new] = rs[c]
-            if how not in n.JOIN_HOWS:
-                msg = f"join: how must be one of {n.JOIN_HOWS}, got {how!r}"
-                raise PlanError(msg)
-        case n.Aggregate(inp, keys, aggs):
-            base = _schema(inp, a)
-            for k in keys:
-                if k not in base:
-                    msg = f"group_by: unknown column {k!r}; available columns: {sorted(base)}"
-                    raise PlanError(msg)
-            _unique_names([*keys, *(k for k, _ in aggs)], "group_by/agg")
-            for k in keys:
-                src = _unique_origin(inp, k)
-                if src is not None and src[0]:
-                    a.key_columns.add(src)
-            out = {k: base[k] for k in keys}
-            for name, agg in aggs:
-                if agg.func not in n.AGG_FUNCS:
-                    msg = f"agg({name}=...): unknown aggregate {agg.func!r}"
-                    raise PlanError(msg)
-                out[name] = agg_dtype(agg, base, f"agg({name}=...)")
-    a.schemas[rel] = out
-    return out
+            out[name] = agg_dtype(agg, base, f"agg({name}=...)")
+        return out
 
 
 def _value_type(t: DType, name: str) -> DType:
@@ -191,42 +239,56 @@ def prune(rel: n.Relation, catalog: dict[str, TableSchema], needed: set[str] | N
 
     needed=None means "every column the relation produces".
     """
-    match rel:
-        case n.Source(dataset, columns):
-            if dataset not in catalog:
-                # NB: without the catalog we cannot tell which side of a join a name is on.
-                if needed is None or columns is None:
-                    return rel
-                return n.Source(dataset, tuple(c for c in columns if c in needed))
-            cols = columns if columns is not None else tuple(catalog[dataset].names)
-            if needed is None:
-                return n.Source(dataset, tuple(cols))
-            return n.Source(dataset, tuple(c for c in cols if c in needed))
-        case n.Filter(inp, pred):
-            sub = None if needed is None else needed | n.columns_of(pred)
-            return n.Filter(prune(inp, catalog, sub), pred)
-        case n.WithColumns(inp, exprs):
-            kept = tuple((k, e) for k, e in exprs if needed is None or k in needed)
-            if needed is None:
-                sub = None
-            else:
-                sub = (needed - {k for k, _ in kept}) | set().union(*(n.columns_of(e) for _, e in kept))
-            if not kept:
-                return prune(inp, catalog, sub)
-            return n.WithColumns(prune(inp, catalog, sub), kept)
-        case n.Select(inp, exprs):
-            kept = tuple((k, e) for k, e in exprs if needed is None or k in needed)
-            sub = set().union(*(n.columns_of(e) for _, e in kept)) if kept else set()
-            return n.Select(prune(inp, catalog, sub), kept)
-        case n.Join(left, right, on, how):
-            if needed is None:
-                return n.Join(prune(left, catalog), prune(right, catalog), on, how)
-            # Right columns are renamed on collision; keep both spellings to stay safe.
-            lneed = needed | {on}
-            rneed = {on} | {c[: -len(RIGHT_SUFFIX)] if c.endswith(RIGHT_SUFFIX) else c for c in needed}
-            return n.Join(prune(left, catalog, lneed), prune(right, catalog, rneed), on, how)
-        case n.Aggregate(inp, keys, aggs):
-            kept_aggs = tuple((k, g) for k, g in aggs if needed is None or k in needed) or aggs[:1]
-            sub = set(keys) | set().union(*(n.columns_of(g.arg) for _, g in kept_aggs if g.arg is not None))
-            return n.Aggregate(prune(inp, catalog, sub), keys, kept_aggs)
-    return rel
+    return Prune(catalog).visit(rel, needed)
+
+
+class Prune(Visitor[n.Relation]):
+    """Each relation node with only what is needed of it: columns, computed columns, aggregates."""
+
+    name = "pruning"
+
+    def __init__(self, catalog: dict[str, TableSchema]) -> None:
+        self.catalog = catalog
+
+    def visit_Source(self, r: n.Source, needed: set[str] | None) -> n.Relation:
+        if r.dataset not in self.catalog:
+            # NB: without the catalog we cannot tell which side of a join a name is on.
+            if needed is None or r.columns is None:
+                return r
+            return n.Source(r.dataset, tuple(c for c in r.columns if c in needed))
+        cols = r.columns if r.columns is not None else tuple(self.catalog[r.dataset].names)
+        if needed is None:
+            return n.Source(r.dataset, tuple(cols))
+        return n.Source(r.dataset, tuple(c for c in cols if c in needed))
+
+    def visit_Filter(self, r: n.Filter, needed: set[str] | None) -> n.Relation:
+        sub = None if needed is None else needed | n.columns_of(r.predicate)
+        return n.Filter(self.visit(r.input, sub), r.predicate)
+
+    def visit_WithColumns(self, r: n.WithColumns, needed: set[str] | None) -> n.Relation:
+        kept = tuple((k, e) for k, e in r.exprs if needed is None or k in needed)
+        if needed is None:
+            sub = None
+        else:
+            sub = (needed - {k for k, _ in kept}) | set().union(*(n.columns_of(e) for _, e in kept))
+        if not kept:
+            return self.visit(r.input, sub)
+        return n.WithColumns(self.visit(r.input, sub), kept)
+
+    def visit_Select(self, r: n.Select, needed: set[str] | None) -> n.Relation:
+        kept = tuple((k, e) for k, e in r.exprs if needed is None or k in needed)
+        sub = set().union(*(n.columns_of(e) for _, e in kept)) if kept else set()
+        return n.Select(self.visit(r.input, sub), kept)
+
+    def visit_Join(self, r: n.Join, needed: set[str] | None) -> n.Relation:
+        if needed is None:
+            return n.Join(self.visit(r.left, None), self.visit(r.right, None), r.on, r.how)
+        # Right columns are renamed on collision; keep both spellings to stay safe.
+        lneed = needed | {r.on}
+        rneed = {r.on} | {c[: -len(RIGHT_SUFFIX)] if c.endswith(RIGHT_SUFFIX) else c for c in needed}
+        return n.Join(self.visit(r.left, lneed), self.visit(r.right, rneed), r.on, r.how)
+
+    def visit_Aggregate(self, r: n.Aggregate, needed: set[str] | None) -> n.Relation:
+        kept = tuple((k, g) for k, g in r.aggs if needed is None or k in needed) or r.aggs[:1]
+        sub = set(r.keys) | set().union(*(n.columns_of(g.arg) for _, g in kept if g.arg is not None))
+        return n.Aggregate(self.visit(r.input, sub), r.keys, kept)

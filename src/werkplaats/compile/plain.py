@@ -17,11 +17,25 @@ import pandas as pd
 from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import infer
-from ..result import Revealed, key_grid, min_values
+from ..plan.visitor import Visitor
+from ..result import Revealed, key_grid
+from . import disclosure
 from .analyze import Analysis, join_renames
 
-_SQL_OPS = {"add": "+", "sub": "-", "mul": "*", "eq": "=", "ne": "<>", "lt": "<", "le": "<=",
-            "gt": ">", "ge": ">=", "and": "AND", "or": "OR"}  # fmt: skip
+# Declarative tables: every operator and aggregate function of plan.nodes has an entry.
+BINARY_SQL = {
+    "add": "({l} + {r})", "sub": "({l} - {r})", "mul": "({l} * {r})",
+    "truediv": "(CAST({l} AS DOUBLE) / CASE WHEN {r} = 0 THEN NULL ELSE {r} END)",  # NB: x / 0 is missing
+    "eq": "({l} = {r})", "ne": "({l} <> {r})", "lt": "({l} < {r})", "le": "({l} <= {r})",
+    "gt": "({l} > {r})", "ge": "({l} >= {r})", "and": "({l} AND {r})", "or": "({l} OR {r})",
+}  # fmt: skip
+DATE_PART_SQL = {"year": "year", "iso_week": "weekofyear", "month": "month"}
+# {x}: the argument; {num}: the argument as DOUBLE; {q}: the quantile.
+AGG_SQL = {
+    "len": "COUNT(*)", "count": "COUNT({x})", "sum": "SUM({x})", "mean": "AVG({num})",
+    "min": "MIN({x})", "max": "MAX({x})", "var": "VAR_SAMP({num})", "std": "STDDEV_SAMP({num})",
+    "median": "QUANTILE_CONT({num}, 0.5)", "quantile": "QUANTILE_CONT({num}, {q})",
+}  # fmt: skip
 
 
 def q(name: str) -> str:
@@ -47,87 +61,82 @@ def lit_sql(v: n.LitValue) -> str:
     raise OperationNotDefinedError(msg)
 
 
+class SqlExpr(Visitor[str]):
+    """Render each expression node as SQL with SQL null semantics (Kleene logic)."""
+
+    name = "the plain executor"
+
+    def visit_Col(self, e: n.Col) -> str:
+        return q(e.name)
+
+    def visit_Lit(self, e: n.Lit) -> str:
+        return lit_sql(e.value)
+
+    def visit_BinOp(self, e: n.BinOp) -> str:
+        if e.op not in BINARY_SQL:
+            msg = f"{self.name} has no rule for the operator {e.op!r}"
+            raise OperationNotDefinedError(msg)
+        return BINARY_SQL[e.op].format(l=self.visit(e.left), r=self.visit(e.right))
+
+    def visit_Not(self, e: n.Not) -> str:
+        return f"(NOT {self.visit(e.arg)})"
+
+    def visit_IsIn(self, e: n.IsIn) -> str:
+        vals = [v for v in e.values if v is not None]
+        if not vals:
+            return f"CASE WHEN {self.visit(e.arg)} IS NULL THEN NULL ELSE FALSE END"
+        return f"({self.visit(e.arg)} IN ({', '.join(lit_sql(v) for v in vals)}))"
+
+    def visit_Between(self, e: n.Between) -> str:
+        return f"({self.visit(e.arg)} BETWEEN {self.visit(e.lower)} AND {self.visit(e.upper)})"
+
+    def visit_IsNull(self, e: n.IsNull) -> str:
+        return f"({self.visit(e.arg)} IS NULL)"
+
+    def visit_FillNull(self, e: n.FillNull) -> str:
+        return f"COALESCE({self.visit(e.arg)}, {self.visit(e.value)})"
+
+    def visit_Cut(self, e: n.Cut) -> str:
+        a = self.visit(e.arg)
+        parts = [f"WHEN {a} IS NULL THEN NULL"]
+        parts += [f"WHEN {a} <= {float(b)!r} THEN {lit_sql(lab)}" for b, lab in zip(e.breaks, e.labels, strict=False)]
+        return f"(CASE {' '.join(parts)} ELSE {lit_sql(e.labels[-1])} END)"
+
+    def visit_DatePart(self, e: n.DatePart) -> str:
+        return f"CAST({DATE_PART_SQL[e.part]}({self.visit(e.arg)}) AS BIGINT)"
+
+    def visit_AgeAt(self, e: n.AgeAt) -> str:
+        a = self.visit(e.arg)
+        md = e.date.month * 100 + e.date.day
+        return (f"CAST({e.date.year} - year({a}) - CASE WHEN month({a}) * 100 + day({a}) > {md} "
+                "THEN 1 ELSE 0 END AS BIGINT)")  # fmt: skip
+
+    def visit_When(self, e: n.When) -> str:
+        whens = " ".join(f"WHEN {self.visit(c)} THEN {self.visit(v)}" for c, v in e.branches)
+        return f"(CASE {whens} ELSE {self.visit(e.otherwise)} END)"
+
+
 def expr_sql(e: n.Expr) -> str:
     """Render an expression as SQL with SQL null semantics (Kleene logic)."""
-    match e:
-        case n.Col(name):
-            return q(name)
-        case n.Lit(value):
-            return lit_sql(value)
-        case n.BinOp("truediv", left, right):
-            r = expr_sql(right)
-            return f"(CAST({expr_sql(left)} AS DOUBLE) / CASE WHEN {r} = 0 THEN NULL ELSE {r} END)"
-        case n.BinOp(op, left, right):
-            return f"({expr_sql(left)} {_SQL_OPS[op]} {expr_sql(right)})"
-        case n.Not(arg):
-            return f"(NOT {expr_sql(arg)})"
-        case n.IsIn(arg, values):
-            vals = [v for v in values if v is not None]
-            if not vals:
-                return f"CASE WHEN {expr_sql(arg)} IS NULL THEN NULL ELSE FALSE END"
-            return f"({expr_sql(arg)} IN ({', '.join(lit_sql(v) for v in vals)}))"
-        case n.Between(arg, lo, hi):
-            return f"({expr_sql(arg)} BETWEEN {expr_sql(lo)} AND {expr_sql(hi)})"
-        case n.IsNull(arg):
-            return f"({expr_sql(arg)} IS NULL)"
-        case n.FillNull(arg, value):
-            return f"COALESCE({expr_sql(arg)}, {expr_sql(value)})"
-        case n.Cut(arg, breaks, labels):
-            a = expr_sql(arg)
-            parts = [f"WHEN {a} IS NULL THEN NULL"]
-            parts += [f"WHEN {a} <= {float(b)!r} THEN {lit_sql(lab)}" for b, lab in zip(breaks, labels, strict=False)]
-            return f"(CASE {' '.join(parts)} ELSE {lit_sql(labels[-1])} END)"
-        case n.DatePart(arg, part):
-            fn = {"year": "year", "iso_week": "weekofyear", "month": "month"}[part]
-            return f"CAST({fn}({expr_sql(arg)}) AS BIGINT)"
-        case n.AgeAt(arg, date):
-            a = expr_sql(arg)
-            md = date.month * 100 + date.day
-            return (f"CAST({date.year} - year({a}) - CASE WHEN month({a}) * 100 + day({a}) > {md} "
-                    "THEN 1 ELSE 0 END AS BIGINT)")  # fmt: skip
-        case n.When(branches, otherwise):
-            whens = " ".join(f"WHEN {expr_sql(c)} THEN {expr_sql(v)}" for c, v in branches)
-            return f"(CASE {whens} ELSE {expr_sql(otherwise)} END)"
-    msg = f"plain executor has no rule for {type(e).__name__}"
-    raise OperationNotDefinedError(msg)
+    return SqlExpr().visit(e)
 
 
-def _agg_sql(a: n.Agg) -> str:
-    if a.func == "len":
-        return "COUNT(*)"
-    x = expr_sql(a.arg)  # type: ignore[arg-type]
-    num = f"CAST({x} AS DOUBLE)"
-    match a.func:
-        case "count":
-            return f"COUNT({x})"
-        case "sum":
-            return f"SUM({x})"
-        case "mean":
-            return f"AVG({num})"
-        case "min":
-            return f"MIN({x})"
-        case "max":
-            return f"MAX({x})"
-        case "var":
-            return f"VAR_SAMP({num})"
-        case "std":
-            return f"STDDEV_SAMP({num})"
-        case "median":
-            return f"QUANTILE_CONT({num}, 0.5)"
-        case "quantile":
-            return f"QUANTILE_CONT({num}, {float(a.q)!r})"  # type: ignore[arg-type]
-    msg = f"plain executor has no rule for aggregate {a.func!r}"
-    raise OperationNotDefinedError(msg)
+def agg_sql(a: n.Agg) -> str:
+    """Render an aggregate as SQL."""
+    if a.func not in AGG_SQL:
+        msg = f"the plain executor has no rule for aggregate {a.func!r}"
+        raise OperationNotDefinedError(msg)
+    x = expr_sql(a.arg) if a.arg is not None else ""
+    return AGG_SQL[a.func].format(x=x, num=f"CAST({x} AS DOUBLE)", q=repr(float(a.q or 0.0)))
 
 
-class PlainCompiler:
-    """Compile relations to nested SQL over registered source tables."""
+class PlainCompiler(Visitor[str]):
+    """Compile each relation node to a nested SQL query over registered source tables."""
+
+    name = "the plain executor"
 
     def __init__(self, analysis: Analysis) -> None:
         self.a = analysis
-
-    def rel(self, r: n.Relation) -> str:
-        return getattr(self, "visit_" + type(r).__name__)(r)
 
     def visit_Source(self, r: n.Source) -> str:
         cols = (
@@ -139,32 +148,32 @@ class PlainCompiler:
         return f"SELECT {cols} FROM {q(_table_name(r.dataset))}"
 
     def visit_Filter(self, r: n.Filter) -> str:
-        return f"SELECT * FROM ({self.rel(r.input)}) WHERE {expr_sql(r.predicate)}"
+        return f"SELECT * FROM ({self.visit(r.input)}) WHERE {expr_sql(r.predicate)}"
 
     def visit_WithColumns(self, r: n.WithColumns) -> str:
         new = {k for k, _ in r.exprs}
         keep = [q(c) for c in self.a.schema(r.input) if c not in new]
         adds = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join(keep + adds)} FROM ({self.rel(r.input)})"
+        return f"SELECT {', '.join(keep + adds)} FROM ({self.visit(r.input)})"
 
     def visit_Select(self, r: n.Select) -> str:
         cols = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join(cols)} FROM ({self.rel(r.input)})"
+        return f"SELECT {', '.join(cols)} FROM ({self.visit(r.input)})"
 
     def visit_Join(self, r: n.Join) -> str:
         ls, rs = self.a.schema(r.left), self.a.schema(r.right)
         cols = [f"l.{q(c)}" for c in ls]
         cols += [f"r.{q(c)} AS {q(new)}" for c, new in join_renames(ls, rs, r.on).items()]
         how = "LEFT JOIN" if r.how == "left" else "JOIN"
-        return (f"SELECT {', '.join(cols)} FROM ({self.rel(r.left)}) l {how} ({self.rel(r.right)}) r "
+        return (f"SELECT {', '.join(cols)} FROM ({self.visit(r.left)}) l {how} ({self.visit(r.right)}) r "
                 f"ON l.{q(r.on)} = r.{q(r.on)}")  # fmt: skip
 
     def visit_Aggregate(self, r: n.Aggregate) -> str:
         keys = [q(k) for k in r.keys]
-        aggs = [f"{_agg_sql(a)} AS {q(name)}" for name, a in r.aggs]
+        aggs = [f"{agg_sql(a)} AS {q(name)}" for name, a in r.aggs]
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
         # NB: an intermediate aggregate has no empty groups; the final one is reindexed later.
-        return f"SELECT {', '.join(keys + aggs)} FROM ({self.rel(r.input)}){group}"
+        return f"SELECT {', '.join(keys + aggs)} FROM ({self.visit(r.input)}){group}"
 
 
 def _table_name(dataset: str) -> str:
@@ -173,56 +182,74 @@ def _table_name(dataset: str) -> str:
 
 def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
     """Run a checked plan on DuckDB and apply disclosure control to its cells."""
-    plan = analysis.plan
-    root = plan.root
+    got = run_sql(final_sql(analysis), tables)
+    counts, values, nvalid = _per_cell(analysis, got)
+    root = analysis.plan.root
     assert isinstance(root, n.Aggregate)
-    comp = PlainCompiler(analysis)
+    k = analysis.plan.min_group_size
+    cells = disclosure.cell_ok(counts, k, _ge)
+    input_schema = analysis.schema(root.input)
+    stats = {}
+    for j, (name, a) in enumerate(root.aggs):
+        kind = infer(a.arg, input_schema).kind if a.arg is not None else None
+        ok = disclosure.statistic_ok(a, kind, k, cells, nvalid[j], values[j], _ge)
+        stats[name] = (ok, np.where(ok, values[j], 0))
+    return Revealed(cells, stats)
+
+
+def final_sql(analysis: Analysis) -> str:
+    """Return the query of a checked plan's final aggregate: per cell, its rows and each statistic with its count."""
+    root = analysis.plan.root
+    assert isinstance(root, n.Aggregate)
+    keys = [q(k) for k in root.keys]
+    parts = [f"COUNT(*) AS {q('__n')}"]
+    for i, (_, a) in enumerate(root.aggs):
+        parts.append(f"{agg_sql(a)} AS {q(f'__v{i}')}")
+        nvalid_sql = "COUNT(*)" if a.arg is None else f"COUNT({expr_sql(a.arg)})"
+        parts.append(f"{nvalid_sql} AS {q(f'__c{i}')}")
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    return f"SELECT {', '.join(keys + parts)} FROM ({PlainCompiler(analysis).visit(root.input)}){group}"
+
+
+def run_sql(sql: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Run a query over the source tables on a fresh in-memory DuckDB."""
     con = duckdb.connect(":memory:")
     try:
         for name, df in tables.items():
             if df.shape[1] == 0:
                 df = pd.DataFrame({"__none": np.zeros(len(df), dtype=np.int8)})
             con.register(_table_name(name), df)
-        inner = comp.rel(root.input)
-        keys = [q(k) for k in root.keys]
-        parts = [f"COUNT(*) AS {q('__n')}"]
-        for i, (_, a) in enumerate(root.aggs):
-            parts.append(f"{_agg_sql(a)} AS {q(f'__v{i}')}")
-            nvalid_sql = "COUNT(*)" if a.func == "len" else f"COUNT({expr_sql(a.arg)})"  # type: ignore[arg-type]
-            parts.append(f"{nvalid_sql} AS {q(f'__c{i}')}")
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        sql = f"SELECT {', '.join(keys + parts)} FROM ({inner}){group}"
-        got = con.execute(sql).df()
+        return con.execute(sql).df()
     finally:
         con.close()
+
+
+def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Return rows, statistics and their value counts on the full grid of cells (absent cells: zero)."""
+    root = analysis.plan.root
+    assert isinstance(root, n.Aggregate)
     schema = analysis.schema(root.input)
     grid = key_grid([schema[k].grouping_domain or () for k in root.keys])
     index = {cell: i for i, cell in enumerate(grid)}
-    cells = len(grid)
-    counts = np.zeros(cells, dtype=np.int64)
+    ncells = len(grid)
+    counts = np.zeros(ncells, dtype=np.int64)
     out_schema = analysis.schema(root)
-    values = [np.zeros(cells, dtype=np.int64 if out_schema[name].kind in ("int", "date") else float)
+    values = [np.zeros(ncells, dtype=np.int64 if out_schema[name].kind in ("int", "date") else float)
               for name, _ in root.aggs]  # fmt: skip
-    nvalid = np.zeros((len(root.aggs), cells), dtype=np.int64)
+    nvalid = np.zeros((len(root.aggs), ncells), dtype=np.int64)
     for row in got.itertuples(index=False):
         cell = tuple(_py(v) for v in row[: len(root.keys)])
         i = index[cell]
         rest = row[len(root.keys) :]
         counts[i] = rest[0]
         for j in range(len(root.aggs)):
-            v = rest[1 + 2 * j]
-            values[j][i] = _num(v, integral=values[j].dtype == np.int64)
+            values[j][i] = _num(rest[1 + 2 * j], integral=values[j].dtype == np.int64)
             nvalid[j, i] = rest[2 + 2 * j]
-    k = plan.min_group_size
-    cell_ok = counts >= k
-    stats = {}
-    input_schema = analysis.schema(root.input)
-    for j, (name, a) in enumerate(root.aggs):
-        ok = cell_ok & (nvalid[j] >= max(k, min_values(a.func)))
-        if a.func == "sum" and a.arg is not None and infer(a.arg, input_schema).kind == "bool":
-            ok &= values[j] >= k  # NB: a sum of booleans is a count: the same rule as a cell
-        stats[name] = (ok, np.where(ok, values[j], 0))
-    return Revealed(cell_ok, stats)
+    return counts, values, nvalid
+
+
+def _ge(x: np.ndarray, t: int) -> np.ndarray:
+    return x >= t
 
 
 def _py(v: Any) -> Any:

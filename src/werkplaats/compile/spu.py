@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
+from ..plan.visitor import Visitor
 from .analyze import Analysis, join_renames
 from .kernels.aggregate import aggregate
 from .kernels.core import I64, SCol, SFrame
@@ -36,8 +37,10 @@ def output_kinds(a: Analysis) -> list[tuple[str, str]]:
     return out
 
 
-class SpuCompiler:
-    """Visit relations, producing secret frames from the input arrays."""
+class SpuCompiler(Visitor[SFrame]):
+    """Turn each relation node into a secret frame, from the input arrays."""
+
+    name = "the MPC executor"
 
     def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any], rows: dict[str, int]) -> None:
         self.a = a
@@ -45,13 +48,6 @@ class SpuCompiler:
             (s.dataset, s.column, s.encoding): x for s, x in zip(slots, inputs, strict=True)
         }
         self.rows = {ds: (max(real, 1), real) for ds, real in rows.items()}
-
-    def rel(self, r: n.Relation) -> SFrame:
-        fn = getattr(self, "visit_" + type(r).__name__, None)
-        if fn is None:
-            msg = f"MPC executor has no rule for {type(r).__name__}"
-            raise OperationNotDefinedError(msg)
-        return fn(r)
 
     def visit_Source(self, r: n.Source) -> SFrame:
         ds = r.dataset
@@ -75,12 +71,12 @@ class SpuCompiler:
         return SFrame(nrow, mask, cols)
 
     def visit_Filter(self, r: n.Filter) -> SFrame:
-        f = self.rel(r.input)
+        f = self.visit(r.input)
         p = ExprEval(f)(r.predicate)
         return SFrame(f.n, f.mask * p.v * p.ok, f.cols)
 
     def visit_WithColumns(self, r: n.WithColumns) -> SFrame:
-        f = self.rel(r.input)
+        f = self.visit(r.input)
         ev = ExprEval(f)
         cols = dict(f.cols)
         for name, e in r.exprs:
@@ -88,12 +84,12 @@ class SpuCompiler:
         return SFrame(f.n, f.mask, cols)
 
     def visit_Select(self, r: n.Select) -> SFrame:
-        f = self.rel(r.input)
+        f = self.visit(r.input)
         ev = ExprEval(f)
         return SFrame(f.n, f.mask, {name: ev(e) for name, e in r.exprs})
 
     def visit_Join(self, r: n.Join) -> SFrame:
-        left, right = self.rel(r.left), self.rel(r.right)
+        left, right = self.visit(r.left), self.visit(r.right)
         ren = join_renames(self.a.schema(r.left), self.a.schema(r.right), r.on)
         return join(left, right, r.on, r.how, ren)
 
@@ -101,14 +97,15 @@ class SpuCompiler:
         if len(r.keys) != 1:
             msg = "MPC executor: an intermediate group_by needs exactly one key (e.g. the person key)"
             raise OperationNotDefinedError(msg)
-        f = self.rel(r.input)
+        f = self.visit(r.input)
         kinds = {k: t.kind for k, t in self.a.schema(r).items()}
         return group_by_secret_key(f, r.keys[0], r.aggs, kinds)
 
     def program(self) -> list[Any]:
+        """Return the program's outputs (see output_kinds) for the plan's final aggregate."""
         root = self.a.plan.root
         assert isinstance(root, n.Aggregate)
-        f = self.rel(root.input)
+        f = self.visit(root.input)
         schema = self.a.schema(root.input)
         domains = [schema[k].grouping_domain or () for k in root.keys]
         kinds = {k: t.kind for k, t in self.a.schema(root).items()}

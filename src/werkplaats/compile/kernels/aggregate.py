@@ -11,6 +11,8 @@ before the outputs leave the program.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
-from ...result import min_values
+from .. import disclosure
 from .core import (
     BIG,
     F64,
@@ -100,6 +102,41 @@ class Membership:
         return [out[i] for i in range(len(cols))]
 
 
+@dataclass
+class Stat:
+    """What the rule of one statistic sees: its column, weights and per-cell counts and sums."""
+
+    agg: n.Agg
+    col: SCol
+    weight: Any  # mask * validity, per row
+    nvalid: Any  # per cell
+    total: Any  # per-cell ring sum of weight * value (only where the function needs it)
+    mem: Membership
+
+    @property
+    def is_float(self) -> bool:
+        return bool(self.col.v.dtype == F64)
+
+
+def _quantile_of(s: Stat) -> Any:
+    q = 0.5 if s.agg.func == "median" else float(s.agg.q)  # type: ignore[arg-type]
+    return _quantile(s.col, s.weight, s.mem.matrix(), q)
+
+
+# func → (whether it needs the per-cell sum of values, its per-cell value). ``len`` is the cell's rows.
+STATISTICS: dict[str, tuple[bool, Callable[[Stat], Any]]] = {
+    "count": (False, lambda s: s.nvalid),
+    "sum": (True, lambda s: from_ring_sum(s.total, True) if s.is_float else s.total),
+    "mean": (True, lambda s: ratio(from_ring_sum(s.total, s.is_float), s.nvalid)),
+    "var": (True, lambda s: _variance(s)),
+    "std": (True, lambda s: wide_sqrt(_variance(s))),
+    "min": (False, lambda s: _extreme("min", s.col, s.weight, s.mem.matrix())),
+    "max": (False, lambda s: _extreme("max", s.col, s.weight, s.mem.matrix())),
+    "median": (False, _quantile_of),
+    "quantile": (False, _quantile_of),
+}
+
+
 def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]],
               aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int) -> list[Any]:  # fmt: skip
     """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed."""
@@ -107,72 +144,59 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
     m = Membership(frame, keys, domains)
     mask = frame.mask
     args: dict[str, SCol] = {}
-    first: list[Any] = [mask]
     for name, agg in aggs:
         if agg.func == "len":
             continue
+        if agg.func not in STATISTICS:
+            msg = f"the MPC executor has no rule for aggregate {agg.func!r}"
+            raise OperationNotDefinedError(msg)
         c = ev(agg.arg)  # type: ignore[arg-type]
         if c.kind == "str":
             msg = f"MPC executor: cannot aggregate a categorical column with {agg.func}()"
             raise OperationNotDefinedError(msg)
         args[name] = c
     weights = {name: mask * c.ok for name, c in args.items()}
-    # pass 1: counts and sums
+    # pass 1: counts and sums, all in one matrix product
+    first: list[Any] = [mask]
     index: dict[tuple[str, str], int] = {}
     for name, c in args.items():
         index[(name, "n")] = len(first)
         first.append(weights[name])
-        if n_needs_sum(dict(aggs)[name].func):
+        if STATISTICS[dict(aggs)[name].func][0]:
             index[(name, "s")] = len(first)
             first.append(weights[name] * c.v)
     sums = m.sums(first)
     rows = sums[0]
-    cell_ok = b2i(rows >= k)
-    outs: list[Any] = [cell_ok]
+    cells = disclosure.cell_ok(rows, k, _ge)
+    outs: list[Any] = [cells]
     for name, agg in aggs:
-        kind = out_kinds[name]
         if agg.func == "len":
-            value, nvalid = rows, rows
+            value, nvalid, arg_kind = rows, rows, None
         else:
             c = args[name]
             nvalid = sums[index[(name, "n")]]
-            is_float = c.v.dtype == F64
-            if agg.func == "count":
-                value = nvalid
-            elif agg.func == "sum":
-                s = sums[index[(name, "s")]]
-                value = from_ring_sum(s, True) if is_float else s
-            elif agg.func == "mean":
-                value = ratio(from_ring_sum(sums[index[(name, "s")]], is_float), nvalid)
-            elif agg.func in ("var", "std"):
-                value = _variance(c, weights[name], m, sums[index[(name, "s")]], nvalid, is_float)
-                if agg.func == "std":
-                    value = wide_sqrt(value)
-            elif agg.func in ("min", "max"):
-                value = _extreme(agg.func, c, weights[name], m.matrix())
-            else:
-                q = 0.5 if agg.func == "median" else float(agg.q)  # type: ignore[arg-type]
-                value = _quantile(c, weights[name], m.matrix(), q)
-        ok = cell_ok * b2i(nvalid >= max(k, min_values(agg.func)))
-        if agg.func == "sum" and agg.arg is not None and args[name].kind == "bool":
-            ok = ok * b2i(value >= k)  # NB: a sum of booleans is a count: the same rule as a cell
-        value = value.astype(F64) if kind == "float" and value.dtype != F64 else value
+            total = sums[index[(name, "s")]] if (name, "s") in index else None
+            value = STATISTICS[agg.func][1](Stat(agg, c, weights[name], nvalid, total, m))
+            arg_kind = c.kind
+        ok = disclosure.statistic_ok(agg, arg_kind, k, cells, nvalid, value, _ge)
+        value = value.astype(F64) if out_kinds[name] == "float" and value.dtype != F64 else value
         outs += [ok, value * (ok.astype(F64) if value.dtype == F64 else ok)]
     return outs
 
 
-def n_needs_sum(func: str) -> bool:
-    return func in ("sum", "mean", "var", "std")
+def _ge(x: Any, t: int) -> Any:
+    return b2i(x >= t)
 
 
-def _variance(c: SCol, w: Any, mem: Membership, s: Any, nvalid: Any, is_float: bool) -> Any:
+def _variance(s: Stat) -> Any:
     """Return the sample variance per cell, in two passes around each cell's mean.
 
     NB: for integers the centre is the mean rounded to an integer, so the second
     pass is exact integer arithmetic; only the final division is approximate.
     """
-    mean = ratio(from_ring_sum(s, is_float), nvalid)
-    m = mem.matrix()
+    c, w, nvalid, is_float = s.col, s.weight, s.nvalid, s.is_float
+    mean = ratio(from_ring_sum(s.total, is_float), nvalid)
+    m = s.mem.matrix()
     if is_float:
         centre = mean
         row_centre = (m.astype(F64) @ centre[:, None])[:, 0]
@@ -183,7 +207,7 @@ def _variance(c: SCol, w: Any, mem: Membership, s: Any, nvalid: Any, is_float: b
         row_centre = (m @ centre[:, None])[:, 0]
         d = c.v - row_centre
         sq = d * d
-    sd, ssq = mem.sums([w * d, w * sq])
+    sd, ssq = s.mem.sums([w * d, w * sq])
     sd_f = from_ring_sum(sd, is_float)
     ssq_f = from_ring_sum(ssq, is_float)
     shift = ratio(sd_f, nvalid) * sd_f

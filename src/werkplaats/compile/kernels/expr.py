@@ -17,6 +17,7 @@ import numpy as np
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
 from ...plan.types import union_domain
+from ...plan.visitor import Visitor
 from .core import F64, I64, SCol, SFrame, b2i, select
 
 EPOCH = dt.date(1970, 1, 1)
@@ -26,6 +27,9 @@ _CMP: dict[str, Callable[[Any, Any], Any]] = {
     "le": jnp.less_equal, "gt": jnp.greater, "ge": jnp.greater_equal,
 }  # fmt: skip
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {"add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply}
+_LOGIC = ("and", "or")
+# Every binary operator this executor has a rule for (truediv: x / 0 is missing).
+BINARY_OPS = (*_ARITH, "truediv", *_CMP, *_LOGIC)
 
 
 def _ones(nrow: int) -> Any:
@@ -67,24 +71,29 @@ def _boolean(v: Any, ok: Any) -> SCol:
     return SCol("bool", ok, v * ok)
 
 
-class ExprEval:
-    """Evaluate expressions against one frame."""
+class ExprEval(Visitor[SCol]):
+    """Evaluate each expression node on the secret columns of one frame."""
+
+    name = "the MPC executor"
 
     def __init__(self, frame: SFrame) -> None:
         self.f = frame
 
     def __call__(self, e: n.Expr) -> SCol:
-        return getattr(self, "e_" + type(e).__name__)(e)
+        return self.visit(e)
 
-    def e_Col(self, e: n.Col) -> SCol:
+    def visit_Col(self, e: n.Col) -> SCol:
         return self.f.cols[e.name]
 
-    def e_Lit(self, e: n.Lit) -> SCol:
+    def visit_Lit(self, e: n.Lit) -> SCol:
         return lit_col(e.value, self.f.n)
 
-    def e_BinOp(self, e: n.BinOp) -> SCol:
+    def visit_BinOp(self, e: n.BinOp) -> SCol:
+        if e.op not in BINARY_OPS:
+            msg = f"{self.name} has no rule for the operator {e.op!r}"
+            raise OperationNotDefinedError(msg)
         a, b = self(e.left), self(e.right)
-        if e.op in ("and", "or"):
+        if e.op in _LOGIC:
             return self._logic(e.op, a, b)
         ok = a.ok * b.ok
         if "str" in (a.kind, b.kind):
@@ -115,11 +124,11 @@ class ExprEval:
             t, f = ta + tb - ta * tb, fa * fb
         return SCol("bool", t + f, t)
 
-    def e_Not(self, e: n.Not) -> SCol:
+    def visit_Not(self, e: n.Not) -> SCol:
         a = self(e.arg)
         return SCol("bool", a.ok, (1 - a.v) * a.ok)
 
-    def e_IsIn(self, e: n.IsIn) -> SCol:
+    def visit_IsIn(self, e: n.IsIn) -> SCol:
         a = self(e.arg)
         vals = [v for v in e.values if v is not None]
         if a.kind == "str":
@@ -138,17 +147,17 @@ class ExprEval:
         hit = b2i(a.v[:, None] == consts[None, :]).sum(axis=1)
         return _boolean(hit, a.ok)
 
-    def e_Between(self, e: n.Between) -> SCol:
+    def visit_Between(self, e: n.Between) -> SCol:
         a, lo, hi = self(e.arg), self(e.lower), self(e.upper)
         v = b2i(a.v >= lo.v) * b2i(a.v <= hi.v)
         return _boolean(v, a.ok * lo.ok * hi.ok)
 
-    def e_IsNull(self, e: n.IsNull) -> SCol:
+    def visit_IsNull(self, e: n.IsNull) -> SCol:
         a = self(e.arg)
         ok = str_ok(a) if a.kind == "str" else a.ok
         return SCol("bool", jnp.ones_like(ok), 1 - ok)
 
-    def e_FillNull(self, e: n.FillNull) -> SCol:
+    def visit_FillNull(self, e: n.FillNull) -> SCol:
         a, b = self(e.arg), self(e.value)
         if a.kind == "str":
             dom = union_domain(a.domain, b.domain)
@@ -159,7 +168,7 @@ class ExprEval:
         v = select(a.ok, a.v, b.v)
         return SCol(kind, a.ok + (1 - a.ok) * b.ok, v)
 
-    def e_Cut(self, e: n.Cut) -> SCol:
+    def visit_Cut(self, e: n.Cut) -> SCol:
         a = self(e.arg)
         if a.kind == "int":
             # NB: for integers x > b  ⇔  x > floor(b): stay in the integer domain.
@@ -174,14 +183,14 @@ class ExprEval:
         oh = jnp.concatenate(parts, axis=1) * a.ok[:, None]
         return SCol("str", a.ok, oh=oh, domain=e.labels)
 
-    def e_DatePart(self, e: n.DatePart) -> SCol:
+    def visit_DatePart(self, e: n.DatePart) -> SCol:
         a = self(e.arg)
         if e.part not in a.parts:
             msg = f"MPC executor: .dt.{e.part}() is supported on source date columns only"
             raise OperationNotDefinedError(msg)
         return a.parts[e.part]
 
-    def e_AgeAt(self, e: n.AgeAt) -> SCol:
+    def visit_AgeAt(self, e: n.AgeAt) -> SCol:
         a = self(e.arg)
         if "year" not in a.parts or "md" not in a.parts:
             msg = "MPC executor: age_at() is supported on source date columns only"
@@ -190,7 +199,7 @@ class ExprEval:
         later = b2i(a.parts["md"].v > md)
         return SCol("int", a.ok, e.date.year - a.parts["year"].v - later)
 
-    def e_When(self, e: n.When) -> SCol:
+    def visit_When(self, e: n.When) -> SCol:
         out = self(e.otherwise)
         for cond, value in reversed(e.branches):
             c = self(cond)

@@ -19,6 +19,10 @@ from .core import BIG, F64, I64, ROW_BITS, SCol, SFrame, b2i, ratio, seg_scan
 from .expr import ExprEval
 from .join import key_values
 
+# The aggregate functions an intermediate group-by supports, and those it refuses (explicitly).
+SUPPORTED_AGGS = ("len", "count", "sum", "mean", "min", "max")
+UNSUPPORTED_AGGS = ("var", "std", "median", "quantile")
+
 
 def group_by_secret_key(frame: SFrame, key: str, aggs: tuple[tuple[str, n.Agg], ...],
                         out_kinds: dict[str, str]) -> SFrame:  # fmt: skip
@@ -32,7 +36,7 @@ def group_by_secret_key(frame: SFrame, key: str, aggs: tuple[tuple[str, n.Agg], 
     payload: list[Any] = [group, frame.mask, *(a for _, a in kcol.fields())]
     plan: list[tuple[str, str, int, int, str]] = []  # name, func, value idx, count idx, kind
     for name, agg in aggs:
-        if agg.func in ("var", "std", "median", "quantile"):
+        if agg.func not in SUPPORTED_AGGS:
             msg = f"MPC executor: {agg.func}() in an intermediate aggregate is not supported yet"
             raise OperationNotDefinedError(msg)
         if agg.func == "len":
