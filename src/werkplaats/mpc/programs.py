@@ -235,19 +235,29 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
     return {**public, "inputs": len(slots)}, build
 
 
-def load_program(h: PartyHeader, cache: ProgramCache) -> Program:
-    """Return the job's compiled program, from the cache when an identical one was compiled before."""
-    t0 = time.perf_counter()
+def _describe(h: PartyHeader) -> tuple[dict[str, Any], Any]:
+    """Return a job's public key material and a thunk building its JAX function and input shapes."""
     if h.program == SORT_YARDSTICK:
-        public: dict[str, Any] = {"program": SORT_YARDSTICK, "size": h.size, "inputs": 2}
 
         def build() -> tuple[Any, list[Any]]:
             return _sort_yardstick(h.size)
-    elif h.program is None:
-        public, build = _plan_program(h)
-    else:
-        msg = f"unknown built-in program {h.program!r}"
-        raise ValueError(msg)
+
+        return {"program": SORT_YARDSTICK, "size": h.size, "inputs": 2}, build
+    if h.program is None:
+        return _plan_program(h)
+    msg = f"unknown built-in program {h.program!r}"
+    raise ValueError(msg)
+
+
+def job_key(h: PartyHeader) -> str:
+    """Return the cache key of a job's program (without compiling it)."""
+    return program_key(_describe(h)[0])
+
+
+def load_program(h: PartyHeader, cache: ProgramCache) -> Program:
+    """Return the job's compiled program, from the cache when an identical one was compiled before."""
+    t0 = time.perf_counter()
+    public, build = _describe(h)
     key = program_key(public)
     got = cache.get(key)
     if got is not None:
