@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,11 @@ from werkplaats.synth.write import region_datasets
 from werkplaats.workspace import audit, pki
 from werkplaats.workspace.catalog_io import dataset_entry
 from werkplaats.workspace.hub import Hub, create_app
+from werkplaats.workspace.hub import app as hub_app
+from werkplaats.workspace.messages import JobPayload, JobState, JobStatus, PartState, ProgressReport
 from werkplaats.workspace.signing import approval_body, sign_approval
+
+from .wait import wait_until
 
 
 class Api:
@@ -92,7 +97,10 @@ def test_roles_and_membership(hub: Any) -> None:
     signed = {"body": body, "signature": sign_approval(keys["huisartsen"], body)}
     u["st-ggd"].post(f"/requests/{r['id']}/approvals", signed, status=403)
     u["analist"].post(f"/requests/{r['id']}/approvals", signed, status=403)
-    u["analist"].get("/nope", status=404)
+    assert u["analist"].get("/requests/99999", status=404)["detail"] == "no request 99999"
+    assert u["analist"].get("/jobs/99999", status=404)["detail"] == "no job 99999"
+    assert u["admin"].post("/users", {"name": "x", "role": "steward", "organisation": "nergens"},
+                           status=404)["detail"] == "no organisation 'nergens'"  # fmt: skip
     r2 = u["analist"].c.get("/api/v1/me", headers={"Authorization": "Bearer wrong"})
     assert r2.status_code == 401
 
@@ -140,3 +148,63 @@ def test_rejection_blocks_running(hub: Any) -> None:
     out = u["st-ha"].post(f"/requests/{r['id']}/rejections", {"reason": "doel te breed"})
     assert out["status"] == "rejected" and out["rejections"]["huisartsen"]["reason"] == "doel te breed"
     u["analist"].post(f"/requests/{r['id']}/run", status=409)
+
+
+def _approved_job(u: dict[str, Api], keys: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A request approved by its one organisation and a job started for it."""
+    r = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": _plan()})
+    body = approval_body(organisation="huisartsen", collaboration="pp", purpose="x", plan=r["plan"],
+                         plan_hash=r["plan_hash"], expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+                         max_runs=1, steward="st-ha")  # fmt: skip
+    u["st-ha"].post(
+        f"/requests/{r['id']}/approvals", {"body": body, "signature": sign_approval(keys["huisartsen"], body)}
+    )
+    return r, u["analist"].post(f"/requests/{r['id']}/run")
+
+
+def test_node_endpoints_speak_the_versioned_messages(hub: Any) -> None:
+    _h, u, keys = hub
+    r, job = _approved_job(u, keys)
+    node = Api(u["admin"].c, u["admin"].post("/nodes", {"name": "ds-ha", "kind": "datastation",
+                                                          "organisation": "huisartsen"})["token"])  # fmt: skip
+    (doc,) = node.get("/node/jobs")
+    payload = JobPayload.from_dict(doc)
+    assert (payload.job, payload.request, payload.state) == (job["job"], r["id"], JobState.APPROVED)
+    assert payload.plan_hash == r["plan_hash"] and payload.approvals[0].body["organisation"] == "huisartsen"
+    status = JobStatus.from_dict(node.get(f"/node/jobs/{job['job']}"))
+    assert status.state == JobState.APPROVED and status.progress == {}
+    newer = {**ProgressReport(state=PartState.VERIFIED).to_dict(), "v": 2}
+    detail = node.post(f"/node/jobs/{job['job']}/progress", newer, status=422)["detail"]
+    assert "version 2 is not supported" in str(detail)
+    ok = node.post(f"/node/jobs/{job['job']}/progress", ProgressReport(state=PartState.VERIFIED).to_dict(), status=200)
+    assert ok == {"job": job["job"], "state": "approved"}
+    assert node.get("/node/jobs") == []  # NB: taken
+    failed = ProgressReport(state=PartState.FAILED, reason="bron onleesbaar").to_dict()
+    assert node.post(f"/node/jobs/{job['job']}/progress", failed, status=200)["state"] == "failed"
+    j = u["analist"].get(f"/jobs/{job['job']}")
+    assert j["state"] == "failed" and j["reason"] == "ds-ha: bron onleesbaar"
+    node.post(f"/node/jobs/{job['job']}/result-share", status=403)  # NB: engines only
+    node.post("/node/jobs/99999/progress", ProgressReport(state=PartState.SENT).to_dict(), status=404)
+
+
+def test_watchdog_logs_what_it_catches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    pki.new_signing_key(tmp_path / "hub.key")
+    h = Hub(f"sqlite:///{tmp_path / 'hub.db'}", name="hub", signing_key=pki.load_signing_key(tmp_path / "hub.key"))
+    calls = []
+
+    def broken(_: Hub) -> None:
+        calls.append(1)
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(hub_app, "fail_silent_engines", broken)
+    monkeypatch.setattr(hub_app, "WATCHDOG_EVERY_S", 0.05)
+    caplog.set_level(logging.DEBUG, logger="werkplaats.hub")
+    try:
+        with TestClient(create_app(h)):
+            wait_until(lambda: len(calls) >= 3, 10, "the watchdog keeps checking after a failed check")
+    finally:
+        h.engine.dispose()
+    errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "watchdog" in errors[0].getMessage(), caplog.text
+    assert errors[0].exc_info is not None and "database gone" in caplog.text  # NB: with its traceback, once

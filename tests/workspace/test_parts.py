@@ -14,12 +14,14 @@ import pytest
 import werkplaats as wp
 from werkplaats import usecases as uc
 from werkplaats.catalog.frictionless import read_schema
+from werkplaats.catalog.schema import TableSchema
 from werkplaats.catalog.validate import validate_table
 from werkplaats.plan.serde import plan_to_dict
 from werkplaats.synth.generate import generate
 from werkplaats.synth.write import write_region
 from werkplaats.workspace.client import dummy_table
 from werkplaats.workspace.config import DatasetSource
+from werkplaats.workspace.hub.release import records
 from werkplaats.workspace.openapi import spec
 from werkplaats.workspace.signing import approval_body, literals, sign_approval
 from werkplaats.workspace.sources import read_source
@@ -38,6 +40,26 @@ def test_committed_openapi_spec_is_current() -> None:
     assert "/api/v1/requests/{rid}/approvals" in paths and "/api/v1/audit/export" in paths
 
 
+def test_openapi_describes_the_answer_of_every_json_endpoint() -> None:
+    doc = spec()
+    models = doc["components"]["schemas"]
+    vague, described = [], []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            ok = {code: r for code, r in op["responses"].items() if code.startswith("2")}
+            assert len(ok) == 1, (method, path)
+            ((_, answer),) = ok.items()
+            if "application/json" not in answer["content"]:
+                assert "text/plain" in answer["content"], (method, path)  # NB: the audit export
+                continue
+            schema = answer["content"]["application/json"]["schema"]
+            ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+            name = f"{method.upper()} {path}"
+            (described if ref is not None and ref.rsplit("/", 1)[1] in models else vague).append(name)
+    assert vague == [], "endpoints without a response model"
+    assert {"GET /api/v1/node/jobs", "POST /api/v1/requests/{rid}/run", "GET /health"} <= set(described)
+
+
 @pytest.fixture(scope="module")
 def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("region")
@@ -45,32 +67,50 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_sources_csv_parquet_duckdb_postgresql(region: Path, tmp_path: Path) -> None:
+def _clienten(region: Path) -> tuple[TableSchema, DatasetSource, pd.DataFrame]:
+    """The schema, the CSV source and the validated table of one region dataset."""
     schema = read_schema(region / "vvt" / "clienten.schema.json", "vvt/clienten")
     csv = DatasetSource("vvt/clienten", str(region / "vvt" / "clienten.csv"), region / "vvt" / "clienten.schema.json")
-    want = validate_table(read_source(csv, schema), schema, tuple(schema.names), set())
+    return schema, csv, validate_table(read_source(csv, schema), schema, tuple(schema.names), set())
+
+
+def _reads_back(src: DatasetSource, schema: TableSchema, want: pd.DataFrame) -> None:
+    got = validate_table(read_source(src, schema), schema, tuple(schema.names), set())
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_sources_parquet_and_duckdb_read_back_the_csv(region: Path, tmp_path: Path) -> None:
+    schema, csv, want = _clienten(region)
+    assert len(want) > 0
     pq = tmp_path / "clienten.parquet"
     want.to_parquet(pq)
+    _reads_back(DatasetSource("vvt/clienten", str(pq), csv.schema), schema, want)
     db = tmp_path / "vvt.duckdb"
     con = duckdb.connect(str(db))
     con.register("w", want)
     con.execute("CREATE TABLE clienten AS SELECT * FROM w")
     con.close()
-    sources = [DatasetSource("vvt/clienten", str(pq), csv.schema),
-               DatasetSource("vvt/clienten", str(db), csv.schema, table="clienten")]  # fmt: skip
-    for url in _pg_database():
-        import sqlalchemy as sa
-
-        eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-        want.astype(object).where(want.notna(), None).to_sql("clienten", eng, index=False)
-        eng.dispose()
-        sources.append(DatasetSource("vvt/clienten", url, csv.schema, table="clienten"))
-        for src in sources:
-            got = validate_table(read_source(src, schema), schema, tuple(schema.names), set())
-            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    _reads_back(DatasetSource("vvt/clienten", str(db), csv.schema, table="clienten"), schema, want)
+    with pytest.raises(wp.DataValidationError, match="needs 'table'"):
+        read_source(DatasetSource("vvt/clienten", str(db), csv.schema), schema)
+    narrow = tmp_path / "narrow.parquet"
+    want.drop(columns=[schema.names[-1]]).to_parquet(narrow)
+    with pytest.raises(wp.DataValidationError, match="columns missing"):
+        read_source(DatasetSource("vvt/clienten", str(narrow), csv.schema), schema)
     missing = DatasetSource("vvt/clienten", str(tmp_path / "nope.csv"), csv.schema)
     with pytest.raises(wp.DataValidationError, match="does not exist"):
         read_source(missing, schema)
+
+
+def test_sources_postgresql_reads_back_the_csv(region: Path) -> None:
+    import sqlalchemy as sa
+
+    schema, csv, want = _clienten(region)
+    for url in _pg_database():
+        eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        want.astype(object).where(want.notna(), None).to_sql("clienten", eng, index=False)
+        eng.dispose()
+        _reads_back(DatasetSource("vvt/clienten", url, csv.schema, table="clienten"), schema, want)
 
 
 def test_dummy_data_fits_the_schema_and_joins(region: Path) -> None:
@@ -112,9 +152,7 @@ def test_template_approval_covers_the_next_reporting_year(hub: Any) -> None:  # 
 
 
 def test_released_rows_keep_dates() -> None:
-    from werkplaats.workspace.hub import _records
-
     frame = pd.DataFrame({"gemeente": ["GM9001", None], "eerste": pd.to_datetime(["2024-03-05", None]),
                           "n": pd.array([12, None], dtype="Int64")})  # fmt: skip
-    assert _records(frame) == [{"gemeente": "GM9001", "eerste": "2024-03-05", "n": 12},
+    assert records(frame) == [{"gemeente": "GM9001", "eerste": "2024-03-05", "n": 12},
                                {"gemeente": None, "eerste": None, "n": None}]  # fmt: skip

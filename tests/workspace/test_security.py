@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from werkplaats.workspace import audit, pki
-from werkplaats.workspace.signing import ApprovalError, approval_body, check_approval, literals, sign_approval
+from werkplaats.workspace.approvals import Scope, verify
+from werkplaats.workspace.messages import SignedApproval
+from werkplaats.workspace.signing import ApprovalError, approval_body, approval_id, literals, sign_approval
 
 PLAN = {"format": "x", "root": {"op": "filter", "predicate": {"op": "lit", "type": "date", "value": "2024-01-01"},
                                 "input": {"op": "source", "dataset": "ggd/meldingen"}}}  # fmt: skip
@@ -36,27 +39,33 @@ def test_certificates_missing_foreign_expired(tmp_path: Path) -> None:
         pki.init_ca(tmp_path / "ca")
 
 
-def _approval(tmp_path: Path, **kw: object) -> tuple[dict, str]:
+def _approval(tmp_path: Path, **kw: object) -> tuple[SignedApproval, str]:
     pub = pki.new_signing_key(tmp_path / "ggd.key")
     key = pki.load_signing_key(tmp_path / "ggd.key")
     args = {"organisation": "ggd", "collaboration": "c", "purpose": "p", "plan": PLAN, "plan_hash": "h" * 64,
             "expires": dt.datetime.now(dt.UTC) + dt.timedelta(days=1), "max_runs": 2, "steward": "s"} | kw  # fmt: skip
     body = approval_body(**args)  # type: ignore[arg-type]
-    return {"body": body, "signature": sign_approval(key, body)}, pub
+    return SignedApproval(body=body, signature=sign_approval(key, body)), pub
+
+
+SCOPE = Scope(collaboration="c", purpose="p", plan=PLAN, plan_hash="h" * 64)
 
 
 def test_approval_checks(tmp_path: Path) -> None:
     appr, pub = _approval(tmp_path)
-    ok = {"public_key": pub, "plan": PLAN, "plan_hash": "h" * 64, "collaboration": "c", "purpose": "p", "runs_used": 0}
-    check_approval(appr, **ok)  # type: ignore[arg-type]
-    for change, msg in [({"plan_hash": "x" * 64}, "signed for plan"), ({"collaboration": "d"}, "collaboration"),
-                        ({"purpose": "q"}, "another purpose"), ({"runs_used": 2}, "runs are used"),
-                        ({"at": dt.datetime.now(dt.UTC) + dt.timedelta(days=2)}, "expired")]:  # fmt: skip
+    assert verify(appr, key=pub, scope=SCOPE, runs_used=0) == approval_id(appr.signature)
+    for scope, runs, at, msg in [
+        (replace(SCOPE, plan_hash="x" * 64), 0, None, "signed for plan"),
+        (replace(SCOPE, collaboration="d"), 0, None, "collaboration"),
+        (replace(SCOPE, purpose="q"), 0, None, "another purpose"),
+        (SCOPE, 2, None, "runs are used"),
+        (SCOPE, 0, dt.datetime.now(dt.UTC) + dt.timedelta(days=2), "expired"),
+    ]:
         with pytest.raises(ApprovalError, match=msg):
-            check_approval(appr, **(ok | change))  # type: ignore[arg-type]
-    forged = {"body": {**appr["body"], "max_runs": 100}, "signature": appr["signature"]}
+            verify(appr, key=pub, scope=scope, runs_used=runs, at=at)
+    forged = SignedApproval(body={**appr.body, "max_runs": 100}, signature=appr.signature)
     with pytest.raises(ApprovalError, match="signature"):
-        check_approval(forged, **ok)  # type: ignore[arg-type]
+        verify(forged, key=pub, scope=SCOPE, runs_used=0)
 
 
 def test_template_approval_covers_only_the_named_literal(tmp_path: Path) -> None:
@@ -64,12 +73,11 @@ def test_template_approval_covers_only_the_named_literal(tmp_path: Path) -> None
     appr, pub = _approval(tmp_path, vary=[pointer])
     other = json.loads(json.dumps(PLAN))
     other["root"]["predicate"]["value"] = "2023-01-02"
-    base = {"public_key": pub, "plan_hash": "unused", "collaboration": "c", "purpose": "p", "runs_used": 0}
-    check_approval(appr, plan=other, **base)  # type: ignore[arg-type]
+    verify(appr, key=pub, scope=replace(SCOPE, plan=other, plan_hash="unused"), runs_used=0)
     changed = json.loads(json.dumps(PLAN))
     changed["root"]["input"]["dataset"] = "ggd/other"
     with pytest.raises(ApprovalError, match="template"):
-        check_approval(appr, plan=changed, **base)  # type: ignore[arg-type]
+        verify(appr, key=pub, scope=replace(SCOPE, plan=changed, plan_hash="unused"), runs_used=0)
 
 
 def test_audit_chain_names_changed_removed_reordered(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,10 @@ from werkplaats.workspace import pki
 from werkplaats.workspace.config import DatastationConfig, EngineConfig
 from werkplaats.workspace.datastation import Datastation
 from werkplaats.workspace.engine import Engine
+from werkplaats.workspace.messages import JobPayload
 from werkplaats.workspace.signing import approval_body, sign_approval
+
+from .wait import wait_until
 
 PURPOSE = "Meldingen per gemeente met chronisch zieken (test)"
 
@@ -65,13 +67,21 @@ def approve_all(ws: LocalWorkspace, rid: int, max_runs: int = 1) -> None:
 
 
 def wait_state(c: Any, job: int, states: tuple[str, ...], timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        j = c.client.get(f"/jobs/{job}")
-        if j["state"] in states:
-            return j
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} not in {states} after {timeout} s")
+    def state() -> dict[str, Any] | None:
+        j: dict[str, Any] = c.client.get(f"/jobs/{job}")
+        return j if j["state"] in states else None
+
+    return wait_until(state, timeout, f"job {job} in {states}", every=0.2)
+
+
+def seen_since(ws: LocalWorkspace, node: str, since: dt.datetime) -> bool:
+    """Whether the hub heard from a node (a poll or a heartbeat) since a moment (its SQLite database)."""
+    con = sqlite3.connect(ws.root / "hub" / "hub.db")
+    try:
+        (seen,) = con.execute("SELECT last_seen FROM nodes WHERE name = ?", (node,)).fetchone()
+    finally:
+        con.close()
+    return seen is not None and dt.datetime.fromisoformat(seen).replace(tzinfo=dt.UTC) > since
 
 
 def inbox(ws: LocalWorkspace, i: int) -> dict[str, Any]:
@@ -105,7 +115,7 @@ def _forged_job(ws: LocalWorkspace, rid: int, approvals: list[dict[str, Any]], *
     keys = {o["name"]: o["signing_key"] for o in adm.get("/organisations")}
     engines = [{"party": i, "name": f"engine{i}", "url": "https://127.0.0.1:9", "mpc": "127.0.0.1:9"} for i in range(3)]
     adm.close()
-    job = {"job": 90_000 + rid, "request": rid, "collaboration": r["collaboration"], "purpose": r["purpose"],
+    job = {"v": 1, "job": 90_000 + rid, "request": rid, "collaboration": r["collaboration"], "purpose": r["purpose"],
            "plan": r["plan"], "plan_hash": r["plan_hash"], "datasets": r["datasets"], "columns": r["columns"],
            "schemas": {d: cat[d] for d in r["datasets"]}, "approvals": approvals, "organisation_keys": keys,
            "engines": engines, "state": "approved"}  # fmt: skip
@@ -119,7 +129,7 @@ def test_datastation_refuses_by_itself_when_the_hub_is_bypassed(ws: LocalWorkspa
     before = len(st.log.entries())
 
     def refused(job: dict[str, Any]) -> str:
-        st.handle(job)  # NB: straight to the datastation, as a compromised hub would
+        st.handle(JobPayload.from_dict(job))  # NB: straight to the datastation, as a compromised hub would
         entries = st.log.entries()
         assert entries[-1]["action"] == "refusal"
         assert not any(e["action"] == "contribution" and e["details"]["job"] == job["job"] for e in entries)
@@ -160,12 +170,11 @@ def test_engine_killed_mid_job_fails_the_job_and_a_retry_succeeds(ws: LocalWorks
     assert j["state"] == "failed" and "engine1" in j["reason"], j
     with pytest.raises(Exception, match="no released result"):
         req.result()
-    deadline = time.monotonic() + 60
-    while any(inbox(ws, i)["jobs"] or inbox(ws, i)["running"] for i in (0, 2)):
-        assert time.monotonic() < deadline, "surviving engines still hold shares of the failed job"
-        time.sleep(0.5)
+    wait_until(lambda: not any(inbox(ws, i)["jobs"] or inbox(ws, i)["running"] for i in (0, 2)), 60,
+               "surviving engines drop every share of the failed job", every=0.5)  # fmt: skip
+    restarted = dt.datetime.now(dt.UTC)
     ws.start_engine(1)
-    time.sleep(3)
+    wait_until(lambda: seen_since(ws, "engine1", restarted), 60, "the restarted engine reports to the hub")
     got = req.run(timeout=300)
     assert (~got["suppressed"]).sum() > 0
     states = [x["state"] for x in req.refresh()["jobs"]]

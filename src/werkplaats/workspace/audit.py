@@ -30,6 +30,7 @@ GENESIS = "0" * 64
 
 
 def entry_hash(e: dict[str, Any]) -> str:
+    """Return the hash of an entry: SHA-256 of the canonical JSON of its chained fields."""
     return sha256(canonical({k: e[k] for k in FIELDS}))
 
 
@@ -103,9 +104,11 @@ class FileLog:
         self.path.touch(exist_ok=True)
 
     def entries(self) -> list[dict[str, Any]]:
+        """Return the log's entries, in order."""
         return read_jsonl(self.path)
 
     def append(self, *, actor: str, action: str, subject: str, details: dict[str, Any]) -> dict[str, Any]:
+        """Chain, sign and append an entry (under a file lock); return it."""
         with self.path.open("a+", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.seek(0)
@@ -121,6 +124,7 @@ class FileLog:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Return the entries of a JSON-lines log file."""
     return [json.loads(ln) for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 

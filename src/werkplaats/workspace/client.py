@@ -29,6 +29,7 @@ from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 from ..plan.serde import plan_to_dict
 from .http import Client, HubError
 from .jobs import catalog_of
+from .messages import JobState
 from .pki import TLSFiles
 
 
@@ -87,6 +88,7 @@ class RemoteRequest:
         return f"<Request {self.id} {self.info.get('status')} in {self.info.get('collaboration')!r}>"
 
     def refresh(self) -> dict[str, Any]:
+        """Fetch the request's current state from the hub."""
         self.info = self.ws.client.get(f"/requests/{self.id}")
         return self.info
 
@@ -95,6 +97,7 @@ class RemoteRequest:
         return str(self.refresh()["status"])
 
     def explain(self) -> str:
+        """Return the plan as a steward reads it."""
         return str(self.info["explain"])
 
     def run(self, *, wait: bool = True, timeout: float = 3600.0) -> pd.DataFrame | int:
@@ -105,9 +108,9 @@ class RemoteRequest:
         deadline = time.monotonic() + timeout
         while True:
             j = self.ws.client.get(f"/jobs/{job}")
-            if j["state"] == "succeeded":
+            if j["state"] == JobState.SUCCEEDED:
                 return self.result()
-            if j["state"] == "failed":
+            if j["state"] == JobState.FAILED:
                 raise JobFailed(f"job {job} failed: {j['reason']}")
             if time.monotonic() > deadline:
                 msg = f"job {job} still {j['state']} after {timeout:.0f} s"
@@ -141,6 +144,7 @@ class Workspace:
         self._catalog: dict[str, dict[str, Any]] | None = None
 
     def close(self) -> None:
+        """Close the connection to the hub."""
         self.client.close()
 
     def catalog(self, refresh: bool = False) -> dict[str, dict[str, Any]]:
@@ -159,6 +163,7 @@ class Workspace:
         return LazyFrame(n.Source(name, None), self)
 
     def preview(self, frame: LazyFrame, *, rows: int = 200, seed: int = 0) -> pd.DataFrame:
+        """Run a frame locally on dummy data generated from the catalog's schemas (never real data)."""
         from ..local import run_local
 
         used = {s.dataset for s in n.sources(frame.node)}
@@ -176,14 +181,17 @@ class Workspace:
     def submit(
         self, frame: LazyFrame, *, collaboration: str, purpose: str, min_group_size: int = DEFAULT_MIN_GROUP_SIZE
     ) -> RemoteRequest:
+        """Submit a frame's plan as a request in a collaboration, for a purpose."""
         plan = plan_to_dict(frame.to_plan(min_group_size=min_group_size))
         info = self.client.post("/requests", {"collaboration": collaboration, "purpose": purpose, "plan": plan})
         return RemoteRequest(self, info)
 
     def request(self, rid: int) -> RemoteRequest:
+        """Return a request at the hub by its id."""
         return RemoteRequest(self, self.client.get(f"/requests/{rid}"))
 
     def requests(self) -> list[dict[str, Any]]:
+        """List the requests the caller may see."""
         out: list[dict[str, Any]] = self.client.get("/requests")
         return out
 

@@ -112,6 +112,8 @@ def _token(base: Path, d: dict[str, Any], key: str, where: str) -> str:
 
 @dataclass
 class HubConfig:
+    """The hub's configuration (hub.toml)."""
+
     name: str
     host: str
     port: int
@@ -122,6 +124,7 @@ class HubConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> HubConfig:
+        """Read hub.toml; relative paths are relative to its directory."""
         base, h, doc = _load(path, "hub")
         host, _, port = str(_need(h, "listen", "[hub]")).rpartition(":")
         db = str(h.get("database", "sqlite:///hub.db"))
@@ -140,6 +143,8 @@ class HubConfig:
 
 @dataclass
 class DatasetSource:
+    """One dataset a datastation holds: where its source is, its schema, its public metadata."""
+
     name: str
     source: str
     schema: Path
@@ -153,6 +158,8 @@ class DatasetSource:
 
 @dataclass
 class DatastationConfig:
+    """A datastation's configuration (datastation.toml)."""
+
     name: str
     organisation: str
     hub: str
@@ -165,6 +172,7 @@ class DatastationConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> DatastationConfig:
+        """Read datastation.toml; relative paths are relative to its directory."""
         base, d, doc = _load(path, "datastation")
         where = f"{path} [datastation]"
         sets = []
@@ -209,6 +217,8 @@ class DatastationConfig:
 
 @dataclass
 class EngineConfig:
+    """An engine's configuration (engine.toml)."""
+
     name: str
     party: int
     hub: str
@@ -221,6 +231,7 @@ class EngineConfig:
 
     @classmethod
     def load(cls, path: str | Path, party: int | None = None) -> EngineConfig:
+        """Read engine.toml (party, when given, must match the configured one)."""
         base, e, doc = _load(path, "engine")
         where = f"{path} [engine]"
         rank = int(e.get("party", -1)) if party is None else party

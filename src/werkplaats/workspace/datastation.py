@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import logging
 import threading
 import time
@@ -23,14 +22,25 @@ from ..catalog.frictionless import read_schema, to_frictionless
 from ..catalog.validate import validate_table
 from ..compile.analyze import analyze
 from ..exceptions import WerkplaatsError
-from ..mpc import wire
+from ..mpc.share import share_dataset
 from ..plan.serde import plan_from_dict
 from . import pki
+from .approvals import recheck_hash, verify_job
 from .audit import FileLog
 from .catalog_io import dataset_entry
 from .config import DatastationConfig
-from .http import Client, HubError, next_jobs
-from .jobs import catalog_of, recheck_hash, verify_job_approvals
+from .http import Client, HubError, next_jobs, report
+from .jobs import catalog_of
+from .messages import (
+    Contribution,
+    ContributionRecord,
+    EngineAddress,
+    JobPayload,
+    PartState,
+    ProgressReport,
+    ShareHeader,
+    pack,
+)
 from .signing import approval_body, canonical, sign_approval
 from .sources import read_source
 
@@ -83,6 +93,7 @@ class Datastation:
 
     # -- jobs --------------------------------------------------------------------------
     def runs_used(self) -> dict[str, int]:
+        """Return how many contributions this datastation made under each approval (from its own log)."""
         used: dict[str, int] = {}
         for e in self.log.entries():
             if e["action"] == "contribution":
@@ -90,94 +101,82 @@ class Datastation:
                 used[aid] = used.get(aid, 0) + 1
         return used
 
-    def own_key_job(self, job: dict[str, Any]) -> dict[str, Any]:
-        """The job with this organisation's key from its own key file, not from the hub."""
-        return {**job, "organisation_keys": {**job["organisation_keys"], self.cfg.organisation: self.public_key}}
-
-    def handle(self, job: dict[str, Any]) -> None:
+    def handle(self, job: JobPayload) -> None:
         """Contribute to one job, or refuse it with a reason (reported to the hub and logged)."""
-        jid = job["job"]
-        mine = [d for d in job["datasets"] if d.split("/")[0] == self.cfg.organisation]
+        mine = [d for d in job.datasets if d.split("/")[0] == self.cfg.organisation]
         try:
-            recheck_hash(job)
-            (aid,) = verify_job_approvals(
-                self.own_key_job(job), organisations=[self.cfg.organisation], runs_used=self.runs_used()
+            recheck_hash(job.plan, job.plan_hash)
+            (aid,) = verify_job(
+                job,
+                organisations=[self.cfg.organisation],
+                runs_used=self.runs_used(),
+                keys={self.cfg.organisation: self.public_key},  # NB: its own key file, not the hub's word
             )
             unknown = [d for d in mine if d not in self.sources]
             if unknown:
                 msg = f"this datastation does not hold {unknown}"
                 raise WerkplaatsError(msg)
             for d in mine:
-                if job["schemas"].get(d) != to_frictionless(self.schemas[d]):
+                if job.schemas.get(d) != to_frictionless(self.schemas[d]):
                     msg = f"the hub's catalog entry of {d} differs from this datastation's schema; publish again"
                     raise WerkplaatsError(msg)
-            self.progress(jid, "verified")
-            plan = plan_from_dict(job["plan"])
-            a = analyze(plan, catalog_of(job["schemas"]))
+            self.progress(job.job, PartState.VERIFIED)
+            a = analyze(plan_from_dict(job.plan), catalog_of(job.schemas))
             tables = {}
             for d in mine:
                 schema = self.schemas[d]
-                cols = tuple(c for c in schema.names if c in job["columns"].get(d, []))
+                cols = tuple(c for c in schema.names if c in job.columns.get(d, []))
                 uniq = {c for ds, c in a.unique_keys if ds == d}
                 keys = frozenset(c for ds, c in a.key_columns if ds == d)
                 tables[d] = validate_table(read_source(self.sources[d], schema), schema, cols, uniq, keys)
         except WerkplaatsError as e:
             self.refuse(job, str(e))
             return
-        from ..mpc.share import share_dataset
-
         for d, df in tables.items():
             per_party = share_dataset(a, d, df)
-            for eng in job["engines"]:
-                self.send(eng, job, d, len(df), per_party[eng["party"]])
+            for eng in job.engines:
+                self.send(eng, job, d, len(df), per_party[eng.party])
             del per_party
-        record = {
-            "kind": "werkplaats-contribution/v1",
-            "organisation": self.cfg.organisation,
-            "job": jid,
-            "request": job["request"],
-            "plan_hash": job["plan_hash"],
-            "approval": aid,
-            "datasets": mine,
-            "columns": {d: job["columns"].get(d, []) for d in mine},
-            "rows": {d: rounded(len(df)) for d, df in tables.items()},
-            "engines": [e["name"] for e in job["engines"]],
-            "at": dt.datetime.now(dt.UTC).isoformat(),
-        }
+        record = ContributionRecord(
+            organisation=self.cfg.organisation,
+            job=job.job,
+            request=job.request,
+            plan_hash=job.plan_hash,
+            approval=aid,
+            datasets=mine,
+            columns={d: job.columns.get(d, []) for d in mine},
+            rows={d: rounded(len(df)) for d, df in tables.items()},
+            engines=[e.name for e in job.engines],
+            at=dt.datetime.now(dt.UTC).isoformat(),
+        )
         self.log.append(
             actor=self.cfg.name,
             action="contribution",
-            subject=f"job/{jid}",
-            details={**record, "collaboration": job["collaboration"], "purpose": job["purpose"]},
+            subject=f"job/{job.job}",
+            details={**record.to_dict(), "collaboration": job.collaboration, "purpose": job.purpose},
         )
-        self.hub.post(
-            f"/node/jobs/{jid}/contribution", {"record": record, "signature": pki.sign(self.key, canonical(record))}
-        )
-        self.progress(jid, "sent")
+        signed = Contribution(record=record, signature=pki.sign(self.key, canonical(record.to_dict())))
+        self.hub.post(f"/node/jobs/{job.job}/contribution", signed.to_dict())
+        self.progress(job.job, PartState.SENT)
 
-    def send(
-        self, engine: dict[str, Any], job: dict[str, Any], dataset: str, rows: int, slots: list[list[bytes]]
-    ) -> None:
-        """Send this dataset's share for one engine straight to that engine (mutual TLS)."""
+    def send(self, engine: EngineAddress, job: JobPayload, dataset: str, rows: int, slots: list[list[bytes]]) -> None:
+        """Send this dataset's share for one engine straight to that engine (mutual TLS), signed."""
         blobs = [b for s in slots for b in s]
-        digest = hashlib.sha256(b"".join(blobs)).hexdigest()
-        header = {
-            "job": job["job"],
-            "dataset": dataset,
-            "organisation": self.cfg.organisation,
-            "rows": rows,
-            "share_blobs": [len(s) for s in slots],
-            "digest": digest,
-            "plan_hash": job["plan_hash"],
-        }
-        header["signature"] = pki.sign(self.key, canonical(header))
-        buf = io.BytesIO()
-        wire.send(buf, header, blobs)
-        c = Client(engine["url"], token="", tls=self.cfg.tls, timeout=600)
+        header = ShareHeader(
+            job=job.job,
+            dataset=dataset,
+            organisation=self.cfg.organisation,
+            rows=rows,
+            share_blobs=[len(s) for s in slots],
+            digest=hashlib.sha256(b"".join(blobs)).hexdigest(),
+            plan_hash=job.plan_hash,
+        )
+        header = header.model_copy(update={"signature": pki.sign(self.key, canonical(header.signed_part()))})
+        c = Client(engine.url, token="", tls=self.cfg.tls, timeout=600)
         try:
             r = c.http.post(
-                f"/jobs/{job['job']}/shares",
-                content=buf.getvalue(),
+                f"/jobs/{job.job}/shares",
+                content=pack(header, blobs),
                 headers={"content-type": "application/octet-stream"},
             )
             if r.status_code >= 400:
@@ -185,21 +184,20 @@ class Datastation:
         finally:
             c.close()
 
-    def refuse(self, job: dict[str, Any], reason: str) -> None:
-        log.warning("job %s refused: %s", job["job"], reason)
+    def refuse(self, job: JobPayload, reason: str) -> None:
+        """Refuse a job: log the reason in this datastation's own log and report it to the hub."""
+        log.warning("job %s refused: %s", job.job, reason)
         self.log.append(
             actor=self.cfg.name,
             action="refusal",
-            subject=f"job/{job['job']}",
-            details={"job": job["job"], "request": job["request"], "detail": reason},
+            subject=f"job/{job.job}",
+            details={"job": job.job, "request": job.request, "detail": reason},
         )
-        self.progress(job["job"], "failed", reason)
+        self.progress(job.job, PartState.FAILED, reason)
 
-    def progress(self, jid: int, state: str, reason: str = "") -> None:
-        try:
-            self.hub.post(f"/node/jobs/{jid}/progress", {"state": state, "reason": reason})
-        except (HubError, OSError) as e:
-            log.warning("could not report progress of job %s: %s", jid, e)
+    def progress(self, jid: int, state: PartState, reason: str = "") -> None:
+        """Report this datastation's part in a job to the hub."""
+        report(self.hub, jid, ProgressReport(state=state, reason=reason), log)
 
     def serve(self, poll_s: float = 0.5) -> None:
         """Take jobs from the hub until stopped."""
@@ -212,12 +210,13 @@ class Datastation:
                 try:
                     self.handle(job)
                 except Exception as e:  # NB: one bad job never stops the station
-                    log.exception("job %s failed", job.get("job"))
-                    self.progress(job["job"], "failed", f"{type(e).__name__}: {e}")
+                    log.exception("job %s failed", job.job)
+                    self.progress(job.job, PartState.FAILED, f"{type(e).__name__}: {e}")
             time.sleep(poll_s)
 
     # -- the steward's commands ------------------------------------------------------------
     def steward(self) -> Client:
+        """Return a client that acts as this organisation's steward."""
         if not self.cfg.steward_token:
             msg = "no steward_token in the datastation configuration"
             raise WerkplaatsError(msg)
@@ -242,7 +241,7 @@ class Datastation:
                 steward=steward or me["name"],
                 vary=vary,
             )
-            recheck_hash({"plan": r["plan"], "plan_hash": r["plan_hash"]})
+            recheck_hash(r["plan"], r["plan_hash"])
             out: dict[str, Any] = c.post(
                 f"/requests/{request_id}/approvals", {"body": body, "signature": sign_approval(self.key, body)}
             )
@@ -251,6 +250,7 @@ class Datastation:
             c.close()
 
     def reject(self, request_id: int, reason: str) -> dict[str, Any]:
+        """Reject a request, with the reason."""
         c = self.steward()
         try:
             out: dict[str, Any] = c.post(f"/requests/{request_id}/rejections", {"reason": reason})

@@ -10,24 +10,28 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 ROLES = ("admin", "steward", "scientist", "requester", "privacy-officer")
 NODE_KINDS = ("datastation", "engine")
-JOB_STATES = ("pending-approval", "approved", "running", "succeeded", "failed")
 
 
 def utcnow() -> dt.datetime:
+    """Return the current time in UTC."""
     return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
+    """The declarative base of the hub's tables."""
+
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Organisation(Base):
+    """A member organisation and its registered Ed25519 signing key."""
+
     __tablename__ = "organisations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -38,6 +42,8 @@ class Organisation(Base):
 
 
 class User(Base):
+    """A person with a role (and, except admins and privacy officers, an organisation); a token hash."""
+
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -48,6 +54,8 @@ class User(Base):
 
 
 class Node(Base):
+    """A datastation or engine, named as its certificate; a token hash and when it was last seen."""
+
     __tablename__ = "nodes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)  # NB: the common name of its certificate
@@ -61,6 +69,8 @@ class Node(Base):
 
 
 class Collaboration(Base):
+    """A collaboration: a purpose, a DPIA annex, member organisations and datasets."""
+
     __tablename__ = "collaborations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -71,6 +81,8 @@ class Collaboration(Base):
 
 
 class Member(Base):
+    """An organisation's membership of a collaboration."""
+
     __tablename__ = "members"
     __table_args__ = (UniqueConstraint("collaboration_id", "organisation_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -79,6 +91,8 @@ class Member(Base):
 
 
 class CollaborationDataset(Base):
+    """A dataset a steward made part of a collaboration."""
+
     __tablename__ = "collaboration_datasets"
     __table_args__ = (UniqueConstraint("collaboration_id", "dataset"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -87,6 +101,8 @@ class CollaborationDataset(Base):
 
 
 class Dataset(Base):
+    """A catalog entry: the public metadata a datastation published (never data)."""
+
     __tablename__ = "datasets"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -103,6 +119,8 @@ class Dataset(Base):
 
 
 class Request(Base):
+    """A checked plan submitted in a collaboration, with its public facts."""
+
     __tablename__ = "requests"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     collaboration_id: Mapped[int] = mapped_column(ForeignKey("collaborations.id"))
@@ -118,6 +136,8 @@ class Request(Base):
 
 
 class Approval(Base):
+    """A steward's signed approval of a request (or of a template)."""
+
     __tablename__ = "approvals"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
@@ -129,6 +149,8 @@ class Approval(Base):
 
 
 class Rejection(Base):
+    """A steward's rejection of a request, with the reason."""
+
     __tablename__ = "rejections"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
@@ -139,10 +161,12 @@ class Rejection(Base):
 
 
 class Job(Base):
+    """One run of a request: its state, each node's progress and the approvals it runs under."""
+
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
-    state: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))  # NB: a messages.JobState value
     reason: Mapped[str] = mapped_column(Text, default="")
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     approvals: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -152,6 +176,8 @@ class Job(Base):
 
 
 class Result(Base):
+    """A released, disclosure-controlled result of a job."""
+
     __tablename__ = "results"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), unique=True)
@@ -160,6 +186,8 @@ class Result(Base):
 
 
 class AuditEntry(Base):
+    """One entry of the hub's hash-chained, signed audit log."""
+
     __tablename__ = "audit"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     ts: Mapped[str] = mapped_column(String(40))
@@ -171,16 +199,6 @@ class AuditEntry(Base):
     prev: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(200))
-
-
-def make_engine(url: str) -> Engine:
-    """Create the SQLAlchemy engine for a database URL (sqlite:///file.db or postgresql+psycopg://...)."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False}
-    return create_engine(url, future=True, **kwargs)
 
 
 def migrate(engine: Engine) -> None:
@@ -196,4 +214,5 @@ def migrate(engine: Engine) -> None:
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
+    """Return the session factory of the hub's database."""
     return sessionmaker(engine, expire_on_commit=False)

@@ -12,32 +12,44 @@ process, so two jobs never share state.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import queue
 import subprocess
 import threading
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException
 
 from ..catalog.serde import catalog_to_dict
 from ..compile.analyze import analyze
 from ..exceptions import WerkplaatsError
-from ..mpc import wire
 from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
 from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
 from . import pki
+from .approvals import recheck_hash, verify_job
 from .config import EngineConfig
-from .http import Client, HubError, next_jobs, serve
-from .jobs import catalog_of, recheck_hash, verify_job_approvals
+from .http import Client, HubError, next_jobs, raw_body, report, serve
+from .jobs import catalog_of
+from .messages import (
+    JobPayload,
+    JobState,
+    JobStatus,
+    MessageError,
+    PartState,
+    ProgressReport,
+    ResultShare,
+    ShareHeader,
+    pack,
+    unpack,
+)
 from .signing import canonical
 
 log = logging.getLogger("werkplaats.engine")
 SHARE_WAIT_S = 600.0
+LINKABLE = (PartState.COMPILED, PartState.DONE)  # NB: an engine whose party compiled (or finished) may be linked to
 
 
 class Engine:
@@ -47,7 +59,7 @@ class Engine:
         cfg.tls.check(cfg.name)  # NB: refuse to start with a missing, foreign or expired certificate
         self.cfg = cfg
         self.hub = Client(cfg.hub, token=cfg.token, tls=cfg.tls)
-        self.inbox: dict[int, dict[str, tuple[dict[str, Any], list[bytes]]]] = {}
+        self.inbox: dict[int, dict[str, tuple[ShareHeader, list[bytes]]]] = {}  # NB: job → dataset → share
         self.lock = threading.Lock()
         self.stop = threading.Event()
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -57,10 +69,12 @@ class Engine:
 
     # -- the share inbox ------------------------------------------------------------------
     def app(self) -> FastAPI:
+        """Return the engine's share inbox: datastations post their signed shares here (mutual TLS)."""
         app = FastAPI(title=f"werkplaats engine {self.cfg.party}", version="1")
 
         @app.get("/health")
         def health() -> dict[str, Any]:
+            """Answer that the engine is up, with its name and party."""
             return {"ok": True, "engine": self.cfg.name, "party": self.cfg.party}
 
         @app.get("/inbox")
@@ -71,27 +85,30 @@ class Engine:
             return {"jobs": held, "running": self.child is not None}
 
         @app.post("/jobs/{jid}/shares")
-        async def shares(jid: int, request: Request) -> dict[str, Any]:
-            data = await request.body()
+        def shares(jid: int, data: Annotated[bytes, Depends(raw_body)]) -> dict[str, Any]:
+            """Keep one dataset's share of a job until the job runs (its signature is checked then)."""
             try:
-                header, blobs = wire.recv(io.BytesIO(data))
-            except (wire.WireClosed, ValueError):
-                raise HTTPException(400, "not a share message") from None
-            if header.get("job") != jid or not isinstance(header.get("dataset"), str):
+                header, blobs = unpack(ShareHeader, data)
+            except MessageError as e:
+                raise HTTPException(400, f"not a share message ({e})") from None
+            if header.job != jid:
                 raise HTTPException(400, "share message for another job")
-            if hashlib.sha256(b"".join(blobs)).hexdigest() != header.get("digest"):
+            if hashlib.sha256(b"".join(blobs)).hexdigest() != header.digest:
                 raise HTTPException(400, "share message damaged (digest)")
             with self.lock:
-                self.inbox.setdefault(jid, {})[header["dataset"]] = (header, blobs)
+                self.inbox.setdefault(jid, {})[header.dataset] = (header, blobs)
             return {"ok": True}
 
         return app
 
     # -- jobs ----------------------------------------------------------------------------
     def runs_used(self) -> dict[str, int]:
-        return json.loads(self.ledger.read_text()) if self.ledger.exists() else {}
+        """Return how many runs this engine took part in under each approval (its own ledger)."""
+        used: dict[str, int] = json.loads(self.ledger.read_text()) if self.ledger.exists() else {}
+        return used
 
     def count_runs(self, ids: list[str]) -> None:
+        """Count one run under each of the approvals in the ledger."""
         used = self.runs_used()
         for aid in ids:
             used[aid] = used.get(aid, 0) + 1
@@ -99,108 +116,104 @@ class Engine:
         tmp.write_text(json.dumps(used, sort_keys=True))
         tmp.replace(self.ledger)
 
-    def progress(self, jid: int, state: str, reason: str = "", **detail: Any) -> None:
-        try:
-            self.hub.post(f"/node/jobs/{jid}/progress", {"state": state, "reason": reason, "detail": detail})
-        except (HubError, OSError) as e:
-            log.warning("could not report progress of job %s: %s", jid, e)
+    def progress(self, jid: int, state: PartState, reason: str = "", **detail: Any) -> None:
+        """Report this engine's part in a job to the hub."""
+        report(self.hub, jid, ProgressReport(state=state, reason=reason, detail=detail), log)
 
-    def job_status(self, jid: int) -> dict[str, Any]:
-        """The job's state and the state of each node's part, or state 'unknown' when the hub cannot say."""
+    def job_status(self, jid: int) -> JobStatus | None:
+        """Return the job's state and the state of each node's part, or None when the hub cannot say."""
         try:
-            status: dict[str, Any] = self.hub.get(f"/node/jobs/{jid}")
-        except (HubError, OSError):
-            return {"state": "unknown", "progress": {}}
-        return status
+            return JobStatus.from_dict(self.hub.get(f"/node/jobs/{jid}"))
+        except (HubError, OSError, MessageError):
+            return None
 
-    def job_state(self, jid: int) -> str:
-        return str(self.job_status(jid)["state"])
+    def job_ended(self, jid: int) -> bool:
+        """Whether the hub says the job has ended (succeeded or failed)."""
+        status = self.job_status(jid)
+        return status is not None and status.state.ended
 
-    def handle(self, job: dict[str, Any]) -> None:
-        jid = job["job"]
+    def handle(self, job: JobPayload) -> None:
+        """Verify a job, wait for its shares, run this engine's party and send the output share to the hub."""
+        jid = job.job
         try:
-            self.progress(jid, "verifying")
-            recheck_hash(job)
-            orgs = sorted({d.split("/")[0] for d in job["datasets"]})
-            ids = verify_job_approvals(job, organisations=orgs, runs_used=self.runs_used())
+            self.progress(jid, PartState.VERIFYING)
+            recheck_hash(job.plan, job.plan_hash)
+            ids = verify_job(job, organisations=job.organisations(), runs_used=self.runs_used())
             inputs = self.wait_for_shares(job)
             if inputs is None:
                 return
             self.count_runs(ids)
-            self.progress(jid, "running")
+            self.progress(jid, PartState.RUNNING)
 
             def deliver(reply: dict[str, Any], blobs: list[bytes]) -> None:
-                buf = io.BytesIO()
-                wire.send(buf, {"share_blobs": reply["share_blobs"]}, blobs)
-                self.hub.post(f"/node/jobs/{jid}/result-share", content=buf.getvalue())
+                self.hub.post(
+                    f"/node/jobs/{jid}/result-share", content=pack(ResultShare(share_blobs=reply["share_blobs"]), blobs)
+                )
                 stats = {k: round(float(v), 3) for k, v in reply.get("stats", {}).items()}
-                self.progress(jid, "done", "", **stats)
+                self.progress(jid, PartState.DONE, "", **stats)
 
             self.run_party(job, inputs, deliver)
         except WerkplaatsError as e:
-            self.progress(jid, "failed", str(e))
+            self.progress(jid, PartState.FAILED, str(e))
         finally:
             with self.lock:
                 self.inbox.pop(jid, None)  # NB: every share of the job is dropped, whatever happened
 
-    def wait_for_shares(self, job: dict[str, Any]) -> dict[str, tuple[dict[str, Any], list[bytes]]] | None:
+    def wait_for_shares(self, job: JobPayload) -> dict[str, tuple[ShareHeader, list[bytes]]] | None:
         """Wait until every dataset's share has arrived and verifies; None if the job ended meanwhile."""
-        jid = job["job"]
+        jid = job.job
         deadline = time.monotonic() + SHARE_WAIT_S
         while True:
             with self.lock:
                 got = dict(self.inbox.get(jid, {}))
-            if all(d in got for d in job["datasets"]):
+            if all(d in got for d in job.datasets):
                 break
             if time.monotonic() > deadline:
-                missing = sorted(set(job["datasets"]) - set(got))
+                missing = sorted(set(job.datasets) - set(got))
                 msg = f"shares of {missing} did not arrive within {SHARE_WAIT_S:.0f} s"
                 raise WerkplaatsError(msg)
-            if self.job_state(jid) in ("failed", "succeeded"):
+            if self.job_ended(jid):
                 return None
             time.sleep(0.3)
         for d, (h, _) in got.items():
             org = d.split("/")[0]
-            sig = h.get("signature", "")
-            body = {k: v for k, v in h.items() if k != "signature"}
-            if h.get("organisation") != org or not pki.verify(
-                job["organisation_keys"].get(org, ""), canonical(body), sig
-            ):
+            key = job.organisation_keys.get(org, "")
+            if h.organisation != org or not pki.verify(key, canonical(h.signed_part()), h.signature):
                 msg = f"the share of {d} is not signed by {org}"
                 raise WerkplaatsError(msg)
-            if h.get("plan_hash") != job["plan_hash"]:
+            if h.plan_hash != job.plan_hash:
                 msg = f"the share of {d} was made for another plan"
                 raise WerkplaatsError(msg)
-        return {d: got[d] for d in job["datasets"]}
+        return {d: got[d] for d in job.datasets}
 
-    def run_party(self, job: dict[str, Any], inputs: dict[str, tuple[dict[str, Any], list[bytes]]],
+    def run_party(self, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]],
                   deliver: Any) -> None:  # fmt: skip
         """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere.
 
         The party's output goes to deliver while its link is still open; the link closes only
         when all three engines are done (or the job has ended), so no peer sees it close early.
         """
-        jid = job["job"]
-        plan = plan_from_dict(job["plan"])
-        catalog = catalog_of(job["schemas"])
+        jid = job.job
+        plan = plan_from_dict(job.plan)
+        catalog = catalog_of(job.schemas)
         analyze(plan, catalog)
         order = list(dict.fromkeys(s.dataset for s in n.sources(plan.root)))
         counts: list[int] = []
         blobs: list[bytes] = []
         for d in order:
             h, b = inputs[d]
-            counts += h["share_blobs"]
+            counts += h.share_blobs
             blobs += b
-        engines = sorted(job["engines"], key=lambda e: e["party"])
-        names = [e["name"] for e in engines]
+        engines = sorted(job.engines, key=lambda e: e.party)
+        names = [e.name for e in engines]
         _check_port(self.cfg.mpc)
         tls = self.cfg.tls
         header = PartyHeader(
             job=f"werkplaats-job-{jid}",
             plan=canonical_json(plan),
             catalog=catalog_to_dict(catalog),
-            rows={d: inputs[d][0]["rows"] for d in order},
-            addrs=tuple(e["mpc"] for e in engines),
+            rows={d: inputs[d][0].rows for d in order},
+            addrs=tuple(e.mpc for e in engines),
             share_blobs=tuple(counts),
             recv_timeout_ms=120_000,
             barrier=True,
@@ -241,14 +254,14 @@ class Engine:
                     if item == ("compiled", []):
                         # NB: the three parties link together, so that no party dials a peer that is still
                         # compiling (brpc over TLS can abort on such early connection failures).
-                        self.progress(jid, "compiled")
+                        self.progress(jid, PartState.COMPILED)
                         continue
                     break
                 except queue.Empty:
                     status = self.job_status(jid)
-                    if status["state"] == "failed":
+                    if status is not None and status.state == JobState.FAILED:
                         return  # NB: another node failed the job; the finally stops our party
-                    if all(status["progress"].get(n) in ("compiled", "done") for n in names):
+                    if status is not None and all(status.progress.get(n) in LINKABLE for n in names):
                         go.set()
                     if child.poll() is not None and q.empty():
                         time.sleep(0.5)
@@ -266,9 +279,9 @@ class Engine:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # NB: the closing barrier
                 status = self.job_status(jid)
-                if status["state"] in ("succeeded", "failed", "unknown"):
+                if status is None or status.state.ended:
                     break
-                if all(status["progress"].get(n) == "done" for n in names):
+                if all(status.progress.get(n) == PartState.DONE for n in names):
                     break
                 time.sleep(0.3)
         finally:
@@ -308,15 +321,15 @@ class Engine:
                 with self.lock:
                     held = list(self.inbox)
                 for jid in held:  # NB: shares of jobs that ended before this engine took them
-                    if self.job_state(jid) in ("failed", "succeeded"):
+                    if self.job_ended(jid):
                         with self.lock:
                             self.inbox.pop(jid, None)
                 for job in jobs:
                     try:
                         self.handle(job)
                     except Exception as e:
-                        log.exception("job %s failed", job.get("job"))
-                        self.progress(job["job"], "failed", f"{type(e).__name__}: {e}")
+                        log.exception("job %s failed", job.job)
+                        self.progress(job.job, PartState.FAILED, f"{type(e).__name__}: {e}")
                 time.sleep(poll_s)
         finally:
             if self.server is not None:

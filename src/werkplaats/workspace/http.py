@@ -1,15 +1,18 @@
-"""HTTPS with mutual TLS between nodes: a small client and a uvicorn runner."""
+"""HTTPS with mutual TLS between nodes: a small client, a node's poll and report steps, a uvicorn runner."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 import time
 from typing import Any
 
 import httpx
+from fastapi import Request
 
 from ..exceptions import WerkplaatsError
+from .messages import JobPayload, MessageError, PartState, ProgressReport
 from .pki import TLSFiles
 
 
@@ -32,9 +35,11 @@ class Client:
         self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout, headers=headers)
 
     def close(self) -> None:
+        """Close the connection pool."""
         self.http.close()
 
     def _check(self, r: httpx.Response) -> Any:
+        """Return a response's JSON (or text); raise HubError with the hub's detail for an error."""
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)
@@ -46,6 +51,7 @@ class Client:
         return r.text
 
     def _send(self, method: str, path: str, **kw: Any) -> Any:
+        """Send one API request."""
         try:
             r = self.http.request(method, "/api/v1" + path, **kw)
         except httpx.HTTPError as e:  # NB: unreachable, TLS refused, connection dropped: one error type
@@ -53,26 +59,55 @@ class Client:
         return self._check(r)
 
     def get(self, path: str, **params: Any) -> Any:
+        """GET an API path with query parameters."""
         return self._send("GET", path, params=params or None)
 
     def post(self, path: str, body: Any = None, *, content: bytes | None = None) -> Any:
+        """POST JSON to an API path, or raw bytes (content) as application/octet-stream."""
         if content is not None:
             return self._send("POST", path, content=content, headers={"content-type": "application/octet-stream"})
         return self._send("POST", path, json=body if body is not None else {})
 
     def put(self, path: str, body: Any) -> Any:
+        """PUT JSON to an API path."""
         return self._send("PUT", path, json=body)
 
 
-def next_jobs(hub: Client, log: Any) -> list[dict[str, Any]] | None:
-    """The jobs waiting for this node, or None (after a pause) while the hub cannot be reached."""
+def next_jobs(hub: Client, log: logging.Logger) -> list[JobPayload] | None:
+    """Return the jobs waiting for this node, or None (after a pause) while the hub cannot be reached.
+
+    A job this node cannot read (another protocol version, a malformed payload) is reported
+    failed with the reason, so that it is not offered again.
+    """
     try:
-        jobs: list[dict[str, Any]] = hub.get("/node/jobs")
+        docs: list[Any] = hub.get("/node/jobs")
     except (HubError, OSError) as e:
         log.warning("hub unreachable: %s", e)
         time.sleep(2)
         return None
+    jobs = []
+    for doc in docs:
+        try:
+            jobs.append(JobPayload.from_dict(doc))
+        except MessageError as e:
+            jid = doc.get("job") if isinstance(doc, dict) else None
+            log.warning("job %s refused: %s", jid, e)
+            if isinstance(jid, int):
+                report(hub, jid, ProgressReport(state=PartState.FAILED, reason=str(e)), log)
     return jobs
+
+
+def report(hub: Client, jid: int, progress: ProgressReport, log: logging.Logger) -> None:
+    """Report this node's progress on a job to the hub; a hub that cannot be reached is logged, not raised."""
+    try:
+        hub.post(f"/node/jobs/{jid}/progress", progress.to_dict())
+    except (HubError, OSError) as e:
+        log.warning("could not report progress of job %s: %s", jid, e)
+
+
+async def raw_body(request: Request) -> bytes:
+    """Return a request's body: a dependency, so that the route itself can be a plain (threadpool) function."""
+    return await request.body()
 
 
 def serve(app: Any, host: str, port: int, tls: TLSFiles, *, background: bool = False) -> Any:

@@ -10,7 +10,7 @@ An approval is an Ed25519 signature by an organisation over a small JSON body::
 Mode ``template`` approves every plan equal to the approved one except for the literal
 values at the JSON pointers in ``vary`` (for example the reporting week): the template
 hash is the plan hash with those literals replaced by a placeholder. Hub, datastations
-and engines all run ``check_approval`` themselves.
+and engines all check approvals themselves, with `werkplaats.workspace.approvals.verify`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def canonical(obj: Any) -> bytes:
 
 
 def sha256(data: bytes) -> str:
+    """Return the hex SHA-256 of data."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -76,6 +77,7 @@ def template_hash(plan: dict[str, Any], vary: list[str]) -> str:
 
 
 def now() -> dt.datetime:
+    """Return the current time in UTC."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -113,51 +115,10 @@ def approval_body(
 
 
 def sign_approval(key: Any, body: dict[str, Any]) -> str:
+    """Return the organisation's signature over an approval body."""
     return pki.sign(key, canonical(body))
 
 
 def approval_id(signature: str) -> str:
     """A short, stable id of an approval: the hash of its signature."""
     return sha256(signature.encode())[:16]
-
-
-def check_approval(
-    approval: dict[str, Any],
-    *,
-    public_key: str,
-    plan: dict[str, Any],
-    plan_hash: str,
-    collaboration: str,
-    purpose: str,
-    runs_used: int,
-    at: dt.datetime | None = None,
-) -> None:
-    """Raise ApprovalError saying why an approval does not cover this run; return quietly if it does."""
-    body, sig = approval.get("body", {}), approval.get("signature", "")
-    org = body.get("organisation", "?")
-    if body.get("kind") != APPROVAL_KIND:
-        msg = f"approval of {org}: not a werkplaats approval"
-        raise ApprovalError(msg)
-    if not pki.verify(public_key, canonical(body), sig):
-        msg = f"approval of {org}: the signature does not verify against the organisation's registered key"
-        raise ApprovalError(msg)
-    if body.get("collaboration") != collaboration:
-        msg = f"approval of {org}: given for collaboration {body.get('collaboration')!r}, not {collaboration!r}"
-        raise ApprovalError(msg)
-    if body.get("purpose") != purpose:
-        msg = f"approval of {org}: given for another purpose"
-        raise ApprovalError(msg)
-    if body.get("mode") == "template":
-        if template_hash(plan, list(body.get("vary", []))) != body.get("template_hash"):
-            msg = f"approval of {org}: the plan does not match the approved template"
-            raise ApprovalError(msg)
-    elif body.get("plan_hash") != plan_hash:
-        msg = f"approval of {org}: signed for plan {str(body.get('plan_hash'))[:12]}…, this plan is {plan_hash[:12]}…"
-        raise ApprovalError(msg)
-    when = at or now()
-    if dt.datetime.fromisoformat(body["expires"]) <= when:
-        msg = f"approval of {org}: expired on {body['expires']}"
-        raise ApprovalError(msg)
-    if runs_used >= int(body.get("max_runs", 0)):
-        msg = f"approval of {org}: all {body.get('max_runs')} approved runs are used"
-        raise ApprovalError(msg)

@@ -47,9 +47,10 @@ def read_source(ds: DatasetSource, schema: TableSchema) -> pd.DataFrame:
 
 
 def _sql_table(ds: DatasetSource, schema: TableSchema) -> pd.DataFrame:
+    """Read the schema's columns of a PostgreSQL table."""
     import sqlalchemy as sa
 
-    from .db import make_engine
+    from .sql import make_engine
 
     if not ds.table:
         msg = f"dataset {ds.name!r}: a PostgreSQL source needs 'table'"

@@ -1,0 +1,152 @@
+"""The hub's FastAPI dependencies: the hub, a database session, the caller, role checks, lookups.
+
+Routes declare what they need with the ``Annotated`` aliases below (``SessionDep``,
+``CallerDep``, ``RequestDep``, ...). A role check is a dependency too, so it runs before
+the route looks anything up: ``c: Annotated[Caller, require("admin")]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import db
+from .core import Caller, Hub, token_hash
+
+OVERSEERS = ("admin", "privacy-officer")  # NB: see every collaboration without being a member
+
+
+def get_hub(request: Request) -> Hub:
+    """Return the hub the app serves."""
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+def session(hub: HubDep) -> Iterator[Session]:
+    """Yield a database session for one request."""
+    with hub.sessions() as s:
+        yield s
+
+
+SessionDep = Annotated[Session, Depends(session)]
+
+
+def caller(request: Request, s: SessionDep) -> Caller:
+    """Return the user or node whose bearer token came with the request (401 otherwise).
+
+    A node's call also counts as its heartbeat (``last_seen``).
+    """
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer "):
+        raise HTTPException(401, "missing bearer token")
+    h = token_hash(auth.split(None, 1)[1].strip())
+    u = s.scalars(select(db.User).where(db.User.token_hash == h)).first()
+    if u is not None:
+        org = s.get(db.Organisation, u.organisation_id) if u.organisation_id else None
+        return Caller("user", u.name, u.role, org.name if org else None, u.id)
+    nd = s.scalars(select(db.Node).where(db.Node.token_hash == h)).first()
+    if nd is not None:
+        org = s.get(db.Organisation, nd.organisation_id) if nd.organisation_id else None
+        nd.last_seen = db.utcnow()
+        s.commit()
+        return Caller("node", nd.name, nd.kind, org.name if org else None, nd.id)
+    raise HTTPException(401, "unknown token")
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def require(*roles: str) -> Any:
+    """Return a dependency giving the caller if their role is one of roles (403 otherwise)."""
+
+    def check(c: CallerDep) -> Caller:
+        if c.role not in roles:
+            raise HTTPException(403, f"role {c.role!r} may not do this (needs one of {list(roles)})")
+        return c
+
+    return Depends(check)
+
+
+# -- lookups that answer 404 -----------------------------------------------------------------------
+
+
+def organisation(s: Session, name: str) -> db.Organisation:
+    """Return the organisation of that name (404 otherwise)."""
+    o = s.scalars(select(db.Organisation).where(db.Organisation.name == name)).first()
+    if o is None:
+        raise HTTPException(404, f"no organisation {name!r}")
+    return o
+
+
+def collaboration(s: Session, name: str) -> db.Collaboration:
+    """Return the collaboration of that name (404 otherwise)."""
+    c = s.scalars(select(db.Collaboration).where(db.Collaboration.name == name)).first()
+    if c is None:
+        raise HTTPException(404, f"no collaboration {name!r}")
+    return c
+
+
+def request_by_id(s: Session, rid: int) -> db.Request:
+    """Return the request of that id (404 otherwise)."""
+    r = s.get(db.Request, rid)
+    if r is None:
+        raise HTTPException(404, f"no request {rid}")
+    return r
+
+
+def job_by_id(s: Session, jid: int) -> db.Job:
+    """Return the job of that id (404 otherwise)."""
+    j = s.get(db.Job, jid)
+    if j is None:
+        raise HTTPException(404, f"no job {jid}")
+    return j
+
+
+def _path_request(rid: int, s: SessionDep) -> db.Request:
+    return request_by_id(s, rid)
+
+
+def _path_job(jid: int, s: SessionDep) -> db.Job:
+    return job_by_id(s, jid)
+
+
+RequestDep = Annotated[db.Request, Depends(_path_request)]
+JobDep = Annotated[db.Job, Depends(_path_job)]
+
+
+# -- membership ----------------------------------------------------------------------------------
+
+
+def members(s: Session, collab: db.Collaboration) -> list[str]:
+    """Return the names of the collaboration's member organisations."""
+    q = (
+        select(db.Organisation.name)
+        .join(db.Member, db.Member.organisation_id == db.Organisation.id)
+        .where(db.Member.collaboration_id == collab.id)
+    )
+    return list(s.scalars(q))
+
+
+def sees(s: Session, c: Caller, collab: db.Collaboration) -> bool:
+    """Whether the caller may see the collaboration: an overseer, or of a member organisation."""
+    return c.role in OVERSEERS or (c.organisation is not None and c.organisation in members(s, collab))
+
+
+def require_member(s: Session, c: Caller, collab: db.Collaboration) -> None:
+    """Refuse (403) a caller who may not see the collaboration."""
+    if not sees(s, c, collab):
+        raise HTTPException(403, f"{c.name} is not a member of collaboration {collab.name!r}")
+
+
+def collaboration_of(s: Session, r: db.Request) -> db.Collaboration:
+    """Return the collaboration a request was made in."""
+    collab = s.get(db.Collaboration, r.collaboration_id)
+    assert collab is not None  # NB: a foreign key
+    return collab
