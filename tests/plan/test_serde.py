@@ -46,15 +46,27 @@ def test_canonical_json_has_sorted_keys_and_no_whitespace() -> None:
     assert d["disclosure"] == {"min_group_size": 10}
 
 
+# NB: approvals sign plan hashes: a change of the canonical form must be deliberate (a new format).
+EXAMPLE_HASH = "a5aa481bc76431164006ad6f1c8fe437c75941bb00ea8dca59f0f3fb857fc461"
+
+
 def test_plan_hash_is_sha256_of_canonical_json_and_changes_with_the_plan() -> None:
     import hashlib
 
     q = example()
-    assert q.plan_hash() == hashlib.sha256(q.to_json().encode()).hexdigest()
-    assert q.plan_hash(min_group_size=11) != q.plan_hash()
-    other = q.node
+    assert q.plan_hash() == hashlib.sha256(q.to_json().encode()).hexdigest() == EXAMPLE_HASH
     assert wp.from_plan(q.to_plan()).plan_hash() == q.plan_hash()
-    assert other is not None
+    assert q.plan_hash(min_group_size=11) != q.plan_hash()
+    base = wp.scan("t").filter(wp.col("x") > 1)
+    hashes = {
+        base.agg(n=wp.count()).plan_hash(),
+        base.agg(m=wp.count()).plan_hash(),  # another output name
+        wp.scan("t").filter(wp.col("x") > 2).agg(n=wp.count()).plan_hash(),  # another literal
+        wp.scan("t").filter(wp.col("x") > 1.0).agg(n=wp.count()).plan_hash(),  # another literal type
+        wp.scan("t").filter(wp.col("x") >= 1).agg(n=wp.count()).plan_hash(),  # another operator
+        wp.scan("u").filter(wp.col("x") > 1).agg(n=wp.count()).plan_hash(),  # another dataset
+    }
+    assert len(hashes) == 6
 
 
 def test_dates_and_typed_literals_survive_round_trip() -> None:
@@ -81,6 +93,31 @@ def test_loading_checks_the_json_schema_and_says_where(mutate, where) -> None:  
     with pytest.raises(PlanFormatError, match="does not match") as e:
         plan_from_json(json.dumps(d))
     assert where in str(e.value)
+
+
+def test_schema_errors_follow_the_node_kind_to_the_wrong_member() -> None:
+    d = json.loads(wp.scan("t").filter(wp.col("x").is_in([1])).agg(n=wp.count()).to_json())
+    d["root"]["input"]["predicate"]["values"] = [1]  # NB: an untagged literal
+    with pytest.raises(PlanFormatError) as e:
+        plan_from_json(json.dumps(d))
+    assert (
+        str(e.value)
+        == "plan does not match werkplaats.plan/1 at root/input/predicate/values/0: 1 is not of type 'object'"
+    )
+    d["root"]["input"]["predicate"]["op"] = "is_any"
+    with pytest.raises(
+        PlanFormatError, match=r"at root/input/predicate: unknown op 'is_any'; expected one of \['add', "
+    ):
+        plan_from_json(json.dumps(d))
+
+
+@pytest.mark.parametrize("lit", [{"type": "date", "value": 3}, {"type": "date", "value": "2024-13-01"},
+                                 {"type": "int", "value": True}, {"type": "int", "value": 1.5}])  # fmt: skip
+def test_a_literal_whose_value_does_not_fit_its_tag_is_refused(lit: dict[str, object]) -> None:
+    d = json.loads(wp.scan("t").filter(wp.col("x") == 1).agg(n=wp.count()).to_json())
+    d["root"]["input"]["predicate"]["right"].update(lit)
+    with pytest.raises(PlanFormatError, match=f"a literal of type '{lit['type']}' needs a JSON"):
+        plan_from_json(json.dumps(d))
 
 
 def test_loading_rejects_text_that_is_not_json() -> None:

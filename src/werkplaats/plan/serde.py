@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any, TypeAlias, TypeVar
 
 import jsonschema
+from jsonschema.exceptions import best_match, relevance
 
 from ..exceptions import PlanFormatError
 from . import nodes as n
@@ -48,11 +49,24 @@ def lit_to_json(v: n.LitValue) -> dict[str, Any]:
     raise PlanFormatError(msg)
 
 
+# The JSON value each literal tag allows (bool is not an int here).
+_LIT_JSON: dict[str, tuple[type, ...]] = {
+    "null": (type(None),), "bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "date": (str,),
+}  # fmt: skip
+
+
 def lit_from_json(d: dict[str, Any]) -> n.LitValue:
-    """Decode a tagged literal."""
+    """Decode a tagged literal; refuse a value that does not fit its tag."""
     t, v = d["type"], d["value"]
-    if t == "date":
-        return dt.date.fromisoformat(v)
+    fits = isinstance(v, _LIT_JSON.get(t, ())) and (t in ("bool", "null") or not isinstance(v, bool))
+    try:
+        if not fits:
+            raise ValueError
+        if t == "date":
+            return dt.date.fromisoformat(v)
+    except ValueError:
+        msg = f"a literal of type {t!r} needs a JSON {'ISO date string' if t == 'date' else t} value"
+        raise PlanFormatError(msg) from None
     if t == "float":
         return float(v)
     return v
@@ -209,13 +223,39 @@ def plan_to_dict(p: n.Plan) -> dict[str, Any]:
 
 def plan_from_dict(d: dict[str, Any]) -> n.Plan:
     """Validate a JSON document against the schema and decode it."""
-    try:
-        jsonschema.validate(d, plan_json_schema())
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "(document)"
-        msg = f"plan does not match {n.PLAN_FORMAT} at {where}: {e.message}"
-        raise PlanFormatError(msg) from None
+    errors = list(jsonschema.Draft202012Validator(plan_json_schema()).iter_errors(d))
+    if errors:
+        error = max(errors, key=relevance)
+        path, what = _schema_error(error)
+        where = "/".join(str(p) for p in path) or "(document)"
+        msg = f"plan does not match {n.PLAN_FORMAT} at {where}: {what}"
+        raise PlanFormatError(msg)
     return n.Plan(rel_from_json(d["root"]), int(d["disclosure"]["min_group_size"]))
+
+
+def _ops_of(branch: dict[str, Any]) -> list[str]:
+    op = branch.get("properties", {}).get("op", {})
+    return [op["const"]] if "const" in op else list(op.get("enum", ()))
+
+
+def _schema_error(error: jsonschema.ValidationError) -> tuple[list[Any], str]:
+    """Return where and what is wrong, following each node's "op" into the schema of its kind.
+
+    NB: a node matches one of several kinds (oneOf); jsonschema alone would only say
+    that it matches none, and print the whole node.
+    """
+    while error.validator == "oneOf" and isinstance(error.instance, dict) and "op" in error.instance:
+        op = error.instance["op"]
+        branches = [i for i, b in enumerate(error.validator_value) if op in _ops_of(b)]
+        if not branches:
+            known = sorted(o for b in error.validator_value for o in _ops_of(b))
+            return list(error.absolute_path), f"unknown op {op!r}; expected one of {known}"
+        subs = [e for e in error.context or () if e.relative_schema_path[0] == branches[0]]
+        if not subs:
+            break
+        error = max(subs, key=relevance)
+    error = best_match([error]) or error  # NB: descends into other combinations (e.g. a literal's type)
+    return list(error.absolute_path), error.message
 
 
 def canonical_json(p: n.Plan) -> str:
