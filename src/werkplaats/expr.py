@@ -39,6 +39,7 @@ class Expr:
 
     @property
     def node(self) -> n.Expr:
+        """The plan node this expression wraps."""
         return self._node
 
     def __repr__(self) -> str:
@@ -117,7 +118,8 @@ class Expr:
     def __invert__(self) -> Expr:
         return Expr(n.Not(self._node))
 
-    def __neg__(self) -> Expr: return Expr(n.BinOp("sub", n.Lit(0), self._node))  # fmt: skip
+    def __neg__(self) -> Expr:
+        return Expr(n.BinOp("sub", n.Lit(0), self._node))
 
     def is_in(self, values: Iterable[Any]) -> Expr:
         """Return whether the value is one of the given literals."""
@@ -129,12 +131,15 @@ class Expr:
         return Expr(n.Between(self._node, _to_node(lower), _to_node(upper)))
 
     def is_null(self) -> Expr:
+        """Return whether the value is missing."""
         return Expr(n.IsNull(self._node))
 
     def is_not_null(self) -> Expr:
+        """Return whether the value is present."""
         return Expr(n.Not(n.IsNull(self._node)))
 
     def fill_null(self, value: Any) -> Expr:
+        """Return the value, or ``value`` where it is missing."""
         return Expr(n.FillNull(self._node, _to_node(value)))
 
     def cut(self, breaks: Sequence[float], *, labels: Sequence[str] | None = None) -> Expr:
@@ -152,31 +157,41 @@ class Expr:
 
     @property
     def dt(self) -> DateNamespace:
+        """Date parts of this (date) expression: ``.dt.year()``, ``.dt.iso_week()``, ``.dt.month()``."""
         return DateNamespace(self)
 
     # aggregates
     def count(self) -> AggExpr:
+        """Count the non-missing values of each group."""
         return AggExpr(n.Agg("count", self._node))
 
     def sum(self) -> AggExpr:
+        """Sum the values of each group (of a boolean: count where it holds)."""
         return AggExpr(n.Agg("sum", self._node))
 
     def mean(self) -> AggExpr:
+        """Average the values of each group."""
         return AggExpr(n.Agg("mean", self._node))
 
     def min(self) -> AggExpr:
+        """Return the smallest value of each group."""
         return AggExpr(n.Agg("min", self._node))
 
     def max(self) -> AggExpr:
+        """Return the largest value of each group."""
         return AggExpr(n.Agg("max", self._node))
 
     def var(self) -> AggExpr:
+        """Return the sample variance (n - 1) of each group."""
         return AggExpr(n.Agg("var", self._node))
 
     def std(self) -> AggExpr:
+        """Return the sample standard deviation (n - 1) of each group."""
         return AggExpr(n.Agg("std", self._node))
 
-    def median(self) -> AggExpr: return AggExpr(n.Agg("median", self._node))  # fmt: skip
+    def median(self) -> AggExpr:
+        """Return the median of each group (linear interpolation)."""
+        return AggExpr(n.Agg("median", self._node))
 
     def quantile(self, q: float) -> AggExpr:
         """Return the q-quantile with linear interpolation (DuckDB's quantile_cont)."""
@@ -204,12 +219,16 @@ class DateNamespace:
         self._e = e
 
     def year(self) -> Expr:
+        """Return the year."""
         return Expr(n.DatePart(self._e.node, "year"))
 
     def iso_week(self) -> Expr:
+        """Return the ISO week number (1-53)."""
         return Expr(n.DatePart(self._e.node, "iso_week"))
 
-    def month(self) -> Expr: return Expr(n.DatePart(self._e.node, "month"))  # fmt: skip
+    def month(self) -> Expr:
+        """Return the month (1-12)."""
+        return Expr(n.DatePart(self._e.node, "month"))
 
 
 class AggExpr:
@@ -222,6 +241,7 @@ class AggExpr:
 
     @property
     def node(self) -> n.Agg:
+        """The aggregate node this wraps."""
         return self._node
 
     def __bool__(self) -> bool:
@@ -239,19 +259,24 @@ class When:
         self._cond = cond
 
     def then(self, value: Any) -> Then:
+        """Give the value where the condition holds."""
         return Then((*self._branches, (self._cond, _to_node(value))))
 
 
 class Then:
+    """A conditional with at least one branch: add one with .when(...) or finish with .otherwise(...)."""
+
     __slots__ = ("_branches",)
 
     def __init__(self, branches: tuple[tuple[n.Expr, n.Expr], ...]) -> None:
         self._branches = branches
 
     def when(self, cond: Any) -> When:
+        """Add a condition, tested when the earlier ones do not hold."""
         return When(self._branches, _to_node(cond))
 
     def otherwise(self, value: Any) -> Expr:
+        """Give the value where no condition holds, and finish the expression."""
         return Expr(n.When(self._branches, _to_node(value)))
 
 
