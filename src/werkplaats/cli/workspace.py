@@ -373,15 +373,17 @@ def request_run(
     """Start a job for an approved request (and wait for its result)."""
     import time
 
+    from ..workspace.messages import JobState
+
     c = _client()
     try:
         job = c.post(f"/requests/{request}/run")["job"]
         typer.echo(f"job {job} started")
         while wait:
             j = c.get(f"/jobs/{job}")
-            if j["state"] in ("succeeded", "failed"):
+            if JobState(j["state"]).ended:
                 typer.echo(f"job {job}: {j['state']} {j['reason']}")
-                if j["state"] == "failed":
+                if j["state"] == JobState.FAILED:
                     raise typer.Exit(1)
                 break
             time.sleep(0.5)

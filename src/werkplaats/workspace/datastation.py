@@ -39,6 +39,7 @@ from .messages import (
     PartState,
     ProgressReport,
     ShareHeader,
+    SignedApproval,
     pack,
 )
 from .signing import approval_body, canonical, sign_approval
@@ -242,9 +243,8 @@ class Datastation:
                 vary=vary,
             )
             recheck_hash(r["plan"], r["plan_hash"])
-            out: dict[str, Any] = c.post(
-                f"/requests/{request_id}/approvals", {"body": body, "signature": sign_approval(self.key, body)}
-            )
+            signed = SignedApproval(body=body, signature=sign_approval(self.key, body))
+            out: dict[str, Any] = c.post(f"/requests/{request_id}/approvals", signed.model_dump())
             return out
         finally:
             c.close()
