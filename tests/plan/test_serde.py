@@ -105,10 +105,9 @@ def test_schema_errors_follow_the_node_kind_to_the_wrong_member() -> None:
         == "plan does not match werkplaats.plan/1 at root/input/predicate/values/0: 1 is not of type 'object'"
     )
     d["root"]["input"]["predicate"]["op"] = "is_any"
-    with pytest.raises(
-        PlanFormatError, match=r"at root/input/predicate: unknown op 'is_any'; expected one of \['add', "
-    ):
+    with pytest.raises(PlanFormatError, match=r"at root/input/predicate: unknown op 'is_any'; expected one of \[") as e:
         plan_from_json(json.dumps(d))
+    assert "'is_in'" in str(e.value) and "'add'" in str(e.value)
 
 
 @pytest.mark.parametrize("lit", [{"type": "date", "value": 3}, {"type": "date", "value": "2024-13-01"},
