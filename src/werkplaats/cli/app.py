@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, compare, demo, plan, synth, workspace
+from . import audit, bench, compare, datastation, demo, engine, hub, pki, plan, request, synth
 
 app = typer.Typer(
     name="werkplaats",
@@ -17,12 +17,12 @@ app.command("compare")(compare.compare)
 app.command("bench")(bench.bench)
 app.command("synth")(synth.synth)
 app.add_typer(plan.app, name="plan")
-app.add_typer(workspace.pki_app, name="pki")
-app.add_typer(workspace.hub_app, name="hub")
-app.add_typer(workspace.ds_app, name="datastation")
-app.add_typer(workspace.engine_app, name="engine")
-app.add_typer(workspace.audit_app, name="audit")
-app.add_typer(workspace.request_app, name="request")
+app.add_typer(pki.app, name="pki")
+app.add_typer(hub.app, name="hub")
+app.add_typer(datastation.app, name="datastation")
+app.add_typer(engine.app, name="engine")
+app.add_typer(audit.app, name="audit")
+app.add_typer(request.app, name="request")
 
 
 def main() -> None:
