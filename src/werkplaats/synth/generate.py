@@ -12,6 +12,11 @@ The injected effects (written to the truth file):
 - a GGZ waiting-list bottleneck: one gemeente's waits are about twice as long;
 - care stacking: one 'kwetsbare wijk' whose residents are frailer, so more of them
   use several kinds of care.
+
+NB: this module is over 400 lines on purpose. ``generate`` draws every source from the same
+population arrays (birth dates, wijk, frailty, coverage) in one pass; split into functions, it
+would hand a dozen arrays from one to the next without making any part independent, and the
+tests pin its output byte for byte.
 """
 
 from __future__ import annotations
