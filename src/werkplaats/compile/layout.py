@@ -32,17 +32,7 @@ class Slot:
 
 
 def _walk_exprs(rel: n.Relation) -> list[n.Expr]:
-    out: list[n.Expr] = []
-    match rel:
-        case n.Filter(_, pred):
-            out.append(pred)
-        case n.WithColumns(_, exprs) | n.Select(_, exprs):
-            out.extend(e for _, e in exprs)
-        case n.Aggregate(_, _, aggs):
-            out.extend(a.arg for _, a in aggs if a.arg is not None)
-    for c in n.children(rel):
-        out.extend(_walk_exprs(c))
-    return out
+    return [*n.relation_exprs(rel), *(e for c in n.children(rel) for e in _walk_exprs(c))]
 
 
 def _sub(e: n.Expr) -> list[n.Expr]:

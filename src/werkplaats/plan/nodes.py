@@ -242,6 +242,17 @@ def expr_children(e: Expr) -> tuple[Expr, ...]:
     return tuple(_field_nodes(e, EXPR_NODES))
 
 
+def relation_exprs(rel: Relation) -> tuple[Expr, ...]:
+    """Return the expressions a relation node holds itself (not its inputs'), aggregates' arguments included."""
+    out: list[Expr] = []
+    for x in _field_nodes(rel, (*EXPR_NODES, Agg)):
+        if not isinstance(x, Agg):
+            out.append(x)
+        elif x.arg is not None:
+            out.append(x.arg)
+    return tuple(out)
+
+
 def columns_of(e: Expr) -> set[str]:
     """Return the names of the columns an expression reads."""
     if isinstance(e, Col):
