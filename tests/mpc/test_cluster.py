@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,16 @@ def _gone(pids: list[int], timeout: float = 15.0) -> bool:
     return False
 
 
+def _wait_for_job(log: Path, timeout: float = 120.0) -> None:
+    """Wait until a party's log shows it has its program for the job (compiled or cached): the job is under way."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and "program" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"no job started in {log} within {timeout:.0f} s")
+
+
 def _port_free(addr: str) -> bool:
     host, port = addr.rsplit(":", 1)
     with socket.socket() as s:
@@ -69,7 +80,7 @@ def test_killed_party_fails_the_job_naming_it_and_a_retry_succeeds() -> None:
 
         th = threading.Thread(target=job)
         th.start()
-        time.sleep(3.0)
+        _wait_for_job(c.log_dir / "party1.log")
         started = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         th.join(timeout=60)
@@ -111,7 +122,7 @@ SCRIPT = textwrap.dedent(
     q = wp.scan("l").join(wp.scan("r"), on="bsn").group_by("g").agg(n=wp.count())
     c = LocalCluster()
     c.start()
-    print(" ".join(map(str, c.pids())), flush=True)
+    print(" ".join(map(str, c.pids())), c.log_dir, flush=True)
     wp.run_local(q, t, engine="mpc", cluster=c)
     print("finished", flush=True)
     """
@@ -122,9 +133,10 @@ SCRIPT = textwrap.dedent(
 def test_coordinator_interrupted_or_killed_leaves_no_party_behind(sig: int) -> None:
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    pids = [int(p) for p in proc.stdout.readline().split()]
+    *head, log_dir = proc.stdout.readline().split()
+    pids = [int(p) for p in head]
     assert len(pids) == 3
-    time.sleep(3.0)
+    _wait_for_job(Path(log_dir) / "party0.log")
     proc.send_signal(sig)
     proc.wait(timeout=60)
     rest = proc.stdout.read()

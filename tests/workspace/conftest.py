@@ -1,4 +1,4 @@
-"""Hub backends for the workspace tests: SQLite (a file) and PostgreSQL (a fresh database each)."""
+"""Hub backends for the workspace tests (SQLite, PostgreSQL) and the one live workspace of real processes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,17 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'hub.db'}"
     else:
         yield from _pg_database()
+
+
+@pytest.fixture(scope="session")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start one workspace of real processes for every process-level test of the session."""
+    from werkplaats.demo.workspace import LocalWorkspace
+
+    w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=4000, organisations=("ggd", "huisartsen"),
+                       heartbeat_timeout_s=6)  # fmt: skip
+    try:
+        w.start()
+        yield w
+    finally:
+        w.stop()

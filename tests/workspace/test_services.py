@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,57 +20,13 @@ from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
 from werkplaats.result import frame_differences
 from werkplaats.synth.write import load_region
 from werkplaats.workspace import pki
-from werkplaats.workspace.config import DatastationConfig, EngineConfig
-from werkplaats.workspace.datastation import Datastation
+from werkplaats.workspace.config import EngineConfig
 from werkplaats.workspace.engine import Engine
 from werkplaats.workspace.messages import JobPayload
 from werkplaats.workspace.signing import approval_body, sign_approval
 
+from .live import PURPOSE, analysis, approve_all, connect, station, wait_state
 from .wait import wait_until
-
-PURPOSE = "Meldingen per gemeente met chronisch zieken (test)"
-
-
-def analysis(disease: str = "influenza A") -> wp.LazyFrame:
-    gp = wp.scan("huisartsen/patienten").select("bsn", chronisch=wp.col("chronische_aandoeningen") >= 1)
-    return (wp.scan("ggd/meldingen").filter(wp.col("ziekte") == disease)
-            .join(gp, on="bsn", how="left")
-            .group_by("gemeente")
-            .agg(n=wp.count(), chronisch=wp.col("chronisch").fill_null(False).sum(),
-                 leeftijd=wp.col("leeftijd").mean()))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorkspace]:
-    w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=4000, organisations=("ggd", "huisartsen"),
-                       heartbeat_timeout_s=6)  # fmt: skip
-    try:
-        w.start()
-        yield w
-    finally:
-        w.stop()
-
-
-def connect(ws: LocalWorkspace, who: str = "analist") -> Any:
-    return wp.connect(ws.hub_url, token=ws.tokens[who], ca=ws.pki / "ca.crt", cert=ws.pki / "client.crt",
-                      key=ws.pki / "client.key")  # fmt: skip
-
-
-def station(ws: LocalWorkspace, org: str) -> Datastation:
-    return Datastation(DatastationConfig.load(ws.root / "nodes" / f"ds-{org}" / "datastation.toml"))
-
-
-def approve_all(ws: LocalWorkspace, rid: int, max_runs: int = 1) -> None:
-    for org in ws.organisations:
-        station(ws, org).approve(rid, max_runs=max_runs)
-
-
-def wait_state(c: Any, job: int, states: tuple[str, ...], timeout: float = 300) -> dict[str, Any]:
-    def state() -> dict[str, Any] | None:
-        j: dict[str, Any] = c.client.get(f"/jobs/{job}")
-        return j if j["state"] in states else None
-
-    return wait_until(state, timeout, f"job {job} in {states}", every=0.2)
 
 
 def seen_since(ws: LocalWorkspace, node: str, since: dt.datetime) -> bool:
