@@ -130,7 +130,7 @@ def test_published_schema_is_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(plan_json_schema())
 
 
-@given(st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=5), st.floats(allow_nan=False, allow_infinity=False),
+@given(st.lists(st.integers(-(2**53), 2**53), min_size=1, max_size=5), st.floats(allow_nan=False, allow_infinity=False),
        st.text(max_size=20))  # fmt: skip
 def test_literals_round_trip(ints: list[int], f: float, s: str) -> None:
     q = wp.scan("t").filter(wp.col("x").is_in(ints) | (wp.col("y") > f) | (wp.col("s") == s)).agg(n=wp.count())

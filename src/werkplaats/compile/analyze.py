@@ -17,6 +17,7 @@ import pandas as pd
 from ..catalog.schema import TableSchema
 from ..exceptions import PlanError
 from ..plan import nodes as n
+from ..plan.limits import MAX_AGGREGATES, MAX_OUTPUT_CELLS
 from ..plan.types import DType, Schema, agg_dtype, infer, table_dtypes
 from ..plan.visitor import Visitor
 from ..result import Revealed, build_frame
@@ -117,6 +118,15 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
                 "number, or a date part, so that the result's shape does not depend on the data"
             )
             raise PlanError(msg)
+    cells = len(root.aggs)
+    for k in root.keys:
+        cells *= max(len(schema[k].grouping_domain or ()), 1)
+    if cells > MAX_OUTPUT_CELLS:
+        msg = (
+            f"the output would have {cells} cells (groups of {list(root.keys)} times {len(root.aggs)} "
+            f"aggregates), more than the limit of {MAX_OUTPUT_CELLS}; group by fewer or coarser keys"
+        )
+        raise PlanError(msg)
     return a
 
 
@@ -204,6 +214,9 @@ class SchemaOf(Visitor[Schema]):
             if k not in base:
                 msg = f"group_by: unknown column {k!r}; available columns: {sorted(base)}"
                 raise PlanError(msg)
+        if len(r.aggs) > MAX_AGGREGATES:
+            msg = f"agg: {len(r.aggs)} aggregates, more than the limit of {MAX_AGGREGATES} in one agg(...)"
+            raise PlanError(msg)
         _unique_names([*r.keys, *(k for k, _ in r.aggs)], "group_by/agg")
         for k in r.keys:
             src = _unique_origin(r.input, k)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import fields
@@ -25,6 +26,7 @@ from jsonschema.exceptions import best_match, relevance
 
 from ..exceptions import PlanFormatError
 from . import nodes as n
+from .limits import MAX_PLAN_BYTES, MAX_PLAN_DEPTH, MAX_PLAN_NODES, MAX_SAFE_INT
 
 T = TypeVar("T")
 
@@ -68,8 +70,23 @@ def lit_from_json(d: dict[str, Any]) -> n.LitValue:
         msg = f"a literal of type {t!r} needs a JSON {'ISO date string' if t == 'date' else t} value"
         raise PlanFormatError(msg) from None
     if t == "float":
-        return float(v)
+        return _finite(v, "a float literal")
+    if t == "int" and abs(v) > MAX_SAFE_INT:
+        msg = "an int literal must lie within ±2^53 (beyond it a float64 no longer holds every integer)"
+        raise PlanFormatError(msg)
     return v
+
+
+def _finite(v: Any, what: str) -> float:
+    """Return v as a float; refuse NaN and ±Infinity, which no executor computes with alike."""
+    try:
+        x = float(v)
+    except OverflowError:  # NB: an int beyond float64 (10^400)
+        x = math.inf
+    if not math.isfinite(x):
+        msg = f"{what} must be a finite number, not NaN or Infinity"
+        raise PlanFormatError(msg)
+    return x
 
 
 # --- nodes: one codec per field type ------------------------------------------
@@ -178,7 +195,7 @@ def _same(x: Any) -> Any:
 
 
 def _floats(xs: list[Any]) -> tuple[float, ...]:
-    return tuple(float(x) for x in xs)
+    return tuple(_finite(x, "a list of numbers (cut breaks)") for x in xs)
 
 
 # Field type (as annotated in plan.nodes) → (encode, decode). A new node whose fields
@@ -186,7 +203,7 @@ def _floats(xs: list[Any]) -> tuple[float, ...]:
 FIELD_CODECS: dict[str, Codec] = {
     "str": (_same, _same),
     "int": (_same, int),
-    "float": (_same, float),
+    "float": (_same, lambda v: _finite(v, "a number field (quantile q)")),
     "dt.date": (lambda d: d.isoformat(), dt.date.fromisoformat),
     "LitValue": (lit_to_json, lit_from_json),
     "Expr": (expr_to_json, expr_from_json),
@@ -222,8 +239,17 @@ def plan_to_dict(p: n.Plan) -> dict[str, Any]:
 
 
 def plan_from_dict(d: dict[str, Any]) -> n.Plan:
-    """Validate a JSON document against the schema and decode it."""
-    errors = list(jsonschema.Draft202012Validator(plan_json_schema()).iter_errors(d))
+    """Check a JSON document's size, then validate it against the schema and decode it.
+
+    NB: the size is bounded first (nesting, nodes, bytes; `werkplaats.plan.limits`) and the
+    schema is dispatched on each node's op, so that checking grows linearly with the plan.
+    """
+    _check_size(d)
+    try:
+        errors = list(_validator().iter_errors(d))
+    except RecursionError:  # NB: a caller already deep in its own stack
+        msg = f"plan does not match {n.PLAN_FORMAT}: nested too deeply to check"
+        raise PlanFormatError(msg) from None
     if errors:
         error = max(errors, key=relevance)
         path, what = _schema_error(error)
@@ -233,28 +259,49 @@ def plan_from_dict(d: dict[str, Any]) -> n.Plan:
     return n.Plan(rel_from_json(d["root"]), int(d["disclosure"]["min_group_size"]))
 
 
-def _ops_of(branch: dict[str, Any]) -> list[str]:
-    op = branch.get("properties", {}).get("op", {})
-    return [op["const"]] if "const" in op else list(op.get("enum", ()))
+def _check_size(d: Any) -> None:
+    """Refuse a document nested deeper, with more objects and arrays, or longer than the limits allow."""
+    count, todo = 0, [(d, 1)]
+    while todo:  # NB: iterative, so that a hostile nesting cannot exhaust the stack
+        x, depth = todo.pop()
+        if not isinstance(x, dict | list):
+            continue
+        count += 1
+        if depth > MAX_PLAN_DEPTH:
+            msg = f"plan is nested more than {MAX_PLAN_DEPTH} levels deep (the limit of JSON objects and arrays)"
+            raise PlanFormatError(msg)
+        if count > MAX_PLAN_NODES:
+            msg = f"plan has more than {MAX_PLAN_NODES} JSON objects and arrays (the limit of plan nodes)"
+            raise PlanFormatError(msg)
+        todo.extend((v, depth + 1) for v in (x.values() if isinstance(x, dict) else x))
+    try:
+        size = len(json.dumps(d, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except ValueError:
+        msg = "plan holds NaN or Infinity: numbers in a plan must be finite"
+        raise PlanFormatError(msg) from None
+    except TypeError:
+        msg = "plan holds a value that is not JSON"
+        raise PlanFormatError(msg) from None
+    if size > MAX_PLAN_BYTES:
+        msg = f"plan is larger than {MAX_PLAN_BYTES} bytes of JSON (the limit of a plan's size)"
+        raise PlanFormatError(msg)
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(plan_json_schema())
 
 
 def _schema_error(error: jsonschema.ValidationError) -> tuple[list[Any], str]:
-    """Return where and what is wrong, following each node's "op" into the schema of its kind.
+    """Return where and what is wrong; an unknown op is named with the ops its place allows.
 
-    NB: a node matches one of several kinds (oneOf); jsonschema alone would only say
-    that it matches none, and print the whole node.
+    NB: the schema checks each node against its own op only (if/then), so an error is
+    already about the right member; an unknown op fails the enum of the node's kind.
     """
-    while error.validator == "oneOf" and isinstance(error.instance, dict) and "op" in error.instance:
-        op = error.instance["op"]
-        branches = [i for i, b in enumerate(error.validator_value) if op in _ops_of(b)]
-        if not branches:
-            known = sorted(o for b in error.validator_value for o in _ops_of(b))
-            return list(error.absolute_path), f"unknown op {op!r}; expected one of {known}"
-        subs = [e for e in error.context or () if e.relative_schema_path[0] == branches[0]]
-        if not subs:
-            break
-        error = max(subs, key=relevance)
-    error = best_match([error]) or error  # NB: descends into other combinations (e.g. a literal's type)
+    path = list(error.absolute_path)
+    if error.validator == "enum" and path and path[-1] == "op" and isinstance(error.instance, str):
+        return path[:-1], f"unknown op {error.instance!r}; expected one of {sorted(error.validator_value)}"
+    error = best_match([error]) or error
     return list(error.absolute_path), error.message
 
 
@@ -265,16 +312,29 @@ def canonical_json(p: n.Plan) -> str:
 
 
 def plan_from_json(text: str | bytes) -> n.Plan:
-    """Parse and validate a plan's JSON text."""
+    """Parse and validate a plan's JSON text (bounded in size before it is parsed)."""
+    size = len(text.encode("utf-8") if isinstance(text, str) else text)
+    if size > MAX_PLAN_BYTES:
+        msg = f"plan is larger than {MAX_PLAN_BYTES} bytes of JSON (the limit of a plan's size)"
+        raise PlanFormatError(msg)
     try:
-        d = json.loads(text)
+        d = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         msg = f"plan is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        raise PlanFormatError(msg) from None
+    except (RecursionError, UnicodeDecodeError) as e:
+        what = "nested too deeply" if isinstance(e, RecursionError) else "not UTF-8"
+        msg = f"plan is not valid JSON: {what}"
         raise PlanFormatError(msg) from None
     if not isinstance(d, dict):
         msg = "plan JSON must be an object"
         raise PlanFormatError(msg)
     return plan_from_dict(d)
+
+
+def _no_constant(name: str) -> Any:
+    msg = f"plan is not valid JSON: {name} is not a JSON number (numbers in a plan must be finite)"
+    raise PlanFormatError(msg)
 
 
 def plan_hash(p: n.Plan) -> str:

@@ -8,12 +8,14 @@ lets a group-by produce the same shape of output whatever the data is.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..catalog.schema import ColumnSchema, TableSchema
 from ..exceptions import OperationNotDefinedError, PlanError
 from . import nodes as n
+from .limits import MAX_IS_IN_VALUES, MAX_SAFE_INT
 from .visitor import Visitor
 
 NUMERIC = ("int", "float")
@@ -62,8 +64,14 @@ def lit_dtype(v: n.LitValue) -> DType:
     if isinstance(v, bool):
         return DType("bool")
     if isinstance(v, int):
+        if abs(v) > MAX_SAFE_INT:
+            msg = "an int literal must lie within ±2^53 (beyond it a float64 no longer holds every integer)"
+            raise PlanError(msg)
         return DType("int")
     if isinstance(v, float):
+        if not math.isfinite(v):
+            msg = "a float literal must be a finite number, not NaN or Infinity"
+            raise PlanError(msg)
         return DType("float")
     if isinstance(v, str):
         return DType("str", (v,))
@@ -180,6 +188,9 @@ class TypeInference(Visitor[DType]):
 
     def visit_IsIn(self, e: n.IsIn) -> DType:
         t = self.visit(e.arg)
+        if len(e.values) > MAX_IS_IN_VALUES:
+            msg = f"is_in{self.where}: {len(e.values)} values, more than the limit of {MAX_IS_IN_VALUES}"
+            raise PlanError(msg)
         for v in e.values:
             vt = lit_dtype(v)
             ok = vt.kind == t.kind or (vt.kind in NUMERIC and t.kind in NUMERIC) or vt.kind == "null"
@@ -207,6 +218,9 @@ class TypeInference(Visitor[DType]):
     def visit_Cut(self, e: n.Cut) -> DType:
         if self.visit(e.arg).kind not in NUMERIC:
             msg = f"cut{self.where} needs a number"
+            raise PlanError(msg)
+        if not all(math.isfinite(b) for b in e.breaks):
+            msg = f"cut{self.where}: breaks must be finite numbers, not NaN or Infinity"
             raise PlanError(msg)
         if list(e.breaks) != sorted(set(e.breaks)):
             msg = f"cut{self.where}: breaks must be strictly increasing"
