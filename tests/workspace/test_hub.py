@@ -25,9 +25,41 @@ from werkplaats.workspace.signing import approval_body, sign_approval
 from .wait import wait_until
 
 
+class TlsLayer:
+    """The TLS layer an in-process hub lacks: the client certificate of the node a test-only header names.
+
+    uvicorn with `werkplaats.workspace.peer.PeerCertProtocol` puts the verified certificate into the
+    scope the same way; nothing a real client sends can.
+    """
+
+    def __init__(self, app: Any, ca: Path) -> None:
+        self.app, self.ca, self.pems = app, ca, dict[str, str]()
+        pki.init_ca(ca)
+
+    def pem(self, name: str) -> str:
+        if name not in self.pems:
+            cert, _ = pki.issue(self.ca, name)
+            self.pems[name] = cert.read_text()
+        return self.pems[name]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        name = dict(scope.get("headers", [])).get(PEER)
+        if scope["type"] == "http" and name:
+            scope["extensions"] = {
+                **(scope.get("extensions") or {}),
+                "tls": {"client_cert_chain": [self.pem(name.decode())]},
+            }
+        await self.app(scope, receive, send)
+
+
+PEER = b"x-test-client-cert"
+
+
 class Api:
-    def __init__(self, client: TestClient, token: str) -> None:
+    def __init__(self, client: TestClient, token: str, cert: str = "") -> None:
         self.c, self.h = client, {"Authorization": f"Bearer {token}"}
+        if cert:
+            self.h[PEER.decode()] = cert
 
     def get(self, path: str, status: int = 200) -> Any:
         r = self.c.get("/api/v1" + path, headers=self.h)
@@ -49,7 +81,7 @@ class Api:
 def hub(database: str, tmp_path: Path) -> Any:
     pki.new_signing_key(tmp_path / "hub.key")
     h = Hub(database, name="hub", signing_key=pki.load_signing_key(tmp_path / "hub.key"))
-    client = TestClient(create_app(h))
+    client = TestClient(TlsLayer(create_app(h), tmp_path / "ca"))
     admin = Api(client, h.create_admin("beheerder"))
     keys = {}
     for org in ("ggd", "huisartsen", "ggz"):
@@ -162,11 +194,24 @@ def _approved_job(u: dict[str, Api], keys: dict[str, Any]) -> tuple[dict[str, An
     return r, u["analist"].post(f"/requests/{r['id']}/run")
 
 
+def _node(u: dict[str, Api], name: str, kind: str, **kw: Any) -> Api:
+    """Register a node; return its API client, which presents the node's own certificate."""
+    return Api(u["admin"].c, u["admin"].post("/nodes", {"name": name, "kind": kind, **kw})["token"], cert=name)
+
+
+def _engines(u: dict[str, Api]) -> list[Api]:
+    """Register the three engines and let each be heard from (online)."""
+    es = [_node(u, f"engine{i}", "engine", party=i, url=f"https://e{i}:1", mpc_address=f"e{i}:2") for i in range(3)]
+    for e in es:
+        e.get("/me")
+    return es
+
+
 def test_node_endpoints_speak_the_versioned_messages(hub: Any) -> None:
     _h, u, keys = hub
     r, job = _approved_job(u, keys)
-    node = Api(u["admin"].c, u["admin"].post("/nodes", {"name": "ds-ha", "kind": "datastation",
-                                                          "organisation": "huisartsen"})["token"])  # fmt: skip
+    _engines(u)
+    node = _node(u, "ds-ha", "datastation", organisation="huisartsen")
     (doc,) = node.get("/node/jobs")
     payload = JobPayload.from_dict(doc)
     assert (payload.job, payload.request, payload.state) == (job["job"], r["id"], JobState.APPROVED)

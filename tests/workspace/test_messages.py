@@ -33,6 +33,14 @@ WIRE: dict[type[m.Message], dict[str, Any]] = {
     m.ResultShare: {"v": 1, "share_blobs": [2, 2, 2]},
 }  # fmt: skip
 WIRE[m.Contribution] = {"v": 1, "record": WIRE[m.ContributionRecord], "signature": "c2ln"}
+WIRE[m.AuditHead] = {"v": 1, "kind": "werkplaats-audit-head/v1", "hub": "hub", "seq": 12, "hash": "b" * 64,
+                     "at": "2025-01-02T03:04:05.678901+00:00", "signature": "c2ln"}  # fmt: skip
+WIRE[m.JobPayload] = {**WIRE[m.JobPayload], "audit_head": WIRE[m.AuditHead]}
+WIRE[m.JobStatus] = {**WIRE[m.JobStatus], "audit_head": WIRE[m.AuditHead]}
+WIRE[m.NothingSentRecord] = {"v": 1, "kind": "werkplaats-nothing-sent/v1", "organisation": "ggd", "job": 7,
+                             "request": 3, "approval": "0123456789abcdef", "reason": "job cancelled",
+                             "at": "2025-01-02T03:04:05.678901+00:00"}  # fmt: skip
+WIRE[m.NothingSent] = {"v": 1, "record": WIRE[m.NothingSentRecord], "signature": "c2ln"}
 
 
 def test_every_message_type_is_listed_and_covered() -> None:

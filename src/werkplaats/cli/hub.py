@@ -27,6 +27,8 @@ def _hub(config: Path) -> Any:
         name=cfg.name,
         signing_key=pki.load_signing_key(cfg.signing_key),
         heartbeat_timeout_s=cfg.heartbeat_timeout_s,
+        share_timeout_s=cfg.share_timeout_s,
+        approval_limits=cfg.approval_limits,
     )
 
 

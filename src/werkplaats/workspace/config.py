@@ -7,7 +7,10 @@ hub.toml::
     listen = "127.0.0.1:8400"
     database = "sqlite:///hub.db"         # or postgresql://user@host:5432/db
     signing_key = "keys/hub.key"          # Ed25519, signs the audit log
-    heartbeat_timeout_s = 30              # a running job fails when an engine is silent this long
+    heartbeat_timeout_s = 30              # engines heard from within this are online; silent longer: jobs fail
+    share_timeout_s = 600                 # a datastation that has not sent this long after hand-out fails the job
+    max_approval_days = 730               # an approval it records expires at most this far ahead
+    max_approval_runs = 1000              # and grants at most this many runs
     [tls]
     ca = "pki/ca.crt"
     cert = "pki/hub.crt"
@@ -23,7 +26,14 @@ datastation.toml::
     steward_token = "..."                 # used by `werkplaats datastation approve/reject/publish`
     signing_key = "keys/ggd.key"          # the organisation's Ed25519 key
     state_dir = "state/ggd"               # append-only contribution log
+    hub_key_file = "keys/hub.pub"         # the hub's public audit key, pinned (or hub_key = "...")
+    max_approval_days = 730               # a steward signs approvals expiring at most this far ahead
+    max_approval_runs = 1000              # and granting at most this many runs
     [tls] ...
+    [[engines]]                           # the three engines, pinned by this organisation's operator
+    party = 0
+    url = "https://127.0.0.1:8410"
+    spki_sha256 = "..."                   # `werkplaats pki fingerprint engine0.crt`
     [[datasets]]
     name = "ggd/meldingen"
     source = "region/ggd/meldingen.csv"   # .csv, .parquet, a DuckDB file, or postgresql://...
@@ -45,7 +55,20 @@ engine.toml::
     listen = "127.0.0.1:8410"             # the share inbox (HTTPS, mutual TLS)
     mpc = "127.0.0.1:8420"                # brpc link to the two peers (TLS)
     state_dir = "state/engine0"
+    hub_key_file = "keys/hub.pub"         # the hub's public audit key, pinned (or hub_key = "...")
+    max_share_mb = 512                    # the largest share message the inbox takes (413 above it)
+    share_timeout_s = 600                 # a job whose shares do not all arrive in time fails
     [tls] ...
+    [link]                                # this engine's self-signed certificate for its MPC links
+    cert = "engine0-link.crt"
+    key = "engine0-link.key"
+    [[peers]]                             # the two other engines, pinned (their link certificates)
+    party = 1
+    mpc = "127.0.0.1:8421"
+    cert = "../engine1/engine1-link.crt"
+    spki_sha256 = "..."
+    [organisations]                       # organisations' public signing keys, pinned
+    ggd = "..."
 """
 
 from __future__ import annotations
@@ -58,6 +81,7 @@ from typing import Any
 from ..exceptions import WerkplaatsError
 from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 from .pki import TLSFiles
+from .signing import ApprovalError, ApprovalLimits
 
 
 class ConfigError(WerkplaatsError):
@@ -110,6 +134,24 @@ def _token(base: Path, d: dict[str, Any], key: str, where: str) -> str:
     raise ConfigError(msg)
 
 
+def _approval_limits(d: dict[str, Any], where: str) -> ApprovalLimits:
+    try:
+        return ApprovalLimits.of(d, where)
+    except ApprovalError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _hub_key(base: Path, d: dict[str, Any], where: str) -> str:
+    """Read the pinned hub audit key: 'hub_key' (base64) or 'hub_key_file'; '' when neither is set."""
+    if not (d.get("hub_key") or d.get("hub_key_file")):
+        return ""
+    f = d.get("hub_key_file")
+    if f and not _path(base, f).is_file():
+        msg = f"{where}: hub_key_file {str(_path(base, f))!r} does not exist"
+        raise ConfigError(msg)
+    return _token(base, d, "hub_key", where)
+
+
 @dataclass
 class HubConfig:
     """The hub's configuration (hub.toml)."""
@@ -121,6 +163,8 @@ class HubConfig:
     signing_key: Path
     tls: TLSFiles
     heartbeat_timeout_s: float = 30.0
+    share_timeout_s: float = 600.0
+    approval_limits: ApprovalLimits = field(default_factory=ApprovalLimits)  # NB: the most an approval may grant
 
     @classmethod
     def load(cls, path: str | Path) -> HubConfig:
@@ -138,6 +182,8 @@ class HubConfig:
             _path(base, _need(h, "signing_key", "[hub]")),
             _tls(base, doc, str(path)),
             float(h.get("heartbeat_timeout_s", 30.0)),
+            float(h.get("share_timeout_s", 600.0)),
+            _approval_limits(h, f"{path} [hub]"),
         )
 
 
@@ -156,6 +202,50 @@ class DatasetSource:
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
 
 
+@dataclass(frozen=True)
+class EnginePin:
+    """One engine as a datastation's operator pinned it: party, inbox URL and public-key fingerprint."""
+
+    party: int
+    url: str
+    spki_sha256: str
+
+
+@dataclass(frozen=True)
+class PeerPin:
+    """A peer engine as an engine's operator pinned it: party, MPC address, link certificate and its fingerprint."""
+
+    party: int
+    mpc: str
+    cert: Path
+    spki_sha256: str
+
+
+def _fingerprint(v: Any, where: str) -> str:
+    s = str(v).lower().removeprefix("sha256:").replace(":", "")
+    if len(s) != 64 or any(ch not in "0123456789abcdef" for ch in s):
+        msg = f"{where}: 'spki_sha256' must be 64 hex digits (`werkplaats pki fingerprint CERT` prints it)"
+        raise ConfigError(msg)
+    return s
+
+
+def _parties(parties: list[int], want: set[int], where: str, what: str) -> None:
+    if sorted(parties) != sorted(want):
+        msg = f"{where}: {what} must pin parties {sorted(want)} once each, not {sorted(parties)}"
+        raise ConfigError(msg)
+
+
+def _engine_pins(doc: dict[str, Any], where: str) -> list[EnginePin]:
+    """Read the [[engines]] pins of a datastation: exactly parties 0, 1 and 2."""
+    pins = []
+    for i, e in enumerate(doc.get("engines", [])):
+        w = f"{where} [[engines]] #{i + 1}"
+        pins.append(EnginePin(int(_need(e, "party", w)), str(_need(e, "url", w)).rstrip("/"),
+                              _fingerprint(_need(e, "spki_sha256", w), w)))  # fmt: skip
+    _parties([p.party for p in pins], {0, 1, 2}, where, "[[engines]]")
+    return sorted(pins, key=lambda p: p.party)
+
+
 @dataclass
 class DatastationConfig:
     """A datastation's configuration (datastation.toml)."""
@@ -169,6 +259,9 @@ class DatastationConfig:
     tls: TLSFiles
     datasets: list[DatasetSource] = field(default_factory=list)
     steward_token: str = ""
+    engines: list[EnginePin] = field(default_factory=list)  # NB: pinned by this organisation's operator
+    hub_key: str = ""  # NB: the hub's public audit key, pinned at setup: signed chain heads are checked with it
+    approval_limits: ApprovalLimits = field(default_factory=ApprovalLimits)  # NB: the most a steward may sign
 
     @classmethod
     def load(cls, path: str | Path) -> DatastationConfig:
@@ -212,6 +305,9 @@ class DatastationConfig:
             _tls(base, doc, str(path)),
             sets,
             steward,
+            _engine_pins(doc, str(path)),
+            hub_key=_hub_key(base, d, where),
+            approval_limits=_approval_limits(d, where),
         )
 
 
@@ -228,6 +324,13 @@ class EngineConfig:
     mpc: str
     state_dir: Path
     tls: TLSFiles
+    link_cert: Path = Path()  # NB: this engine's self-signed certificate for its MPC links ([link])
+    link_key: Path = Path()
+    peers: list[PeerPin] = field(default_factory=list)  # NB: the two other engines, pinned ([[peers]])
+    organisations: dict[str, str] = field(default_factory=dict)  # NB: pinned signing keys ([organisations])
+    max_share_bytes: int = 512 << 20
+    share_timeout_s: float = 600.0
+    hub_key: str = ""  # NB: the hub's public audit key, pinned at setup: signed chain heads are checked with it
 
     @classmethod
     def load(cls, path: str | Path, party: int | None = None) -> EngineConfig:
@@ -252,4 +355,39 @@ class EngineConfig:
             str(_need(e, "mpc", where)),
             _path(base, e.get("state_dir", f"state/engine{rank}")),
             _tls(base, doc, str(path)),
+            *_link(base, doc, str(path)),
+            _peer_pins(base, doc, rank, str(path)),
+            _organisation_keys(doc, str(path)),
+            int(float(e.get("max_share_mb", 512)) * (1 << 20)),
+            float(e.get("share_timeout_s", 600.0)),
+            hub_key=_hub_key(base, e, where),
         )
+
+
+def _link(base: Path, doc: dict[str, Any], where: str) -> tuple[Path, Path]:
+    """Read [link]: this engine's own link certificate and key."""
+    t = doc.get("link")
+    if not isinstance(t, dict):
+        msg = f"{where}: a [link] section with this engine's own link certificate (cert, key) is required"
+        raise ConfigError(msg)
+    return _path(base, _need(t, "cert", f"{where} [link]")), _path(base, _need(t, "key", f"{where} [link]"))
+
+
+def _peer_pins(base: Path, doc: dict[str, Any], rank: int, where: str) -> list[PeerPin]:
+    """Read the [[peers]] pins of an engine: the two other parties."""
+    pins = []
+    for i, p in enumerate(doc.get("peers", [])):
+        w = f"{where} [[peers]] #{i + 1}"
+        pins.append(PeerPin(int(_need(p, "party", w)), str(_need(p, "mpc", w)), _path(base, _need(p, "cert", w)),
+                            _fingerprint(_need(p, "spki_sha256", w), w)))  # fmt: skip
+    _parties([p.party for p in pins], {0, 1, 2} - {rank}, where, "[[peers]]")
+    return sorted(pins, key=lambda p: p.party)
+
+
+def _organisation_keys(doc: dict[str, Any], where: str) -> dict[str, str]:
+    """Read [organisations]: organisation name = its public signing key (base64)."""
+    t = doc.get("organisations", {})
+    if not isinstance(t, dict) or not all(isinstance(v, str) and v for v in t.values()):
+        msg = f"{where}: [organisations] maps each organisation to its public signing key (base64)"
+        raise ConfigError(msg)
+    return dict(t)

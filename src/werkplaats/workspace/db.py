@@ -171,8 +171,27 @@ class Job(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     approvals: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    offered: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # NB: first handed out
     started: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class JobContribution(Base):
+    """A datastation's signed contribution record for a job and, if it sent nothing after all, its signed withdrawal.
+
+    One per job and organisation. A failed job gives its run back only when every organisation
+    that recorded a contribution also withdrew it (`hub.approvals.runs_used`).
+    """
+
+    __tablename__ = "job_contributions"
+    __table_args__ = (UniqueConstraint("job_id", "organisation"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    organisation: Mapped[str] = mapped_column(String(64))
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(String(200))
+    withdrawal: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # NB: a signed NothingSent
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Result(Base):

@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 import httpx
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from ..exceptions import WerkplaatsError
 from .messages import JobPayload, MessageError, PartState, ProgressReport
-from .pki import TLSFiles
+from .pki import TLSFiles, pinned_context
 
 
 class HubError(WerkplaatsError):
@@ -28,8 +28,11 @@ class HubError(WerkplaatsError):
 class Client:
     """A JSON client for the hub's API with a bearer token over mutual TLS."""
 
-    def __init__(self, url: str, *, token: str, tls: TLSFiles | None = None, timeout: float = 60.0) -> None:
-        verify: Any = tls.client_context() if tls else True
+    def __init__(
+        self, url: str, *, token: str, tls: TLSFiles | None = None, timeout: float = 60.0, pin: str = ""
+    ) -> None:
+        """A client of url; with pin, every connection is refused unless the peer's key has that SPKI fingerprint."""
+        verify: Any = (pinned_context(tls, pin, url) if pin else tls.client_context()) if tls else True
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout, headers=headers)
@@ -110,14 +113,35 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
+async def bounded_body(request: Request) -> bytes:
+    """Return a request's body, refusing (413) one over the app's ``state.max_body_bytes`` before it is all read."""
+    max_bytes = int(request.app.state.max_body_bytes)
+    too_big = f"message larger than the configured maximum of {max_bytes} bytes: refused"
+    if int(request.headers.get("content-length") or 0) > max_bytes:
+        raise HTTPException(413, too_big)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:  # NB: a body without (or with a lying) content-length stops here
+            raise HTTPException(413, too_big)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def serve(app: Any, host: str, port: int, tls: TLSFiles, *, background: bool = False) -> Any:
-    """Run an ASGI app with uvicorn over HTTPS that requires a client certificate of the workspace CA."""
+    """Run an ASGI app with uvicorn over HTTPS that requires a client certificate of the workspace CA.
+
+    The verified client certificate reaches the app as the ASGI TLS extension (`peer.PeerCertProtocol`).
+    """
     import uvicorn
+
+    from .peer import PeerCertProtocol
 
     cfg = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=PeerCertProtocol,
         log_level="warning",
         ssl_certfile=str(tls.cert),
         ssl_keyfile=str(tls.key),

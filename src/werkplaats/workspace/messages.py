@@ -4,9 +4,12 @@ Who sends what (HTTPS with mutual TLS throughout)::
 
     hub → datastation, engine   JobPayload       GET  /api/v1/node/jobs (a list)
     hub → engine                JobStatus        GET  /api/v1/node/jobs/{job}
+    hub → datastation, engine   AuditHead        in JobPayload, JobStatus and the contribution's answer
     datastation, engine → hub   ProgressReport   POST /api/v1/node/jobs/{job}/progress
     datastation → hub           Contribution     POST /api/v1/node/jobs/{job}/contribution
-                                 (a ContributionRecord signed by the organisation)
+                                 (a ContributionRecord signed by the organisation, before any share is sent)
+    datastation → hub           NothingSent      POST /api/v1/node/jobs/{job}/nothing-sent
+                                 (it withdraws its contribution: no share left; signed by the organisation)
     datastation → engine        ShareHeader      POST /jobs/{job}/shares      (+ the shares, framed)
     engine → hub                ResultShare      POST /api/v1/node/jobs/{job}/result-share (+ framed)
 
@@ -38,6 +41,8 @@ from ..mpc import wire
 
 VERSION: Final = 1
 CONTRIBUTION_KIND: Final = "werkplaats-contribution/v1"
+NOTHING_SENT_KIND: Final = "werkplaats-nothing-sent/v1"
+AUDIT_HEAD_KIND: Final = "werkplaats-audit-head/v1"
 
 
 class MessageError(WerkplaatsError, ValueError):
@@ -121,6 +126,29 @@ def _problems(e: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'message'}: {err['msg']}" for err in e.errors())
 
 
+class AuditHead(Message):
+    """The head of the hub's audit chain (its last entry's seq and hash), signed by the hub's key.
+
+    Nodes keep the latest head they were given in their own log, so that entries cut from
+    the end of the hub's chain are noticed (`werkplaats audit verify --anchors`).
+    """
+
+    NAME: ClassVar[str] = "audit head"
+
+    kind: Literal["werkplaats-audit-head/v1"] = AUDIT_HEAD_KIND
+    hub: str
+    seq: int
+    hash: str
+    at: str  # NB: ISO 8601, when the hub signed it
+    signature: str = ""
+
+    def signed_part(self) -> dict[str, Any]:
+        """The fields the hub signs: all but the signature."""
+        d = self.to_dict()
+        del d["signature"]
+        return d
+
+
 class SignedApproval(BaseModel):
     """An approval as a steward signed it (see `werkplaats.workspace.signing`)."""
 
@@ -163,6 +191,7 @@ class JobPayload(Message):
     organisation_keys: dict[str, str]
     engines: list[EngineAddress]
     state: JobState
+    audit_head: AuditHead | None = None  # NB: the hub's signed chain head when it handed out the job
 
     def organisations(self) -> list[str]:
         """The organisations whose data the job reads, sorted."""
@@ -178,6 +207,7 @@ class JobStatus(Message):
     state: JobState
     reason: str
     progress: dict[str, str | None]
+    audit_head: AuditHead | None = None  # NB: the hub's signed chain head now
 
 
 class ProgressReport(Message):
@@ -217,6 +247,29 @@ class Contribution(Message):
     signature: str
 
 
+class NothingSentRecord(Message):
+    """A datastation's statement that it sent no share of a job after all (it withdraws its contribution)."""
+
+    NAME: ClassVar[str] = "nothing-sent record"
+
+    kind: Literal["werkplaats-nothing-sent/v1"] = NOTHING_SENT_KIND
+    organisation: str
+    job: int
+    request: int
+    approval: str
+    reason: str
+    at: str  # NB: ISO 8601
+
+
+class NothingSent(Message):
+    """A nothing-sent record with the organisation's signature over its canonical JSON."""
+
+    NAME: ClassVar[str] = "nothing sent"
+
+    record: NothingSentRecord
+    signature: str
+
+
 class ShareHeader(Message):
     """The header of one dataset's shares for one engine; signed by the owning organisation.
 
@@ -251,11 +304,14 @@ class ResultShare(Message):
 
 
 MESSAGES: tuple[type[Message], ...] = (
+    AuditHead,
     JobPayload,
     JobStatus,
     ProgressReport,
     ContributionRecord,
     Contribution,
+    NothingSentRecord,
+    NothingSent,
     ShareHeader,
     ResultShare,
 )

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from .core import Hub
-from .lifecycle import fail_silent_engines
+from .lifecycle import fail_interrupted, fail_late_datastations, fail_silent_engines
 from .routes import API, admin, audit, catalog, health, jobs, requests
 
 log = logging.getLogger("werkplaats.hub")
@@ -26,11 +26,17 @@ reconstructs the approved, disclosure-controlled aggregate from them.
 
 
 def create_app(hub: Hub) -> FastAPI:
-    """Return the hub's HTTP API; while it runs, a watchdog fails jobs whose engines fall silent."""
+    """Return the hub's HTTP API; while it runs, a watchdog fails jobs whose engines fall silent.
+
+    On start it fails the jobs that were under way when the hub stopped (`lifecycle.fail_interrupted`).
+    """
     stop = threading.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        interrupted = fail_interrupted(hub)
+        if interrupted:
+            log.warning("failed jobs %s: they were under way when the hub stopped", interrupted)
         args = (hub, stop, WATCHDOG_EVERY_S)
         threading.Thread(target=watchdog, args=args, daemon=True, name="hub-watchdog").start()
         yield
@@ -45,7 +51,7 @@ def create_app(hub: Hub) -> FastAPI:
 
 
 def watchdog(hub: Hub, stop: threading.Event, every_s: float = WATCHDOG_EVERY_S) -> None:
-    """Fail running jobs whose engines fall silent, every every_s seconds until stop is set.
+    """Fail jobs whose engines fall silent or whose datastations do not send, every every_s seconds until stop.
 
     A failing check is logged (with its traceback when the error differs from the last one,
     so that an outage does not flood the log) and retried; it never stops the watchdog.
@@ -54,6 +60,7 @@ def watchdog(hub: Hub, stop: threading.Event, every_s: float = WATCHDOG_EVERY_S)
     while not stop.wait(every_s):
         try:
             fail_silent_engines(hub)
+            fail_late_datastations(hub)
         except Exception as e:  # NB: e.g. the database is briefly unreachable
             what = f"{type(e).__name__}: {e}"
             if what != last:

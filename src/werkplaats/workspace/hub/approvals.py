@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from .. import db
 from ..approvals import Scope, verify
 from ..messages import JobState, SignedApproval
-from ..signing import ApprovalError, approval_id, template_hash
+from ..signing import ApprovalError, ApprovalLimits, approval_id, check_limits, template_hash
 from .deps import organisation
 
 
@@ -22,20 +22,38 @@ def scope_of(r: db.Request, collab: db.Collaboration) -> Scope:
     return Scope(collab.name, r.purpose, r.plan, r.plan_hash)
 
 
-def check_new(s: Session, r: db.Request, collab: db.Collaboration, approval: SignedApproval) -> db.Organisation:
-    """Check an approval a steward sends (no runs used yet); return its organisation or raise ApprovalError."""
+def check_new(
+    s: Session, r: db.Request, collab: db.Collaboration, approval: SignedApproval, limits: ApprovalLimits
+) -> db.Organisation:
+    """Check an approval a steward sends (no runs used yet, within the hub's limits); return its organisation."""
     o = organisation(s, str(approval.body.get("organisation")))
     verify(approval, key=o.signing_key, scope=scope_of(r, collab), runs_used=0)
+    check_limits(approval.body, limits)
     return o
 
 
 def runs_used(s: Session, aid: str) -> int:
-    """Return how many jobs that did not fail ran under the approval with this id."""
+    """Return how many jobs use a run of the approval with this id.
+
+    Every job under it counts (a job not yet handed out holds its run until it runs or is
+    cancelled), except a failed job that every datastation sent nothing for: no organisation
+    recorded a contribution, or each one that did withdrew it with its signed `NothingSent`.
+    NB: a datastation records its contribution before it sends any share and counts it in its
+    own log, so a hub that drops records cannot win runs back from the datastations.
+    """
     n = 0
     for j in s.scalars(select(db.Job)):
-        if j.state != JobState.FAILED and any(approval_id(a["signature"]) == aid for a in j.approvals):
+        if not any(approval_id(a["signature"]) == aid for a in j.approvals):
+            continue
+        if j.state != JobState.FAILED or not gives_back(s, j):
             n += 1
     return n
+
+
+def gives_back(s: Session, j: db.Job) -> bool:
+    """Whether a failed job gives its run back: every contribution recorded for it was withdrawn."""
+    q = select(db.JobContribution).where(db.JobContribution.job_id == j.id)
+    return all(c.withdrawal is not None for c in s.scalars(q))
 
 
 def template_approvals(s: Session, r: db.Request, org: str) -> list[db.Approval]:

@@ -12,7 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit, db, pki
+from ..messages import AuditHead
+from ..signing import ApprovalLimits
 from ..sql import make_engine
+
+SHARE_TIMEOUT_S = 600.0
 
 
 def token_hash(token: str) -> str:
@@ -39,7 +43,16 @@ class Caller:
 class Hub:
     """The hub's state: database, signing key, and the engines' output shares in flight."""
 
-    def __init__(self, database: str, *, name: str, signing_key: Any, heartbeat_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        database: str,
+        *,
+        name: str,
+        signing_key: Any,
+        heartbeat_timeout_s: float = 30.0,
+        share_timeout_s: float = SHARE_TIMEOUT_S,
+        approval_limits: ApprovalLimits | None = None,
+    ) -> None:
         self.engine = make_engine(database)
         db.migrate(self.engine)
         self.sessions = db.sessions(self.engine)
@@ -47,6 +60,8 @@ class Hub:
         self.key = signing_key
         self.public_key = pki.public_key_b64(signing_key)
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.share_timeout_s = share_timeout_s  # NB: a datastation that has not sent by then fails the job
+        self.approval_limits = approval_limits or ApprovalLimits()  # NB: the most an approval it records may grant
         self.result_shares: dict[int, dict[int, list[Any]]] = {}  # NB: job → party → output shares
         self.lock = threading.Lock()
         self.audit_lock = threading.Lock()
@@ -70,6 +85,11 @@ class Hub:
     def audit_entries(self, s: Session) -> list[dict[str, Any]]:
         """Return the whole audit chain, in order."""
         return [_entry_dict(e) for e in s.scalars(select(db.AuditEntry).order_by(db.AuditEntry.seq))]
+
+    def audit_head(self, s: Session) -> AuditHead:
+        """Return the chain's head (last seq and hash) signed by the hub: what nodes anchor in their own logs."""
+        last = s.scalars(select(db.AuditEntry).order_by(db.AuditEntry.seq.desc()).limit(1)).first()
+        return audit.sign_head(_entry_dict(last) if last else None, hub=self.name, key=self.key)
 
     def audit_keys(self, s: Session) -> dict[str, str]:
         """Return the public keys that verify the chain: the hub's and every organisation's."""

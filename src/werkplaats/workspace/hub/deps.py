@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import db
+from ..peer import peer_common_name
 from .core import Caller, Hub, token_hash
 
 OVERSEERS = ("admin", "privacy-officer")  # NB: see every collaboration without being a member
@@ -41,7 +42,10 @@ SessionDep = Annotated[Session, Depends(session)]
 def caller(request: Request, s: SessionDep) -> Caller:
     """Return the user or node whose bearer token came with the request (401 otherwise).
 
-    A node's call also counts as its heartbeat (``last_seen``).
+    A node's token is bound to its certificate: it counts only on a connection whose client
+    certificate names that node (403 otherwise, also when the server passed no certificate).
+    A user's token is not bound (people work from their own machines with any workspace
+    certificate). A node's call also counts as its heartbeat (``last_seen``), once bound.
     """
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer "):
@@ -53,6 +57,12 @@ def caller(request: Request, s: SessionDep) -> Caller:
         return Caller("user", u.name, u.role, org.name if org else None, u.id)
     nd = s.scalars(select(db.Node).where(db.Node.token_hash == h)).first()
     if nd is not None:
+        peer = peer_common_name(request.scope)
+        if peer is None:
+            raise HTTPException(403, f"node {nd.name}'s token came without a client certificate; it is bound to one")
+        if peer != nd.name:
+            msg = f"node {nd.name}'s token came with the certificate of {peer!r}; a node's token is bound to its own"
+            raise HTTPException(403, msg)
         org = s.get(db.Organisation, nd.organisation_id) if nd.organisation_id else None
         nd.last_seen = db.utcnow()
         s.commit()
@@ -143,6 +153,30 @@ def require_member(s: Session, c: Caller, collab: db.Collaboration) -> None:
     """Refuse (403) a caller who may not see the collaboration."""
     if not sees(s, c, collab):
         raise HTTPException(403, f"{c.name} is not a member of collaboration {collab.name!r}")
+
+
+def takes_part(s: Session, c: Caller, r: db.Request) -> bool:
+    """Whether a node has a part in a request: a datastation whose organisation's data it reads, or an engine.
+
+    NB: every job runs on the workspace's three engines (one per party), so an engine is party to each.
+    """
+    if c.role == "datastation":
+        return c.organisation is not None and c.organisation in r.organisations
+    return c.role == "engine"
+
+
+def require_part(s: Session, c: Caller, r: db.Request, what: str) -> None:
+    """Refuse (403) a node without a part in the request, naming what it tried to touch."""
+    if not takes_part(s, c, r):
+        raise HTTPException(403, f"{c.name} has no part in {what}: it reads no data of {c.organisation or 'it'}")
+
+
+def require_access(s: Session, c: Caller, r: db.Request, what: str) -> None:
+    """Refuse (403) a user outside the request's collaboration, or a node without a part in it."""
+    if c.kind == "user":
+        require_member(s, c, collaboration_of(s, r))
+    else:
+        require_part(s, c, r, what)
 
 
 def collaboration_of(s: Session, r: db.Request) -> db.Collaboration:

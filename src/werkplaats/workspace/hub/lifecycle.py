@@ -1,9 +1,17 @@
 """A job's life at the hub: what nodes are given, how it starts, how it fails, silent engines.
 
-States (`werkplaats.workspace.messages.JobState`): a job is created ``approved``, becomes
-``running`` when the first engine reports it runs, and ends ``succeeded`` (the hub
-released the result, `release`) or ``failed`` (a node failed it, or an engine fell silent
-for longer than the hub's heartbeat timeout).
+States (`werkplaats.workspace.messages.JobState`) move only as `TRANSITIONS` allows: a job
+is created ``approved``, becomes ``running`` when the first engine reports it runs, and
+ends ``succeeded`` (the hub released the result, `release`) or ``failed``; nothing leaves
+an ended state. A job fails when a node fails it, when it is cancelled, when an engine
+falls silent for longer than the hub's heartbeat timeout while it is under way, when a
+datastation has not sent its shares within the share timeout of the job being handed out,
+and, on start, when the hub stopped while it was under way (`fail_interrupted`).
+
+A job is handed out (`offerable`) only while all three engines are online: each of
+parties 0, 1 and 2 has an engine and every engine was heard from (any call, its
+heartbeat) within the heartbeat timeout. Until then it stays ``approved`` and no node
+sees it, so no data moves and no node counts a run.
 """
 
 from __future__ import annotations
@@ -14,10 +22,33 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import db
-from ..messages import EngineAddress, JobPayload, JobState, SignedApproval
+from ..messages import EngineAddress, JobPayload, JobState, PartState, SignedApproval
 from .core import Hub
 from .deps import request_by_id
 from .views import catalog_docs
+
+TRANSITIONS: dict[JobState, tuple[JobState, ...]] = {
+    JobState.APPROVED: (JobState.RUNNING, JobState.FAILED),
+    JobState.RUNNING: (JobState.SUCCEEDED, JobState.FAILED),
+    JobState.SUCCEEDED: (),
+    JobState.FAILED: (),
+}
+PARTIES = (0, 1, 2)
+
+
+class TransitionError(ValueError):
+    """A job cannot move to that state from the one it is in."""
+
+
+def move(j: db.Job, to: JobState) -> None:
+    """Move a job to state to, or raise TransitionError naming both states."""
+    now = JobState(j.state)
+    if to not in TRANSITIONS[now]:
+        msg = f"job {j.id} is {now.value}; it cannot become {to.value}"
+        raise TransitionError(msg)
+    j.state = to.value
+    if to.ended:
+        j.finished = db.utcnow()
 
 
 def payload(s: Session, j: db.Job) -> JobPayload:
@@ -47,34 +78,104 @@ def payload(s: Session, j: db.Job) -> JobPayload:
 
 def start(hub: Hub, s: Session, j: db.Job, actor: str) -> None:
     """Mark an approved job running (the first engine runs its party) and log it."""
-    j.state, j.started = JobState.RUNNING.value, db.utcnow()
+    move(j, JobState.RUNNING)
+    j.started = db.utcnow()
     hub.log(s, actor=actor, action="job-start", subject=f"job/{j.id}", details={"request": j.request_id, "job": j.id})
 
 
-def fail(hub: Hub, s: Session, j: db.Job, reason: str, actor: str) -> None:
-    """Fail a job that has not ended, drop its output shares, and log why."""
+def fail(hub: Hub, s: Session, j: db.Job, reason: str, actor: str, action: str = "job-end") -> None:
+    """Fail a job that has not ended, drop its output shares, and log why (as action)."""
     if JobState(j.state).ended:
         return
-    j.state, j.reason, j.finished = JobState.FAILED.value, reason, db.utcnow()
+    move(j, JobState.FAILED)
+    j.reason = reason
     hub.drop_shares(j.id)
     hub.log(
         s,
         actor=actor,
-        action="job-end",
+        action=action,
         subject=f"job/{j.id}",
         details={"request": j.request_id, "job": j.id, "state": JobState.FAILED.value, "detail": reason},
     )
 
 
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    """Return t with its time zone (SQLite drops it; the hub stores UTC)."""
+    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t
+
+
+def engines_offline(hub: Hub, s: Session) -> list[str]:
+    """Return why the engines are not all online (empty when they are): a party without one, or a silent engine."""
+    limit = db.utcnow() - dt.timedelta(seconds=hub.heartbeat_timeout_s)
+    engines = list(s.scalars(select(db.Node).where(db.Node.kind == "engine").order_by(db.Node.party)))
+    out = [f"no engine for party {p}" for p in PARTIES if not any(e.party == p for e in engines)]
+    for e in engines:
+        seen = _aware(e.last_seen)
+        if seen is None or seen < limit:
+            out.append(f"{e.name} (party {e.party}) is not online")
+    return out
+
+
+def under_way(j: db.Job) -> bool:
+    """Whether a job has been handed to nodes and has not ended."""
+    return j.state == JobState.RUNNING or (j.state == JobState.APPROVED and j.offered is not None)
+
+
+def offer(s: Session, j: db.Job) -> JobPayload:
+    """Return the job's payload for a node, noting when it was first handed out (the share timeout's start)."""
+    if j.offered is None:
+        j.offered = db.utcnow()
+    return payload(s, j)
+
+
+def fail_interrupted(hub: Hub) -> list[int]:
+    """Fail the jobs that were under way when the hub stopped (their output shares were in its memory only).
+
+    Jobs not yet handed out stay approved. Runs come back only as `approvals.runs_used` says.
+    Return the ids of the jobs failed.
+    """
+    failed = []
+    with hub.sessions() as s:
+        for j in s.scalars(select(db.Job).where(db.Job.state.in_((JobState.APPROVED.value, JobState.RUNNING.value)))):
+            if under_way(j):
+                fail(hub, s, j, "the hub restarted while the job was under way", "hub")
+                failed.append(j.id)
+        s.commit()
+    return failed
+
+
+def fail_late_datastations(hub: Hub) -> None:
+    """Fail every job handed out longer than the share timeout ago whose datastations have not all sent."""
+    with hub.sessions() as s:
+        limit = db.utcnow() - dt.timedelta(seconds=hub.share_timeout_s)
+        for j in s.scalars(select(db.Job).where(db.Job.state == JobState.APPROVED.value)):
+            offered = _aware(j.offered)
+            if offered is None or offered > limit:
+                continue
+            r = request_by_id(s, j.request_id)
+            sent = {k for k, v in j.progress.items() if v.get("state") == PartState.SENT}
+            late = []
+            for org in r.organisations:
+                o = s.scalars(select(db.Organisation).where(db.Organisation.name == org)).one()
+                names = set(s.scalars(select(db.Node.name).where(db.Node.organisation_id == o.id)))
+                if not names & sent:
+                    late.append(org)
+            if late:
+                why = f"{', '.join(late)} sent no shares within {hub.share_timeout_s:.0f} s of the job being handed out"
+                fail(hub, s, j, why, "hub")
+        s.commit()
+
+
 def fail_silent_engines(hub: Hub) -> None:
-    """Fail every running job while some engine has not been heard of within the heartbeat timeout."""
+    """Fail every job under way while some engine has not been heard of within the heartbeat timeout."""
     with hub.sessions() as s:
         limit = db.utcnow() - dt.timedelta(seconds=hub.heartbeat_timeout_s)
-        for j in s.scalars(select(db.Job).where(db.Job.state == JobState.RUNNING.value)):
+        live = (JobState.APPROVED.value, JobState.RUNNING.value)
+        for j in s.scalars(select(db.Job).where(db.Job.state.in_(live))):
+            if not under_way(j):
+                continue
             for e in s.scalars(select(db.Node).where(db.Node.kind == "engine")):
-                seen = e.last_seen
-                if seen is not None and seen.tzinfo is None:
-                    seen = seen.replace(tzinfo=dt.UTC)  # NB: SQLite drops the time zone
+                seen = _aware(e.last_seen)
                 if seen is None or seen < limit:
                     fail(hub, s, j, f"{e.name} (party {e.party}) stopped responding", "hub")
                     break

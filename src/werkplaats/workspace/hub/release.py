@@ -21,7 +21,7 @@ from ..jobs import catalog_of
 from ..messages import JobState
 from .core import Hub
 from .deps import request_by_id
-from .lifecycle import fail
+from .lifecycle import fail, move
 from .views import catalog_docs
 
 
@@ -36,7 +36,7 @@ def release(hub: Hub, s: Session, j: db.Job, shares: list[list[Any]], actor: str
         return
     data = {"columns": list(frame.columns), "rows": records(frame), "min_group_size": a.plan.min_group_size}
     s.add(db.Result(job_id=j.id, data=data))
-    j.state, j.finished = JobState.SUCCEEDED.value, db.utcnow()
+    move(j, JobState.SUCCEEDED)
     collab = s.get(db.Collaboration, r.collaboration_id)
     hub.log(
         s,

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from ....mpc import wire
 from ... import db, pki
 from ...http import raw_body
-from ...messages import JobPayload, JobState, JobStatus, MessageError, PartState, ResultShare, unpack
-from ...signing import canonical
+from ...messages import JobPayload, JobState, JobStatus, MessageError, NothingSent, PartState, ResultShare, unpack
+from ...signing import approval_id, canonical
 from .. import lifecycle
 from ..core import Caller
 from ..deps import (
@@ -19,26 +19,29 @@ from ..deps import (
     HubDep,
     JobDep,
     SessionDep,
-    collaboration_of,
     organisation,
     request_by_id,
     require,
-    require_member,
+    require_access,
+    require_part,
 )
 from ..release import release
-from ..schemas import Ack, ContributionIn, JobPublic, JobRef, ProgressIn
+from ..schemas import Ack, ContributionIn, ContributionReceipt, JobPublic, JobRef, ProgressIn
 
 router = APIRouter()
 AnyNode = Annotated[Caller, require("datastation", "engine")]
 TAKEN = (JobState.APPROVED.value, JobState.RUNNING.value)  # NB: the states in which nodes take a job
+REPORTS = {  # NB: the part states each kind of node reports
+    "datastation": (PartState.VERIFIED, PartState.SENT, PartState.FAILED),
+    "engine": (PartState.VERIFYING, PartState.RUNNING, PartState.COMPILED, PartState.DONE, PartState.FAILED),
+}
 
 
 @router.get("/jobs/{jid}", response_model=JobPublic)
 def get_job(c: CallerDep, j: JobDep, s: SessionDep) -> JobPublic:
     """Return a job: its state (and why it failed), each node's progress, and when it ran."""
     r = request_by_id(s, j.request_id)
-    if c.kind == "user":
-        require_member(s, c, collaboration_of(s, r))
+    require_access(s, c, r, f"job {j.id}")
     return JobPublic(
         id=j.id,
         request=r.id,
@@ -52,8 +55,13 @@ def get_job(c: CallerDep, j: JobDep, s: SessionDep) -> JobPublic:
 
 
 @router.get("/node/jobs", response_model=list[JobPayload])
-def node_jobs(c: AnyNode, s: SessionDep) -> list[JobPayload]:
-    """Return the jobs this node has yet to take: for a datastation, only those that read its organisation's data."""
+def node_jobs(c: AnyNode, s: SessionDep, hub: HubDep) -> list[JobPayload]:
+    """Return the jobs this node has yet to take: for a datastation, only those that read its organisation's data.
+
+    None while the engines are not all online (`lifecycle.engines_offline`): such jobs wait, approved.
+    """
+    if lifecycle.engines_offline(hub, s):
+        return []
     out = []
     for j in s.scalars(select(db.Job).where(db.Job.state.in_(TAKEN)).order_by(db.Job.id)):
         if c.name in j.progress:
@@ -61,20 +69,32 @@ def node_jobs(c: AnyNode, s: SessionDep) -> list[JobPayload]:
         r = request_by_id(s, j.request_id)
         if c.role == "datastation" and c.organisation not in r.organisations:
             continue
-        out.append(lifecycle.payload(s, j))
+        out.append(lifecycle.offer(s, j).model_copy(update={"audit_head": hub.audit_head(s)}))
+    s.commit()
     return out
 
 
 @router.get("/node/jobs/{jid}", response_model=JobStatus)
-def node_job(c: AnyNode, j: JobDep) -> JobStatus:
+def node_job(c: AnyNode, j: JobDep, s: SessionDep, hub: HubDep) -> JobStatus:
     """Return a job's state and the state of each node's part (engines poll it while they run)."""
+    require_part(s, c, request_by_id(s, j.request_id), f"job {j.id}")
     progress = {k: v.get("state") for k, v in j.progress.items()}
-    return JobStatus(job=j.id, state=JobState(j.state), reason=j.reason, progress=progress)
+    head = hub.audit_head(s)  # NB: engines keep it in their own ledger (anchoring the chain's end)
+    return JobStatus(job=j.id, state=JobState(j.state), reason=j.reason, progress=progress, audit_head=head)
 
 
 @router.post("/node/jobs/{jid}/progress", response_model=JobRef)
 def progress(body: ProgressIn, c: AnyNode, j: JobDep, s: SessionDep, hub: HubDep) -> JobRef:
-    """Record a node's progress; a failure fails the job, an engine's start starts it."""
+    """Record a node's progress; a failure fails the job, an engine's start starts it.
+
+    Only a node with a part in the job reports, and only its own kind's states; a job that has
+    ended does not start again (409).
+    """
+    require_part(s, c, request_by_id(s, j.request_id), f"job {j.id}")
+    if body.state not in REPORTS[c.role]:
+        raise HTTPException(422, f"a {c.role} does not report {body.state.value!r}")
+    if body.state == PartState.RUNNING and JobState(j.state).ended:
+        raise HTTPException(409, f"job {j.id} is {j.state}; it cannot become running")
     j.progress = {
         **j.progress,
         c.name: {"state": body.state.value, "reason": body.reason, "at": db.utcnow().isoformat(), **body.detail},
@@ -87,15 +107,41 @@ def progress(body: ProgressIn, c: AnyNode, j: JobDep, s: SessionDep, hub: HubDep
     return JobRef(job=j.id, state=JobState(j.state))
 
 
-@router.post("/node/jobs/{jid}/contribution", status_code=201, response_model=Ack)
+@router.post("/node/jobs/{jid}/contribution", status_code=201, response_model=ContributionReceipt)
 def contribution(body: ContributionIn, c: Annotated[Caller, require("datastation")], j: JobDep, s: SessionDep,
-                 hub: HubDep) -> Ack:  # fmt: skip
-    """Log a datastation's contribution record, after checking its organisation's signature."""
-    o = organisation(s, str(c.organisation))
-    record = body.record.to_dict()
-    if not pki.verify(o.signing_key, canonical(record), body.signature):
-        raise HTTPException(422, "the contribution record is not signed by the organisation's key")
+                 hub: HubDep) -> ContributionReceipt:  # fmt: skip
+    """Record and log a datastation's contribution, which it sends before any share (409: the job ended, send nothing).
+
+    The record must be its own organisation's, signed with that organisation's key, for this
+    job, request, plan and the organisation's approval of the job, and name only datasets of
+    that organisation that the job reads.
+    """
     r = request_by_id(s, j.request_id)
+    require_part(s, c, r, f"job {j.id}")
+    o = organisation(s, str(c.organisation))
+    rec = body.record
+    if rec.organisation != o.name:
+        raise HTTPException(403, f"{c.name} contributes for {o.name}, not for {rec.organisation}")
+    record = rec.to_dict()
+    if not pki.verify(o.signing_key, canonical(record), body.signature):
+        raise HTTPException(422, f"the contribution record is not signed by {o.name}'s key")
+    problems = _record_problems(rec.job, rec.request, rec.approval, j, r, o.name)
+    foreign = sorted({d for d in [*rec.datasets, *rec.columns] if not d.startswith(o.name + "/")})
+    if foreign:
+        problems.append(f"it names datasets {foreign} of other organisations")
+    unread = sorted(set(rec.datasets) - set(r.datasets))
+    if unread or not rec.datasets:
+        problems.append(f"it names datasets {unread} the job does not read" if unread else "it names no dataset")
+    if rec.plan_hash != r.plan_hash:
+        problems.append("it is for another plan")
+    if problems:
+        raise HTTPException(422, "contribution refused: " + "; ".join(problems))
+    if JobState(j.state).ended:
+        raise HTTPException(409, f"job {j.id} is {j.state}: send nothing")
+    q = select(db.JobContribution).where(db.JobContribution.job_id == j.id, db.JobContribution.organisation == o.name)
+    if s.scalars(q).first() is not None:
+        raise HTTPException(409, f"{o.name} recorded its contribution to job {j.id} already")
+    s.add(db.JobContribution(job_id=j.id, organisation=o.name, record=record, signature=body.signature))
     hub.log(
         s,
         actor=c.name,
@@ -110,7 +156,7 @@ def contribution(body: ContributionIn, c: Annotated[Caller, require("datastation
         },
     )
     s.commit()
-    return Ack(ok=True)
+    return ContributionReceipt(ok=True, audit_head=hub.audit_head(s))
 
 
 @router.post("/node/jobs/{jid}/result-share", response_model=JobRef)
@@ -124,6 +170,7 @@ def result_share(c: Annotated[Caller, require("engine")], data: Annotated[bytes,
         msg, blobs = unpack(ResultShare, data)
     except MessageError as e:
         raise HTTPException(400, str(e)) from None
+    require_part(s, c, request_by_id(s, j.request_id), f"job {j.id}")
     if j.state != JobState.RUNNING:
         raise HTTPException(409, f"job {j.id} is {j.state}")
     party = s.scalars(select(db.Node).where(db.Node.name == c.name)).one().party
@@ -132,3 +179,69 @@ def result_share(c: Annotated[Caller, require("engine")], data: Annotated[bytes,
         release(hub, s, j, shares, c.name)
     s.commit()
     return JobRef(job=j.id, state=JobState(j.state))
+
+
+@router.post("/node/jobs/{jid}/nothing-sent", response_model=Ack)
+def nothing_sent(body: NothingSent, c: Annotated[Caller, require("datastation")], j: JobDep, s: SessionDep,
+                 hub: HubDep) -> Ack:  # fmt: skip
+    """Record a datastation's signed withdrawal of its contribution: it sent no share of the job after all.
+
+    Only for a job that did not run (approved or failed); a failed job gives its run back
+    once every recorded contribution is withdrawn (`approvals.runs_used`).
+    """
+    r = request_by_id(s, j.request_id)
+    require_part(s, c, r, f"job {j.id}")
+    o = organisation(s, str(c.organisation))
+    rec = body.record
+    if rec.organisation != o.name:
+        raise HTTPException(403, f"{c.name} speaks for {o.name}, not for {rec.organisation}")
+    if not pki.verify(o.signing_key, canonical(rec.to_dict()), body.signature):
+        raise HTTPException(422, f"the nothing-sent record is not signed by {o.name}'s key")
+    problems = _record_problems(rec.job, rec.request, rec.approval, j, r, o.name)
+    if problems:
+        raise HTTPException(422, "nothing-sent record refused: " + "; ".join(problems))
+    if j.state not in (JobState.APPROVED, JobState.FAILED):
+        raise HTTPException(409, f"job {j.id} is {j.state}: it ran with the shares it was sent")
+    q = select(db.JobContribution).where(db.JobContribution.job_id == j.id, db.JobContribution.organisation == o.name)
+    contrib = s.scalars(q).first()
+    if contrib is None:
+        raise HTTPException(404, f"{o.name} recorded no contribution to job {j.id}")
+    contrib.withdrawal = {"record": rec.to_dict(), "signature": body.signature}
+    lifecycle.fail(hub, s, j, f"{c.name}: sent nothing ({rec.reason})", c.name)
+    hub.log(
+        s,
+        actor=c.name,
+        action="contribution-withdrawn",
+        subject=f"job/{j.id}",
+        details={"request": r.id, "job": j.id, "organisation": o.name, "detail": rec.reason,
+                 "signed": {"organisation": o.name, "record": rec.to_dict(), "signature": body.signature}},
+    )  # fmt: skip
+    s.commit()
+    return Ack(ok=True)
+
+
+@router.post("/jobs/{jid}/cancel", response_model=JobRef)
+def cancel(c: CallerDep, j: JobDep, s: SessionDep, hub: HubDep) -> JobRef:
+    """Cancel a job that has not ended (the scientist who made the request, or an admin); nodes drop it.
+
+    The job fails with the reason; its run comes back only as for any failed job (`approvals.runs_used`).
+    """
+    r = request_by_id(s, j.request_id)
+    if not (c.kind == "user" and (c.role == "admin" or (c.role == "scientist" and c.id == r.requester_id))):
+        raise HTTPException(403, f"only the scientist who made request {r.id} or an admin cancels its jobs")
+    if JobState(j.state).ended:
+        raise HTTPException(409, f"job {j.id} is {j.state} already")
+    lifecycle.fail(hub, s, j, f"cancelled by {c.name}", c.name, action="job-cancel")
+    s.commit()
+    return JobRef(job=j.id, state=JobState(j.state))
+
+
+def _record_problems(job: int, request: int, approval: str, j: db.Job, r: db.Request, org: str) -> list[str]:
+    """What is wrong with a signed record's job, request and approval for this job and organisation."""
+    problems = []
+    if job != j.id or request != r.id:
+        problems.append(f"it is for job {job} of request {request}, not job {j.id} of request {r.id}")
+    mine = [approval_id(a["signature"]) for a in j.approvals if a["body"].get("organisation") == org]
+    if approval not in mine:
+        problems.append(f"it names an approval the job does not run under for {org}")
+    return problems

@@ -25,8 +25,10 @@ from ..deps import (
     collaboration_of,
     organisation,
     require,
+    require_access,
     require_member,
     sees,
+    takes_part,
 )
 from ..schemas import ApprovalIn, JobRef, RejectionIn, RequestIn, RequestPublic, RequestSummary, ResultPublic
 from ..views import catalog_docs, request_public, request_summary
@@ -88,19 +90,18 @@ def submit(body: RequestIn, c: Scientist, s: SessionDep, hub: HubDep) -> Request
 
 @router.get("/requests", response_model=list[RequestSummary])
 def list_requests(c: CallerDep, s: SessionDep) -> list[RequestSummary]:
-    """List the requests of the collaborations the caller may see (without their plans)."""
+    """List the requests of the collaborations the caller may see (without their plans); a node: those it is part of."""
     out = []
     for r in s.scalars(select(db.Request).order_by(db.Request.id)):
-        if sees(s, c, collaboration_of(s, r)):
+        if takes_part(s, c, r) if c.kind == "node" else sees(s, c, collaboration_of(s, r)):
             out.append(request_summary(s, r))
     return out
 
 
 @router.get("/requests/{rid}", response_model=RequestPublic)
 def get_request(c: CallerDep, r: RequestDep, s: SessionDep) -> RequestPublic:
-    """Return a request with its plan, status, approvals, rejections and jobs."""
-    if c.kind == "user":
-        require_member(s, c, collaboration_of(s, r))
+    """Return a request with its plan, status, approvals, rejections and jobs (a node: only one it has a part in)."""
+    require_access(s, c, r, f"request {r.id}")
     return request_public(s, r)
 
 
@@ -114,7 +115,9 @@ def approve(body: ApprovalIn, c: Steward, r: RequestDep, s: SessionDep, hub: Hub
     if org not in r.organisations:
         raise HTTPException(422, f"request {r.id} reads no data of {org}")
     try:
-        o = approvals.check_new(s, r, collab, SignedApproval(body=body.body, signature=body.signature))
+        o = approvals.check_new(
+            s, r, collab, SignedApproval(body=body.body, signature=body.signature), hub.approval_limits
+        )
     except ApprovalError as e:
         raise HTTPException(422, str(e)) from None
     s.add(
