@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import WerkplaatsError
@@ -76,6 +77,79 @@ def template_hash(plan: dict[str, Any], vary: list[str]) -> str:
     return sha256(canonical(doc))
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalLimits:
+    """The most an approval may grant: expiry within max_days of now, at most max_runs runs.
+
+    The hub (hub.toml ``[hub]``) and each datastation (datastation.toml ``[datastation]``)
+    set their own with ``max_approval_days`` and ``max_approval_runs``; they are checked
+    when a steward signs an approval and when the hub records it.
+    """
+
+    max_days: int = 730
+    max_runs: int = 1000
+
+    @classmethod
+    def of(cls, section: dict[str, Any], where: str) -> ApprovalLimits:
+        """Read max_approval_days and max_approval_runs from a configuration section (defaults if absent)."""
+        default = cls()
+        d = section.get("max_approval_days", default.max_days)
+        r = section.get("max_approval_runs", default.max_runs)
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (d, r)):
+            msg = f"{where}: max_approval_days and max_approval_runs must be whole numbers of at least 1"
+            raise ApprovalError(msg)
+        return cls(d, r)
+
+
+def check_body(body: dict[str, Any]) -> None:
+    """Refuse an approval body whose fields are missing or malformed, naming the field and the rule."""
+    org = body.get("organisation", "?")
+    for name in ("organisation", "collaboration", "purpose", "expires"):
+        if not isinstance(body.get(name), str):
+            msg = f"approval of {org}: {name!r} must be present, as a string"
+            raise ApprovalError(msg)
+    expires = _expires(body)
+    if expires.tzinfo is None or expires.utcoffset() is None:
+        msg = f"approval of {org}: 'expires' must name its time zone (ISO 8601, e.g. 2025-01-31T00:00:00+00:00)"
+        raise ApprovalError(msg)
+    runs = body.get("max_runs")
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+        msg = f"approval of {org}: 'max_runs' must be a whole number of at least 1"
+        raise ApprovalError(msg)
+    mode = body.get("mode")
+    if mode == "template":
+        vary = body.get("vary")
+        if not isinstance(vary, list) or not all(isinstance(p, str) for p in vary):
+            msg = f"approval of {org}: 'vary' must be a list of JSON pointers"
+            raise ApprovalError(msg)
+    elif mode != "plan":
+        msg = f"approval of {org}: 'mode' must be 'plan' or 'template'"
+        raise ApprovalError(msg)
+
+
+def _expires(body: dict[str, Any]) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(body["expires"])
+    except (TypeError, ValueError, KeyError):
+        msg = f"approval of {body.get('organisation', '?')}: 'expires' must be an ISO 8601 date and time"
+        raise ApprovalError(msg) from None
+
+
+def check_limits(body: dict[str, Any], limits: ApprovalLimits, at: dt.datetime | None = None) -> None:
+    """Refuse an approval granting more than the limits allow: expiry too far ahead, too many runs."""
+    check_body(body)
+    org = body.get("organisation", "?")
+    latest = (at or now()) + dt.timedelta(days=limits.max_days)
+    if _expires(body) > latest:
+        msg = f"approval of {org}: expires more than {limits.max_days} days ahead (the limit, max_approval_days)"
+        raise ApprovalError(msg)
+    if body["max_runs"] > limits.max_runs:
+        msg = (
+            f"approval of {org}: {body['max_runs']} runs, more than the limit of {limits.max_runs} (max_approval_runs)"
+        )
+        raise ApprovalError(msg)
+
+
 def now() -> dt.datetime:
     """Return the current time in UTC."""
     return dt.datetime.now(dt.UTC)
@@ -92,8 +166,12 @@ def approval_body(
     max_runs: int,
     steward: str,
     vary: list[str] | None = None,
+    limits: ApprovalLimits | None = None,
 ) -> dict[str, Any]:
-    """Return the body a steward signs for a plan (mode plan), or its template (vary given)."""
+    """Return the body a steward signs for a plan (mode plan), or its template (vary given).
+
+    Raise ApprovalError if it would grant more than limits (ApprovalLimits() by default).
+    """
     if max_runs < 1:
         msg = "max_runs must be at least 1"
         raise ApprovalError(msg)
@@ -111,6 +189,7 @@ def approval_body(
         body |= {"mode": "template", "template_hash": template_hash(plan, vary), "vary": list(vary)}
     else:
         body |= {"mode": "plan", "plan_hash": plan_hash}
+    check_limits(body, limits or ApprovalLimits())
     return body
 
 
