@@ -9,6 +9,8 @@ code lists, ranges and keys are then checked by ``validate_table``.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import datetime as dt
 import json
 from pathlib import Path
@@ -82,14 +84,26 @@ def write_csv(df: pd.DataFrame, schema: TableSchema, path: Path) -> None:
 
 
 def read_csv(path: str | Path, schema: TableSchema) -> pd.DataFrame:
-    """Read a CSV source into typed columns, or raise DataValidationError naming columns and counts."""
+    """Read a CSV source into typed columns, or raise DataValidationError naming columns and counts.
+
+    The file must be UTF-8 (an error names the line and byte offset, never the bytes), have
+    a header line naming each column once, and write int columns as digits (``1e5`` is refused).
+    """
+    where = f"dataset {schema.name!r}: source file {str(path)!r}"
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        header = _check_text(Path(path), where)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
     except FileNotFoundError:
-        msg = f"dataset {schema.name!r}: source file {str(path)!r} does not exist"
+        msg = f"{where} does not exist"
+        raise DataValidationError(msg) from None
+    except (pd.errors.ParserError, csv.Error) as e:
+        msg = f"{where} is not a well-formed CSV file ({str(e).splitlines()[0][:200]})"
         raise DataValidationError(msg) from None
     rows = len(raw)
     problems = []
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        problems.append(f"columns named more than once in the header: {twice}")
     missing = [c for c in schema.names if c not in raw.columns]
     if missing:
         problems.append(f"columns missing from the file: {missing}")
@@ -100,9 +114,16 @@ def read_csv(path: str | Path, schema: TableSchema) -> pd.DataFrame:
         s = raw[c.name]
         present = s.notna()
         if c.type == "int":
-            v = pd.to_numeric(s, errors="coerce")
-            bad = present & (v.isna() | (v != v.round()))
-            out[c.name] = v if bad.any() else v.astype("Int64")
+            txt = s.str.strip()
+            digits = txt.str.fullmatch(r"[+-]?[0-9]+").fillna(False).astype(bool)
+            bad = present & ~digits  # NB: 1e5, 1.0, 0x10: not how an int column is written
+            wide = present & digits & (txt.str.lstrip("+-").str.lstrip("0").str.len() > 18)
+            if wide.any():
+                problems.append(
+                    f"column {c.name!r}: {int(wide.sum())} of {rows} values outside the integer range ±2^53"
+                )
+            v = pd.to_numeric(txt.where(digits & ~wide), errors="coerce")
+            out[c.name] = v.astype("Int64")
         elif c.type == "float":
             v = pd.to_numeric(s, errors="coerce")
             bad = present & v.isna()
@@ -124,6 +145,36 @@ def read_csv(path: str | Path, schema: TableSchema) -> pd.DataFrame:
         msg = f"dataset {schema.name!r} ({rows} rows in {Path(path).name}): " + "; ".join(problems)
         raise DataValidationError(msg)
     return pd.DataFrame(out)
+
+
+def _check_text(path: Path, where: str) -> list[str]:
+    """Refuse an empty file or one that is not UTF-8 (naming line and byte offset); return the header's names."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as f:
+        if not f.read(1):
+            msg = f"{where} is empty (0 bytes): a CSV source needs at least its header line"
+            raise DataValidationError(msg)
+        f.seek(0)
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                at = offset - pending + e.start
+                lines += chunk[: max(at - offset, 0)].count(b"\n")
+                msg = f"{where} is not valid UTF-8: an invalid byte sequence at line {lines}, byte offset {at}"
+                raise DataValidationError(msg) from None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+        at = offset - len(decoder.getstate()[0])
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            msg = f"{where} is not valid UTF-8: it ends inside a multi-byte character at line {lines}, byte offset {at}"
+            raise DataValidationError(msg) from None
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def read_schema(path: str | Path, name: str) -> TableSchema:

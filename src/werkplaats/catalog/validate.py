@@ -46,11 +46,10 @@ def validate_table(
             problems.append(f"column {name!r}: values are not of type {c.type}")
             continue
         nonnull = norm.dropna()
-        if c.type == "int" and len(nonnull) and (nonnull.abs() > INT_LIMIT).any():
-            k = int((nonnull.abs() > INT_LIMIT).sum())
+        # NB: no abs(): in int64, abs(-2^63) overflows to -2^63 and would pass
+        if c.type == "int" and (k := int(((nonnull > INT_LIMIT) | (nonnull < -INT_LIMIT)).sum())):
             problems.append(f"column {name!r}: {k} of {rows} values outside the integer range ±2^53")
-        if c.type == "int" and name in keys and len(nonnull) and (nonnull.abs() >= KEY_LIMIT).any():
-            k = int((nonnull.abs() >= KEY_LIMIT).sum())
+        if c.type == "int" and name in keys and (k := int(((nonnull >= KEY_LIMIT) | (nonnull <= -KEY_LIMIT)).sum())):
             problems.append(f"column {name!r}: {k} of {rows} values outside the key range ±2^38 of a join or group key")
         if c.type == "float":
             bad = ~np.isfinite(nonnull.to_numpy(dtype=float)) | (nonnull.abs() > FLOAT_LIMIT).to_numpy()
