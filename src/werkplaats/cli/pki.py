@@ -50,3 +50,32 @@ def pki_signing_key(path: Annotated[Path, typer.Argument(help="Where to write th
         typer.echo(pki.new_signing_key(path))
     except WerkplaatsError as e:
         fail(e)
+
+
+@app.command("fingerprint")
+def pki_fingerprint(
+    cert: Annotated[Path, typer.Argument(help="A node's certificate (PEM), e.g. pki/engine0.crt.")],
+) -> None:
+    """Print the SHA-256 fingerprint of a certificate's public key (SPKI): the pin a datastation or engine sets."""
+    from ..workspace import pki
+
+    try:
+        typer.echo(pki.fingerprint(cert))
+    except WerkplaatsError as e:
+        fail(e)
+
+
+@app.command("link-cert")
+def pki_link_cert(
+    name: Annotated[str, typer.Argument(help="The engine's link certificate name, e.g. engine0-link.")],
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write NAME.crt and NAME.key.")] = Path("."),
+    host: Annotated[list[str], typer.Option(help="Host names or IP addresses of the engine's MPC address.")] = [],  # noqa: B006
+) -> None:
+    """Create an engine's self-signed link certificate for its MPC links; prints its fingerprint for the peers."""
+    from ..workspace import pki
+
+    try:
+        cert, key = pki.link_certificate(directory, name, hosts=tuple(host) or ("127.0.0.1",))
+        typer.echo(f"{cert}\n{key}\nspki_sha256 = {pki.fingerprint(cert)}")
+    except WerkplaatsError as e:
+        fail(e)

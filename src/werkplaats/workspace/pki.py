@@ -186,6 +186,101 @@ def common_name(cert: x509.Certificate) -> str:
     return str(attrs[0].value) if attrs else ""
 
 
+# -- pins: a node's public key, whatever certificate carries it ---------------------------------
+
+
+class PinError(PKIError):
+    """A peer presented a key other than the one pinned for it."""
+
+
+def spki_sha256(cert: x509.Certificate | bytes) -> str:
+    """Return the SHA-256 of a certificate's public key (its DER SubjectPublicKeyInfo), hex: what nodes pin.
+
+    NB: the key, not the subject: whoever holds the workspace CA can issue another "engine0",
+    but not with engine0's key.
+    """
+    c = cert if isinstance(cert, x509.Certificate) else x509.load_der_x509_certificate(cert)
+    spki = c.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    h = hashes.Hash(hashes.SHA256())
+    h.update(spki)
+    return h.finalize().hex()
+
+
+def fingerprint(path: str | Path) -> str:
+    """Return the SPKI SHA-256 fingerprint of the certificate in a PEM file."""
+    p = Path(path)
+    if not p.is_file():
+        msg = f"certificate {str(p)!r} does not exist"
+        raise PKIError(msg)
+    try:
+        return spki_sha256(x509.load_pem_x509_certificate(p.read_bytes()))
+    except ValueError:
+        msg = f"{str(p)!r} is not a PEM certificate"
+        raise PKIError(msg) from None
+
+
+def pinned_context(tls: TLSFiles, pin: str, peer: str) -> ssl.SSLContext:
+    """A client context like `TLSFiles.client_context` that also refuses a peer whose key is not `pin`.
+
+    The check runs on the live connection, right after the handshake and before a byte of the
+    request is written (`SSLContext.sslsocket_class`, which httpx's socket backend uses).
+    """
+    ctx = tls.client_context()
+
+    class PinnedSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            super().do_handshake(block)
+            der = self.getpeercert(binary_form=True)
+            got = spki_sha256(der) if der else ""
+            if got != pin:
+                self.close()  # NB: before anything is sent
+                msg = f"{peer} presented key {got[:16]}…, not its pinned key {pin[:16]}…"
+                raise PinError(msg)
+
+    ctx.sslsocket_class = PinnedSocket
+    return ctx
+
+
+def link_certificate(directory: str | Path, name: str, *, hosts: tuple[str, ...] = ("127.0.0.1",),
+                     days: int = 3650) -> tuple[Path, Path]:  # fmt: skip
+    """Create DIR/NAME.crt and DIR/NAME.key: a self-signed certificate for an engine's MPC links.
+
+    Not issued by the workspace CA: the peers trust exactly this certificate (their trust bundle).
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    if (d / f"{name}.key").exists():
+        msg = f"{d / f'{name}.key'} exists; refusing to overwrite a link key"
+        raise PKIError(msg)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    alt: list[x509.GeneralName] = [x509.DNSName(name)]
+    for h in hosts:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            alt.append(x509.DNSName(h))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(minutes=5))
+        .not_valid_after(_now() + dt.timedelta(days=days))
+        # NB: its own trust anchor, so OpenSSL (brpc) accepts it from a CA file holding just it
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(key, d / f"{name}.key")
+    (d / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return d / f"{name}.crt", d / f"{name}.key"
+
+
 # -- signing keys (Ed25519) ----------------------------------------------------------------
 
 
