@@ -1,0 +1,65 @@
+"""Node identity and hub faults across process boundaries, on the shared live workspace (``ws``).
+
+- a node's token presented over another node's certificate is refused by the hub;
+- a hub killed while a job is under way fails that job on start, with the reason, and the
+  workspace keeps working afterwards.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+
+from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
+
+from .live import PURPOSE, analysis, approve_all, connect, wait_state
+from .wait import wait_until
+
+
+def _node_call(ws: LocalWorkspace, token_of: str, cert_of: str) -> httpx.Response:
+    """Ask the hub for a node's jobs with one node's token over (another) node's certificate."""
+    ctx = ws.tls(cert_of).client_context()
+    headers = {"Authorization": f"Bearer {ws.tokens[token_of]}"}
+    return httpx.get(ws.hub_url + "/api/v1/node/jobs", headers=headers, verify=ctx, timeout=30)
+
+
+def test_a_node_token_over_another_nodes_certificate_is_refused(ws: LocalWorkspace) -> None:
+    assert _node_call(ws, "ds-ggd", "ds-ggd").status_code == 200  # NB: its own certificate
+    stolen = _node_call(ws, "ds-ggd", "engine0")
+    assert stolen.status_code == 403
+    assert stolen.json()["detail"] == (
+        "node ds-ggd's token came with the certificate of 'engine0'; a node's token is bound to its own"
+    )
+    assert _node_call(ws, "engine1", "client").status_code == 403
+    assert _node_call(ws, "engine1", "ds-huisartsen").status_code == 403
+    assert _node_call(ws, "engine1", "engine1").status_code == 200
+
+
+def test_a_hub_restart_mid_job_fails_the_job_and_the_workspace_goes_on(ws: LocalWorkspace) -> None:
+    c = connect(ws)
+    req = c.submit(analysis("norovirus"), collaboration=COLLABORATION, purpose=PURPOSE)
+    approve_all(ws, req.id, max_runs=2)
+    ws.procs["ds-huisartsen"].stop()  # NB: the job stays under way: one datastation's shares never come
+    try:
+        jid = req.run(wait=False)
+
+        def ggd_sent() -> bool:
+            j = c.client.get(f"/jobs/{jid}")
+            assert j["state"] == "approved", j
+            return (j["progress"].get("ds-ggd") or {}).get("state") == "sent"
+
+        wait_until(ggd_sent, 120, "ds-ggd sent its shares")
+        ws.procs["hub"].kill(signal.SIGKILL)  # NB: a crash: output shares or not, whatever it held in memory is gone
+        ws.start_hub()
+    finally:
+        ws.start_datastation("huisartsen")
+    c = connect(ws)  # NB: a fresh connection to the new hub process
+    j = wait_state(c, int(jid), ("failed", "succeeded"), timeout=60)
+    assert j["state"] == "failed" and j["reason"] == "the hub restarted while the job was under way"
+    got = c.request(req.id).run(
+        timeout=300
+    )  # NB: ds-ggd sent shares for the failed job: that run stays used, max_runs is 2
+    assert len(got) > 0
+    actions = [e["action"] for e in ws.client("fg").get("/audit")["entries"]]
+    assert actions[-1] == "result-release"
