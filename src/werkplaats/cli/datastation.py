@@ -107,8 +107,7 @@ def ds_log(config: Annotated[Path, typer.Option(help="datastation.toml")]) -> No
         st = _station(config)
     except WerkplaatsError as e:
         fail(e)
-    entries = st.log.entries()
-    problems = audit.verify_chain(entries, {st.cfg.organisation: st.public_key})
+    entries, problems = audit.read_log(st.log.path, st.public_key)  # NB: its chain and its head file
     for entry in entries:
         d = entry["details"]
         typer.echo(

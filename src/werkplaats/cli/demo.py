@@ -31,7 +31,7 @@ def demo(
 
     from .. import usecases as uc
     from ..demo.workspace import COLLABORATION, PURPOSE, LocalWorkspace
-    from ..workspace.audit import verify_chain
+    from ..workspace.audit import verify_hub_chain
     from ..workspace.config import DatastationConfig
     from ..workspace.datastation import Datastation
 
@@ -132,7 +132,8 @@ def demo(
         fg = ws.client("fg")
         audit = fg.get("/audit")
         fg.close()
-        problems = verify_chain(audit["entries"], audit["keys"])
+        orgs = {k: v for k, v in audit["keys"].items() if k != "hub"}
+        problems = verify_hub_chain(audit["entries"], ws.public_keys["hub"], orgs)  # NB: the pinned hub key
         trail = "\n".join(
             f"   {e['seq']:>3} {e['ts'][11:19]} {e['action']:<14} {e['actor']:<18} {e['subject']}"
             for e in audit["entries"]
@@ -198,7 +199,8 @@ def _next_steps(ws: Any, root: Path) -> str:
         f"   {env}\n"
         f"   export WERKPLAATS_TOKEN=<the 'analist' token in {root}/tokens.json>\n"
         "   werkplaats request list | show 1 | result 1         # as the analyst\n"
-        "   (token 'fg')  werkplaats audit verify; werkplaats audit export --format csv\n"
+        f"   (token 'fg')  werkplaats audit verify --hub-key {root}/keys/hub.pub --anchors {root}/nodes\n"
+        "   (token 'fg')  werkplaats audit export --format csv\n"
         f"   werkplaats datastation log --config {root}/nodes/ds-ggd/datastation.toml   # the GGD's own log\n"
         f"   node logs: {root / 'logs'}; node configurations: {root / 'nodes'}\n"
         "   docs/workspace.md (the services), docs/usecases.md (the analyses), docs/region.md (the data)"

@@ -126,6 +126,7 @@ class LocalWorkspace:
             self.public_keys[o] = (
                 pki.new_signing_key(p) if not p.exists() else pki.public_key_b64(pki.load_signing_key(p))
             )
+        (self.root / "keys" / "hub.pub").write_text(self.public_keys["hub"] + "\n")  # NB: nodes pin the audit key
         port = free_port(self.host("hub"))
         self.hub_url = f"https://{self.host('hub')}:{port}"
         (self.root / "hub" / "hub.toml").write_text(
@@ -247,7 +248,8 @@ class LocalWorkspace:
         text = (
             f'[datastation]\nname = "{nd}"\norganisation = "{org}"\nhub = "{self.hub_url}"\n'
             f'token = "{self.tokens[nd]}"\nsteward_token = "{self.tokens[f"steward-{org}"]}"\n'
-            f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\n' + self._tls_toml(nd, "../..")
+            f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\nhub_key_file = "../../keys/hub.pub"\n'
+            + self._tls_toml(nd, "../..")
         )
         for ds in sets:
             table = ds.name.split("/")[1]
@@ -268,6 +270,7 @@ class LocalWorkspace:
         (d / "engine.toml").write_text(
             f'[engine]\nname = "{nd}"\nparty = {i}\nhub = "{self.hub_url}"\ntoken = "{self.tokens[nd]}"\n'
             f'listen = "{self.host(nd)}:{inbox}"\nmpc = "{self.host(nd)}:{mpc}"\nstate_dir = "state"\n'
+            'hub_key_file = "../../keys/hub.pub"\n'
             + self._tls_toml(nd, "../..")
         )
         return d / "engine.toml"

@@ -9,7 +9,17 @@ workspace's chain in its database; each datastation keeps its own chain of its
 contributions in a JSON-lines file, so the two can be compared.
 
 Actions: request, approval, rejection, job-created, job-start, contribution, job-end,
-result-release.
+result-release (the hub); contribution, refusal, hub-head (a datastation's log); run,
+hub-head (an engine's run ledger).
+
+Anchoring: a chain proves that nothing in it changed, not that nothing was cut from its
+end. So the hub signs its current head (`AuditHead`: last seq and hash) and hands it to
+the nodes with every job and job status; each datastation and engine keeps the latest
+head it saw in its own log (a ``hub-head`` entry). `cross_check` then holds the hub's
+chain against those logs: a head the hub signed beyond the chain's end means entries
+were cut. A node's own log is chained the same way and keeps its own head in a small
+state file beside it (``<log>.head``), so that an emptied or truncated log is noticed
+before the node takes part in another job (`FileLog.check`).
 """
 
 from __future__ import annotations
@@ -18,15 +28,24 @@ import csv
 import fcntl
 import io
 import json
+import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import WerkplaatsError
 from . import pki
+from .messages import AuditHead, MessageError
 from .signing import canonical, now, sha256
 
 FIELDS = ("seq", "ts", "node", "actor", "action", "subject", "details", "prev")
 GENESIS = "0" * 64
+HEAD = "hub-head"  # NB: the action of an anchor entry in a node's own log
+
+
+class LogError(WerkplaatsError):
+    """A node's own log is not intact (emptied, truncated, changed, or its head file is gone)."""
 
 
 def entry_hash(e: dict[str, Any]) -> str:
@@ -49,17 +68,19 @@ def make_entry(
         "prev": prev["hash"] if prev else GENESIS,
     }
     e["hash"] = entry_hash(e)
-    e["signature"] = pki.sign(key, e["hash"].encode())
+    e["signature"] = pki.sign(key, e["hash"].encode()) if key is not None else ""
     return e
 
 
-def verify_chain(entries: list[dict[str, Any]], keys: dict[str, str]) -> list[str]:
+def verify_chain(entries: list[dict[str, Any]], keys: dict[str, str], *, signed: bool = True) -> list[str]:
     """Return every problem found in a chain (empty when it is intact).
 
     keys maps node names (and organisation names, for contributions signed by a
-    datastation) to their Ed25519 public keys.
+    datastation) to their Ed25519 public keys; with signed=False only hashes, order and
+    links are checked (an engine's run ledger, which has no signing key).
     """
     problems: list[str] = []
+    check_signatures = signed
     prev_hash = GENESIS
     expected = 1
     seen: set[int] = set()
@@ -79,14 +100,16 @@ def verify_chain(entries: list[dict[str, Any]], keys: dict[str, str]) -> list[st
         elif e.get("prev") != prev_hash and seq == expected:
             problems.append(f"entry {seq}: does not link to the entry before it")
         key = keys.get(e.get("node", ""))
-        if key is None:
+        if not check_signatures:
+            pass
+        elif key is None:
             problems.append(f"entry {seq}: written by unknown node {e.get('node')!r}")
         elif not pki.verify(key, str(e.get("hash", "")).encode(), e.get("signature", "")):
             problems.append(f"entry {seq}: signature of {e.get('node')!r} does not verify")
-        signed = e.get("details", {}).get("signed")
-        if isinstance(signed, dict):
-            okey = keys.get(signed.get("organisation", ""))
-            if okey is None or not pki.verify(okey, canonical(signed.get("record")), signed.get("signature", "")):
+        record = e.get("details", {}).get("signed")
+        if isinstance(record, dict):
+            okey = keys.get(record.get("organisation", ""))
+            if okey is None or not pki.verify(okey, canonical(record.get("record")), record.get("signature", "")):
                 problems.append(f"entry {seq}: the contribution record's signature does not verify")
         prev_hash = str(e.get("hash"))
         expected = max(expected, seq + 1)
@@ -94,12 +117,20 @@ def verify_chain(entries: list[dict[str, Any]], keys: dict[str, str]) -> list[st
 
 
 class FileLog:
-    """An append-only, hash-chained JSON-lines log (a datastation's own contribution log)."""
+    """A node's own append-only, hash-chained JSON-lines log, with its head in a small file beside it.
 
-    def __init__(self, path: str | Path, node: str, key: Any) -> None:
+    A datastation's contribution log (signed with its organisation's key) and an engine's
+    run ledger (key None: chained, not signed). The head file (``<log>.head``: the last
+    entry's seq and hash) is rewritten with every append, so `check` notices a log that was
+    emptied, cut short or rewritten, and `append` refuses to chain onto one.
+    """
+
+    def __init__(self, path: str | Path, node: str, key: Any = None) -> None:
         self.path = Path(path)
         self.node = node
         self.key = key
+        self.public_key = pki.public_key_b64(key) if key is not None else None
+        self.head_path = head_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(exist_ok=True)
 
@@ -107,25 +138,236 @@ class FileLog:
         """Return the log's entries, in order."""
         return read_jsonl(self.path)
 
+    def check(self) -> list[dict[str, Any]]:
+        """Return the log's entries when it is intact; raise LogError naming the file and what is wrong."""
+        entries, problems = read_log(self.path, self.public_key)
+        if problems:
+            raise LogError(_log_error(self.path, problems))
+        return entries
+
     def append(self, *, actor: str, action: str, subject: str, details: dict[str, Any]) -> dict[str, Any]:
-        """Chain, sign and append an entry (under a file lock); return it."""
+        """Chain, sign and append an entry and move the head file on (under a file lock); return it.
+
+        NB: refuses (LogError) to chain onto a log that is not intact, which would hide the damage.
+        """
         with self.path.open("a+", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            f.seek(0)
-            lines = [ln for ln in f.read().splitlines() if ln.strip()]
-            prev = json.loads(lines[-1]) if lines else None
-            e = make_entry(
-                prev, node=self.node, actor=actor, action=action, subject=subject, details=details, key=self.key
-            )
-            f.write(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n")
-            f.flush()
-            fcntl.flock(f, fcntl.LOCK_UN)
+            try:
+                entries, problems = read_log(self.path, self.public_key)
+                if problems:
+                    raise LogError(_log_error(self.path, problems))
+                e = make_entry(
+                    entries[-1] if entries else None,
+                    node=self.node,
+                    actor=actor,
+                    action=action,
+                    subject=subject,
+                    details=details,
+                    key=self.key,
+                )
+                f.write(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                tmp = self.head_path.with_name(self.head_path.name + ".tmp")
+                tmp.write_text(
+                    json.dumps({"seq": e["seq"], "hash": e["hash"], "node": self.node}) + "\n", encoding="utf-8"
+                )
+                tmp.replace(self.head_path)
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
         return e
+
+    def last_anchor(self) -> AuditHead | None:
+        """Return the latest hub head this log keeps, or None."""
+        for e in reversed(self.entries()):
+            if e.get("action") == HEAD:
+                try:
+                    return AuditHead.from_dict(e.get("details"))
+                except MessageError:
+                    return None
+        return None
+
+    def anchor(self, head: AuditHead | None, hub_key: str) -> str:
+        """Keep the hub's head when it verifies with the pinned hub key and is newer; return a warning or ''."""
+        if head is None or not hub_key:
+            return ""
+        if not head_verifies(head, hub_key):
+            return f"the hub's audit head (entry {head.seq}) is not signed by the pinned hub key; not kept"
+        last = self.last_anchor()
+        if last is not None and head.seq < last.seq:
+            return f"the hub's audit chain went back from entry {last.seq} to entry {head.seq}: entries were cut"
+        if last is not None and head.seq == last.seq:
+            return (
+                "" if head.hash == last.hash else f"entry {head.seq} of the hub's audit chain changed since it was seen"
+            )
+        self.append(actor=self.node, action=HEAD, subject=f"audit/{head.seq}", details=head.to_dict())
+        return ""
+
+
+def head_path(log: Path) -> Path:
+    """Return the file beside a node's log that holds the log's own head."""
+    return log.with_name(log.name + ".head")
+
+
+def _head_node(log: Path) -> str:
+    """Return the node a log's head file names ('' when it names none): an emptied log still says whose it was."""
+    try:
+        return str(json.loads(head_path(log).read_text(encoding="utf-8")).get("node", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def _log_error(path: Path, problems: list[str]) -> str:
+    """The message a node gives when its own log is not intact."""
+    return (
+        f"{path} is not intact: {'; '.join(problems)}. This node takes part in no job until its operator "
+        "restores the log from a backup (see 'Audit log' in docs/workspace.md)"
+    )
+
+
+def read_log(path: Path, public_key: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Read a node's own log and return its entries and every problem: its chain, and its head file."""
+    try:
+        entries = read_jsonl(path) if path.exists() else []
+    except (ValueError, UnicodeDecodeError):
+        return [], ["a line is not JSON"]
+    node = str(entries[0].get("node", "")) if entries else ""
+    problems = verify_chain(entries, {node: public_key} if public_key else {}, signed=public_key is not None)
+    hp = head_path(path)
+    if not hp.exists():
+        if entries:
+            problems.append(f"its head file {hp.name} is missing while the log has {len(entries)} entries")
+        return entries, problems
+    try:
+        head = json.loads(hp.read_text(encoding="utf-8"))
+        seq, digest = int(head["seq"]), str(head["hash"])
+    except (ValueError, KeyError, TypeError):
+        return entries, [*problems, f"its head file {hp.name} is unreadable"]
+    last = int(entries[-1].get("seq", 0)) if entries else 0
+    by_seq = {e.get("seq"): e for e in entries}
+    if not entries and seq > 0:
+        problems.append(f"it is empty, but its head file says entry {seq}")
+    elif last < seq:
+        problems.append(f"it is truncated: it ends at entry {last}, but its head file says entry {seq}")
+    elif seq > 0 and by_seq.get(seq, {}).get("hash") != digest:
+        problems.append(f"entry {seq} is not the one its head file names (the log was rewritten)")
+    return entries, problems
+
+
+def sign_head(last: dict[str, Any] | None, *, hub: str, key: Any) -> AuditHead:
+    """Return the hub's signed head of its chain, given the chain's last entry (None: empty chain)."""
+    h = AuditHead(
+        hub=hub, seq=int(last["seq"]) if last else 0, hash=str(last["hash"]) if last else GENESIS, at=now().isoformat()
+    )
+    return h.model_copy(update={"signature": pki.sign(key, canonical(h.signed_part()))})
+
+
+def head_verifies(head: AuditHead, hub_key: str) -> bool:
+    """Whether a head is signed by the (pinned) hub key."""
+    return pki.verify(hub_key, canonical(head.signed_part()), head.signature)
+
+
+def key_fingerprint(public_b64: str) -> str:
+    """A short, printable name of a public key (never a secret)."""
+    return "sha256:" + sha256(public_b64.encode())[:16]
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Return the entries of a JSON-lines log file."""
     return [json.loads(ln) for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+# -- the verifier: the hub's chain against the pinned hub key and the nodes' own logs -----------
+
+
+@dataclass
+class NodeLog:
+    """A node's own log as the verifier reads it: whose it is, its entries, and what is wrong with it."""
+
+    name: str  # a datastation's organisation, or an engine's name
+    kind: str  # datastation | engine
+    path: Path
+    entries: list[dict[str, Any]]
+    problems: list[str]
+
+    @classmethod
+    def read(cls, path: str | Path, *, public_key: str | None = None, name: str = "") -> NodeLog:
+        """Read contributions.jsonl (a datastation) or runs.jsonl (an engine); public_key checks signatures."""
+        p = Path(path)
+        entries, problems = read_log(p, public_key)
+        kind = "datastation" if p.name.startswith("contributions") else "engine"
+        who = name or (str(entries[0].get("node", "")) if entries else "") or _head_node(p) or p.parent.name
+        return cls(who, kind, p, entries, problems)
+
+
+def verify_hub_chain(entries: list[dict[str, Any]], hub_key: str, org_keys: dict[str, str]) -> list[str]:
+    """Verify the hub's chain with the pinned hub key (never a key the hub ships); org_keys check contributions."""
+    keys = {**org_keys, **{str(e.get("node", "")): hub_key for e in entries}}
+    problems = verify_chain(entries, keys)
+    unsigned = [p for p in problems if p.startswith("entry ") and "signature of" in p and p.endswith("does not verify")]
+    if entries and len(unsigned) == len(entries):
+        refused = f"refused: no entry is signed by the pinned hub key ({key_fingerprint(hub_key)})"
+        problems = [refused, *(p for p in problems if p not in unsigned)]
+    return problems
+
+
+def cross_check(entries: list[dict[str, Any]], hub_key: str, logs: list[NodeLog]) -> list[str]:
+    """Hold the hub's chain against the nodes' own logs: anchored heads, contributions and runs.
+
+    Reports entries cut from the end ("entries after seq N are missing (engine1 saw head
+    N+5)"), a chain rewritten below a head a node saw, each node log that is not intact,
+    contributions one side has and the other lacks, and runs the hub's chain does not show.
+    """
+    problems: list[str] = []
+    end = max((int(e["seq"]) for e in entries), default=0)
+    by_seq = {e.get("seq"): e for e in entries}
+    jobs = {e.get("details", {}).get("job") for e in entries}
+    hub_contribs: dict[tuple[str, int], int] = {}
+    for e in entries:
+        record = (e.get("details", {}).get("signed") or {}).get("record") or {}
+        if e.get("action") == "contribution" and record:
+            hub_contribs[(str(record.get("organisation")), int(record.get("job", 0)))] = int(e["seq"])
+    for lg in logs:
+        problems += [f"{lg.name} ({lg.path.name}): {p}" for p in lg.problems]
+        heads = []
+        for e in lg.entries:
+            if e.get("action") != HEAD:
+                continue
+            try:
+                h = AuditHead.from_dict(e.get("details"))
+            except MessageError:
+                problems.append(f"{lg.name} ({lg.path.name}): entry {e.get('seq')} is not a hub head")
+                continue
+            if not head_verifies(h, hub_key):
+                problems.append(f"{lg.name}: the hub head at entry {h.seq} it kept is not signed by the pinned hub key")
+                continue
+            heads.append(h)
+            got = by_seq.get(h.seq)
+            if got is not None and got.get("hash") != h.hash:
+                problems.append(
+                    f"entry {h.seq} is not the entry {lg.name} saw as the hub's head (the chain was rewritten)"
+                )
+        top = max(heads, key=lambda h: h.seq, default=None)
+        if top is not None and top.seq > end:
+            problems.append(f"entries after seq {end} are missing ({lg.name} saw head {top.seq})")
+        if lg.kind == "datastation":
+            mine = {
+                (str(e["details"].get("organisation")), int(e["details"].get("job", 0)))
+                for e in lg.entries
+                if e.get("action") == "contribution" and isinstance(e.get("details"), dict)
+            }
+            for org, job in sorted(mine - set(hub_contribs)):
+                problems.append(f"{org} logged a contribution to job {job} that the hub's chain lacks")
+            for (org, job), seq in sorted(hub_contribs.items()):
+                if org == lg.name and (org, job) not in mine:
+                    lacks = f"that {org}'s own log lacks"
+                    problems.append(f"the hub's chain has a contribution of {org} to job {job} (entry {seq}) {lacks}")
+        else:
+            for e in lg.entries:
+                ran = e.get("details", {}).get("job") if e.get("action") == "run" else None
+                if ran is not None and ran not in jobs:
+                    problems.append(f"{lg.name} ran job {ran}, which the hub's chain does not show")
+    return problems
 
 
 REGISTER_COLUMNS = (

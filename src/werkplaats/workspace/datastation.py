@@ -26,16 +26,18 @@ from ..mpc.share import share_dataset
 from ..plan.serde import plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
-from .audit import FileLog
+from .audit import FileLog, LogError
 from .catalog_io import dataset_entry
 from .config import DatastationConfig
 from .http import Client, HubError, next_jobs, report
 from .jobs import catalog_of
 from .messages import (
+    AuditHead,
     Contribution,
     ContributionRecord,
     EngineAddress,
     JobPayload,
+    MessageError,
     PartState,
     ProgressReport,
     ShareHeader,
@@ -96,7 +98,7 @@ class Datastation:
     def runs_used(self) -> dict[str, int]:
         """Return how many contributions this datastation made under each approval (from its own log)."""
         used: dict[str, int] = {}
-        for e in self.log.entries():
+        for e in self.log.check():  # NB: an emptied or cut log raises LogError: no run is re-allowed
             if e["action"] == "contribution":
                 aid = e["details"].get("approval", "")
                 used[aid] = used.get(aid, 0) + 1
@@ -105,6 +107,9 @@ class Datastation:
     def handle(self, job: JobPayload) -> None:
         """Contribute to one job, or refuse it with a reason (reported to the hub and logged)."""
         mine = [d for d in job.datasets if d.split("/")[0] == self.cfg.organisation]
+        if not self.log_intact(job):
+            return
+        self.anchor(job.audit_head)
         try:
             recheck_hash(job.plan, job.plan_hash)
             (aid,) = verify_job(
@@ -157,8 +162,31 @@ class Datastation:
             details={**record.to_dict(), "collaboration": job.collaboration, "purpose": job.purpose},
         )
         signed = Contribution(record=record, signature=pki.sign(self.key, canonical(record.to_dict())))
-        self.hub.post(f"/node/jobs/{job.job}/contribution", signed.to_dict())
+        receipt = self.hub.post(f"/node/jobs/{job.job}/contribution", signed.to_dict())
+        self.anchor(_head(receipt))
         self.progress(job.job, PartState.SENT)
+
+    def log_intact(self, job: JobPayload) -> bool:
+        """Check this datastation's own log before it takes part; report the job failed, naming the problem, if not.
+
+        NB: nothing is appended to a damaged log (a refusal entry would chain onto the damage and hide it).
+        """
+        try:
+            self.log.check()
+        except LogError as e:
+            log.error("job %s refused: %s", job.job, e)
+            self.progress(job.job, PartState.FAILED, str(e))
+            return False
+        return True
+
+    def anchor(self, head: AuditHead | None) -> None:
+        """Keep the hub's signed audit head in this datastation's log when it is newer; a problem is logged."""
+        try:
+            warning = self.log.anchor(head, self.cfg.hub_key)
+        except LogError as e:
+            warning = str(e)
+        if warning:
+            log.warning("audit: %s", warning)
 
     def send(self, engine: EngineAddress, job: JobPayload, dataset: str, rows: int, slots: list[list[bytes]]) -> None:
         """Send this dataset's share for one engine straight to that engine (mutual TLS), signed."""
@@ -257,3 +285,12 @@ class Datastation:
             return out
         finally:
             c.close()
+
+
+def _head(receipt: Any) -> AuditHead | None:
+    """The hub's signed audit head in its answer to a contribution, or None when it sent none it could read."""
+    doc = receipt.get("audit_head") if isinstance(receipt, dict) else None
+    try:
+        return AuditHead.from_dict(doc) if doc else None
+    except MessageError:
+        return None

@@ -12,7 +12,6 @@ process, so two jobs never share state.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import queue
 import subprocess
@@ -30,10 +29,12 @@ from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
+from .audit import FileLog, LogError
 from .config import EngineConfig
 from .http import Client, HubError, next_jobs, raw_body, report, serve
 from .jobs import catalog_of
 from .messages import (
+    AuditHead,
     JobPayload,
     JobState,
     JobStatus,
@@ -63,7 +64,8 @@ class Engine:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.ledger = cfg.state_dir / "runs.json"
+        self.ledger = FileLog(cfg.state_dir / "runs.jsonl", cfg.name)  # NB: hash-chained; its head in runs.jsonl.head
+        self.last_head: AuditHead | None = None  # NB: the newest signed hub head seen while polling a job
         self.server: Any = None
         self.child: subprocess.Popen[bytes] | None = None
 
@@ -103,18 +105,27 @@ class Engine:
 
     # -- jobs ----------------------------------------------------------------------------
     def runs_used(self) -> dict[str, int]:
-        """Return how many runs this engine took part in under each approval (its own ledger)."""
-        used: dict[str, int] = json.loads(self.ledger.read_text()) if self.ledger.exists() else {}
+        """Return how many runs this engine took part in under each approval (its own ledger, checked intact)."""
+        used: dict[str, int] = {}
+        for e in self.ledger.check():  # NB: an emptied or cut ledger raises LogError: no run is re-allowed
+            for aid in e["details"].get("approvals", []) if e["action"] == "run" else []:
+                used[aid] = used.get(aid, 0) + 1
         return used
 
-    def count_runs(self, ids: list[str]) -> None:
+    def count_runs(self, ids: list[str], job: int = 0) -> None:
         """Count one run under each of the approvals in the ledger."""
-        used = self.runs_used()
-        for aid in ids:
-            used[aid] = used.get(aid, 0) + 1
-        tmp = self.ledger.with_suffix(".tmp")
-        tmp.write_text(json.dumps(used, sort_keys=True))
-        tmp.replace(self.ledger)
+        self.ledger.append(
+            actor=self.cfg.name, action="run", subject=f"job/{job}", details={"job": job, "approvals": ids}
+        )
+
+    def anchor(self, head: AuditHead | None) -> None:
+        """Keep the hub's signed audit head in the ledger when it is newer; a problem is logged."""
+        try:
+            warning = self.ledger.anchor(head, self.cfg.hub_key)
+        except LogError as e:
+            warning = str(e)
+        if warning:
+            log.warning("audit: %s", warning)
 
     def progress(self, jid: int, state: PartState, reason: str = "", **detail: Any) -> None:
         """Report this engine's part in a job to the hub."""
@@ -123,9 +134,11 @@ class Engine:
     def job_status(self, jid: int) -> JobStatus | None:
         """Return the job's state and the state of each node's part, or None when the hub cannot say."""
         try:
-            return JobStatus.from_dict(self.hub.get(f"/node/jobs/{jid}"))
+            status = JobStatus.from_dict(self.hub.get(f"/node/jobs/{jid}"))
         except (HubError, OSError, MessageError):
             return None
+        self.last_head = status.audit_head or self.last_head
+        return status
 
     def job_ended(self, jid: int) -> bool:
         """Whether the hub says the job has ended (succeeded or failed)."""
@@ -136,13 +149,15 @@ class Engine:
         """Verify a job, wait for its shares, run this engine's party and send the output share to the hub."""
         jid = job.job
         try:
+            self.ledger.check()  # NB: a ledger that is not intact takes part in no job (LogError says why)
+            self.anchor(job.audit_head)
             self.progress(jid, PartState.VERIFYING)
             recheck_hash(job.plan, job.plan_hash)
             ids = verify_job(job, organisations=job.organisations(), runs_used=self.runs_used())
             inputs = self.wait_for_shares(job)
             if inputs is None:
                 return
-            self.count_runs(ids)
+            self.count_runs(ids, jid)
             self.progress(jid, PartState.RUNNING)
 
             def deliver(reply: dict[str, Any], blobs: list[bytes]) -> None:
@@ -158,6 +173,7 @@ class Engine:
         finally:
             with self.lock:
                 self.inbox.pop(jid, None)  # NB: every share of the job is dropped, whatever happened
+            self.anchor(self.last_head)
 
     def wait_for_shares(self, job: JobPayload) -> dict[str, tuple[ShareHeader, list[bytes]]] | None:
         """Wait until every dataset's share has arrived and verifies; None if the job ended meanwhile."""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..messages import Contribution, JobState, ProgressReport
+from ..messages import AuditHead, Contribution, JobState, ProgressReport
 
 RequestStatus = Literal["pending-approval", "approved", "rejected"]
 
@@ -290,3 +290,9 @@ class Ack(BaseModel):
     """The hub took what was sent."""
 
     ok: bool
+
+
+class ContributionReceipt(Ack):
+    """The hub logged a contribution; its signed chain head now, for the datastation's own log."""
+
+    audit_head: AuditHead
