@@ -2,18 +2,24 @@
 
 - a node's token presented over another node's certificate is refused by the hub;
 - a hub killed while a job is under way fails that job on start, with the reason, and the
-  workspace keeps working afterwards.
+  workspace keeps working afterwards;
+- a job cancelled before a datastation's shares leave gets none: the datastation records its
+  contribution first, the hub refuses it, and the datastation withdraws it (signed), sending nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
+from typing import Any
 
 import httpx
 
 from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
+from werkplaats.workspace.http import HubError, next_jobs
+from werkplaats.workspace.messages import JobPayload
 
-from .live import PURPOSE, analysis, approve_all, connect, wait_state
+from .live import PURPOSE, analysis, approve_all, connect, station, wait_state
 from .wait import wait_until
 
 
@@ -63,3 +69,50 @@ def test_a_hub_restart_mid_job_fails_the_job_and_the_workspace_goes_on(ws: Local
     assert len(got) > 0
     actions = [e["action"] for e in ws.client("fg").get("/audit")["entries"]]
     assert actions[-1] == "result-release"
+
+
+def test_a_job_cancelled_before_a_datastation_sends_gets_nothing_from_it(ws: LocalWorkspace) -> None:
+    c = connect(ws)
+    req = c.submit(analysis("kinkhoest"), collaboration=COLLABORATION, purpose=PURPOSE)
+    approve_all(ws, req.id)
+    ws.procs["ds-huisartsen"].stop()  # NB: this test plays ds-huisartsen itself (its configuration, key and log)
+    try:
+        jid = int(req.run(wait=False))
+        wait_until(lambda: (c.client.get(f"/jobs/{jid}")["progress"].get("ds-ggd") or {}).get("state") == "sent",
+                   120, "ds-ggd sent its shares")  # fmt: skip
+        st = station(ws, "huisartsen")
+        (job,) = [j for j in next_jobs(st.hub, logging.getLogger("test")) or [] if j.job == jid]
+        connect_engines = st.connect_engines
+
+        def connected_then_cancelled(payload: JobPayload) -> Any:
+            engines = connect_engines(payload)
+            c.client.post(f"/jobs/{jid}/cancel")  # NB: the scientist cancels just before the shares would leave
+            return engines
+
+        st.connect_engines = connected_then_cancelled  # type: ignore[method-assign]
+        sent: list[int] = []
+        st.send = lambda *a, **k: sent.append(1)  # type: ignore[method-assign]
+        st.handle(job)
+        assert sent == []  # NB: before, the shares went out first and the hub's refusal came after
+        mine = [e for e in st.log.entries() if e["subject"] == f"job/{jid}"]
+        assert [e["action"] for e in mine] == ["contribution", "nothing-sent"]
+        aid = mine[0]["details"]["approval"]
+        assert st.runs_used().get(aid, 0) == 0  # NB: its own log gives the run back: nothing left
+    finally:
+        ws.start_datastation("huisartsen")
+    j = c.client.get(f"/jobs/{jid}")
+    assert j["state"] == "failed" and j["reason"] == "cancelled by analist"
+    audit = [e for e in ws.client("fg").get("/audit")["entries"] if e["subject"] == f"job/{jid}"]
+    kinds = ("contribution", "job-cancel", "nothing-sent")
+    assert [(e["actor"], e["action"]) for e in audit if e["action"] in kinds] == [
+        ("ds-ggd", "contribution"), ("analist", "job-cancel"), ("ds-huisartsen", "nothing-sent")]  # fmt: skip
+    # ds-ggd sent its shares before the cancel: the run stays used (max_runs 1)
+    assert "runs are used" in _run_refused(c, req.id)
+
+
+def _run_refused(c: Any, rid: int) -> str:
+    try:
+        c.client.post(f"/requests/{rid}/run")
+    except HubError as e:
+        return e.detail
+    return "ran"

@@ -206,7 +206,7 @@ def test_a_failed_job_gives_its_run_back_only_when_nothing_was_sent(env: Any, no
     assert j3["state"] == "failed" and j3["reason"] == "ds-ha: sent nothing (hub weg)"
     u["analist"].post(f"/requests/{r2['id']}/run")
     actions = [e["action"] for e in u["fg"].get("/audit")["entries"]]
-    assert "contribution-withdrawn" in actions
+    assert "nothing-sent" in actions
     # a job that ran cannot be withdrawn from
     r4 = _request(u, keys)
     jid4 = u["analist"].post(f"/requests/{r4['id']}/run")["job"]

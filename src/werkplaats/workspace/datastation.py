@@ -38,6 +38,8 @@ from .messages import (
     EngineAddress,
     JobPayload,
     MessageError,
+    NothingSent,
+    NothingSentRecord,
     PartState,
     ProgressReport,
     ShareHeader,
@@ -98,8 +100,10 @@ class Datastation:
     def runs_used(self) -> dict[str, int]:
         """Return how many contributions this datastation made under each approval (from its own log)."""
         used: dict[str, int] = {}
-        for e in self.log.check():  # NB: an emptied or cut log raises LogError: no run is re-allowed
-            if e["action"] == "contribution":
+        entries = self.log.check()  # NB: an emptied or cut log raises LogError: no run is re-allowed
+        withdrawn = {e["details"].get("job") for e in entries if e["action"] == "nothing-sent"}
+        for e in entries:
+            if e["action"] == "contribution" and e["details"].get("job") not in withdrawn:
                 aid = e["details"].get("approval", "")
                 used[aid] = used.get(aid, 0) + 1
         return used
@@ -138,11 +142,6 @@ class Datastation:
         except WerkplaatsError as e:
             self.refuse(job, str(e))
             return
-        for d, df in tables.items():
-            per_party = share_dataset(a, d, df)
-            for eng in job.engines:
-                self.send(eng, job, d, len(df), per_party[eng.party])
-            del per_party
         record = ContributionRecord(
             organisation=self.cfg.organisation,
             job=job.job,
@@ -155,6 +154,8 @@ class Datastation:
             engines=[e.name for e in job.engines],
             at=dt.datetime.now(dt.UTC).isoformat(),
         )
+        # NB: the contribution is counted in this datastation's own log and recorded at the hub
+        # before any share leaves, so that no share is ever sent for a run nobody counts.
         self.log.append(
             actor=self.cfg.name,
             action="contribution",
@@ -162,9 +163,40 @@ class Datastation:
             details={**record.to_dict(), "collaboration": job.collaboration, "purpose": job.purpose},
         )
         signed = Contribution(record=record, signature=pki.sign(self.key, canonical(record.to_dict())))
-        receipt = self.hub.post(f"/node/jobs/{job.job}/contribution", signed.to_dict())
+        try:
+            receipt = self.hub.post(f"/node/jobs/{job.job}/contribution", signed.to_dict())
+        except HubError as e:  # NB: e.g. 409: the job was cancelled or failed meanwhile
+            self.withdraw(job, aid, f"the hub did not take the contribution record ({e.detail})")
+            return
         self.anchor(_head(receipt))
+        for d, df in tables.items():
+            per_party = share_dataset(a, d, df)
+            for eng in job.engines:
+                self.send(eng, job, d, len(df), per_party[eng.party])
+            del per_party
         self.progress(job.job, PartState.SENT)
+
+    def withdraw(self, job: JobPayload, aid: str, reason: str) -> None:
+        """Withdraw a contribution no share of which left: log it in its own log, tell the hub (signed), fail the job.
+
+        Only this datastation's own entry gives the run back in its own count (`runs_used`).
+        """
+        log.warning("job %s: nothing sent: %s", job.job, reason)
+        record = NothingSentRecord(
+            organisation=self.cfg.organisation,
+            job=job.job,
+            request=job.request,
+            approval=aid,
+            reason=reason,
+            at=dt.datetime.now(dt.UTC).isoformat(),
+        )
+        self.log.append(actor=self.cfg.name, action="nothing-sent", subject=f"job/{job.job}", details=record.to_dict())
+        signed = NothingSent(record=record, signature=pki.sign(self.key, canonical(record.to_dict())))
+        try:
+            self.hub.post(f"/node/jobs/{job.job}/nothing-sent", signed.to_dict())
+        except (HubError, OSError) as e:
+            log.warning("job %s: the hub did not take the nothing-sent record: %s", job.job, e)
+        self.progress(job.job, PartState.FAILED, f"nothing sent: {reason}")
 
     def log_intact(self, job: JobPayload) -> bool:
         """Check this datastation's own log before it takes part; report the job failed, naming the problem, if not.

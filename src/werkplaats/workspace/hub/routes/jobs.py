@@ -184,7 +184,7 @@ def result_share(c: Annotated[Caller, require("engine")], data: Annotated[bytes,
 @router.post("/node/jobs/{jid}/nothing-sent", response_model=Ack)
 def nothing_sent(body: NothingSent, c: Annotated[Caller, require("datastation")], j: JobDep, s: SessionDep,
                  hub: HubDep) -> Ack:  # fmt: skip
-    """Record a datastation's signed withdrawal of its contribution: it sent no share of the job after all.
+    """Record a datastation's signed statement that it sent no share of the job, withdrawing its contribution if any.
 
     Only for a job that did not run (approved or failed); a failed job gives its run back
     once every recorded contribution is withdrawn (`approvals.runs_used`).
@@ -204,14 +204,13 @@ def nothing_sent(body: NothingSent, c: Annotated[Caller, require("datastation")]
         raise HTTPException(409, f"job {j.id} is {j.state}: it ran with the shares it was sent")
     q = select(db.JobContribution).where(db.JobContribution.job_id == j.id, db.JobContribution.organisation == o.name)
     contrib = s.scalars(q).first()
-    if contrib is None:
-        raise HTTPException(404, f"{o.name} recorded no contribution to job {j.id}")
-    contrib.withdrawal = {"record": rec.to_dict(), "signature": body.signature}
+    if contrib is not None:  # NB: without a recorded contribution nothing is withdrawn; it is logged all the same
+        contrib.withdrawal = {"record": rec.to_dict(), "signature": body.signature}
     lifecycle.fail(hub, s, j, f"{c.name}: sent nothing ({rec.reason})", c.name)
     hub.log(
         s,
         actor=c.name,
-        action="contribution-withdrawn",
+        action="nothing-sent",
         subject=f"job/{j.id}",
         details={"request": r.id, "job": j.id, "organisation": o.name, "detail": rec.reason,
                  "signed": {"organisation": o.name, "record": rec.to_dict(), "signature": body.signature}},
