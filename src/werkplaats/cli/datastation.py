@@ -57,28 +57,23 @@ def ds_approve(
     vary: Annotated[list[str], typer.Option(help="Template approval: a literal (JSON pointer) that may change.")] = [],  # noqa: B006
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Show the plan as a steward reads it, then sign and send the approval."""
-    from ..workspace.signing import literals
-
+    """Show the plan as a steward reads it (its text computed here from the plan), then sign and send the approval."""
     try:
         st = _station(config)
-        c = st.steward()
-        r = c.get(f"/requests/{request}")
-        collab: dict[str, Any] = next((x for x in c.get("/collaborations") if x["name"] == r["collaboration"]), {})
-        c.close()
+        rv = st.review(request)  # NB: the text shown is computed from the plan signed, never the hub's stored text
     except WerkplaatsError as e:
         fail(e)
-    typer.echo(f"Request {r['id']} by {r['requester']} in collaboration {r['collaboration']!r}")
-    typer.echo(f"Collaboration purpose: {collab.get('purpose', '')}")
-    typer.echo(f"Purpose of this analysis: {r['purpose']}\n")
-    typer.echo(r["explain"])
+    typer.echo(f"Request {rv.request} by {rv.requester} in collaboration {rv.collaboration!r}")
+    typer.echo(f"Collaboration purpose: {rv.collaboration_purpose}")
+    typer.echo(f"Purpose of this analysis: {rv.purpose}\n")
+    typer.echo(rv.explain)
     typer.echo("\nLiterals (for a template approval, --vary POINTER):")
-    for p, v in literals(r["plan"]):
+    for p, v in rv.literals:
         typer.echo(f"  {p} = {v!r}")
     if not yes and not typer.confirm(f"\nApprove for {st.cfg.organisation} ({max_runs} run(s), {days} days)?"):
         raise typer.Exit(1)
     try:
-        out = st.approve(request, days=days, max_runs=max_runs, vary=list(vary) or None)
+        out = st.approve(request, days=days, max_runs=max_runs, vary=list(vary) or None, review=rv)
     except WerkplaatsError as e:
         fail(e)
     typer.echo(f"approved; request status: {out['status']}")

@@ -120,6 +120,10 @@ class LocalWorkspace:
         for nd in nodes:
             if not (self.pki / f"{nd}.crt").exists():
                 pki.issue(self.pki, nd, hosts=tuple(dict.fromkeys([self.host(nd), "127.0.0.1", "localhost"])))
+        for i in range(3):  # NB: each engine's own self-signed certificate for its MPC links (its peers pin it)
+            nd = f"engine{i}"
+            if not self.link_cert(i).exists():
+                pki.link_certificate(self.link_cert(i).parent, f"{nd}-link", hosts=(self.host(nd), "127.0.0.1"))
         self.public_keys = {}
         for o in ("hub", *self.organisations):
             p = self.root / "keys" / f"{o}.key"
@@ -139,6 +143,33 @@ class LocalWorkspace:
         hub = Hub(self.database, name="hub", signing_key=pki.load_signing_key(self.root / "keys" / "hub.key"))
         self.tokens["admin"] = hub.create_admin("beheerder")
         hub.engine.dispose()
+
+    def link_cert(self, i: int) -> Path:
+        """The link certificate of engine i (its key beside it)."""
+        return self.root / "nodes" / f"engine{i}" / f"engine{i}-link.crt"
+
+    def engine_url(self, i: int) -> str:
+        """The share inbox of engine i, as registered at the hub and pinned by the datastations."""
+        return f"https://{self.host(f'engine{i}')}:{self.engine_ports[i][0]}"
+
+    def _engine_pins_toml(self) -> str:
+        """The [[engines]] a datastation pins: party, inbox URL, fingerprint of the engine's TLS key."""
+        return "".join(
+            f'\n[[engines]]\nparty = {i}\nurl = "{self.engine_url(i)}"\n'
+            f'spki_sha256 = "{pki.fingerprint(self.pki / f"engine{i}.crt")}"\n'
+            for i in range(3)
+        )
+
+    def _engine_trust_toml(self, i: int) -> str:
+        """An engine's [link], its [[peers]] (pinned link certificates) and [organisations] (pinned keys)."""
+        text = f'\n[link]\ncert = "engine{i}-link.crt"\nkey = "engine{i}-link.key"\n'
+        for j in (j for j in range(3) if j != i):
+            text += (
+                f'\n[[peers]]\nparty = {j}\nmpc = "{self.host(f"engine{j}")}:{self.engine_ports[j][1]}"\n'
+                f'cert = "../engine{j}/engine{j}-link.crt"\nspki_sha256 = "{pki.fingerprint(self.link_cert(j))}"\n'
+            )
+        text += "\n[organisations]\n" + "".join(f'{o} = "{self.public_keys[o]}"\n' for o in self.organisations)
+        return text
 
     def _tls_toml(self, node: str, rel: str) -> str:
         return f'\n[tls]\nca = "{rel}/pki/ca.crt"\ncert = "{rel}/pki/{node}.crt"\nkey = "{rel}/pki/{node}.key"\n'
@@ -221,7 +252,7 @@ class LocalWorkspace:
                         "name": nm,
                         "kind": "engine",
                         "party": i,
-                        "url": f"https://{self.host(nm)}:{inbox}",
+                        "url": self.engine_url(i),
                         "mpc_address": f"{self.host(nm)}:{mpc}",
                     },
                 )["token"]
@@ -250,6 +281,7 @@ class LocalWorkspace:
             f'token = "{self.tokens[nd]}"\nsteward_token = "{self.tokens[f"steward-{org}"]}"\n'
             f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\nhub_key_file = "../../keys/hub.pub"\n'
             + self._tls_toml(nd, "../..")
+            + self._engine_pins_toml()  # NB: set when the organisation joins; changed only by its own operator
         )
         for ds in sets:
             table = ds.name.split("/")[1]
@@ -270,8 +302,7 @@ class LocalWorkspace:
         (d / "engine.toml").write_text(
             f'[engine]\nname = "{nd}"\nparty = {i}\nhub = "{self.hub_url}"\ntoken = "{self.tokens[nd]}"\n'
             f'listen = "{self.host(nd)}:{inbox}"\nmpc = "{self.host(nd)}:{mpc}"\nstate_dir = "state"\n'
-            'hub_key_file = "../../keys/hub.pub"\n'
-            + self._tls_toml(nd, "../..")
+            'hub_key_file = "../../keys/hub.pub"\n' + self._tls_toml(nd, "../..") + self._engine_trust_toml(i)
         )
         return d / "engine.toml"
 

@@ -13,7 +13,8 @@ are public. It runs only the program it compiled from the plan, and checks that 
 one share per program input. Approvals and the owners' signatures are not its business:
 in a workspace its parent, the engine service, verifies both before it hands the
 shares over; in the local cluster the parent is the data owners' own coordinator. With
-TLS files in the header, the links to the peers are mutual TLS with the workspace CA only.
+TLS files in the header, the links to the peers are mutual TLS that trusts only the CA file
+named there (an engine passes its two peers' pinned, self-signed link certificates).
 Its log holds timings, program keys (hashes of public metadata) and tracebacks, never
 data or shares.
 """
@@ -103,7 +104,7 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
     desc.connect_retry_interval_ms = 250
     desc.http_max_payload_size = 256 * 1024 * 1024
     tls = header.tls
-    if tls:  # NB: mutual TLS between the parties, with the workspace CA only
+    if tls:  # NB: mutual TLS between the parties, trusting only the header's CA file (the peers' link certificates)
         desc.enable_ssl = True
         # NB: brpc's pooled connections can abort the process on an SSL EOF (apache/brpc#3307); one
         # connection per peer avoids that path.

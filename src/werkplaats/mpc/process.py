@@ -52,7 +52,11 @@ class Command(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TlsFiles:
-    """Paths of the party's certificate, key and the workspace CA (mutual TLS between parties)."""
+    """Paths of the party's certificate, key and the CA file it trusts (mutual TLS between parties).
+
+    An engine gives its own self-signed link certificate and, as ``ca``, a bundle of its two
+    peers' pinned link certificates; the local cluster gives the workspace CA.
+    """
 
     ca: str
     cert: str

@@ -3,7 +3,8 @@
 Each node checks for itself, whatever another node says: the hub when a steward sends an
 approval and when it picks the approvals a job runs under; a datastation for its own
 organisation's approval (with the key from its own key file); an engine for every
-organisation whose data the job reads. They all call `verify` (or `verify_job`, which
+organisation whose data the job reads (with the keys pinned in its own engine.toml, never
+the keys the hub lists in the job). They all call `verify` (or `verify_job`, which
 calls it per organisation), so the rule is written once.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from ..plan.serde import plan_from_dict, plan_hash
 from . import pki
 from .messages import JobPayload, SignedApproval
-from .signing import APPROVAL_KIND, ApprovalError, approval_id, canonical, now, template_hash
+from .signing import APPROVAL_KIND, ApprovalError, approval_id, canonical, check_body, now, template_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ def verify(approval: SignedApproval, *, key: str, scope: Scope, runs_used: int, 
     if body.get("kind") != APPROVAL_KIND:
         msg = f"approval of {org}: not a werkplaats approval"
         raise ApprovalError(msg)
+    check_body(body)
     if not pki.verify(key, canonical(body), sig):
         msg = f"approval of {org}: the signature does not verify against the organisation's registered key"
         raise ApprovalError(msg)
@@ -79,15 +81,16 @@ def verify_job(
     *,
     organisations: list[str],
     runs_used: dict[str, int],
-    keys: dict[str, str] | None = None,
+    keys: dict[str, str],
     at: dt.datetime | None = None,
 ) -> list[str]:
     """Check the job's approval of each organisation; return their ids or raise ApprovalError.
 
-    keys overrides the job's organisation keys (a datastation trusts its own key file, not the hub).
+    keys are the organisations' public keys as the checking node pinned them (a datastation's
+    own key file, an engine's configuration); the keys the hub lists in the job are never used.
     """
     by_org = {a.body.get("organisation"): a for a in job.approvals}
-    known = job.organisation_keys | (keys or {})
+    known = keys
     scope = Scope.of_job(job)
     ids = []
     for org in organisations:
@@ -97,7 +100,7 @@ def verify_job(
             raise ApprovalError(msg)
         key = known.get(org)
         if not key:
-            msg = f"no registered signing key for {org}"
+            msg = f"no pinned signing key for {org} in this node's configuration"
             raise ApprovalError(msg)
         ids.append(verify(a, key=key, scope=scope, runs_used=runs_used.get(approval_id(a.signature), 0), at=at))
     return ids

@@ -7,6 +7,13 @@ validates the source against its schema (a clear message to the steward — colu
 counts, rules, never values — and nothing is sent), extracts only the columns the plan
 reads, encodes and secret-shares them, and sends share *i* straight to engine *i*. Every
 contribution and refusal goes into its own append-only, hash-chained log.
+
+Security model: the engines are this datastation's own choice, not the hub's. Its
+configuration pins the three engines (party, inbox URL, SPKI fingerprint of the TLS key);
+a job that names other engines is refused, and every connection to an engine is checked
+against the pinned key before a byte is sent, so neither the hub nor whoever holds the
+workspace CA can collect the shares. The steward's approval screen shows the plan's
+text as this node computes it from the plan it signs, never the hub's stored text.
 """
 
 from __future__ import annotations
@@ -16,13 +23,17 @@ import hashlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from ..catalog.frictionless import read_schema, to_frictionless
 from ..catalog.validate import validate_table
 from ..compile.analyze import analyze
 from ..exceptions import WerkplaatsError
 from ..mpc.share import share_dataset
+from ..plan.explain import explain
 from ..plan.serde import plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
@@ -35,7 +46,6 @@ from .messages import (
     AuditHead,
     Contribution,
     ContributionRecord,
-    EngineAddress,
     JobPayload,
     MessageError,
     NothingSent,
@@ -46,10 +56,27 @@ from .messages import (
     SignedApproval,
     pack,
 )
-from .signing import approval_body, canonical, sign_approval
+from .pki import PinError
+from .signing import approval_body, canonical, literals, sign_approval
 from .sources import read_source
 
 log = logging.getLogger("werkplaats.datastation")
+ENGINE_WAIT_S = 30.0  # NB: how long a datastation waits for the engines to take a job before it refuses
+
+
+@dataclass(frozen=True)
+class Review:
+    """A request as its steward reads it before signing; ``explain`` is computed by this node from ``plan``."""
+
+    request: int
+    requester: str
+    collaboration: str
+    collaboration_purpose: str
+    purpose: str
+    plan: dict[str, Any]
+    plan_hash: str
+    explain: str
+    literals: list[tuple[str, Any]]
 
 
 def rounded(n: int) -> int:
@@ -139,41 +166,46 @@ class Datastation:
                 uniq = {c for ds, c in a.unique_keys if ds == d}
                 keys = frozenset(c for ds, c in a.key_columns if ds == d)
                 tables[d] = validate_table(read_source(self.sources[d], schema), schema, cols, uniq, keys)
+            engines = self.connect_engines(job)  # NB: only the pinned engines, each checked on its live connection
         except WerkplaatsError as e:
             self.refuse(job, str(e))
             return
-        record = ContributionRecord(
-            organisation=self.cfg.organisation,
-            job=job.job,
-            request=job.request,
-            plan_hash=job.plan_hash,
-            approval=aid,
-            datasets=mine,
-            columns={d: job.columns.get(d, []) for d in mine},
-            rows={d: rounded(len(df)) for d, df in tables.items()},
-            engines=[e.name for e in job.engines],
-            at=dt.datetime.now(dt.UTC).isoformat(),
-        )
-        # NB: the contribution is counted in this datastation's own log and recorded at the hub
-        # before any share leaves, so that no share is ever sent for a run nobody counts.
-        self.log.append(
-            actor=self.cfg.name,
-            action="contribution",
-            subject=f"job/{job.job}",
-            details={**record.to_dict(), "collaboration": job.collaboration, "purpose": job.purpose},
-        )
-        signed = Contribution(record=record, signature=pki.sign(self.key, canonical(record.to_dict())))
         try:
-            receipt = self.hub.post(f"/node/jobs/{job.job}/contribution", signed.to_dict())
-        except HubError as e:  # NB: e.g. 409: the job was cancelled or failed meanwhile
-            self.withdraw(job, aid, f"the hub did not take the contribution record ({e.detail})")
-            return
-        self.anchor(_head(receipt))
-        for d, df in tables.items():
-            per_party = share_dataset(a, d, df)
-            for eng in job.engines:
-                self.send(eng, job, d, len(df), per_party[eng.party])
-            del per_party
+            record = ContributionRecord(
+                organisation=self.cfg.organisation,
+                job=job.job,
+                request=job.request,
+                plan_hash=job.plan_hash,
+                approval=aid,
+                datasets=mine,
+                columns={d: job.columns.get(d, []) for d in mine},
+                rows={d: rounded(len(df)) for d, df in tables.items()},
+                engines=[e.name for e in job.engines],
+                at=dt.datetime.now(dt.UTC).isoformat(),
+            )
+            # NB: the contribution is counted in this datastation's own log and recorded at the hub
+            # before any share leaves, so that no share is ever sent for a run nobody counts.
+            self.log.append(
+                actor=self.cfg.name,
+                action="contribution",
+                subject=f"job/{job.job}",
+                details={**record.to_dict(), "collaboration": job.collaboration, "purpose": job.purpose},
+            )
+            signed = Contribution(record=record, signature=pki.sign(self.key, canonical(record.to_dict())))
+            try:
+                receipt = self.hub.post(f"/node/jobs/{job.job}/contribution", signed.to_dict())
+            except HubError as e:  # NB: e.g. 409: the job was cancelled or failed meanwhile
+                self.withdraw(job, aid, f"the hub did not take the contribution record ({e.detail})")
+                return
+            self.anchor(_head(receipt))
+            for d, df in tables.items():
+                per_party = share_dataset(a, d, df)
+                for party, c in engines.items():
+                    self.send(c, job, d, len(df), per_party[party])
+                del per_party
+        finally:
+            for c in engines.values():
+                c.close()
         self.progress(job.job, PartState.SENT)
 
     def withdraw(self, job: JobPayload, aid: str, reason: str) -> None:
@@ -220,8 +252,64 @@ class Datastation:
         if warning:
             log.warning("audit: %s", warning)
 
-    def send(self, engine: EngineAddress, job: JobPayload, dataset: str, rows: int, slots: list[list[bytes]]) -> None:
-        """Send this dataset's share for one engine straight to that engine (mutual TLS), signed."""
+    def check_engines(self, job: JobPayload) -> None:
+        """Refuse a job whose engines differ from this datastation's pins: count, parties or URLs."""
+        pins = {p.party: p for p in self.cfg.engines}
+        named = {e.party: e for e in job.engines}
+        if len(job.engines) != len(pins) or set(named) != set(pins):
+            msg = (
+                f"the job names {len(job.engines)} engines for parties {sorted(e.party for e in job.engines)}; "
+                f"this datastation pins one engine for each of parties {sorted(pins)}: refused, nothing sent"
+            )
+            raise PinError(msg)
+        for party, pin in sorted(pins.items()):
+            if named[party].url.rstrip("/") != pin.url:
+                msg = (
+                    f"the job sends party {party}'s share to {named[party].url}, not to the engine pinned for "
+                    f"party {party} ({pin.url}): refused, nothing sent"
+                )
+                raise PinError(msg)
+
+    def connect_engines(self, job: JobPayload, wait_s: float = ENGINE_WAIT_S) -> dict[int, Client]:
+        """Open a pinned connection to each engine and wait until it knows the job; return the clients by party.
+
+        Every connection is refused unless the engine's TLS key is the one pinned for its party
+        (checked on the live connection, before anything is sent), so a share never reaches a
+        node that merely holds a workspace certificate with the right name.
+        """
+        self.check_engines(job)
+        clients = {p.party: Client(p.url, token="", tls=self.cfg.tls, timeout=600, pin=p.spki_sha256)
+                   for p in self.cfg.engines}  # fmt: skip
+        try:
+            deadline = time.monotonic() + wait_s
+            for party, c in clients.items():
+                while True:
+                    try:
+                        r = c.http.get(f"/jobs/{job.job}")
+                    except PinError as e:
+                        msg = f"engine for party {party}: {e}: refused, nothing sent"
+                        raise PinError(msg) from None
+                    except httpx.HTTPError as e:
+                        problem = f"unreachable ({type(e).__name__})"
+                    else:
+                        if r.status_code == 200:
+                            break
+                        if r.status_code != 404:  # NB: 404: it has not polled the job yet
+                            msg = f"engine for party {party} answered {r.status_code} for job {job.job}: nothing sent"
+                            raise WerkplaatsError(msg)
+                        problem = "it has not taken the job"
+                    if time.monotonic() > deadline:
+                        msg = f"engine for party {party} ({c.url}) not ready for job {job.job}: {problem}; nothing sent"
+                        raise WerkplaatsError(msg)
+                    time.sleep(0.3)
+        except BaseException:
+            for c in clients.values():
+                c.close()
+            raise
+        return clients
+
+    def send(self, c: Client, job: JobPayload, dataset: str, rows: int, slots: list[list[bytes]]) -> None:
+        """Send this dataset's share for one engine straight to that engine (pinned mutual TLS), signed."""
         blobs = [b for s in slots for b in s]
         header = ShareHeader(
             job=job.job,
@@ -233,17 +321,13 @@ class Datastation:
             plan_hash=job.plan_hash,
         )
         header = header.model_copy(update={"signature": pki.sign(self.key, canonical(header.signed_part()))})
-        c = Client(engine.url, token="", tls=self.cfg.tls, timeout=600)
-        try:
-            r = c.http.post(
-                f"/jobs/{job.job}/shares",
-                content=pack(header, blobs),
-                headers={"content-type": "application/octet-stream"},
-            )
-            if r.status_code >= 400:
-                raise HubError(r.status_code, r.text)
-        finally:
-            c.close()
+        r = c.http.post(
+            f"/jobs/{job.job}/shares",
+            content=pack(header, blobs),
+            headers={"content-type": "application/octet-stream"},
+        )
+        if r.status_code >= 400:
+            raise HubError(r.status_code, r.text)
 
     def refuse(self, job: JobPayload, reason: str) -> None:
         """Refuse a job: log the reason in this datastation's own log and report it to the hub."""
@@ -283,26 +367,61 @@ class Datastation:
             raise WerkplaatsError(msg)
         return Client(self.cfg.hub, token=self.cfg.steward_token, tls=self.cfg.tls)
 
-    def approve(
-        self, request_id: int, *, days: int = 30, max_runs: int = 1, vary: list[str] | None = None, steward: str = ""
-    ) -> dict[str, Any]:
-        """Sign and send an approval of a request (a template approval when vary is given)."""
+    def review(self, request_id: int) -> Review:
+        """Fetch a request and describe it as the steward reads it: the text is computed here, from the plan."""
         c = self.steward()
         try:
             r = c.get(f"/requests/{request_id}")
+            collabs = c.get("/collaborations")
+        finally:
+            c.close()
+        recheck_hash(r["plan"], r["plan_hash"])  # NB: the plan shown is the plan signed
+        collab: dict[str, Any] = next((x for x in collabs if x["name"] == r["collaboration"]), {})
+        return Review(
+            request=int(r["id"]),
+            requester=str(r["requester"]),
+            collaboration=str(r["collaboration"]),
+            collaboration_purpose=str(collab.get("purpose", "")),
+            purpose=str(r["purpose"]),
+            plan=r["plan"],
+            plan_hash=str(r["plan_hash"]),
+            explain=explain(plan_from_dict(r["plan"])),  # NB: never the hub's stored explain text
+            literals=literals(r["plan"]),
+        )
+
+    def approve(
+        self,
+        request_id: int,
+        *,
+        days: int = 30,
+        max_runs: int = 1,
+        vary: list[str] | None = None,
+        steward: str = "",
+        review: Review | None = None,
+    ) -> dict[str, Any]:
+        """Sign and send an approval of a request (a template approval when vary is given).
+
+        review, when given, is what the steward read (`review`): exactly that plan is signed.
+        """
+        rv = review or self.review(request_id)
+        if rv.request != request_id:
+            msg = f"the review is of request {rv.request}, not {request_id}"
+            raise WerkplaatsError(msg)
+        c = self.steward()
+        try:
             me = c.get("/me")
             body = approval_body(
                 organisation=self.cfg.organisation,
-                collaboration=r["collaboration"],
-                purpose=r["purpose"],
-                plan=r["plan"],
-                plan_hash=r["plan_hash"],
+                collaboration=rv.collaboration,
+                purpose=rv.purpose,
+                plan=rv.plan,
+                plan_hash=rv.plan_hash,
                 expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=days),
                 max_runs=max_runs,
                 steward=steward or me["name"],
                 vary=vary,
+                limits=self.cfg.approval_limits,
             )
-            recheck_hash(r["plan"], r["plan_hash"])
             signed = SignedApproval(body=body, signature=sign_approval(self.key, body))
             out: dict[str, Any] = c.post(f"/requests/{request_id}/approvals", signed.model_dump())
             return out

@@ -1,12 +1,20 @@
 """An engine: one of the three MPC compute parties, as a service.
 
 It takes a job (plan and approvals) from the hub, verifies every approval against the
-organisations' registered keys and counts runs in its own ledger, receives the shares
-from the datastations on its own HTTPS inbox (mutual TLS; each share message signed by
-its organisation), runs the SPU program with its two peers over brpc with TLS in a fresh
-child process, sends its share of the output to the hub, and deletes every share when
-the job ends, whether it succeeded or failed. Jobs run one at a time, each in its own
-process, so two jobs never share state.
+organisations' keys pinned in its own configuration and counts runs in its own ledger,
+receives the shares from the datastations on its own HTTPS inbox (mutual TLS; each share
+message signed by its organisation), runs the SPU program with its two peers over brpc
+with TLS in a fresh child process, sends its share of the output to the hub, and deletes
+every share when the job ends, whether it succeeded or failed. Jobs run one at a time,
+each in its own process, so two jobs never share state; a job still waiting for its
+shares holds no slot, other jobs run meanwhile.
+
+Security model: nothing the hub says is taken on trust. Organisations' public keys come
+from engine.toml ([organisations]), never from the job; the inbox takes only share
+messages signed with those keys, for jobs this engine has taken, for the datasets the job
+reads, within a configured size, and never overwrites a share. The MPC links use this
+engine's own self-signed link certificate, and trust exactly the two peers' link
+certificates pinned in engine.toml ([[peers]]), not the workspace CA.
 """
 
 from __future__ import annotations
@@ -14,9 +22,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import random
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -31,7 +42,7 @@ from . import pki
 from .approvals import recheck_hash, verify_job
 from .audit import FileLog, LogError
 from .config import EngineConfig
-from .http import Client, HubError, next_jobs, raw_body, report, serve
+from .http import Client, HubError, bounded_body, next_jobs, report, serve
 from .jobs import catalog_of
 from .messages import (
     AuditHead,
@@ -46,11 +57,24 @@ from .messages import (
     pack,
     unpack,
 )
+from .pki import PinError
 from .signing import canonical
 
 log = logging.getLogger("werkplaats.engine")
-SHARE_WAIT_S = 600.0
 LINKABLE = (PartState.COMPILED, PartState.DONE)  # NB: an engine whose party compiled (or finished) may be linked to
+STARTED = (PartState.RUNNING, PartState.COMPILED, PartState.DONE)  # NB: an engine whose party runs this job
+BACKOFF_S = 15.0  # NB: compiled, but a peer has not started the job this long: step back if another job is ready
+
+
+@dataclass
+class Taken:
+    """A job this engine took from the hub and verified: waiting for its shares, or running."""
+
+    job: JobPayload
+    since: float  # NB: time.monotonic() when it was taken
+    running: bool = False
+    counted: bool = False  # NB: its run is in the ledger
+    not_before: float = 0.0  # NB: after a back-off, not started again before this
 
 
 class Engine:
@@ -61,6 +85,8 @@ class Engine:
         self.cfg = cfg
         self.hub = Client(cfg.hub, token=cfg.token, tls=cfg.tls)
         self.inbox: dict[int, dict[str, tuple[ShareHeader, list[bytes]]]] = {}  # NB: job → dataset → share
+        self.jobs: dict[int, Taken] = {}  # NB: jobs taken from the hub and verified; only their shares are taken
+        self.ended: set[int] = set()  # NB: jobs that ended here: their shares are dropped (410)
         self.lock = threading.Lock()
         self.stop = threading.Event()
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +94,7 @@ class Engine:
         self.last_head: AuditHead | None = None  # NB: the newest signed hub head seen while polling a job
         self.server: Any = None
         self.child: subprocess.Popen[bytes] | None = None
+        self.link_bundle = self.peer_bundle()  # NB: refuse to start when a peer's link certificate is not its pin
 
     # -- the share inbox ------------------------------------------------------------------
     def app(self) -> FastAPI:
@@ -86,9 +113,34 @@ class Engine:
                 held = {str(j): sorted(d) for j, d in self.inbox.items()}
             return {"jobs": held, "running": self.child is not None}
 
+        def taken(jid: int) -> Taken:
+            """The job as this engine took it; 410 when it has ended here, 404 when it never took it."""
+            with self.lock:
+                t = self.jobs.get(jid)
+                if t is None and jid in self.ended:
+                    raise HTTPException(410, f"job {jid} has ended at this engine: share dropped")
+            if t is None:
+                raise HTTPException(404, f"job {jid} is not a job this engine has taken from the hub: share dropped")
+            return t
+
+        @app.get("/jobs/{jid}")
+        def job(jid: int) -> dict[str, Any]:
+            """Answer whether this engine has taken a job (datastations ask before they send shares)."""
+            taken(jid)
+            return {"job": jid, "party": self.cfg.party}
+
+        app.state.max_body_bytes = self.cfg.max_share_bytes
+
         @app.post("/jobs/{jid}/shares")
-        def shares(jid: int, data: Annotated[bytes, Depends(raw_body)]) -> dict[str, Any]:
-            """Keep one dataset's share of a job until the job runs (its signature is checked then)."""
+        def shares(jid: int, data: Annotated[bytes, Depends(bounded_body)]) -> dict[str, Any]:
+            """Keep one dataset's signed share of a job this engine took, until the job runs.
+
+            Refused: a job this engine has not taken (404) or that ended (410), a message over the
+            configured size (413), one not signed by the dataset's organisation with the key pinned
+            in this engine's configuration or not for this job's plan and datasets (403), and a
+            second share of a dataset (409: a share is never overwritten).
+            """
+            job = taken(jid).job
             try:
                 header, blobs = unpack(ShareHeader, data)
             except MessageError as e:
@@ -97,8 +149,18 @@ class Engine:
                 raise HTTPException(400, "share message for another job")
             if hashlib.sha256(b"".join(blobs)).hexdigest() != header.digest:
                 raise HTTPException(400, "share message damaged (digest)")
+            try:
+                self.check_share(job, header)
+            except WerkplaatsError as e:
+                raise HTTPException(403, str(e)) from None
             with self.lock:
-                self.inbox.setdefault(jid, {})[header.dataset] = (header, blobs)
+                if jid not in self.jobs:
+                    raise HTTPException(410, f"job {jid} has ended at this engine: share dropped")
+                held = self.inbox.setdefault(jid, {})
+                if header.dataset in held:
+                    msg = f"the share of {header.dataset} for job {jid} has arrived already: not overwritten"
+                    raise HTTPException(409, msg)
+                held[header.dataset] = (header, blobs)
             return {"ok": True}
 
         return app
@@ -145,19 +207,147 @@ class Engine:
         status = self.job_status(jid)
         return status is not None and status.state.ended
 
-    def handle(self, job: JobPayload) -> None:
-        """Verify a job, wait for its shares, run this engine's party and send the output share to the hub."""
+    def take(self, job: JobPayload) -> None:
+        """Verify a job the hub offers and expect its shares; waiting for them holds no slot (see `run_next`)."""
         jid = job.job
+        with self.lock:
+            if jid in self.jobs or jid in self.ended:
+                return
         try:
             self.ledger.check()  # NB: a ledger that is not intact takes part in no job (LogError says why)
             self.anchor(job.audit_head)
             self.progress(jid, PartState.VERIFYING)
             recheck_hash(job.plan, job.plan_hash)
-            ids = verify_job(job, organisations=job.organisations(), runs_used=self.runs_used())
-            inputs = self.wait_for_shares(job)
-            if inputs is None:
-                return
-            self.count_runs(ids, jid)
+            self.check_peers(job)
+            # NB: the organisations' keys pinned in engine.toml, never the keys the hub lists in the job
+            verify_job(job, organisations=job.organisations(), runs_used=self.runs_used(), keys=self.cfg.organisations)
+        except WerkplaatsError as e:
+            with self.lock:
+                self.ended.add(jid)
+            self.progress(jid, PartState.FAILED, str(e))
+            return
+        with self.lock:
+            self.jobs[jid] = Taken(job, time.monotonic())
+
+    def check_peers(self, job: JobPayload) -> None:
+        """Refuse a job whose engines differ from this engine's pins: parties, or the peers' MPC addresses."""
+        named = {e.party: e for e in job.engines}
+        if len(job.engines) != 3 or set(named) != {0, 1, 2}:
+            msg = (
+                f"the job names engines for parties {sorted(e.party for e in job.engines)}, not one for each of 0, 1, 2"
+            )
+            raise PinError(msg)
+        if named[self.cfg.party].mpc != self.cfg.mpc:
+            msg = f"the job gives party {self.cfg.party} the MPC address {named[self.cfg.party].mpc}, not this engine's"
+            raise PinError(msg)
+        for p in self.cfg.peers:
+            if named[p.party].mpc != p.mpc:
+                msg = f"the job links party {p.party} at {named[p.party].mpc}, not at its pinned address {p.mpc}"
+                raise PinError(msg)
+
+    def check_share(self, job: JobPayload, h: ShareHeader) -> None:
+        """Raise unless a share header is for a dataset of the job, signed with its organisation's pinned key."""
+        org = h.dataset.split("/")[0]
+        if h.dataset not in job.datasets:
+            msg = f"job {job.job} reads no dataset {h.dataset!r}"
+            raise WerkplaatsError(msg)
+        key = self.cfg.organisations.get(org, "")
+        if h.organisation != org or not key or not pki.verify(key, canonical(h.signed_part()), h.signature):
+            msg = f"the share of {h.dataset} is not signed by {org} (the key pinned in this engine's configuration)"
+            raise WerkplaatsError(msg)
+        if h.plan_hash != job.plan_hash:
+            msg = f"the share of {h.dataset} was made for another plan"
+            raise WerkplaatsError(msg)
+
+    def other_ready(self, jid: int) -> bool:
+        """Whether a job other than jid has all its shares here and waits to run."""
+        with self.lock:
+            return any(
+                j != jid and not t.running and all(d in self.inbox.get(j, {}) for d in t.job.datasets)
+                for j, t in self.jobs.items()
+            )
+
+    def peer_bundle(self) -> Path:
+        """Write the peers' link certificates, each checked against its pin, as this engine's MPC trust bundle."""
+        pems = []
+        for p in self.cfg.peers:
+            got = pki.fingerprint(p.cert)
+            if got != p.spki_sha256:
+                msg = f"the link certificate {str(p.cert)!r} of party {p.party} does not match its pinned fingerprint"
+                raise PinError(msg)
+            pems.append(p.cert.read_text().strip() + "\n")
+        pki.fingerprint(self.cfg.link_cert)  # NB: this engine's own link certificate must exist and be readable
+        if not self.cfg.link_key.is_file():
+            msg = f"link key {str(self.cfg.link_key)!r} does not exist"
+            raise PinError(msg)
+        out = self.cfg.state_dir / "link-peers.pem"
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text("".join(pems))
+        tmp.replace(out)
+        return out
+
+    def drop(self, jid: int) -> None:
+        """Forget a job and drop every share of it, whatever happened; later shares of it are refused."""
+        with self.lock:
+            self.inbox.pop(jid, None)
+            self.jobs.pop(jid, None)
+            self.ended.add(jid)
+
+    def expire(self) -> None:
+        """Drop waiting jobs that ended at the hub; fail those whose shares did not all arrive in time."""
+        now = time.monotonic()
+        with self.lock:
+            waiting = {jid: t for jid, t in self.jobs.items() if not t.running}
+        for jid, t in waiting.items():
+            if now - t.since > self.cfg.share_timeout_s:
+                with self.lock:
+                    got = set(self.inbox.get(jid, {}))
+                missing = sorted(set(t.job.datasets) - got)
+                self.drop(jid)
+                self.progress(jid, PartState.FAILED, f"shares of {missing} did not arrive within "
+                              f"{self.cfg.share_timeout_s:.0f} s")  # fmt: skip
+            elif self.job_ended(jid):
+                self.drop(jid)
+
+    def next_ready(self) -> int | None:
+        """Return a taken job whose shares have all arrived (the lowest id first) and mark it running."""
+        now = time.monotonic()
+        with self.lock:
+            for jid, t in sorted(self.jobs.items()):
+                held = self.inbox.get(jid, {})
+                if not t.running and now >= t.not_before and all(d in held for d in t.job.datasets):
+                    t.running = True
+                    return jid
+        return None
+
+    def run_next(self) -> None:
+        """Run ready jobs one at a time (the one slot: the MPC port), until stopped."""
+        while not self.stop.is_set():
+            jid = self.next_ready()
+            if jid is None:
+                self.stop.wait(0.2)
+                continue
+            try:
+                self.run(jid)
+            except Exception as e:  # NB: one bad job never stops the engine
+                log.exception("job %s failed", jid)
+                self.drop(jid)
+                self.progress(jid, PartState.FAILED, f"{type(e).__name__}: {e}")
+
+    def run(self, jid: int) -> None:
+        """Run a job whose shares have all arrived: this engine's party, its output share to the hub."""
+        with self.lock:
+            t = self.jobs[jid]
+            inputs = {d: self.inbox[jid][d] for d in t.job.datasets}
+        job = t.job
+        backed_off = False
+        try:
+            if not t.counted:
+                # NB: checked again: another job may have used a run meanwhile
+                ids = verify_job(job, organisations=job.organisations(), runs_used=self.runs_used(),
+                                 keys=self.cfg.organisations)  # fmt: skip
+                self.count_runs(ids, jid)
+                t.counted = True
             self.progress(jid, PartState.RUNNING)
 
             def deliver(reply: dict[str, Any], blobs: list[bytes]) -> None:
@@ -167,47 +357,25 @@ class Engine:
                 stats = {k: round(float(v), 3) for k, v in reply.get("stats", {}).items()}
                 self.progress(jid, PartState.DONE, "", **stats)
 
-            self.run_party(job, inputs, deliver)
+            backed_off = self.run_party(job, inputs, deliver)
         except WerkplaatsError as e:
             self.progress(jid, PartState.FAILED, str(e))
         finally:
-            with self.lock:
-                self.inbox.pop(jid, None)  # NB: every share of the job is dropped, whatever happened
+            if backed_off:  # NB: its shares stay; it runs once the peers are free
+                with self.lock:
+                    t.running, t.not_before = False, time.monotonic() + random.uniform(1.0, 5.0)
+            else:
+                self.drop(jid)  # NB: every share of the job is dropped, whatever happened
             self.anchor(self.last_head)
 
-    def wait_for_shares(self, job: JobPayload) -> dict[str, tuple[ShareHeader, list[bytes]]] | None:
-        """Wait until every dataset's share has arrived and verifies; None if the job ended meanwhile."""
-        jid = job.job
-        deadline = time.monotonic() + SHARE_WAIT_S
-        while True:
-            with self.lock:
-                got = dict(self.inbox.get(jid, {}))
-            if all(d in got for d in job.datasets):
-                break
-            if time.monotonic() > deadline:
-                missing = sorted(set(job.datasets) - set(got))
-                msg = f"shares of {missing} did not arrive within {SHARE_WAIT_S:.0f} s"
-                raise WerkplaatsError(msg)
-            if self.job_ended(jid):
-                return None
-            time.sleep(0.3)
-        for d, (h, _) in got.items():
-            org = d.split("/")[0]
-            key = job.organisation_keys.get(org, "")
-            if h.organisation != org or not pki.verify(key, canonical(h.signed_part()), h.signature):
-                msg = f"the share of {d} is not signed by {org}"
-                raise WerkplaatsError(msg)
-            if h.plan_hash != job.plan_hash:
-                msg = f"the share of {d} was made for another plan"
-                raise WerkplaatsError(msg)
-        return {d: got[d] for d in job.datasets}
-
     def run_party(self, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]],
-                  deliver: Any) -> None:  # fmt: skip
+                  deliver: Any) -> bool:  # fmt: skip
         """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere.
 
         The party's output goes to deliver while its link is still open; the link closes only
         when all three engines are done (or the job has ended), so no peer sees it close early.
+        Return True when it stepped back before linking because a peer is busy with another
+        job while another job is ready here (so that no two engines wait for each other).
         """
         jid = job.job
         plan = plan_from_dict(job.plan)
@@ -222,8 +390,8 @@ class Engine:
             blobs += b
         engines = sorted(job.engines, key=lambda e: e.party)
         names = [e.name for e in engines]
+        peers = [e.name for e in engines if e.party != self.cfg.party]
         _check_port(self.cfg.mpc)
-        tls = self.cfg.tls
         header = PartyHeader(
             job=f"werkplaats-job-{jid}",
             plan=canonical_json(plan),
@@ -233,7 +401,8 @@ class Engine:
             share_blobs=tuple(counts),
             recv_timeout_ms=120_000,
             barrier=True,
-            tls=TlsFiles(ca=str(tls.ca), cert=str(tls.cert), key=str(tls.key)),
+            # NB: its own self-signed link certificate; the trust anchors are its two peers' pinned certificates
+            tls=TlsFiles(ca=str(self.link_bundle), cert=str(self.cfg.link_cert), key=str(self.cfg.link_key)),
         ).to_dict()
         # NB: compiled programs are kept in the engine's own state directory (public metadata only).
         log_file, programs = self.cfg.state_dir / f"job{jid}.log", self.cfg.state_dir / "programs"
@@ -263,6 +432,7 @@ class Engine:
                 q.put(e)
 
         threading.Thread(target=talk, daemon=True).start()
+        compiled_at = 0.0
         try:
             while True:
                 try:
@@ -271,14 +441,25 @@ class Engine:
                         # NB: the three parties link together, so that no party dials a peer that is still
                         # compiling (brpc over TLS can abort on such early connection failures).
                         self.progress(jid, PartState.COMPILED)
+                        compiled_at = time.monotonic()
                         continue
                     break
                 except queue.Empty:
                     status = self.job_status(jid)
                     if status is not None and status.state == JobState.FAILED:
-                        return  # NB: another node failed the job; the finally stops our party
+                        return False  # NB: another node failed the job; the finally stops our party
                     if status is not None and all(status.progress.get(n) in LINKABLE for n in names):
                         go.set()
+                    elif (
+                        compiled_at
+                        and status is not None
+                        and time.monotonic() - compiled_at > BACKOFF_S
+                        and any(status.progress.get(n) not in STARTED for n in peers)
+                        and self.other_ready(jid)
+                    ):
+                        log.info("job %s: a peer has not started it; stepping back for another job", jid)
+                        self.progress(jid, PartState.VERIFYING, "waiting for its peers")  # NB: no longer linkable
+                        return True
                     if child.poll() is not None and q.empty():
                         time.sleep(0.5)
                         if q.empty():
@@ -300,6 +481,7 @@ class Engine:
                 if all(status.progress.get(n) == PartState.DONE for n in names):
                     break
                 time.sleep(0.3)
+            return False
         finally:
             cancel.set()
             if child.poll() is None:
@@ -329,25 +511,24 @@ class Engine:
             self.cfg.port,
             self.cfg.mpc,
         )
+        # NB: jobs run on their own thread, so that this loop keeps taking jobs (and their shares) meanwhile
+        threading.Thread(target=self.run_next, daemon=True, name="runner").start()
         try:
             while not self.stop.is_set():
                 jobs = next_jobs(self.hub, log)
                 if jobs is None:
                     continue
-                with self.lock:
-                    held = list(self.inbox)
-                for jid in held:  # NB: shares of jobs that ended before this engine took them
-                    if self.job_ended(jid):
-                        with self.lock:
-                            self.inbox.pop(jid, None)
                 for job in jobs:
                     try:
-                        self.handle(job)
+                        self.take(job)
                     except Exception as e:
                         log.exception("job %s failed", job.job)
+                        self.drop(job.job)
                         self.progress(job.job, PartState.FAILED, f"{type(e).__name__}: {e}")
+                self.expire()
                 time.sleep(poll_s)
         finally:
+            self.stop.set()
             if self.server is not None:
                 self.server.should_exit = True
 

@@ -59,6 +59,14 @@ def add_node(body: NodeIn, c: Admin, s: SessionDep) -> Issued:
         raise HTTPException(422, f"kind must be one of {list(db.NODE_KINDS)}")
     if body.kind == "engine" and body.party not in (0, 1, 2):
         raise HTTPException(422, "an engine needs party 0, 1 or 2")
+    if s.scalars(select(db.Node).where(db.Node.name == body.name)).first():
+        raise HTTPException(409, f"a node named {body.name!r} is registered already")
+    if body.kind == "engine":
+        # NB: one engine per party: a second one could be handed a second share of every dataset
+        held = s.scalars(select(db.Node).where(db.Node.kind == "engine", db.Node.party == body.party)).first()
+        if held is not None:
+            msg = f"party {body.party} has an engine already ({held.name!r}); a workspace has one engine per party"
+            raise HTTPException(409, msg)
     org = organisation(s, body.organisation) if body.organisation else None
     if body.kind == "datastation" and org is None:
         raise HTTPException(422, "a datastation belongs to an organisation")
