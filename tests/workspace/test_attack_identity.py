@@ -14,7 +14,9 @@ import signal
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
+from werkplaats.cli.app import app as cli
 from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
 from werkplaats.workspace.http import HubError, next_jobs
 from werkplaats.workspace.messages import JobPayload
@@ -86,7 +88,12 @@ def test_a_job_cancelled_before_a_datastation_sends_gets_nothing_from_it(ws: Loc
 
         def connected_then_cancelled(payload: JobPayload) -> Any:
             engines = connect_engines(payload)
-            c.client.post(f"/jobs/{jid}/cancel")  # NB: the scientist cancels just before the shares would leave
+            # NB: the scientist cancels (with the CLI) just before the shares would leave
+            env = {"WERKPLAATS_HUB": ws.hub_url, "WERKPLAATS_TOKEN": ws.tokens["analist"],
+                   "WERKPLAATS_CA": str(ws.pki / "ca.crt"), "WERKPLAATS_CERT": str(ws.pki / "client.crt"),
+                   "WERKPLAATS_KEY": str(ws.pki / "client.key")}  # fmt: skip
+            out = CliRunner().invoke(cli, ["request", "cancel", str(jid)], env=env)
+            assert out.exit_code == 0 and out.output == f"job {jid}: failed\n", out.output
             return engines
 
         st.connect_engines = connected_then_cancelled  # type: ignore[method-assign]

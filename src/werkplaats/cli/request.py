@@ -1,4 +1,4 @@
-"""`werkplaats request`: submit, list, show, run analysis requests and fetch their results."""
+"""`werkplaats request`: submit, list, show, run and cancel analysis requests' jobs, fetch their results."""
 
 from __future__ import annotations
 
@@ -87,6 +87,16 @@ def request_run(
             time.sleep(0.5)
     except WerkplaatsError as e:
         fail(e)
+
+
+@app.command("cancel")
+def request_cancel(job: Annotated[int, typer.Argument(help="The job's id (see `werkplaats request show`).")]) -> None:
+    """Cancel a job (the scientist who made the request, or an admin); its nodes drop it."""
+    try:
+        j = hub_client().post(f"/jobs/{job}/cancel")
+    except WerkplaatsError as e:
+        fail(e)
+    typer.echo(f"job {job}: {j['state']}")
 
 
 @app.command("result")
