@@ -7,13 +7,16 @@ Timestamps are ISO 8601 strings, as the hub has always sent them.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ...plan.limits import MAX_PURPOSE_CHARS
 from ..messages import AuditHead, Contribution, JobState, ProgressReport
 
 RequestStatus = Literal["pending-approval", "approved", "rejected"]
+MAX_APPROVAL_BYTES = 64_000  # NB: a signed approval body is a few hundred bytes; a template's vary list a few more
 
 # -- requests ----------------------------------------------------------------------------------
 
@@ -51,7 +54,7 @@ class CollaborationIn(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")
     title: str = ""
-    purpose: str
+    purpose: str = Field(min_length=1, max_length=MAX_PURPOSE_CHARS)
     dpia_annex: str = ""
     members: list[str]
 
@@ -73,21 +76,29 @@ class RequestIn(BaseModel):
     """A plan submitted for a purpose in a collaboration."""
 
     collaboration: str
-    purpose: str
-    plan: dict[str, Any]
+    purpose: str = Field(min_length=1, max_length=MAX_PURPOSE_CHARS)
+    plan: dict[str, Any]  # NB: bounded in depth, nodes and bytes by plan.serde before its schema is checked
 
 
 class ApprovalIn(BaseModel):
     """A steward's approval: its body and the organisation's signature over it."""
 
     body: dict[str, Any]
-    signature: str
+    signature: str = Field(max_length=200)
+
+    @field_validator("body")
+    @classmethod
+    def _small(cls, body: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(body, default=str)) > MAX_APPROVAL_BYTES:
+            msg = f"an approval body is at most {MAX_APPROVAL_BYTES} bytes of JSON"
+            raise ValueError(msg)
+        return body
 
 
 class RejectionIn(BaseModel):
     """A steward's rejection, with the reason."""
 
-    reason: str
+    reason: str = Field(min_length=1, max_length=MAX_PURPOSE_CHARS)
 
 
 class ProgressIn(ProgressReport):
