@@ -448,6 +448,8 @@ class Engine:
                     status = self.job_status(jid)
                     if status is not None and status.state == JobState.FAILED:
                         return False  # NB: another node failed the job; the finally stops our party
+                    if compiled_at and status is not None and status.progress.get(self.cfg.name) not in LINKABLE:
+                        self.progress(jid, PartState.COMPILED)  # NB: the hub lost the report: say it again
                     if status is not None and all(status.progress.get(n) in LINKABLE for n in names):
                         go.set()
                     elif (

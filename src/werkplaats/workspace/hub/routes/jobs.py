@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -28,6 +29,7 @@ from ..deps import (
 from ..release import release
 from ..schemas import Ack, ContributionIn, ContributionReceipt, JobPublic, JobRef, ProgressIn
 
+PROGRESS_LOCK = threading.Lock()  # NB: one hub process writes job progress
 router = APIRouter()
 AnyNode = Annotated[Caller, require("datastation", "engine")]
 TAKEN = (JobState.APPROVED.value, JobState.RUNNING.value)  # NB: the states in which nodes take a job
@@ -93,17 +95,22 @@ def progress(body: ProgressIn, c: AnyNode, j: JobDep, s: SessionDep, hub: HubDep
     require_part(s, c, request_by_id(s, j.request_id), f"job {j.id}")
     if body.state not in REPORTS[c.role]:
         raise HTTPException(422, f"a {c.role} does not report {body.state.value!r}")
-    if body.state == PartState.RUNNING and JobState(j.state).ended:
-        raise HTTPException(409, f"job {j.id} is {j.state}; it cannot become running")
-    j.progress = {
-        **j.progress,
-        c.name: {"state": body.state.value, "reason": body.reason, "at": db.utcnow().isoformat(), **body.detail},
-    }
-    if body.state == PartState.FAILED:
-        lifecycle.fail(hub, s, j, f"{c.name}: {body.reason}", c.name)
-    elif body.state == PartState.RUNNING and j.state == JobState.APPROVED:
-        lifecycle.start(hub, s, j, c.name)
-    s.commit()
+    # NB: read-modify-write of the job's progress, serialised and on a fresh read (a row lock on
+    # PostgreSQL): two nodes reporting at once (engines whose cached programs compile together) lost
+    # one report, and the engines then waited for each other's `compiled` forever.
+    with PROGRESS_LOCK:
+        s.refresh(j, with_for_update=True)
+        if body.state == PartState.RUNNING and JobState(j.state).ended:
+            raise HTTPException(409, f"job {j.id} is {j.state}; it cannot become running")
+        j.progress = {
+            **j.progress,
+            c.name: {"state": body.state.value, "reason": body.reason, "at": db.utcnow().isoformat(), **body.detail},
+        }
+        if body.state == PartState.FAILED:
+            lifecycle.fail(hub, s, j, f"{c.name}: {body.reason}", c.name)
+        elif body.state == PartState.RUNNING and j.state == JobState.APPROVED:
+            lifecycle.start(hub, s, j, c.name)
+        s.commit()
     return JobRef(job=j.id, state=JobState(j.state))
 
 
