@@ -443,3 +443,19 @@ def test_engine_refuses_to_start_with_a_peer_certificate_that_is_not_its_pin(tmp
     with pytest.raises(pki.PinError, match="party 1 does not match its pinned fingerprint"):
         Engine(cfg)
     assert time.monotonic() > 0
+
+
+def test_pki_cli_prints_the_pins_an_operator_writes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from werkplaats.cli.app import app
+
+    pki.init_ca(tmp_path / "pki")
+    cert, _ = pki.issue(tmp_path / "pki", "engine0")
+    out = CliRunner().invoke(app, ["pki", "fingerprint", str(cert)])
+    assert out.exit_code == 0 and out.stdout.strip() == pki.fingerprint(cert) and len(out.stdout.strip()) == 64
+    out = CliRunner().invoke(app, ["pki", "link-cert", "engine0-link", "--dir", str(tmp_path / "link")])
+    assert (
+        out.exit_code == 0 and f"spki_sha256 = {pki.fingerprint(tmp_path / 'link' / 'engine0-link.crt')}" in out.stdout
+    )
+    assert CliRunner().invoke(app, ["pki", "fingerprint", str(tmp_path / "nope.crt")]).exit_code != 0
