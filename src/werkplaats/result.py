@@ -20,6 +20,9 @@ from .plan import nodes as n
 from .plan.types import DType
 
 EPOCH = dt.date(1970, 1, 1)
+# A statistic's flag (Revealed.stats' ok): 1 revealed, 0 withheld (fewer than k), this: withheld,
+# because its exact value may lie outside the range the secure computation represents exactly.
+OUT_OF_RANGE = 2
 
 
 def key_grid(domains: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -57,7 +60,12 @@ def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType
             reasons.append(f"fewer than {k} rows")
             continue
         missing = [nm for nm, _ in root.aggs if not rev.stats[nm][0][c]]
-        reasons.append(f"fewer than {k} values (or a count below {k}) for: {', '.join(missing)}" if missing else None)
+        wide = [nm for nm, _ in root.aggs if rev.stats[nm][0][c] == OUT_OF_RANGE]
+        why = [f"fewer than {k} values (or a count below {k}) for: {', '.join(missing)}"] if missing else []
+        why += (
+            [f"out of range (the exact value may exceed the MPC's number range) for: {', '.join(wide)}"] if wide else []
+        )
+        reasons.append("; ".join(why) or None)
     data["suppressed"] = ~rev.cell_ok.astype(bool)
     data["reason"] = pd.Series(reasons, dtype=object)
     df = pd.DataFrame(data)

@@ -9,7 +9,10 @@ boolean) array; the rule only multiplies such arrays, which is an AND in both.
 - a statistic computed from fewer than k values is withheld on its own (variance
   and standard deviation need at least 2 values to be defined at all);
 - the sum of a boolean counts the rows where it holds, so it is withheld below k,
-  as a cell is.
+  as a cell is;
+- a statistic whose exact value may lie outside the range the MPC represents exactly
+  (the limits below, docs/mpc.md) is withheld too, flagged OUT_OF_RANGE: never a wrong
+  number. The MPC checks it obliviously on the secret result; the plain executor on its own.
 """
 
 from __future__ import annotations
@@ -18,11 +21,27 @@ from collections.abc import Callable
 from typing import Any
 
 from ..plan import nodes as n
+from ..result import OUT_OF_RANGE
 
 Ge = Callable[[Any, int], Any]
 
 # How many values a statistic needs to be defined at all (the rule asks for max(k, this)).
 MIN_VALUES = {"var": 2, "std": 2}
+
+
+# The ranges within which each statistic is exact (or within the documented accuracy).
+SUM_LIMIT = {"int": 2**62, "float": 2**44}  # |sum|: the ring wraps at 2^63, fixed point at 2^45
+DIV_LIMIT = 2**44  # |numerator| of a mean or variance (the division needs < 2^45)
+MEAN_LIMIT = 2**26  # |mean| and variance: the division's quotient
+DEV_LIMIT = 2**22  # |x - mean| of one value of a variance (its square stays below 2^44)
+QUANTILE_INT_LIMIT = 2**43  # |value| of an int quantile's neighbours (interpolated in fixed point)
+# Statistics that sum values (and so can leave the range).
+SUMMING = ("sum", "mean", "var", "std")
+
+
+def range_code(ok: Any, in_range: Any) -> Any:
+    """Return 1 where a statistic is revealed, 0 where withheld by k, OUT_OF_RANGE where out of range."""
+    return ok * (OUT_OF_RANGE - in_range)
 
 
 def min_values(func: str) -> int:

@@ -183,7 +183,7 @@ def _table_name(dataset: str) -> str:
 def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
     """Run a checked plan on DuckDB and apply disclosure control to its cells."""
     got = run_sql(final_sql(analysis), tables)
-    counts, values, nvalid = _per_cell(analysis, got)
+    counts, values, nvalid, in_range = _per_cell(analysis, got)
     root = analysis.plan.root
     assert isinstance(root, n.Aggregate)
     k = analysis.plan.min_group_size
@@ -193,8 +193,29 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
     for j, (name, a) in enumerate(root.aggs):
         kind = infer(a.arg, input_schema).kind if a.arg is not None else None
         ok = disclosure.statistic_ok(a, kind, k, cells, nvalid[j], values[j], _ge)
-        stats[name] = (ok, np.where(ok, values[j], 0))
+        shown = ok & in_range[j]
+        stats[name] = (disclosure.range_code(ok, in_range[j]), np.where(shown, values[j], 0))
     return Revealed(cells, stats)
+
+
+def range_sql(a: n.Agg, kind: str) -> str:
+    """Return SQL for whether a statistic's exact value is within the MPC's range (disclosure's limits).
+
+    NB: the same rule as the MPC's oblivious check, so both executors withhold the same statistics.
+    """
+    x = expr_sql(a.arg) if a.arg is not None else ""
+    num = f"CAST({x} AS DOUBLE)"
+    conds: list[str] = []
+    if a.func == "sum" and kind != "bool":
+        conds.append(f"ABS(SUM({x})) <= {disclosure.SUM_LIMIT['float' if kind == 'float' else 'int']}")
+    if a.func in ("mean", "var", "std") and kind != "bool":
+        conds += [f"ABS(SUM({x})) <= {disclosure.DIV_LIMIT}", f"ABS(AVG({num})) <= {disclosure.MEAN_LIMIT}"]
+    if a.func in ("var", "std") and kind != "bool":
+        conds += [f"VAR_SAMP({num}) * (COUNT({x}) - 1) <= {disclosure.DIV_LIMIT}",
+                  f"VAR_SAMP({num}) <= {disclosure.MEAN_LIMIT}"]  # fmt: skip
+    if a.func in ("median", "quantile") and kind in ("int", "date"):
+        conds.append(f"ABS({agg_sql(a)}) < {disclosure.QUANTILE_INT_LIMIT}")
+    return f"COALESCE({' AND '.join(conds)}, TRUE)" if conds else "TRUE"
 
 
 def final_sql(analysis: Analysis) -> str:
@@ -203,10 +224,16 @@ def final_sql(analysis: Analysis) -> str:
     assert isinstance(root, n.Aggregate)
     keys = [q(k) for k in root.keys]
     parts = [f"COUNT(*) AS {q('__n')}"]
+    schema = analysis.schema(root.input)
     for i, (_, a) in enumerate(root.aggs):
-        parts.append(f"{agg_sql(a)} AS {q(f'__v{i}')}")
+        kind = infer(a.arg, schema).kind if a.arg is not None else "int"
+        value = agg_sql(a)
+        if a.func == "sum" and kind in ("int", "date"):
+            value = f"CAST({value} AS VARCHAR)"  # NB: SUM of BIGINT is a HUGEINT, which pandas would make a float
+        parts.append(f"{value} AS {q(f'__v{i}')}")
         nvalid_sql = "COUNT(*)" if a.arg is None else f"COUNT({expr_sql(a.arg)})"
         parts.append(f"{nvalid_sql} AS {q(f'__c{i}')}")
+        parts.append(f"{range_sql(a, kind)} AS {q(f'__r{i}')}")
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
     return f"SELECT {', '.join(keys + parts)} FROM ({PlainCompiler(analysis).visit(root.input)}){group}"
 
@@ -224,8 +251,8 @@ def run_sql(sql: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         con.close()
 
 
-def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Return rows, statistics and their value counts on the full grid of cells (absent cells: zero)."""
+def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+    """Return rows, statistics, their value counts and range flags on the full grid of cells (absent cells: zero)."""
     root = analysis.plan.root
     assert isinstance(root, n.Aggregate)
     schema = analysis.schema(root.input)
@@ -237,15 +264,18 @@ def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[n
     values = [np.zeros(ncells, dtype=np.int64 if out_schema[name].kind in ("int", "date") else float)
               for name, _ in root.aggs]  # fmt: skip
     nvalid = np.zeros((len(root.aggs), ncells), dtype=np.int64)
+    in_range = np.ones((len(root.aggs), ncells), dtype=np.int64)
     for row in got.itertuples(index=False):
         cell = tuple(_py(v) for v in row[: len(root.keys)])
         i = index[cell]
         rest = row[len(root.keys) :]
         counts[i] = rest[0]
         for j in range(len(root.aggs)):
-            values[j][i] = _num(rest[1 + 2 * j], integral=values[j].dtype == np.int64)
-            nvalid[j, i] = rest[2 + 2 * j]
-    return counts, values, nvalid
+            in_range[j, i] = bool(rest[3 + 3 * j])
+            if in_range[j, i]:  # NB: an out-of-range value may not even fit the array
+                values[j][i] = _num(rest[1 + 3 * j], integral=values[j].dtype == np.int64)
+            nvalid[j, i] = rest[2 + 3 * j]
+    return counts, values, nvalid, in_range
 
 
 def _ge(x: np.ndarray, t: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from .kernels.expr import ExprEval
 from .kernels.groupby import group_by_secret_key
 from .kernels.join import join
 from .layout import Slot
+from .ranges import statically_in_range
 
 
 def output_kinds(a: Analysis) -> list[tuple[str, str]]:
@@ -109,7 +110,8 @@ class SpuCompiler(Visitor[SFrame]):
         schema = self.a.schema(root.input)
         domains = [schema[k].grouping_domain or () for k in root.keys]
         kinds = {k: t.kind for k, t in self.a.schema(root).items()}
-        return aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size)
+        known = statically_in_range(self.a, f.n)  # NB: f.n is public: the padded row count
+        return aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known)
 
 
 def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Callable[..., tuple[Any, ...]]:

@@ -85,5 +85,5 @@ def reconstruct(a: Analysis, outs: list[list[Any]]) -> Revealed:
     cell_ok = values[0].astype(bool)
     revealed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for j, (name, _) in enumerate(root.aggs):
-        revealed[name] = (values[1 + 2 * j].astype(bool), values[2 + 2 * j])
+        revealed[name] = (values[1 + 2 * j].astype(np.int64), values[2 + 2 * j])  # NB: 2 is OUT_OF_RANGE
     return Revealed(cell_ok, revealed)

@@ -7,6 +7,12 @@ values are summed by bitcast, so no truncation error accumulates). Only the
 per-cell results are ever divided, square-rooted or compared. A cell with fewer
 than k rows, and any statistic from fewer than k values, is zeroed and flagged
 before the outputs leave the program.
+
+Range: a summing statistic could wrap the ring (or leave fixed point's range) and come
+out wrong, so beside each sum the program sums a coarse copy of the values (the ring
+values shifted right, in units of 2^16, which cannot wrap) and compares that, still
+secret, with the limits of `disclosure`: a statistic that may be out of range is
+zeroed and flagged OUT_OF_RANGE, like a suppression.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from .. import disclosure
 from .core import (
     BIG,
     F64,
+    FXP_BITS,
     I64,
     SCol,
     SFrame,
@@ -112,6 +119,9 @@ class Stat:
     nvalid: Any  # per cell
     total: Any  # per-cell ring sum of weight * value (only where the function needs it)
     mem: Membership
+    coarse: Any = None  # per cell: the coarse sum of the values (units of 2^16), for the range check
+    in_range: Any = None  # per cell 0/1, set by a rule that checks more than the sum (var, quantiles)
+    checked: bool = True  # False: known to be in range (compile.ranges), no check
 
     @property
     def is_float(self) -> bool:
@@ -120,7 +130,42 @@ class Stat:
 
 def _quantile_of(s: Stat) -> Any:
     q = 0.5 if s.agg.func == "median" else float(s.agg.q)  # type: ignore[arg-type]
-    return _quantile(s.col, s.weight, s.mem.matrix(), q)
+    value, in_range = _quantile(s.col, s.weight, s.mem.matrix(), q)
+    s.in_range = in_range if s.checked else None
+    return value
+
+
+COARSE_BITS = 16
+
+
+def _coarse(x: Any) -> Any:
+    """Return x's ring values in units of 2^16 (of the number, also for fixed point): sums of them cannot wrap."""
+    shift = COARSE_BITS + (FXP_BITS if x.dtype == F64 else 0)
+    return jnp.right_shift(ring_sum_operand(x), shift)
+
+
+def _within(s: Stat, limit: int) -> Any:
+    """Return 0/1 per cell: |sum of values| <= limit for sure (the coarse sum is off by < nvalid units)."""
+    return b2i(jnp.abs(s.coarse) + s.nvalid <= limit >> COARSE_BITS)
+
+
+def _mean_in_range(s: Stat) -> Any:
+    """Return 0/1 per cell: the mean's numerator and quotient are within range."""
+    quotient = b2i(jnp.abs(s.coarse) + s.nvalid <= s.nvalid * (disclosure.MEAN_LIMIT >> COARSE_BITS))
+    return _within(s, disclosure.DIV_LIMIT) * quotient
+
+
+def _in_range(s: Stat) -> Any:
+    """Return 0/1 per cell: whether the statistic's exact value is within the MPC's range."""
+    func = s.agg.func
+    if s.coarse is None:  # NB: booleans: counts, always in range
+        return s.in_range
+    if func == "sum":
+        return _within(s, disclosure.SUM_LIMIT["float" if s.is_float else "int"])
+    if func in ("mean", "var", "std"):
+        ok = _mean_in_range(s)
+        return ok * s.in_range if s.in_range is not None else ok
+    return s.in_range
 
 
 # func → (whether it needs the per-cell sum of values, its per-cell value). ``len`` is the cell's rows.
@@ -138,8 +183,13 @@ STATISTICS: dict[str, tuple[bool, Callable[[Stat], Any]]] = {
 
 
 def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]],
-              aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int) -> list[Any]:  # fmt: skip
-    """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed."""
+              aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int,
+              in_range: frozenset[str] = frozenset()) -> list[Any]:  # fmt: skip
+    """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed.
+
+    in_range names the aggregates known to be within range from public facts (`compile.ranges`):
+    they skip the oblivious range check.
+    """
     ev = ExprEval(frame)
     m = Membership(frame, keys, domains)
     mask = frame.mask
@@ -165,22 +215,32 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
         if STATISTICS[dict(aggs)[name].func][0]:
             index[(name, "s")] = len(first)
             first.append(weights[name] * c.v)
+            if c.kind != "bool" and name not in in_range:  # NB: a sum of booleans is a count, always in range
+                index[(name, "c")] = len(first)
+                first.append(_coarse(weights[name] * c.v))
     sums = m.sums(first)
     rows = sums[0]
     cells = disclosure.cell_ok(rows, k, _ge)
     outs: list[Any] = [cells]
     for name, agg in aggs:
         if agg.func == "len":
-            value, nvalid, arg_kind = rows, rows, None
+            value, nvalid, arg_kind, fits = rows, rows, None, None
         else:
             c = args[name]
             nvalid = sums[index[(name, "n")]]
             total = sums[index[(name, "s")]] if (name, "s") in index else None
-            value = STATISTICS[agg.func][1](Stat(agg, c, weights[name], nvalid, total, m))
+            coarse = sums[index[(name, "c")]] if (name, "c") in index else None
+            stat = Stat(agg, c, weights[name], nvalid, total, m, coarse, checked=name not in in_range)
+            value = STATISTICS[agg.func][1](stat)
+            fits = _in_range(stat) if coarse is not None or stat.in_range is not None else None
             arg_kind = c.kind
         ok = disclosure.statistic_ok(agg, arg_kind, k, cells, nvalid, value, _ge)
+        shown = ok
+        if fits is not None:
+            shown = ok * fits
+            ok = disclosure.range_code(ok, fits)
         value = value.astype(F64) if out_kinds[name] == "float" and value.dtype != F64 else value
-        outs += [ok, value * (ok.astype(F64) if value.dtype == F64 else ok)]
+        outs += [ok, value * (shown.astype(F64) if value.dtype == F64 else shown)]
     return outs
 
 
@@ -207,7 +267,15 @@ def _variance(s: Stat) -> Any:
         row_centre = (m @ centre[:, None])[:, 0]
         d = c.v - row_centre
         sq = d * d
-    sd, ssq = s.mem.sums([w * d, w * sq])
+    if s.checked:
+        # NB: one value this far from the mean makes the sum of squares out of range by itself (its square wraps)
+        far = b2i((d >= disclosure.DEV_LIMIT) | (d <= -disclosure.DEV_LIMIT))
+        sd, ssq, nfar, coarse_sq = s.mem.sums([w * d, w * sq, w * far, _coarse(w * sq)])
+        sq_stat = Stat(s.agg, c, w, nvalid, ssq, s.mem, coarse_sq)
+        quotient = jnp.abs(coarse_sq) + nvalid <= (nvalid - 1) * (disclosure.MEAN_LIMIT >> COARSE_BITS)
+        s.in_range = b2i(nfar == 0) * _within(sq_stat, disclosure.DIV_LIMIT) * b2i(quotient)
+    else:
+        sd, ssq = s.mem.sums([w * d, w * sq])
     sd_f = from_ring_sum(sd, is_float)
     ssq_f = from_ring_sum(ssq, is_float)
     shift = ratio(sd_f, nvalid) * sd_f
@@ -224,11 +292,12 @@ def _extreme(func: str, c: SCol, w: Any, m: Any) -> Any:
     return tree_reduce(vals, func)
 
 
-def _quantile(c: SCol, w: Any, m: Any, q: float) -> Any:
-    """Return the per-cell q-quantile with linear interpolation (DuckDB's quantile_cont).
+def _quantile(c: SCol, w: Any, m: Any, q: float) -> tuple[Any, Any]:
+    """Return the per-cell q-quantile with linear interpolation (DuckDB's quantile_cont), and whether in range.
 
     Rows are sorted on (value, row index), which is distinct per row, then each
-    cell's running count gives every row its rank within the cell.
+    cell's running count gives every row its rank within the cell. An int quantile is
+    in range when both values it interpolates between fit fixed point (QUANTILE_INT_LIMIT).
     """
     nrow, cells = m.shape
     idx = jnp.arange(nrow, dtype=I64)
@@ -245,6 +314,9 @@ def _quantile(c: SCol, w: Any, m: Any, q: float) -> Any:
     sel_lo = ms * b2i(ranks - 1 == lo[None, :])
     sel_hi = ms * b2i(ranks - 1 == hi[None, :])
     is_float = xs.dtype == F64
-    v_lo = from_ring_sum((ring_sum_operand(xs)[None, :] @ sel_lo)[0], is_float)
-    v_hi = from_ring_sum((ring_sum_operand(xs)[None, :] @ sel_hi)[0], is_float)
-    return v_lo + frac * (v_hi - v_lo)
+    r_lo = (ring_sum_operand(xs)[None, :] @ sel_lo)[0]
+    r_hi = (ring_sum_operand(xs)[None, :] @ sel_hi)[0]
+    v_lo, v_hi = from_ring_sum(r_lo, is_float), from_ring_sum(r_hi, is_float)
+    lim = disclosure.QUANTILE_INT_LIMIT
+    in_range = None if is_float else b2i((jnp.abs(r_lo) < lim) & (jnp.abs(r_hi) < lim))
+    return v_lo + frac * (v_hi - v_lo), in_range

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 I64 = jnp.int64
 F64 = jnp.float64
 ROW_BITS = 22  # NB: row indices are packed into sort keys; frames hold < 2^22 rows.
+FXP_BITS = 18  # NB: the fixed point's fractional bits, as werkplaats.mpc.runtime.FXP_FRACTION_BITS configures SPU
 # NB: fills for masked min/max lie beyond every validated input (ints ±2^53, floats ±2^30).
 BIG = {"int": 2**60, "float": 2.0**31, "date": 2**40}
 
