@@ -98,10 +98,10 @@ def test_the_largest_safe_int_literal_is_kept_exactly() -> None:
 T = {"t": pd.DataFrame({"x": [1, 2, 3], "f": [0.5, 1.0, 2.0]})}
 
 
-@pytest.mark.parametrize("value", [10**400, -(2**63), math.nan, math.inf])
+@pytest.mark.parametrize("value", [10**400, -(2**63), math.nan, math.inf, 1e20, -(2.0**31)])
 def test_the_checker_refuses_unsafe_literals_of_plans_built_in_python(value: float) -> None:
     q = wp.scan("t").filter(wp.col("x") < wp.lit(value)).agg(n=wp.count())
-    with pytest.raises(PlanError, match=r"±2\^53|NaN or Infinity"):
+    with pytest.raises(PlanError, match=r"±2\^53|NaN or Infinity|within ±2\^30"):
         wp.run_local(q, T, min_group_size=1)
 
 
@@ -124,3 +124,14 @@ def test_size_limits_of_is_in_aggregates_and_output_cells() -> None:
         wp.run_local(q, T, min_group_size=1)
     with pytest.raises(PlanFormatError, match=r"values.*is too long"):
         plan_from_json(wp.scan("t").filter(wp.col("x").is_in(many)).agg(n=wp.count()).to_json())
+
+
+def test_cut_breaks_beyond_the_fixed_point_range_are_refused() -> None:
+    q = (
+        wp.scan("t")
+        .with_columns(b=wp.col("f").cut([0.0, 1e12], labels=["a", "b", "c"]))
+        .group_by("b")
+        .agg(n=wp.count())
+    )
+    with pytest.raises(PlanError, match=r"breaks must be finite numbers within ±2\^30"):
+        wp.run_local(q, T, min_group_size=1)

@@ -24,5 +24,8 @@ MAX_OUTPUT_CELLS = 100_000
 # The largest integer a plan literal may hold: beyond 2^53 a float64 (DuckDB's double,
 # JSON numbers in most languages, the MPC's fixed-point encoding) no longer holds every integer.
 MAX_SAFE_INT = 2**53
+# The largest float literal or cut break: the range of float values (the owners' check, catalog/validate.py);
+# beyond it the MPC's fixed point (18 fractional bits in 64) has no room to compare or compute with it.
+MAX_FLOAT = 2.0**30
 # Characters of a request's purpose.
 MAX_PURPOSE_CHARS = 2_000

@@ -15,7 +15,7 @@ from typing import Any
 from ..catalog.schema import ColumnSchema, TableSchema
 from ..exceptions import OperationNotDefinedError, PlanError
 from . import nodes as n
-from .limits import MAX_IS_IN_VALUES, MAX_SAFE_INT
+from .limits import MAX_FLOAT, MAX_IS_IN_VALUES, MAX_SAFE_INT
 from .visitor import Visitor
 
 NUMERIC = ("int", "float")
@@ -71,6 +71,9 @@ def lit_dtype(v: n.LitValue) -> DType:
     if isinstance(v, float):
         if not math.isfinite(v):
             msg = "a float literal must be a finite number, not NaN or Infinity"
+            raise PlanError(msg)
+        if abs(v) > MAX_FLOAT:
+            msg = "a float literal must lie within ±2^30 (the range of float values in the MPC's fixed point)"
             raise PlanError(msg)
         return DType("float")
     if isinstance(v, str):
@@ -219,8 +222,8 @@ class TypeInference(Visitor[DType]):
         if self.visit(e.arg).kind not in NUMERIC:
             msg = f"cut{self.where} needs a number"
             raise PlanError(msg)
-        if not all(math.isfinite(b) for b in e.breaks):
-            msg = f"cut{self.where}: breaks must be finite numbers, not NaN or Infinity"
+        if not all(math.isfinite(b) and abs(b) <= MAX_FLOAT for b in e.breaks):
+            msg = f"cut{self.where}: breaks must be finite numbers within ±2^30, not NaN or Infinity"
             raise PlanError(msg)
         if list(e.breaks) != sorted(set(e.breaks)):
             msg = f"cut{self.where}: breaks must be strictly increasing"
