@@ -39,6 +39,7 @@ class Organisation(Base):
     kind: Mapped[str] = mapped_column(String(32), default="")
     signing_key: Mapped[str] = mapped_column(String(128))
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    left_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # NB: left
 
 
 class User(Base):

@@ -54,6 +54,8 @@ def caller(request: Request, s: SessionDep) -> Caller:
     u = s.scalars(select(db.User).where(db.User.token_hash == h)).first()
     if u is not None:
         org = s.get(db.Organisation, u.organisation_id) if u.organisation_id else None
+        if org is not None and org.left_at is not None:
+            raise HTTPException(403, f"{u.name}'s organisation {org.name} has left the workspace")
         return Caller("user", u.name, u.role, org.name if org else None, u.id)
     nd = s.scalars(select(db.Node).where(db.Node.token_hash == h)).first()
     if nd is not None:
@@ -64,6 +66,8 @@ def caller(request: Request, s: SessionDep) -> Caller:
             msg = f"node {nd.name}'s token came with the certificate of {peer!r}; a node's token is bound to its own"
             raise HTTPException(403, msg)
         org = s.get(db.Organisation, nd.organisation_id) if nd.organisation_id else None
+        if org is not None and org.left_at is not None:
+            raise HTTPException(403, f"node {nd.name}'s organisation {org.name} has left the workspace")
         nd.last_seen = db.utcnow()
         s.commit()
         return Caller("node", nd.name, nd.kind, org.name if org else None, nd.id)
@@ -142,6 +146,24 @@ def members(s: Session, collab: db.Collaboration) -> list[str]:
         .where(db.Member.collaboration_id == collab.id)
     )
     return list(s.scalars(q))
+
+
+def unusable(s: Session, collab: db.Collaboration, organisations: list[str]) -> str:
+    """Why data of these organisations cannot be read in the collaboration ('' when it can).
+
+    An organisation that left the workspace, or is no longer a member of the collaboration,
+    takes its datasets with it: requests reading them are refused at submit, at run, when
+    nodes are handed the job and when a datastation records its contribution.
+    """
+    current = set(members(s, collab))
+    for name in sorted(organisations):
+        o = s.scalars(select(db.Organisation).where(db.Organisation.name == name)).first()
+        if o is None or o.left_at is not None:
+            return f"organisation {name!r} has left the workspace; its datasets cannot be read"
+        if name not in current:
+            gone = f"organisation {name!r} is no longer a member of collaboration {collab.name!r}"
+            return gone + "; its datasets cannot be read"
+    return ""
 
 
 def sees(s: Session, c: Caller, collab: db.Collaboration) -> bool:

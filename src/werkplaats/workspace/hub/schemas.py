@@ -143,12 +143,22 @@ class Issued(BaseModel):
 
 
 class OrganisationPublic(BaseModel):
-    """An organisation and its registered signing key."""
+    """An organisation and its registered signing key (and when it left the workspace, if it did)."""
 
     name: str
     title: str
     kind: str
     signing_key: str
+    left: str | None = None
+
+
+class Departure(BaseModel):
+    """An organisation taken out of a collaboration (or out of the workspace): what stopped with it."""
+
+    organisation: str
+    collaborations: list[str]
+    datasets_removed: list[str]
+    jobs_failed: list[int]
 
 
 class CollaborationPublic(BaseModel):

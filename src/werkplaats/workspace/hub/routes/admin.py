@@ -6,11 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ... import db
-from ..core import Caller, new_token, token_hash
-from ..deps import CallerDep, SessionDep, organisation, require
-from ..schemas import Issued, Named, NodeIn, OrganisationIn, OrganisationPublic, UserIn
+from ...messages import JobState
+from .. import lifecycle
+from ..core import Caller, Hub, new_token, token_hash
+from ..deps import CallerDep, HubDep, SessionDep, collaboration, organisation, require
+from ..schemas import Departure, Issued, Named, NodeIn, OrganisationIn, OrganisationPublic, UserIn
 
 router = APIRouter()
 Admin = Annotated[Caller, require("admin")]
@@ -31,7 +34,13 @@ def add_org(body: OrganisationIn, c: Admin, s: SessionDep) -> Named:
 def list_orgs(c: CallerDep, s: SessionDep) -> list[OrganisationPublic]:
     """List the organisations and their signing keys."""
     return [
-        OrganisationPublic(name=o.name, title=o.title, kind=o.kind, signing_key=o.signing_key)
+        OrganisationPublic(
+            name=o.name,
+            title=o.title,
+            kind=o.kind,
+            signing_key=o.signing_key,
+            left=o.left_at.isoformat() if o.left_at else None,
+        )
         for o in s.scalars(select(db.Organisation).order_by(db.Organisation.name))
     ]
 
@@ -84,3 +93,74 @@ def add_node(body: NodeIn, c: Admin, s: SessionDep) -> Issued:
     )
     s.commit()
     return Issued(name=body.name, token=token)
+
+
+def _leave(hub: Hub, s: Session, o: db.Organisation, collab: db.Collaboration, reason: str) -> Departure:
+    """Take o out of collab: its membership, its datasets in it, and every live job there reading its data."""
+    m = s.scalars(select(db.Member).where(db.Member.collaboration_id == collab.id,
+                                          db.Member.organisation_id == o.id)).first()  # fmt: skip
+    if m is not None:
+        s.delete(m)
+    q = select(db.CollaborationDataset).where(db.CollaborationDataset.collaboration_id == collab.id,
+                                              db.CollaborationDataset.dataset.startswith(o.name + "/"))  # fmt: skip
+    removed = []
+    for cd in s.scalars(q):
+        removed.append(cd.dataset)
+        s.delete(cd)
+    s.flush()
+    why = f"organisation {o.name!r} left collaboration {collab.name!r}" + (f": {reason}" if reason else "")
+    failed = []
+    live = (JobState.APPROVED.value, JobState.RUNNING.value)
+    for j in s.scalars(select(db.Job).where(db.Job.state.in_(live)).order_by(db.Job.id)):
+        r = s.get(db.Request, j.request_id)
+        if r is not None and r.collaboration_id == collab.id and o.name in r.organisations:
+            lifecycle.fail(hub, s, j, why, "hub")
+            failed.append(j.id)
+    return Departure(organisation=o.name, collaborations=[collab.name], datasets_removed=sorted(removed),
+                     jobs_failed=failed)  # fmt: skip
+
+
+@router.delete("/collaborations/{name}/members/{org}", response_model=Departure)
+def remove_member(name: str, org: str, c: Admin, s: SessionDep, hub: HubDep, reason: str = "") -> Departure:
+    """Take an organisation out of a collaboration: its datasets leave it and live jobs reading them fail at once.
+
+    Requests reading its data are refused from then on (409 at submit and at run); nodes are
+    not handed such jobs, and a datastation's contribution to one is refused (send nothing).
+    """
+    collab = collaboration(s, name)
+    o = organisation(s, org)
+    if not s.scalars(select(db.Member).where(db.Member.collaboration_id == collab.id,
+                                             db.Member.organisation_id == o.id)).first():  # fmt: skip
+        raise HTTPException(404, f"{org} is not a member of collaboration {name!r}")
+    d = _leave(hub, s, o, collab, reason[:2000])
+    hub.log(s, actor=c.name, action="member-removed", subject=f"collaboration/{name}",
+            details={"organisation": org, "collaboration": name, "datasets": d.datasets_removed,
+                     "jobs_failed": d.jobs_failed, "detail": reason[:2000]})  # fmt: skip
+    s.commit()
+    return d
+
+
+@router.delete("/organisations/{org}", response_model=Departure)
+def remove_org(org: str, c: Admin, s: SessionDep, hub: HubDep, reason: str = "") -> Departure:
+    """An organisation leaves the workspace: out of every collaboration, and its users' and nodes' tokens stop working.
+
+    Its row stays (the audit names it, its key verifies what it signed before); it cannot be
+    registered again under the same name.
+    """
+    o = organisation(s, org)
+    if o.left_at is not None:
+        raise HTTPException(409, f"organisation {org!r} left the workspace at {o.left_at.isoformat()}")
+    collabs = list(s.scalars(select(db.Collaboration).join(db.Member, db.Member.collaboration_id == db.Collaboration.id)
+                             .where(db.Member.organisation_id == o.id).order_by(db.Collaboration.name)))  # fmt: skip
+    ds, jobs = [], []
+    for collab in collabs:
+        d = _leave(hub, s, o, collab, reason[:2000])
+        ds += d.datasets_removed
+        jobs += d.jobs_failed
+    o.left_at = db.utcnow()
+    out = Departure(organisation=org, collaborations=[x.name for x in collabs], datasets_removed=sorted(ds),
+                    jobs_failed=sorted(jobs))  # fmt: skip
+    hub.log(s, actor=c.name, action="organisation-left", subject=f"organisation/{org}",
+            details={**out.model_dump(), "detail": reason[:2000]})  # fmt: skip
+    s.commit()
+    return out

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ....mpc import wire
 from ... import db, pki
@@ -14,17 +15,19 @@ from ...http import raw_body
 from ...messages import JobPayload, JobState, JobStatus, MessageError, NothingSent, PartState, ResultShare, unpack
 from ...signing import approval_id, canonical
 from .. import lifecycle
-from ..core import Caller
+from ..core import Caller, Hub
 from ..deps import (
     CallerDep,
     HubDep,
     JobDep,
     SessionDep,
+    collaboration_of,
     organisation,
     request_by_id,
     require,
     require_access,
     require_part,
+    unusable,
 )
 from ..release import release
 from ..schemas import Ack, ContributionIn, ContributionReceipt, JobPublic, JobRef, ProgressIn
@@ -71,6 +74,8 @@ def node_jobs(c: AnyNode, s: SessionDep, hub: HubDep) -> list[JobPayload]:
         r = request_by_id(s, j.request_id)
         if c.role == "datastation" and c.organisation not in r.organisations:
             continue
+        if _gone(hub, s, j, r):
+            continue  # NB: an organisation whose data it reads has left: the job failed, nobody is handed it
         out.append(lifecycle.offer(s, j).model_copy(update={"audit_head": hub.audit_head(s)}))
     s.commit()
     return out
@@ -102,6 +107,8 @@ def progress(body: ProgressIn, c: AnyNode, j: JobDep, s: SessionDep, hub: HubDep
         s.refresh(j, with_for_update=True)
         if body.state == PartState.RUNNING and JobState(j.state).ended:
             raise HTTPException(409, f"job {j.id} is {j.state}; it cannot become running")
+        if body.state == PartState.RUNNING and _gone(hub, s, j, request_by_id(s, j.request_id)):
+            raise HTTPException(409, f"job {j.id} failed: {j.reason}")
         j.progress = {
             **j.progress,
             c.name: {"state": body.state.value, "reason": body.reason, "at": db.utcnow().isoformat(), **body.detail},
@@ -143,6 +150,8 @@ def contribution(body: ContributionIn, c: Annotated[Caller, require("datastation
         problems.append("it is for another plan")
     if problems:
         raise HTTPException(422, "contribution refused: " + "; ".join(problems))
+    if _gone(hub, s, j, r):
+        raise HTTPException(409, f"job {j.id} failed: {j.reason}; send nothing")
     if JobState(j.state).ended:
         raise HTTPException(409, f"job {j.id} is {j.state}: send nothing")
     q = select(db.JobContribution).where(db.JobContribution.job_id == j.id, db.JobContribution.organisation == o.name)
@@ -240,6 +249,15 @@ def cancel(c: CallerDep, j: JobDep, s: SessionDep, hub: HubDep) -> JobRef:
     lifecycle.fail(hub, s, j, f"cancelled by {c.name}", c.name, action="job-cancel")
     s.commit()
     return JobRef(job=j.id, state=JobState(j.state))
+
+
+def _gone(hub: Hub, s: Session, j: db.Job, r: db.Request) -> bool:
+    """Fail a live job reading data of an organisation that left the workspace or the collaboration; say if it did."""
+    why = unusable(s, collaboration_of(s, r), r.organisations)
+    if why and not JobState(j.state).ended:
+        lifecycle.fail(hub, s, j, why, "hub")
+        s.commit()
+    return bool(why)
 
 
 def _record_problems(job: int, request: int, approval: str, j: db.Job, r: db.Request, org: str) -> list[str]:

@@ -29,6 +29,7 @@ from ..deps import (
     require_member,
     sees,
     takes_part,
+    unusable,
 )
 from ..schemas import ApprovalIn, JobRef, RejectionIn, RequestIn, RequestPublic, RequestSummary, ResultPublic
 from ..views import catalog_docs, request_public, request_summary
@@ -49,6 +50,9 @@ def submit(body: RequestIn, c: Scientist, s: SessionDep, hub: HubDep) -> Request
     try:
         catalog = catalog_of(catalog_docs(s))
         used = {src.dataset for src in n.sources(plan_from_dict(body.plan).root)}
+        gone = unusable(s, collab, sorted({d.split("/")[0] for d in used}))
+        if gone:
+            raise HTTPException(409, gone)
         outside = sorted(used - allowed)
         if outside:
             raise HTTPException(422, f"datasets {outside} are not part of collaboration {collab.name!r}")
@@ -170,6 +174,9 @@ def run(c: Scientist, r: RequestDep, s: SessionDep, hub: HubDep) -> JobRef:
     require_member(s, c, collab)
     if s.scalars(select(db.Rejection).where(db.Rejection.request_id == r.id)).first():
         raise HTTPException(409, f"request {r.id} was rejected")
+    gone = unusable(s, collab, r.organisations)
+    if gone:
+        raise HTTPException(409, gone)
     try:
         chosen = approvals.choose(s, r, collab)
     except ApprovalError as e:
