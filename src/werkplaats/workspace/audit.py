@@ -81,6 +81,7 @@ def verify_chain(entries: list[dict[str, Any]], keys: dict[str, str], *, signed:
     """
     problems: list[str] = []
     check_signatures = signed
+    rotations = _rotations(entries)
     prev_hash = GENESIS
     expected = 1
     seen: set[int] = set()
@@ -108,12 +109,29 @@ def verify_chain(entries: list[dict[str, Any]], keys: dict[str, str], *, signed:
             problems.append(f"entry {seq}: signature of {e.get('node')!r} does not verify")
         record = e.get("details", {}).get("signed")
         if isinstance(record, dict):
-            okey = keys.get(record.get("organisation", ""))
+            okey = _key_at(rotations, str(record.get("organisation", "")), seq) or keys.get(
+                record.get("organisation", "")
+            )
             if okey is None or not pki.verify(okey, canonical(record.get("record")), record.get("signature", "")):
                 problems.append(f"entry {seq}: the contribution record's signature does not verify")
         prev_hash = str(e.get("hash"))
         expected = max(expected, seq + 1)
     return problems
+
+
+def _rotations(entries: list[dict[str, Any]]) -> dict[str, list[tuple[int, str]]]:
+    """Each organisation's key rotations in the chain: (seq of the key-rotated entry, the key it revoked), in order."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for e in entries:
+        d = e.get("details") or {}
+        if e.get("action") == "key-rotated" and isinstance(e.get("seq"), int) and isinstance(d.get("old"), str):
+            out.setdefault(str(d.get("organisation", "")), []).append((e["seq"], d["old"]))
+    return out
+
+
+def _key_at(rotations: dict[str, list[tuple[int, str]]], org: str, seq: int) -> str | None:
+    """The key org signed with at entry seq: the one the first later rotation revoked (None: its current key)."""
+    return next((old for at, old in rotations.get(org, []) if at > seq), None)
 
 
 class FileLog:

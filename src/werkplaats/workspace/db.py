@@ -42,6 +42,32 @@ class Organisation(Base):
     left_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # NB: left
 
 
+class RevokedKey(Base):
+    """An organisation's signing key that was replaced: what it signs from then on is refused."""
+
+    __tablename__ = "revoked_keys"
+    __table_args__ = (UniqueConstraint("organisation_id", "public_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    public_key: Mapped[str] = mapped_column(String(128))
+    revoked: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class RevokedCertificate(Base):
+    """A node certificate the hub refuses, by SPKI SHA-256 fingerprint and/or serial, whatever token comes with it."""
+
+    __tablename__ = "revoked_certificates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")  # NB: pki.spki_sha256, hex
+    serial: Mapped[str] = mapped_column(String(64), default="")  # NB: hex, lower case
+    revoked: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
 class User(Base):
     """A person with a role (and, except admins and privacy officers, an organisation); a token hash."""
 

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from .. import db
-from ..peer import peer_common_name
+from ..peer import peer_certificate, peer_common_name
+from ..pki import spki_sha256
 from .core import Caller, Hub, token_hash
 
 OVERSEERS = ("admin", "privacy-officer")  # NB: see every collaboration without being a member
@@ -65,6 +66,9 @@ def caller(request: Request, s: SessionDep) -> Caller:
         if peer != nd.name:
             msg = f"node {nd.name}'s token came with the certificate of {peer!r}; a node's token is bound to its own"
             raise HTTPException(403, msg)
+        revoked = _revoked(s, peer_certificate(request.scope))
+        if revoked is not None:
+            raise HTTPException(403, f"node {nd.name}'s certificate was revoked on {revoked.revoked:%Y-%m-%d %H:%M}")
         org = s.get(db.Organisation, nd.organisation_id) if nd.organisation_id else None
         if org is not None and org.left_at is not None:
             raise HTTPException(403, f"node {nd.name}'s organisation {org.name} has left the workspace")
@@ -72,6 +76,17 @@ def caller(request: Request, s: SessionDep) -> Caller:
         s.commit()
         return Caller("node", nd.name, nd.kind, org.name if org else None, nd.id)
     raise HTTPException(401, "unknown token")
+
+
+def _revoked(s: Session, cert: Any) -> db.RevokedCertificate | None:
+    """The hub's revocation entry matching a client certificate (by SPKI fingerprint or serial), if any."""
+    if cert is None:
+        return None
+    fp, serial = spki_sha256(cert), format(cert.serial_number, "x")
+    q = select(db.RevokedCertificate).where(
+        or_(db.RevokedCertificate.fingerprint == fp, db.RevokedCertificate.serial == serial)
+    )
+    return s.scalars(q).first()
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

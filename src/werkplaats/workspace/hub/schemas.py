@@ -30,6 +30,39 @@ class OrganisationIn(BaseModel):
     signing_key: str
 
 
+class KeyRotationIn(BaseModel):
+    """An organisation's new Ed25519 signing key (base64); the one it replaces is revoked."""
+
+    signing_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$")
+    reason: str = Field(default="", max_length=2000)
+
+
+class KeyRotated(BaseModel):
+    """A rotation done: the organisation, the revoked key and the new one (public keys)."""
+
+    organisation: str
+    revoked_key: str
+    signing_key: str
+
+
+class CertificateRevocationIn(BaseModel):
+    """A node certificate to refuse: its SPKI SHA-256 fingerprint (`werkplaats pki fingerprint`) and/or serial (hex)."""
+
+    fingerprint: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    serial: str = Field(default="", pattern=r"^([0-9a-f]{1,40})?$")
+    reason: str = Field(default="", max_length=2000)
+
+
+class CertificateRevocation(BaseModel):
+    """A revoked node certificate."""
+
+    node: str
+    fingerprint: str
+    serial: str
+    revoked: str
+    reason: str
+
+
 class UserIn(BaseModel):
     """A new user: a role, and an organisation for stewards, scientists and requesters."""
 

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ... import db
+from ... import audit, db
 from ...messages import JobState
 from .. import lifecycle
 from ..core import Caller, Hub, new_token, token_hash
 from ..deps import CallerDep, HubDep, SessionDep, collaboration, organisation, require
-from ..schemas import Departure, Issued, Named, NodeIn, OrganisationIn, OrganisationPublic, UserIn
+from ..schemas import (
+    CertificateRevocation,
+    CertificateRevocationIn,
+    Departure,
+    Issued,
+    KeyRotated,
+    KeyRotationIn,
+    Named,
+    NodeIn,
+    OrganisationIn,
+    OrganisationPublic,
+    UserIn,
+)
 
 router = APIRouter()
 Admin = Annotated[Caller, require("admin")]
@@ -164,3 +178,76 @@ def remove_org(org: str, c: Admin, s: SessionDep, hub: HubDep, reason: str = "")
             details={**out.model_dump(), "detail": reason[:2000]})  # fmt: skip
     s.commit()
     return out
+
+
+@router.put("/organisations/{org}/signing-key", response_model=KeyRotated)
+def rotate_key(org: str, body: KeyRotationIn, c: Admin, s: SessionDep, hub: HubDep) -> KeyRotated:
+    """Replace an organisation's signing key; the old one is revoked (audited as key-rotated).
+
+    From then on approvals and contribution records signed with the old key are refused (the
+    hub checks with the registered key only). What the old key signed before stays verifiable
+    in the audit: the key-rotated entry names the key of the entries before it.
+    """
+    o = organisation(s, org)
+    if o.left_at is not None:
+        raise HTTPException(409, f"organisation {org!r} has left the workspace")
+    if body.signing_key == o.signing_key:
+        raise HTTPException(409, f"that is {org}'s current signing key; a rotation needs a new one")
+    q = select(db.RevokedKey).where(db.RevokedKey.organisation_id == o.id, db.RevokedKey.public_key == body.signing_key)
+    if s.scalars(q).first() is not None:
+        raise HTTPException(409, f"that key of {org} was revoked; a revoked key is not registered again")
+    if not _is_key(body.signing_key):
+        raise HTTPException(422, "signing_key is not an Ed25519 public key (32 bytes, base64)")
+    old = o.signing_key
+    s.add(db.RevokedKey(organisation_id=o.id, public_key=old, by=c.name, reason=body.reason))
+    o.signing_key = body.signing_key
+    hub.log(s, actor=c.name, action="key-rotated", subject=f"organisation/{org}",
+            details={"organisation": org, "old": old, "new": body.signing_key, "detail": body.reason,
+                     "fingerprints": {"old": audit.key_fingerprint(old),
+                                      "new": audit.key_fingerprint(body.signing_key)}})  # fmt: skip
+    s.commit()
+    return KeyRotated(organisation=org, revoked_key=old, signing_key=body.signing_key)
+
+
+def _is_key(public_b64: str) -> bool:
+    """Whether a string is an Ed25519 public key (32 bytes, base64)."""
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64, validate=True))
+    except ValueError:
+        return False
+    return True
+
+
+@router.post("/nodes/{name}/certificate-revocations", status_code=201, response_model=CertificateRevocation)
+def revoke_certificate(name: str, body: CertificateRevocationIn, c: Admin, s: SessionDep,
+                       hub: HubDep) -> CertificateRevocation:  # fmt: skip
+    """Revoke a node's certificate: the hub refuses it from then on (403), whatever token comes with it.
+
+    Give its SPKI SHA-256 fingerprint (`werkplaats pki fingerprint CERT`; it names the key, so a
+    certificate re-issued for the same key is refused too) and/or its serial number (hex).
+    """
+    if not s.scalars(select(db.Node).where(db.Node.name == name)).first():
+        raise HTTPException(404, f"no node {name!r}")
+    if not body.fingerprint and not body.serial:
+        raise HTTPException(422, "give the certificate's fingerprint or serial")
+    r = db.RevokedCertificate(node=name, fingerprint=body.fingerprint, serial=body.serial, by=c.name,
+                              reason=body.reason)  # fmt: skip
+    s.add(r)
+    s.flush()
+    hub.log(s, actor=c.name, action="certificate-revoked", subject=f"node/{name}",
+            details={"node": name, "fingerprint": body.fingerprint, "serial": body.serial,
+                     "detail": body.reason})  # fmt: skip
+    s.commit()
+    return CertificateRevocation(node=name, fingerprint=r.fingerprint, serial=r.serial,
+                                 revoked=r.revoked.isoformat(), reason=r.reason)  # fmt: skip
+
+
+@router.get("/certificate-revocations", response_model=list[CertificateRevocation])
+def list_revocations(c: Admin, s: SessionDep) -> list[CertificateRevocation]:
+    """The hub's revocation list of node certificates."""
+    return [
+        CertificateRevocation(
+            node=r.node, fingerprint=r.fingerprint, serial=r.serial, revoked=r.revoked.isoformat(), reason=r.reason
+        )
+        for r in s.scalars(select(db.RevokedCertificate).order_by(db.RevokedCertificate.id))
+    ]
