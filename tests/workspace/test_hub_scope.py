@@ -6,13 +6,14 @@ Each attack beside the honest call; on SQLite and PostgreSQL (the ``hub`` fixtur
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from werkplaats.workspace import db, pki
+from werkplaats.workspace import audit, db, pki
 from werkplaats.workspace.hub import Hub, create_app
 from werkplaats.workspace.hub.lifecycle import TransitionError, fail_late_datastations, move
 from werkplaats.workspace.messages import (
@@ -300,3 +301,17 @@ def test_a_restarted_hub_fails_the_jobs_that_were_under_way(env: Any, nodes: dic
             assert Api(c, u["analist"].h["Authorization"][7:]).get(f"/jobs/{jid_waiting}")["state"] == "approved"
     finally:
         again.engine.dispose()
+
+
+def test_the_audit_cross_check_accepts_a_contribution_the_datastation_withdrew(tmp_path: Path) -> None:
+    pki.new_signing_key(tmp_path / "ggd.key")
+    ggd = pki.load_signing_key(tmp_path / "ggd.key")
+    pki.new_signing_key(tmp_path / "hub.key")
+    pinned = pki.public_key_b64(pki.load_signing_key(tmp_path / "hub.key"))
+    log = audit.FileLog(tmp_path / "contributions.jsonl", "ggd", ggd)
+    for job in (4, 5):  # NB: the hub refused both records (the jobs were cancelled); ggd withdrew only job 5's
+        log.append(actor="ds-ggd", action="contribution", subject=f"job/{job}",
+                   details={"organisation": "ggd", "job": job})  # fmt: skip
+    log.append(actor="ds-ggd", action="nothing-sent", subject="job/5", details={"organisation": "ggd", "job": 5})
+    logs = [audit.NodeLog.read(log.path, public_key=log.public_key)]
+    assert audit.cross_check([], pinned, logs) == ["ggd logged a contribution to job 4 that the hub's chain lacks"]

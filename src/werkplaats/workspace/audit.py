@@ -9,8 +9,8 @@ workspace's chain in its database; each datastation keeps its own chain of its
 contributions in a JSON-lines file, so the two can be compared.
 
 Actions: request, approval, rejection, job-created, job-start, contribution, job-end,
-result-release (the hub); contribution, refusal, hub-head (a datastation's log); run,
-hub-head (an engine's run ledger).
+result-release, job-cancel, nothing-sent (the hub); contribution, nothing-sent, refusal,
+hub-head (a datastation's log); run, hub-head (an engine's run ledger).
 
 Anchoring: a chain proves that nothing in it changed, not that nothing was cut from its
 end. So the hub signs its current head (`AuditHead`: last seq and hash) and hands it to
@@ -42,6 +42,7 @@ from .signing import canonical, now, sha256
 FIELDS = ("seq", "ts", "node", "actor", "action", "subject", "details", "prev")
 GENESIS = "0" * 64
 HEAD = "hub-head"  # NB: the action of an anchor entry in a node's own log
+REANCHOR = "reanchor"  # NB: its operator accepted an older or other hub head (a hub restored from a backup)
 
 
 class LogError(WerkplaatsError):
@@ -198,12 +199,42 @@ class FileLog:
     def last_anchor(self) -> AuditHead | None:
         """Return the latest hub head this log keeps, or None."""
         for e in reversed(self.entries()):
-            if e.get("action") == HEAD:
+            if e.get("action") in (HEAD, REANCHOR):
+                d = e.get("details") or {}
                 try:
-                    return AuditHead.from_dict(e.get("details"))
+                    return AuditHead.from_dict(d.get("head") if e.get("action") == REANCHOR else d)
                 except MessageError:
                     return None
         return None
+
+    def gap(self, head: AuditHead | None, hub_key: str) -> str:
+        """Why this node must not go on with a hub whose signed head is older than (or differs from) the one it kept.
+
+        '' when there is none. A hub restored from a backup shows an older head than its nodes
+        anchored: they refuse jobs (saying this) until their operator re-anchors (`reanchor`).
+        """
+        if head is None or not hub_key or not head_verifies(head, hub_key):
+            return ""
+        last = self.last_anchor()
+        if last is None:
+            return ""
+        if head.seq < last.seq:
+            return f"the hub's audit chain went back from entry {last.seq} to entry {head.seq} (cut, or restored)"
+        if head.seq == last.seq and head.hash != last.hash:
+            return f"entry {head.seq} of the hub's audit chain changed since it was seen"
+        return ""
+
+    def reanchor(self, head: AuditHead, hub_key: str, *, operator: str, reason: str) -> dict[str, Any]:
+        """Accept the hub's current head after a gap, explicitly: an entry in this log naming both heads and why."""
+        if not reason.strip():
+            msg = "a re-anchoring needs a reason (what was checked: the hub restored from which backup)"
+            raise LogError(msg)
+        if not hub_key or not head_verifies(head, hub_key):
+            msg = f"the hub's audit head (entry {head.seq}) is not signed by the pinned hub key; not re-anchored"
+            raise LogError(msg)
+        last = self.last_anchor()
+        details = {"head": head.to_dict(), "previous": last.to_dict() if last else None, "detail": reason.strip()}
+        return self.append(actor=operator, action=REANCHOR, subject=f"audit/{head.seq}", details=details)
 
     def anchor(self, head: AuditHead | None, hub_key: str) -> str:
         """Keep the hub's head when it verifies with the pinned hub key and is newer; return a warning or ''."""
@@ -220,6 +251,12 @@ class FileLog:
             )
         self.append(actor=self.node, action=HEAD, subject=f"audit/{head.seq}", details=head.to_dict())
         return ""
+
+
+def gap_refusal(gap: str, kind: str) -> str:
+    """The reason a node gives for taking part in no job while the hub's chain is behind what it anchored."""
+    return (f"audit: {gap}; this {kind} takes part in no job until its operator has checked the hub (restored from "
+            f"a backup?) and re-anchors with `werkplaats {kind} reanchor --config FILE --reason TEXT`")  # fmt: skip
 
 
 def head_path(log: Path) -> Path:
@@ -374,7 +411,12 @@ def cross_check(entries: list[dict[str, Any]], hub_key: str, logs: list[NodeLog]
                 for e in lg.entries
                 if e.get("action") == "contribution" and isinstance(e.get("details"), dict)
             }
-            for org, job in sorted(mine - set(hub_contribs)):
+            withdrawn = {  # NB: it sent nothing after all (the hub refused the record); the hub may lack it
+                (str(e["details"].get("organisation")), int(e["details"].get("job", 0)))
+                for e in lg.entries
+                if e.get("action") == "nothing-sent" and isinstance(e.get("details"), dict)
+            }
+            for org, job in sorted(mine - withdrawn - set(hub_contribs)):
                 problems.append(f"{org} logged a contribution to job {job} that the hub's chain lacks")
             for (org, job), seq in sorted(hub_contribs.items()):
                 if org == lg.name and (org, job) not in mine:
