@@ -37,3 +37,18 @@ def hub_client() -> Any:
     env = [os.environ.get(f"WERKPLAATS_{k}") for k in ("CA", "CERT", "KEY")]
     tls = TLSFiles(*(Path(p) for p in env)) if all(env) else None  # type: ignore[arg-type]
     return Client(url, token=token, tls=tls)
+
+
+def reanchor(hub: Any, node_log: Any, hub_key: str, reason: str) -> None:
+    """Fetch the hub's signed audit head and accept it in a node's own log, explicitly (`... reanchor`)."""
+    import getpass
+
+    from ..workspace.messages import AuditHead
+
+    head = AuditHead.from_dict(hub.get("/node/audit-head"))
+    before = node_log.last_anchor()
+    gap = node_log.gap(head, hub_key)
+    entry = node_log.reanchor(head, hub_key, operator=f"operator:{getpass.getuser()}", reason=reason)
+    was = f"entry {before.seq}" if before else "nothing"
+    typer.echo(f"re-anchored at the hub's entry {head.seq} (kept before: {was}); {gap or 'there was no gap'}")
+    typer.echo(f"logged as entry {entry['seq']} of {node_log.path}")

@@ -93,6 +93,21 @@ def ds_reject(
     typer.echo(f"rejected; request status: {out['status']}")
 
 
+@app.command("reanchor")
+def ds_reanchor(
+    config: Annotated[Path, typer.Option(help="datastation.toml")],
+    reason: Annotated[str, typer.Option(help="what was checked: the hub restored from which backup, by whom")],
+) -> None:
+    """Accept the hub's current audit head after a gap (a hub restored from a backup), logged in this node's own log."""
+    from .common import reanchor
+
+    try:
+        st = _station(config)
+        reanchor(st.hub, st.log, st.cfg.hub_key, reason)
+    except WerkplaatsError as e:
+        fail(e)
+
+
 @app.command("log")
 def ds_log(config: Annotated[Path, typer.Option(help="datastation.toml")]) -> None:
     """Verify and print the datastation's own contribution log."""

@@ -37,7 +37,7 @@ from ..plan.explain import explain
 from ..plan.serde import plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
-from .audit import FileLog, LogError
+from .audit import FileLog, LogError, gap_refusal
 from .catalog_io import dataset_entry
 from .config import DatastationConfig
 from .http import Client, HubError, next_jobs, report
@@ -139,6 +139,10 @@ class Datastation:
         """Contribute to one job, or refuse it with a reason (reported to the hub and logged)."""
         mine = [d for d in job.datasets if d.split("/")[0] == self.cfg.organisation]
         if not self.log_intact(job):
+            return
+        gap = self.log.gap(job.audit_head, self.cfg.hub_key)
+        if gap:  # NB: a hub behind what this datastation anchored (restored, cut): only its operator re-anchors
+            self.refuse(job, gap_refusal(gap, "datastation"))
             return
         self.anchor(job.audit_head)
         try:

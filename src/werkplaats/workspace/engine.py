@@ -40,7 +40,7 @@ from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
-from .audit import FileLog, LogError
+from .audit import FileLog, LogError, gap_refusal
 from .config import EngineConfig
 from .http import Client, HubError, bounded_body, next_jobs, report, serve
 from .jobs import catalog_of
@@ -215,6 +215,9 @@ class Engine:
                 return
         try:
             self.ledger.check()  # NB: a ledger that is not intact takes part in no job (LogError says why)
+            gap = self.ledger.gap(job.audit_head, self.cfg.hub_key)
+            if gap:  # NB: a hub behind what this engine anchored (restored, cut): only its operator re-anchors
+                raise LogError(gap_refusal(gap, "engine"))
             self.anchor(job.audit_head)
             self.progress(jid, PartState.VERIFYING)
             recheck_hash(job.plan, job.plan_hash)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse
 
 from ... import audit
+from ...messages import AuditHead
 from ..core import Caller
 from ..deps import HubDep, SessionDep, require
 from ..schemas import AuditDump, AuditEntryPublic, AuditVerdict
@@ -36,3 +37,9 @@ def export_audit(c: Overseer, s: SessionDep, hub: HubDep, format: str = "csv") -
     if format not in ("csv", "json"):
         raise HTTPException(422, "format must be csv or json")
     return audit.export(hub.audit_entries(s), format)
+
+
+@router.get("/node/audit-head", response_model=AuditHead)
+def node_audit_head(c: Annotated[Caller, require("datastation", "engine")], s: SessionDep, hub: HubDep) -> AuditHead:
+    """The chain's head signed by the hub: what a node's operator re-anchors to after a restore (see `reanchor`)."""
+    return hub.audit_head(s)
