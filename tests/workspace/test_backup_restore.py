@@ -136,3 +136,31 @@ def test_an_engine_refuses_a_hub_behind_its_anchor_until_its_operator_reanchors(
     assert e.ledger.check()  # NB: still an intact chain
     e.take(job.model_copy(update={"job": 9, "audit_head": heads[3]}))
     assert 9 in e.jobs  # NB: after the re-anchoring it goes on with the restored hub
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_postgresql_pg_dump_and_pg_restore(hub: Any, database: str, tmp_path: Path) -> None:
+    if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
+        pytest.skip("pg_dump/pg_restore not installed")
+    h, u, keys = hub
+    r = _request(u, keys, max_runs=5)
+    u["analist"].post(f"/requests/{r['id']}/run")
+    at_backup = _head(h)
+    dump = tmp_path / "hub.dump"
+    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), database], check=True)
+    u["analist"].post(f"/requests/{r['id']}/run")
+    assert _head(h).seq > at_backup.seq
+    u["admin"].c.close()
+    h.engine.dispose()
+    subprocess.run(["pg_restore", "--clean", "--no-owner", "-d", database, str(dump)], check=True)
+    restored = Hub(database, name="hub", signing_key=h.key)
+    try:
+        client = TestClient(create_app(restored))
+        assert client.get("/api/v1/audit/verify", headers=u["admin"].h).json() == {"ok": True, "problems": []}
+        back = _head(restored)
+        assert (back.seq, back.hash) == (at_backup.seq, at_backup.hash)
+        jobs = client.get(f"/api/v1/requests/{r['id']}", headers=u["analist"].h).json()["jobs"]
+        assert len(jobs) == 1  # NB: the second run came after the dump
+        client.close()
+    finally:
+        restored.engine.dispose()
