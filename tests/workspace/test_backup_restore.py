@@ -164,3 +164,27 @@ def test_postgresql_pg_dump_and_pg_restore(hub: Any, database: str, tmp_path: Pa
         client.close()
     finally:
         restored.engine.dispose()
+
+
+def test_a_datastation_refuses_a_hub_behind_its_anchor_and_logs_it(engine: Any) -> None:
+    from werkplaats.workspace.config import DatastationConfig
+    from werkplaats.workspace.datastation import Datastation
+
+    _e, cfg, heads, tmp = engine
+    pki.issue(tmp / "pki", "ds-ggd")
+    pins = "".join(f'[[engines]]\nparty = {p}\nurl = "https://127.0.0.1:{9000 + p}"\nspki_sha256 = "{"0" * 64}"\n'
+                   for p in range(3))  # fmt: skip
+    (tmp / "datastation.toml").write_text(
+        '[datastation]\nname = "ds-ggd"\norganisation = "ggd"\nhub = "https://127.0.0.1:9"\ntoken = "t"\n'
+        f'signing_key = "ggd.key"\nstate_dir = "ds-state"\nhub_key = "{cfg.hub_key}"\n'
+        '[tls]\nca = "pki/ca.crt"\ncert = "pki/ds-ggd.crt"\nkey = "pki/ds-ggd.key"\n' + pins
+    )
+    st = Datastation(DatastationConfig.load(tmp / "datastation.toml"))
+    st.hub = fake = FakeHub()  # type: ignore[assignment]
+    assert st.log.anchor(heads[4], cfg.hub_key) == ""
+    job = _job(tmp, cfg, 7, keys={"ggd": cfg.organisations["ggd"]}, signer=tmp / "ggd.key")
+    st.handle(job.model_copy(update={"audit_head": heads[1]}))  # NB: the restored hub's head
+    (reason,) = fake.reasons()
+    assert reason.startswith("audit: the hub's audit chain went back from entry 5 to entry 2")
+    assert "werkplaats datastation reanchor" in reason
+    assert [(e["action"], e["details"].get("detail")) for e in st.log.entries()][-1] == ("refusal", reason)
