@@ -25,6 +25,14 @@ from .live import PURPOSE, analysis, approve_all, connect, station, wait_state
 from .wait import wait_until
 
 
+def restart_datastation(ws: LocalWorkspace, org: str) -> None:
+    """Start a stopped datastation again and wait until it serves (it publishes its datasets first)."""
+    log = ws.root / "logs" / f"ds-{org}.log"
+    before = log.read_text(errors="replace").count(" serving ") if log.exists() else 0
+    ws.start_datastation(org)
+    wait_until(lambda: log.read_text(errors="replace").count(" serving ") > before, 120, f"ds-{org} serves again")
+
+
 def _node_call(ws: LocalWorkspace, token_of: str, cert_of: str) -> httpx.Response:
     """Ask the hub for a node's jobs with one node's token over (another) node's certificate."""
     ctx = ws.tls(cert_of).client_context()
@@ -61,7 +69,7 @@ def test_a_hub_restart_mid_job_fails_the_job_and_the_workspace_goes_on(ws: Local
         ws.procs["hub"].kill(signal.SIGKILL)  # NB: a crash: output shares or not, whatever it held in memory is gone
         ws.start_hub()
     finally:
-        ws.start_datastation("huisartsen")
+        restart_datastation(ws, "huisartsen")
     c = connect(ws)  # NB: a fresh connection to the new hub process
     j = wait_state(c, int(jid), ("failed", "succeeded"), timeout=60)
     assert j["state"] == "failed" and j["reason"] == "the hub restarted while the job was under way"
@@ -106,7 +114,7 @@ def test_a_job_cancelled_before_a_datastation_sends_gets_nothing_from_it(ws: Loc
         aid = mine[0]["details"]["approval"]
         assert st.runs_used().get(aid, 0) == 0  # NB: its own log gives the run back: nothing left
     finally:
-        ws.start_datastation("huisartsen")
+        restart_datastation(ws, "huisartsen")
     j = c.client.get(f"/jobs/{jid}")
     assert j["state"] == "failed" and j["reason"] == "cancelled by analist"
     audit = [e for e in ws.client("fg").get("/audit")["entries"] if e["subject"] == f"job/{jid}"]
