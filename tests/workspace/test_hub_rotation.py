@@ -36,6 +36,7 @@ def test_a_rotated_key_is_refused_and_what_it_signed_before_still_verifies(hub: 
     r = _request(u, keys, max_runs=5)  # NB: approved with the old key
     jid = u["analist"].post(f"/requests/{r['id']}/run")["job"]
     ds.post(f"/node/jobs/{jid}/contribution", _signed(_record(_take(ds, jid)), old))  # NB: signed with the old key
+    waiting = u["analist"].post(f"/requests/{r['id']}/run")["job"]  # NB: approved under the old key, not yet run
     new_pub = pki.new_signing_key(tmp_path / "ha-new.key")
     new = pki.load_signing_key(tmp_path / "ha-new.key")
     # only an admin rotates; the new key must be a key, new, and never revoked before
@@ -45,6 +46,11 @@ def test_a_rotated_key_is_refused_and_what_it_signed_before_still_verifies(hub: 
     assert out == {"organisation": "huisartsen", "revoked_key": pki.public_key_b64(old), "signing_key": new_pub}
     assert "current signing key" in u["admin"].put("/organisations/huisartsen/signing-key",
                                                    {"signing_key": new_pub}, status=409)["detail"]  # fmt: skip
+    job = u["analist"].get(f"/jobs/{waiting}")
+    assert (job["state"], job["reason"]) == (
+        "failed",
+        "the approval of huisartsen was signed with a key revoked since (key rotated by beheerder)",
+    )
     # the attacker with the old key: its new approval, the old approval's next run and its contribution are refused
     r2 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": _plan()})
     why = _approve(u, r2, old, status=422)["detail"]

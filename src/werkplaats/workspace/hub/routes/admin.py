@@ -205,6 +205,12 @@ def rotate_key(org: str, body: KeyRotationIn, c: Admin, s: SessionDep, hub: HubD
             details={"organisation": org, "old": old, "new": body.signing_key, "detail": body.reason,
                      "fingerprints": {"old": audit.key_fingerprint(old),
                                       "new": audit.key_fingerprint(body.signing_key)}})  # fmt: skip
+    # NB: a job not yet ended runs under approvals the old key signed (maybe by whoever took it): it fails
+    why = f"the approval of {org} was signed with a key revoked since (key rotated by {c.name})"
+    live = (JobState.APPROVED.value, JobState.RUNNING.value)
+    for j in s.scalars(select(db.Job).where(db.Job.state.in_(live)).order_by(db.Job.id)):
+        if any((a.get("body") or {}).get("organisation") == org for a in j.approvals):
+            lifecycle.fail(hub, s, j, why, "hub")
     s.commit()
     return KeyRotated(organisation=org, revoked_key=old, signing_key=body.signing_key)
 
