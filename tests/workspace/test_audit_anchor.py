@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from werkplaats.cli.app import app as cli
-from werkplaats.workspace import audit, pki
+from werkplaats.workspace import audit, pki, register
 from werkplaats.workspace.messages import AuditHead
 from werkplaats.workspace.signing import canonical
 
@@ -44,7 +44,7 @@ def test_node_log_keeps_its_head_and_checks_intact(tmp_path: Path) -> None:
         log.append(actor="ds-ggd", action="contribution", subject=f"job/{i}", details={"job": i})
     assert [e["seq"] for e in log.check()] == [1, 2, 3]
     assert json.loads(log.head_path.read_text()) == {"seq": 3, "hash": log.entries()[-1]["hash"], "node": "ggd"}
-    assert audit.NodeLog.read(log.path, public_key=log.public_key).problems == []
+    assert register.NodeLog.read(log.path, public_key=log.public_key).problems == []
 
 
 @pytest.mark.parametrize(
@@ -115,16 +115,16 @@ def test_cut_tail_is_reported_from_the_anchors(tmp_path: Path) -> None:
     entries = chain(hub_key, 8)
     log = audit.FileLog(tmp_path / "e1" / "runs.jsonl", "engine1")
     log.anchor(audit.sign_head(entries[-1], hub="hub", key=hub_key), pinned)
-    logs = [audit.NodeLog.read(log.path)]
-    assert audit.verify_hub_chain(entries, pinned, {}) == [] and audit.cross_check(entries, pinned, logs) == []
+    logs = [register.NodeLog.read(log.path)]
+    assert register.verify_hub_chain(entries, pinned, {}) == [] and register.cross_check(entries, pinned, logs) == []
     cut = entries[:5]
     assert audit.verify_chain(cut, {"hub": pinned}) == []  # NB: before: a cut tail passed
-    assert audit.cross_check(cut, pinned, logs) == ["entries after seq 5 are missing (engine1 saw head 8)"]
+    assert register.cross_check(cut, pinned, logs) == ["entries after seq 5 are missing (engine1 saw head 8)"]
     rewritten = list(cut)  # NB: a hub that rewrote the tail from entry 6 on
     for i in range(3):
         rewritten.append(audit.make_entry(rewritten[-1], node="hub", actor="b", action="request",
                                           subject=f"other/{i}", details={}, key=hub_key))  # fmt: skip
-    assert "entry 8 is not the entry engine1 saw as the hub's head (the chain was rewritten)" in audit.cross_check(
+    assert "entry 8 is not the entry engine1 saw as the hub's head (the chain was rewritten)" in register.cross_check(
         rewritten, pinned, logs
     )
 
@@ -133,7 +133,7 @@ def test_chain_signed_by_another_key_than_the_pinned_one_is_refused(tmp_path: Pa
     hub_key, rogue = key(tmp_path, "hub"), key(tmp_path, "rogue")
     forged = chain(rogue, 4)
     assert audit.verify_chain(forged, {"hub": pki.public_key_b64(rogue)}) == []  # NB: before: the shipped key
-    problems = audit.verify_hub_chain(forged, pki.public_key_b64(hub_key), {})
+    problems = register.verify_hub_chain(forged, pki.public_key_b64(hub_key), {})
     assert problems == [
         f"refused: no entry is signed by the pinned hub key ({audit.key_fingerprint(pki.public_key_b64(hub_key))})"
     ]
@@ -168,14 +168,14 @@ def test_contributions_are_cross_checked_both_ways(tmp_path: Path) -> None:
         log.append(
             actor="ds-ggd", action="contribution", subject=f"job/{job}", details={"organisation": "ggd", "job": job}
         )
-    logs = [audit.NodeLog.read(log.path, public_key=log.public_key)]
-    assert audit.verify_hub_chain(entries, pinned, {"ggd": pki.public_key_b64(ggd)}) == []
-    assert audit.cross_check(entries, pinned, logs) == [
+    logs = [register.NodeLog.read(log.path, public_key=log.public_key)]
+    assert register.verify_hub_chain(entries, pinned, {"ggd": pki.public_key_b64(ggd)}) == []
+    assert register.cross_check(entries, pinned, logs) == [
         "ggd logged a contribution to job 3 that the hub's chain lacks",
         "the hub's chain has a contribution of ggd to job 1 (entry 1) that ggd's own log lacks",
     ]
     log.path.write_text("")
-    assert audit.cross_check(entries, pinned, [audit.NodeLog.read(log.path)]) == [
+    assert register.cross_check(entries, pinned, [register.NodeLog.read(log.path)]) == [
         "ggd (contributions.jsonl): it is empty, but its head file says entry 2",
         "the hub's chain has a contribution of ggd to job 1 (entry 1) that ggd's own log lacks",
         "the hub's chain has a contribution of ggd to job 2 (entry 2) that ggd's own log lacks",

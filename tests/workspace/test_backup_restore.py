@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from werkplaats.workspace import audit, pki
+from werkplaats.workspace import audit, pki, register
 from werkplaats.workspace.config import EngineConfig
 from werkplaats.workspace.engine import Engine
 from werkplaats.workspace.hub import Hub, create_app
@@ -78,7 +78,7 @@ def test_sqlite_backup_restore_and_nodes_that_saw_more(hub: Any, database: str, 
         assert gap == f"the hub's audit chain went back from entry {newer.seq} to entry {back.seq} (cut, or restored)"
         # and the cross-check names the entries the restored hub lacks
         entries = client.get("/api/v1/audit", headers=admin).json()["entries"]
-        problems = audit.cross_check(entries, pinned, [audit.NodeLog.read(node_log.path)])
+        problems = register.cross_check(entries, pinned, [register.NodeLog.read(node_log.path)])
         assert any(f"engine1 saw head {newer.seq}" in p for p in problems), problems
         client.close()
     finally:

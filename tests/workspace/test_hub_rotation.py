@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography import x509
 
-from werkplaats.workspace import audit, pki
+from werkplaats.workspace import audit, pki, register
 from werkplaats.workspace.signing import approval_body, sign_approval
 
 from .test_hub import Api, _engines, _node
@@ -72,7 +72,7 @@ def test_a_rotated_key_is_refused_and_what_it_signed_before_still_verifies(hub: 
     assert rot["details"]["old"] == pki.public_key_b64(old) and rot["details"]["new"] == new_pub
     assert rot["actor"] == "beheerder" and rot["details"]["detail"] == "key lost"
     assert u["admin"].get("/audit/verify") == {"ok": True, "problems": []}
-    assert audit.verify_hub_chain(dump["entries"], h.public_key, {"huisartsen": new_pub}) == []
+    assert register.verify_hub_chain(dump["entries"], h.public_key, {"huisartsen": new_pub}) == []
     # a forged chain cannot use that to pass: an entry signed with the old key after the rotation does not verify
     contributions = [e for e in dump["entries"] if e["action"] == "contribution"]
     late = {

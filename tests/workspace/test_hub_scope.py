@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from werkplaats.workspace import audit, db, pki
+from werkplaats.workspace import audit, db, pki, register
 from werkplaats.workspace.hub import Hub, create_app
 from werkplaats.workspace.hub.lifecycle import TransitionError, fail_late_datastations, move
 from werkplaats.workspace.messages import (
@@ -313,5 +313,5 @@ def test_the_audit_cross_check_accepts_a_contribution_the_datastation_withdrew(t
         log.append(actor="ds-ggd", action="contribution", subject=f"job/{job}",
                    details={"organisation": "ggd", "job": job})  # fmt: skip
     log.append(actor="ds-ggd", action="nothing-sent", subject="job/5", details={"organisation": "ggd", "job": 5})
-    logs = [audit.NodeLog.read(log.path, public_key=log.public_key)]
-    assert audit.cross_check([], pinned, logs) == ["ggd logged a contribution to job 4 that the hub's chain lacks"]
+    logs = [register.NodeLog.read(log.path, public_key=log.public_key)]
+    assert register.cross_check([], pinned, logs) == ["ggd logged a contribution to job 4 that the hub's chain lacks"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from werkplaats.workspace import audit, pki
+from werkplaats.workspace import audit, pki, register
 from werkplaats.workspace.approvals import Scope, verify
 from werkplaats.workspace.messages import SignedApproval
 from werkplaats.workspace.signing import ApprovalError, approval_body, approval_id, literals, sign_approval
@@ -98,4 +98,4 @@ def test_audit_chain_names_changed_removed_reordered(tmp_path: Path) -> None:
     assert any("out of order" in p for p in audit.verify_chain(reordered, keys))
     other = pki.new_signing_key(tmp_path / "x.key")
     assert any("signature" in p for p in audit.verify_chain(entries, {"hub": other}))
-    assert "request/3" in audit.export(entries, "csv")
+    assert "request/3" in register.export(entries, "csv")

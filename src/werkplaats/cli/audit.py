@@ -41,7 +41,7 @@ def audit_verify(
     saw beyond the chain's end), node logs that are not intact, and contributions one side
     logged and the other lacks.
     """
-    from ..workspace import audit
+    from ..workspace import audit, register
 
     logs, pinned, org_keys = _anchors(anchors or [])
     if hub_key is not None:
@@ -59,13 +59,13 @@ def audit_verify(
     entries = doc["entries"]
     hub_names = {str(e.get("node", "")) for e in entries}
     served = {k: v for k, v in doc.get("keys", {}).items() if k not in hub_names}
-    problems = audit.verify_hub_chain(entries, pinned, served | org_keys)
+    problems = register.verify_hub_chain(entries, pinned, served | org_keys)
     for name in sorted(hub_names):
         other = doc.get("keys", {}).get(name)
         if other and other != pinned:
             fp, pin = audit.key_fingerprint(other), audit.key_fingerprint(pinned)
             problems.append(f"the hub serves audit key {fp} for {name!r}, not the pinned key {pin}")
-    problems += audit.cross_check(entries, pinned, logs)
+    problems += register.cross_check(entries, pinned, logs)
     if problems:
         verdict = "REFUSED" if problems[0].startswith("refused") else "BROKEN"
         typer.echo(f"audit log {verdict} ({len(problems)} problem(s)):")
@@ -84,9 +84,9 @@ def _anchors(paths: list[Path]) -> tuple[list[Any], str, dict[str, str]]:
     A directory stands for the node configurations in it and one level below (the demo's
     nodes/), or else for the logs below it.
     """
-    from ..workspace import audit
+    from ..workspace import register
 
-    logs: list[audit.NodeLog] = []
+    logs: list[register.NodeLog] = []
     hub_key, org_keys = "", dict[str, str]()
     try:
         for p in paths:
@@ -98,11 +98,11 @@ def _anchors(paths: list[Path]) -> tuple[list[Any], str, dict[str, str]]:
                         f"--anchors: no node configuration or log (contributions.jsonl, runs.jsonl) in {p}"
                     )
                 if not configs:
-                    logs += [audit.NodeLog.read(f) for f in found]
+                    logs += [register.NodeLog.read(f) for f in found]
             elif p.is_file():
                 configs = [p] if p.suffix == ".toml" else []
                 if not configs:
-                    logs.append(audit.NodeLog.read(p))
+                    logs.append(register.NodeLog.read(p))
             else:
                 raise WerkplaatsError(f"--anchors: {p} does not exist")
             for c in configs:
@@ -126,18 +126,18 @@ def _node_kind(path: Path) -> str:
 
 def _config_log(path: Path) -> tuple[Any, str, dict[str, str]]:
     """Read the log a node configuration names; return it, the hub key it pins and its organisation's key."""
-    from ..workspace import audit, pki
+    from ..workspace import pki, register
     from ..workspace.config import DatastationConfig, EngineConfig
 
     kind = _node_kind(path)
     if kind == "datastation":
         ds = DatastationConfig.load(path)
         pub = pki.public_key_b64(pki.load_signing_key(ds.signing_key))
-        log = audit.NodeLog.read(ds.state_dir / "contributions.jsonl", public_key=pub, name=ds.organisation)
+        log = register.NodeLog.read(ds.state_dir / "contributions.jsonl", public_key=pub, name=ds.organisation)
         return log, ds.hub_key, {ds.organisation: pub}
     if kind == "engine":
         eng = EngineConfig.load(path)
-        return audit.NodeLog.read(eng.state_dir / "runs.jsonl", name=eng.name), eng.hub_key, {}
+        return register.NodeLog.read(eng.state_dir / "runs.jsonl", name=eng.name), eng.hub_key, {}
     raise WerkplaatsError(f"--anchors: {path} is neither a datastation nor an engine configuration")
 
 
@@ -147,12 +147,12 @@ def audit_export(
     out: Annotated[Path, typer.Option(help="Output file; - for stdout.")] = Path("-"),
 ) -> None:
     """Write the processing register: who, what, which datasets and columns, purpose, when, approved by whom."""
-    from ..workspace import audit
+    from ..workspace import register
 
     if fmt not in ("csv", "json"):
         fail(WerkplaatsError("--format must be csv or json"))
     try:
-        text = audit.export(hub_client().get("/audit")["entries"], fmt)
+        text = register.export(hub_client().get("/audit")["entries"], fmt)
     except WerkplaatsError as e:
         fail(e)
     if str(out) == "-":

@@ -31,9 +31,9 @@ def demo(
 
     from .. import usecases as uc
     from ..demo.workspace import COLLABORATION, PURPOSE, LocalWorkspace
-    from ..workspace.audit import verify_hub_chain
     from ..workspace.config import DatastationConfig
     from ..workspace.datastation import Datastation
+    from ..workspace.register import verify_hub_chain
 
     root = directory or Path(tempfile.mkdtemp(prefix="werkplaats-demo-"))
     if directory is not None and directory.exists() and any(directory.iterdir()):

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse
 
-from ... import audit
+from ... import audit, register
 from ...messages import AuditHead
 from ..core import Caller
 from ..deps import HubDep, SessionDep, require
@@ -36,7 +36,7 @@ def export_audit(c: Overseer, s: SessionDep, hub: HubDep, format: str = "csv") -
     """Export the audit chain as a register of processing (CSV or JSON, as text)."""
     if format not in ("csv", "json"):
         raise HTTPException(422, "format must be csv or json")
-    return audit.export(hub.audit_entries(s), format)
+    return register.export(hub.audit_entries(s), format)
 
 
 @router.get("/node/audit-head", response_model=AuditHead)
