@@ -23,7 +23,6 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -33,7 +32,6 @@ from ..catalog.validate import validate_table
 from ..compile.analyze import analyze
 from ..exceptions import WerkplaatsError
 from ..mpc.share import share_dataset
-from ..plan.explain import explain
 from ..plan.serde import plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
@@ -53,30 +51,16 @@ from .messages import (
     PartState,
     ProgressReport,
     ShareHeader,
-    SignedApproval,
     pack,
 )
 from .pki import PinError
-from .signing import approval_body, canonical, literals, sign_approval
+from .signing import canonical
 from .sources import read_source
+from .steward import Review as Review
+from .steward import StewardDesk
 
 log = logging.getLogger("werkplaats.datastation")
 ENGINE_WAIT_S = 30.0  # NB: how long a datastation waits for the engines to take a job before it refuses
-
-
-@dataclass(frozen=True)
-class Review:
-    """A request as its steward reads it before signing; ``explain`` is computed by this node from ``plan``."""
-
-    request: int
-    requester: str
-    collaboration: str
-    collaboration_purpose: str
-    purpose: str
-    plan: dict[str, Any]
-    plan_hash: str
-    explain: str
-    literals: list[tuple[str, Any]]
 
 
 def rounded(n: int) -> int:
@@ -86,7 +70,7 @@ def rounded(n: int) -> int:
     return round(n, -(len(str(n)) - 2))
 
 
-class Datastation:
+class Datastation(StewardDesk):
     """One organisation's node."""
 
     def __init__(self, cfg: DatastationConfig) -> None:
@@ -362,84 +346,6 @@ class Datastation:
                     log.exception("job %s failed", job.job)
                     self.progress(job.job, PartState.FAILED, f"{type(e).__name__}: {e}")
             time.sleep(poll_s)
-
-    # -- the steward's commands ------------------------------------------------------------
-    def steward(self) -> Client:
-        """Return a client that acts as this organisation's steward."""
-        if not self.cfg.steward_token:
-            msg = "no steward_token in the datastation configuration"
-            raise WerkplaatsError(msg)
-        return Client(self.cfg.hub, token=self.cfg.steward_token, tls=self.cfg.tls)
-
-    def review(self, request_id: int) -> Review:
-        """Fetch a request and describe it as the steward reads it: the text is computed here, from the plan."""
-        c = self.steward()
-        try:
-            r = c.get(f"/requests/{request_id}")
-            collabs = c.get("/collaborations")
-        finally:
-            c.close()
-        recheck_hash(r["plan"], r["plan_hash"])  # NB: the plan shown is the plan signed
-        collab: dict[str, Any] = next((x for x in collabs if x["name"] == r["collaboration"]), {})
-        return Review(
-            request=int(r["id"]),
-            requester=str(r["requester"]),
-            collaboration=str(r["collaboration"]),
-            collaboration_purpose=str(collab.get("purpose", "")),
-            purpose=str(r["purpose"]),
-            plan=r["plan"],
-            plan_hash=str(r["plan_hash"]),
-            explain=explain(plan_from_dict(r["plan"])),  # NB: never the hub's stored explain text
-            literals=literals(r["plan"]),
-        )
-
-    def approve(
-        self,
-        request_id: int,
-        *,
-        days: int = 30,
-        max_runs: int = 1,
-        vary: list[str] | None = None,
-        steward: str = "",
-        review: Review | None = None,
-    ) -> dict[str, Any]:
-        """Sign and send an approval of a request (a template approval when vary is given).
-
-        review, when given, is what the steward read (`review`): exactly that plan is signed.
-        """
-        rv = review or self.review(request_id)
-        if rv.request != request_id:
-            msg = f"the review is of request {rv.request}, not {request_id}"
-            raise WerkplaatsError(msg)
-        c = self.steward()
-        try:
-            me = c.get("/me")
-            body = approval_body(
-                organisation=self.cfg.organisation,
-                collaboration=rv.collaboration,
-                purpose=rv.purpose,
-                plan=rv.plan,
-                plan_hash=rv.plan_hash,
-                expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=days),
-                max_runs=max_runs,
-                steward=steward or me["name"],
-                vary=vary,
-                limits=self.cfg.approval_limits,
-            )
-            signed = SignedApproval(body=body, signature=sign_approval(self.key, body))
-            out: dict[str, Any] = c.post(f"/requests/{request_id}/approvals", signed.model_dump())
-            return out
-        finally:
-            c.close()
-
-    def reject(self, request_id: int, reason: str) -> dict[str, Any]:
-        """Reject a request, with the reason."""
-        c = self.steward()
-        try:
-            out: dict[str, Any] = c.post(f"/requests/{request_id}/rejections", {"reason": reason})
-            return out
-        finally:
-            c.close()
 
 
 def _head(receipt: Any) -> AuditHead | None:

@@ -19,35 +19,28 @@ certificates pinned in engine.toml ([[peers]]), not the workspace CA.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import queue
 import random
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import FastAPI
 
-from ..catalog.serde import catalog_to_dict
-from ..compile.analyze import analyze
 from ..exceptions import WerkplaatsError
-from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
-from ..plan import nodes as n
-from ..plan.serde import canonical_json, plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
 from .audit import FileLog, LogError, gap_refusal
 from .config import EngineConfig
-from .http import Client, HubError, bounded_body, next_jobs, report, serve
-from .jobs import catalog_of
+from .engine_run import run_party
+from .http import Client, HubError, next_jobs, report, serve
+from .inbox import inbox_app
 from .messages import (
     AuditHead,
     JobPayload,
-    JobState,
     JobStatus,
     MessageError,
     PartState,
@@ -55,15 +48,11 @@ from .messages import (
     ResultShare,
     ShareHeader,
     pack,
-    unpack,
 )
 from .pki import PinError
 from .signing import canonical
 
 log = logging.getLogger("werkplaats.engine")
-LINKABLE = (PartState.COMPILED, PartState.DONE)  # NB: an engine whose party compiled (or finished) may be linked to
-STARTED = (PartState.RUNNING, PartState.COMPILED, PartState.DONE)  # NB: an engine whose party runs this job
-BACKOFF_S = 15.0  # NB: compiled, but a peer has not started the job this long: step back if another job is ready
 
 
 @dataclass
@@ -98,72 +87,8 @@ class Engine:
 
     # -- the share inbox ------------------------------------------------------------------
     def app(self) -> FastAPI:
-        """Return the engine's share inbox: datastations post their signed shares here (mutual TLS)."""
-        app = FastAPI(title=f"werkplaats engine {self.cfg.party}", version="1")
-
-        @app.get("/health")
-        def health() -> dict[str, Any]:
-            """Answer that the engine is up, with its name and party."""
-            return {"ok": True, "engine": self.cfg.name, "party": self.cfg.party}
-
-        @app.get("/inbox")
-        def inbox() -> dict[str, Any]:
-            """Which jobs' shares this engine holds right now (dataset names only, never shares)."""
-            with self.lock:
-                held = {str(j): sorted(d) for j, d in self.inbox.items()}
-            return {"jobs": held, "running": self.child is not None}
-
-        def taken(jid: int) -> Taken:
-            """The job as this engine took it; 410 when it has ended here, 404 when it never took it."""
-            with self.lock:
-                t = self.jobs.get(jid)
-                if t is None and jid in self.ended:
-                    raise HTTPException(410, f"job {jid} has ended at this engine: share dropped")
-            if t is None:
-                raise HTTPException(404, f"job {jid} is not a job this engine has taken from the hub: share dropped")
-            return t
-
-        @app.get("/jobs/{jid}")
-        def job(jid: int) -> dict[str, Any]:
-            """Answer whether this engine has taken a job (datastations ask before they send shares)."""
-            taken(jid)
-            return {"job": jid, "party": self.cfg.party}
-
-        app.state.max_body_bytes = self.cfg.max_share_bytes
-
-        @app.post("/jobs/{jid}/shares")
-        def shares(jid: int, data: Annotated[bytes, Depends(bounded_body)]) -> dict[str, Any]:
-            """Keep one dataset's signed share of a job this engine took, until the job runs.
-
-            Refused: a job this engine has not taken (404) or that ended (410), a message over the
-            configured size (413), one not signed by the dataset's organisation with the key pinned
-            in this engine's configuration or not for this job's plan and datasets (403), and a
-            second share of a dataset (409: a share is never overwritten).
-            """
-            job = taken(jid).job
-            try:
-                header, blobs = unpack(ShareHeader, data)
-            except MessageError as e:
-                raise HTTPException(400, f"not a share message ({e})") from None
-            if header.job != jid:
-                raise HTTPException(400, "share message for another job")
-            if hashlib.sha256(b"".join(blobs)).hexdigest() != header.digest:
-                raise HTTPException(400, "share message damaged (digest)")
-            try:
-                self.check_share(job, header)
-            except WerkplaatsError as e:
-                raise HTTPException(403, str(e)) from None
-            with self.lock:
-                if jid not in self.jobs:
-                    raise HTTPException(410, f"job {jid} has ended at this engine: share dropped")
-                held = self.inbox.setdefault(jid, {})
-                if header.dataset in held:
-                    msg = f"the share of {header.dataset} for job {jid} has arrived already: not overwritten"
-                    raise HTTPException(409, msg)
-                held[header.dataset] = (header, blobs)
-            return {"ok": True}
-
-        return app
+        """Return the engine's share inbox (workspace/inbox.py)."""
+        return inbox_app(self)
 
     # -- jobs ----------------------------------------------------------------------------
     def runs_used(self) -> dict[str, int]:
@@ -371,129 +296,9 @@ class Engine:
                 self.drop(jid)  # NB: every share of the job is dropped, whatever happened
             self.anchor(self.last_head)
 
-    def run_party(self, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]],
-                  deliver: Any) -> bool:  # fmt: skip
-        """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere.
-
-        The party's output goes to deliver while its link is still open; the link closes only
-        when all three engines are done (or the job has ended), so no peer sees it close early.
-        Return True when it stepped back before linking because a peer is busy with another
-        job while another job is ready here (so that no two engines wait for each other).
-        """
-        jid = job.job
-        plan = plan_from_dict(job.plan)
-        catalog = catalog_of(job.schemas)
-        analyze(plan, catalog)
-        order = list(dict.fromkeys(s.dataset for s in n.sources(plan.root)))
-        counts: list[int] = []
-        blobs: list[bytes] = []
-        for d in order:
-            h, b = inputs[d]
-            counts += h.share_blobs
-            blobs += b
-        engines = sorted(job.engines, key=lambda e: e.party)
-        names = [e.name for e in engines]
-        peers = [e.name for e in engines if e.party != self.cfg.party]
-        _check_port(self.cfg.mpc)
-        header = PartyHeader(
-            job=f"werkplaats-job-{jid}",
-            plan=canonical_json(plan),
-            catalog=catalog_to_dict(catalog),
-            rows={d: inputs[d][0].rows for d in order},
-            addrs=tuple(e.mpc for e in engines),
-            share_blobs=tuple(counts),
-            recv_timeout_ms=120_000,
-            barrier=True,
-            # NB: its own self-signed link certificate; the trust anchors are its two peers' pinned certificates
-            tls=TlsFiles(ca=str(self.link_bundle), cert=str(self.cfg.link_cert), key=str(self.cfg.link_key)),
-        ).to_dict()
-        # NB: compiled programs are kept in the engine's own state directory (public metadata only).
-        log_file, programs = self.cfg.state_dir / f"job{jid}.log", self.cfg.state_dir / "programs"
-        party = spawn_party(self.cfg.party, log_file, cache_dir=programs)
-        child = party.proc
-        self.child = child
-        q: queue.Queue[Any] = queue.Queue()
-
-        go = threading.Event()
-        cancel = threading.Event()
-
-        def talk() -> None:
-            try:
-                party.recv()  # ready
-                party.send(header, blobs)
-                msg = party.recv()
-                if msg[0].get("cmd") == Command.COMPILED:
-                    q.put(("compiled", []))
-                    while not go.wait(0.2):
-                        if cancel.is_set():
-                            party.send({"cmd": Command.CANCEL.value})
-                            return
-                    party.send({"cmd": Command.LINK.value})
-                    msg = party.recv()
-                q.put(msg)
-            except Exception as e:  # NB: a dead child shows up as a closed pipe
-                q.put(e)
-
-        threading.Thread(target=talk, daemon=True).start()
-        compiled_at = 0.0
-        try:
-            while True:
-                try:
-                    item = q.get(timeout=0.5)
-                    if item == ("compiled", []):
-                        # NB: the three parties link together, so that no party dials a peer that is still
-                        # compiling (brpc over TLS can abort on such early connection failures).
-                        self.progress(jid, PartState.COMPILED)
-                        compiled_at = time.monotonic()
-                        continue
-                    break
-                except queue.Empty:
-                    status = self.job_status(jid)
-                    if status is not None and status.state == JobState.FAILED:
-                        return False  # NB: another node failed the job; the finally stops our party
-                    if compiled_at and status is not None and status.progress.get(self.cfg.name) not in LINKABLE:
-                        self.progress(jid, PartState.COMPILED)  # NB: the hub lost the report: say it again
-                    if status is not None and all(status.progress.get(n) in LINKABLE for n in names):
-                        go.set()
-                    elif (
-                        compiled_at
-                        and status is not None
-                        and time.monotonic() - compiled_at > BACKOFF_S
-                        and any(status.progress.get(n) not in STARTED for n in peers)
-                        and self.other_ready(jid)
-                    ):
-                        log.info("job %s: a peer has not started it; stepping back for another job", jid)
-                        self.progress(jid, PartState.VERIFYING, "waiting for its peers")  # NB: no longer linkable
-                        return True
-                    if child.poll() is not None and q.empty():
-                        time.sleep(0.5)
-                        if q.empty():
-                            msg = f"the MPC party process exited with code {child.returncode}"
-                            raise WerkplaatsError(msg) from None
-            if isinstance(item, Exception):
-                msg = f"the MPC party process failed ({type(item).__name__})"
-                raise WerkplaatsError(msg)
-            reply, out = item
-            if not reply.get("ok"):
-                msg = f"MPC run failed: {reply.get('error', 'unknown error')}"
-                raise WerkplaatsError(msg)
-            deliver(reply, out)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:  # NB: the closing barrier
-                status = self.job_status(jid)
-                if status is None or status.state.ended:
-                    break
-                if all(status.progress.get(n) == PartState.DONE for n in names):
-                    break
-                time.sleep(0.3)
-            return False
-        finally:
-            cancel.set()
-            if child.poll() is None:
-                party.ask_to_stop()
-                party.wait(3)  # NB: every engine is done; a link that will not close is killed
-            party.kill()
-            self.child = None
+    def run_party(self, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]], deliver: Any) -> bool:
+        """Run the job's SPU program in a fresh party process (workspace/engine_run.py)."""
+        return run_party(self, job, inputs, deliver)
 
     def heartbeat(self, every_s: float = 2.0) -> None:
         """Tell the hub this engine is alive, whatever the job loop is doing (its own connection)."""
@@ -536,17 +341,3 @@ class Engine:
             self.stop.set()
             if self.server is not None:
                 self.server.should_exit = True
-
-
-def _check_port(address: str) -> None:
-    """Fail with a clear message when the MPC port is taken (brpc would abort the party process)."""
-    import socket
-
-    host, _, port = address.rpartition(":")
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, int(port)))
-        except OSError as e:
-            msg = f"the MPC address {address} is in use ({e.strerror}); configure a free port as 'mpc'"
-            raise WerkplaatsError(msg) from None

@@ -1,0 +1,175 @@
+"""One job's party process at an engine: spawn it, hand it the shares, hold the link barriers, deliver its output.
+
+The party (werkplaats.mpc.party) compiles the plan (or takes the program from the engine's own cache),
+reports ``compiled``, and links to its two peers only once all three engines have compiled; the
+link closes only when all three are done, so that no peer reads an early close (brpc over TLS can
+abort a party on that). Security model: the party gets this engine's share of each input and the
+public plan, catalog and row counts; its output is this engine's share of the disclosure-controlled
+result, which goes to the hub. The MPC links use the engine's own link certificate and trust exactly
+its two pinned peers.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..catalog.serde import catalog_to_dict
+from ..compile.analyze import analyze
+from ..exceptions import WerkplaatsError
+from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
+from ..plan import nodes as n
+from ..plan.serde import canonical_json, plan_from_dict
+from .jobs import catalog_of
+from .messages import JobPayload, JobState, PartState, ShareHeader
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("werkplaats.engine")
+
+LINKABLE = (PartState.COMPILED, PartState.DONE)  # NB: an engine whose party compiled (or finished) may be linked to
+STARTED = (PartState.RUNNING, PartState.COMPILED, PartState.DONE)  # NB: an engine whose party runs this job
+BACKOFF_S = 15.0  # NB: compiled, but a peer has not started the job this long: step back if another job is ready
+
+
+def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]],
+              deliver: Any) -> bool:  # fmt: skip
+    """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere.
+
+    The party's output goes to deliver while its link is still open; the link closes only
+    when all three engines are done (or the job has ended), so no peer sees it close early.
+    Return True when it stepped back before linking because a peer is busy with another
+    job while another job is ready here (so that no two engines wait for each other).
+    """
+    jid = job.job
+    plan = plan_from_dict(job.plan)
+    catalog = catalog_of(job.schemas)
+    analyze(plan, catalog)
+    order = list(dict.fromkeys(s.dataset for s in n.sources(plan.root)))
+    counts: list[int] = []
+    blobs: list[bytes] = []
+    for d in order:
+        h, b = inputs[d]
+        counts += h.share_blobs
+        blobs += b
+    engines = sorted(job.engines, key=lambda e: e.party)
+    names = [e.name for e in engines]
+    peers = [e.name for e in engines if e.party != engine.cfg.party]
+    _check_port(engine.cfg.mpc)
+    header = PartyHeader(
+        job=f"werkplaats-job-{jid}",
+        plan=canonical_json(plan),
+        catalog=catalog_to_dict(catalog),
+        rows={d: inputs[d][0].rows for d in order},
+        addrs=tuple(e.mpc for e in engines),
+        share_blobs=tuple(counts),
+        recv_timeout_ms=120_000,
+        barrier=True,
+        # NB: its own self-signed link certificate; the trust anchors are its two peers' pinned certificates
+        tls=TlsFiles(ca=str(engine.link_bundle), cert=str(engine.cfg.link_cert), key=str(engine.cfg.link_key)),
+    ).to_dict()
+    # NB: compiled programs are kept in the engine's own state directory (public metadata only).
+    log_file, programs = engine.cfg.state_dir / f"job{jid}.log", engine.cfg.state_dir / "programs"
+    party = spawn_party(engine.cfg.party, log_file, cache_dir=programs)
+    child = party.proc
+    engine.child = child
+    q: queue.Queue[Any] = queue.Queue()
+
+    go = threading.Event()
+    cancel = threading.Event()
+
+    def talk() -> None:
+        try:
+            party.recv()  # ready
+            party.send(header, blobs)
+            msg = party.recv()
+            if msg[0].get("cmd") == Command.COMPILED:
+                q.put(("compiled", []))
+                while not go.wait(0.2):
+                    if cancel.is_set():
+                        party.send({"cmd": Command.CANCEL.value})
+                        return
+                party.send({"cmd": Command.LINK.value})
+                msg = party.recv()
+            q.put(msg)
+        except Exception as e:  # NB: a dead child shows up as a closed pipe
+            q.put(e)
+
+    threading.Thread(target=talk, daemon=True).start()
+    compiled_at = 0.0
+    try:
+        while True:
+            try:
+                item = q.get(timeout=0.5)
+                if item == ("compiled", []):
+                    # NB: the three parties link together, so that no party dials a peer that is still
+                    # compiling (brpc over TLS can abort on such early connection failures).
+                    engine.progress(jid, PartState.COMPILED)
+                    compiled_at = time.monotonic()
+                    continue
+                break
+            except queue.Empty:
+                status = engine.job_status(jid)
+                if status is not None and status.state == JobState.FAILED:
+                    return False  # NB: another node failed the job; the finally stops our party
+                if compiled_at and status is not None and status.progress.get(engine.cfg.name) not in LINKABLE:
+                    engine.progress(jid, PartState.COMPILED)  # NB: the hub lost the report: say it again
+                if status is not None and all(status.progress.get(n) in LINKABLE for n in names):
+                    go.set()
+                elif (
+                    compiled_at
+                    and status is not None
+                    and time.monotonic() - compiled_at > BACKOFF_S
+                    and any(status.progress.get(n) not in STARTED for n in peers)
+                    and engine.other_ready(jid)
+                ):
+                    log.info("job %s: a peer has not started it; stepping back for another job", jid)
+                    engine.progress(jid, PartState.VERIFYING, "waiting for its peers")  # NB: no longer linkable
+                    return True
+                if child.poll() is not None and q.empty():
+                    time.sleep(0.5)
+                    if q.empty():
+                        msg = f"the MPC party process exited with code {child.returncode}"
+                        raise WerkplaatsError(msg) from None
+        if isinstance(item, Exception):
+            msg = f"the MPC party process failed ({type(item).__name__})"
+            raise WerkplaatsError(msg)
+        reply, out = item
+        if not reply.get("ok"):
+            msg = f"MPC run failed: {reply.get('error', 'unknown error')}"
+            raise WerkplaatsError(msg)
+        deliver(reply, out)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # NB: the closing barrier
+            status = engine.job_status(jid)
+            if status is None or status.state.ended:
+                break
+            if all(status.progress.get(n) == PartState.DONE for n in names):
+                break
+            time.sleep(0.3)
+        return False
+    finally:
+        cancel.set()
+        if child.poll() is None:
+            party.ask_to_stop()
+            party.wait(3)  # NB: every engine is done; a link that will not close is killed
+        party.kill()
+        engine.child = None
+
+
+def _check_port(address: str) -> None:
+    """Fail with a clear message when the MPC port is taken (brpc would abort the party process)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            msg = f"the MPC address {address} is in use ({e.strerror}); configure a free port as 'mpc'"
+            raise WerkplaatsError(msg) from None
