@@ -164,7 +164,7 @@ def test_a_contribution_is_signed_by_the_organisation_whose_datasets_it_names(en
     path = f"/node/jobs/{jid}/contribution"
     other = _record(job, organisation="ggd")
     assert ha.post(path, _signed(other, keys["ggd"]), status=403)["detail"] == (
-        "ds-ha contributes for huisartsen, not for ggd"
+        "ds-ha speaks for huisartsen, not for ggd"
     )
     wrong_key = ha.post(path, _signed(_record(job), keys["ggd"]), status=422)["detail"]
     assert wrong_key == "the contribution record is not signed by huisartsen's key"

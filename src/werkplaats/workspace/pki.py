@@ -42,16 +42,10 @@ def _write_key(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey, path
     path.chmod(0o600)
 
 
-def init_ca(directory: str | Path, *, name: str = "werkplaats workspace CA", days: int = 3650) -> Path:
-    """Create ca.key and ca.crt in directory (refuses to overwrite an existing CA)."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    if (d / "ca.key").exists():
-        msg = f"{d / 'ca.key'} exists: this directory already holds a CA"
-        raise PKIError(msg)
-    key = ec.generate_private_key(ec.SECP256R1())
+def _self_signed(key: ec.EllipticCurvePrivateKey, name: str, days: int) -> x509.CertificateBuilder:
+    """Start a self-signed certificate for name that is its own trust anchor (a CA of path length 0)."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -60,6 +54,19 @@ def init_ca(directory: str | Path, *, name: str = "werkplaats workspace CA", day
         .not_valid_before(_now() - dt.timedelta(minutes=5))
         .not_valid_after(_now() + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    )
+
+
+def init_ca(directory: str | Path, *, name: str = "werkplaats workspace CA", days: int = 3650) -> Path:
+    """Create ca.key and ca.crt in directory (refuses to overwrite an existing CA)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    if (d / "ca.key").exists():
+        msg = f"{d / 'ca.key'} exists: this directory already holds a CA"
+        raise PKIError(msg)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _self_signed(key, name, days)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -253,7 +260,6 @@ def link_certificate(directory: str | Path, name: str, *, hosts: tuple[str, ...]
         msg = f"{d / f'{name}.key'} exists; refusing to overwrite a link key"
         raise PKIError(msg)
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     alt: list[x509.GeneralName] = [x509.DNSName(name)]
     for h in hosts:
         try:
@@ -261,15 +267,8 @@ def link_certificate(directory: str | Path, name: str, *, hosts: tuple[str, ...]
         except ValueError:
             alt.append(x509.DNSName(h))
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - dt.timedelta(minutes=5))
-        .not_valid_after(_now() + dt.timedelta(days=days))
         # NB: its own trust anchor, so OpenSSL (brpc) accepts it from a CA file holding just it
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        _self_signed(key, name, days)
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False

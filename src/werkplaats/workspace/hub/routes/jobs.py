@@ -12,7 +12,18 @@ from sqlalchemy.orm import Session
 from ....mpc import wire
 from ... import db, pki
 from ...http import raw_body
-from ...messages import JobPayload, JobState, JobStatus, MessageError, NothingSent, PartState, ResultShare, unpack
+from ...messages import (
+    ContributionRecord,
+    JobPayload,
+    JobState,
+    JobStatus,
+    MessageError,
+    NothingSent,
+    NothingSentRecord,
+    PartState,
+    ResultShare,
+    unpack,
+)
 from ...signing import approval_id, canonical
 from .. import lifecycle
 from ..core import Caller, Hub
@@ -121,6 +132,20 @@ def progress(body: ProgressIn, c: AnyNode, j: JobDep, s: SessionDep, hub: HubDep
     return JobRef(job=j.id, state=JobState(j.state))
 
 
+def _signed_by_caller(
+    s: Session, c: Caller, j: db.Job, rec: ContributionRecord | NothingSentRecord, signature: str, what: str
+) -> tuple[db.Request, db.Organisation]:
+    """Check that a datastation with a part in the job speaks for its own organisation, signed with its key."""
+    r = request_by_id(s, j.request_id)
+    require_part(s, c, r, f"job {j.id}")
+    o = organisation(s, str(c.organisation))
+    if rec.organisation != o.name:
+        raise HTTPException(403, f"{c.name} speaks for {o.name}, not for {rec.organisation}")
+    if not pki.verify(o.signing_key, canonical(rec.to_dict()), signature):
+        raise HTTPException(422, f"the {what} is not signed by {o.name}'s key")
+    return r, o
+
+
 @router.post("/node/jobs/{jid}/contribution", status_code=201, response_model=ContributionReceipt)
 def contribution(body: ContributionIn, c: Annotated[Caller, require("datastation")], j: JobDep, s: SessionDep,
                  hub: HubDep) -> ContributionReceipt:  # fmt: skip
@@ -130,15 +155,9 @@ def contribution(body: ContributionIn, c: Annotated[Caller, require("datastation
     job, request, plan and the organisation's approval of the job, and name only datasets of
     that organisation that the job reads.
     """
-    r = request_by_id(s, j.request_id)
-    require_part(s, c, r, f"job {j.id}")
-    o = organisation(s, str(c.organisation))
     rec = body.record
-    if rec.organisation != o.name:
-        raise HTTPException(403, f"{c.name} contributes for {o.name}, not for {rec.organisation}")
+    r, o = _signed_by_caller(s, c, j, rec, body.signature, "contribution record")
     record = rec.to_dict()
-    if not pki.verify(o.signing_key, canonical(record), body.signature):
-        raise HTTPException(422, f"the contribution record is not signed by {o.name}'s key")
     problems = _record_problems(rec.job, rec.request, rec.approval, j, r, o.name)
     foreign = sorted({d for d in [*rec.datasets, *rec.columns] if not d.startswith(o.name + "/")})
     if foreign:
@@ -205,14 +224,8 @@ def nothing_sent(body: NothingSent, c: Annotated[Caller, require("datastation")]
     Only for a job that did not run (approved or failed); a failed job gives its run back
     once every recorded contribution is withdrawn (`approvals.runs_used`).
     """
-    r = request_by_id(s, j.request_id)
-    require_part(s, c, r, f"job {j.id}")
-    o = organisation(s, str(c.organisation))
     rec = body.record
-    if rec.organisation != o.name:
-        raise HTTPException(403, f"{c.name} speaks for {o.name}, not for {rec.organisation}")
-    if not pki.verify(o.signing_key, canonical(rec.to_dict()), body.signature):
-        raise HTTPException(422, f"the nothing-sent record is not signed by {o.name}'s key")
+    r, o = _signed_by_caller(s, c, j, rec, body.signature, "nothing-sent record")
     problems = _record_problems(rec.job, rec.request, rec.approval, j, r, o.name)
     if problems:
         raise HTTPException(422, "nothing-sent record refused: " + "; ".join(problems))
