@@ -216,6 +216,22 @@ def test_a_failed_job_gives_its_run_back_only_when_nothing_was_sent(env: Any, no
     nodes["engine0"].post(f"/node/jobs/{jid4}/progress", ProgressReport(state=PartState.RUNNING).to_dict(), 200)
     late = _signed(_nothing_sent(job4), keys["huisartsen"])
     assert "it ran with the shares" in ha.post(f"/node/jobs/{jid4}/nothing-sent", late, status=409)["detail"]
+    # nor once it has failed after it ran: the run stays used
+    ha.post(f"/node/jobs/{jid4}/progress", ProgressReport(state=PartState.FAILED, reason="weg").to_dict(), 200)
+    assert u["analist"].get(f"/jobs/{jid4}")["state"] == "failed"
+    assert "it ran with the shares" in ha.post(f"/node/jobs/{jid4}/nothing-sent", late, status=409)["detail"]
+    assert "runs are used" in u["analist"].post(f"/requests/{r4['id']}/run", status=409)["detail"]
+
+
+def test_a_progress_detail_cannot_overwrite_the_reported_state(env: Any, nodes: dict[str, Api]) -> None:
+    _h, u, keys = env
+    r = _request(u, keys)
+    jid = u["analist"].post(f"/requests/{r['id']}/run")["job"]
+    ha = nodes["ds-ha"]
+    _take(ha, jid)
+    report = {**ProgressReport(state=PartState.VERIFIED).to_dict(), "detail": {"state": "sent", "reason": "x"}}
+    ha.post(f"/node/jobs/{jid}/progress", report, status=200)
+    assert u["analist"].get(f"/jobs/{jid}")["progress"]["ds-ha"]["state"] == "verified"
 
 
 def test_jobs_wait_until_all_three_engines_are_online(env: Any) -> None:
@@ -315,3 +331,20 @@ def test_the_audit_cross_check_accepts_a_contribution_the_datastation_withdrew(t
     log.append(actor="ds-ggd", action="nothing-sent", subject="job/5", details={"organisation": "ggd", "job": 5})
     logs = [register.NodeLog.read(log.path, public_key=log.public_key)]
     assert register.cross_check([], pinned, logs) == ["ggd logged a contribution to job 4 that the hub's chain lacks"]
+
+
+def test_a_job_number_handed_out_again_cannot_hide_a_contribution(tmp_path: Path) -> None:
+    # a lying hub refuses job 5's record (ggd withdraws it), then hands out job 5 again and takes the shares
+    pki.new_signing_key(tmp_path / "ggd.key")
+    ggd = pki.load_signing_key(tmp_path / "ggd.key")
+    pki.new_signing_key(tmp_path / "hub.key")
+    pinned = pki.public_key_b64(pki.load_signing_key(tmp_path / "hub.key"))
+    log = audit.FileLog(tmp_path / "contributions.jsonl", "ggd", ggd)
+    details = {"organisation": "ggd", "job": 5, "approval": "a1"}
+    log.append(actor="ds-ggd", action="contribution", subject="job/5", details=details)
+    log.append(actor="ds-ggd", action="nothing-sent", subject="job/5", details=details)
+    log.append(actor="ds-ggd", action="contribution", subject="job/5", details=details)
+    standing = audit.standing_contributions(log.entries())
+    assert [e["seq"] for e in standing] == [3]  # NB: the second contribution counts against the approval
+    logs = [register.NodeLog.read(log.path, public_key=log.public_key)]
+    assert register.cross_check([], pinned, logs) == ["ggd logged a contribution to job 5 that the hub's chain lacks"]

@@ -249,6 +249,24 @@ class FileLog:
         return ""
 
 
+def standing_contributions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return a datastation's contribution entries that no later nothing-sent entry withdrew.
+
+    A nothing-sent entry withdraws only the latest contribution to the same job logged before it, so
+    a job number the hub hands out again cannot hide a later contribution (its run still counts).
+    """
+    open_: dict[Any, list[dict[str, Any]]] = {}
+    for e in entries:
+        d = e.get("details")
+        if not isinstance(d, dict):
+            continue
+        if e.get("action") == "contribution":
+            open_.setdefault(d.get("job"), []).append(e)
+        elif e.get("action") == "nothing-sent" and open_.get(d.get("job")):
+            open_[d.get("job")].pop()
+    return sorted((e for es in open_.values() for e in es), key=lambda e: int(e.get("seq", 0)))
+
+
 def gap_refusal(gap: str, kind: str) -> str:
     """The reason a node gives for taking part in no job while the hub's chain is behind what it anchored."""
     return (f"audit: {gap}; this {kind} takes part in no job until its operator has checked the hub (restored from "

@@ -35,7 +35,7 @@ from ..mpc.share import share_dataset
 from ..plan.serde import plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
-from .audit import FileLog, LogError, gap_refusal
+from .audit import FileLog, LogError, gap_refusal, standing_contributions
 from .catalog_io import dataset_entry
 from .config import DatastationConfig
 from .http import Client, HubError, next_jobs, report
@@ -112,11 +112,9 @@ class Datastation(StewardDesk):
         """Return how many contributions this datastation made under each approval (from its own log)."""
         used: dict[str, int] = {}
         entries = self.log.check()  # NB: an emptied or cut log raises LogError: no run is re-allowed
-        withdrawn = {e["details"].get("job") for e in entries if e["action"] == "nothing-sent"}
-        for e in entries:
-            if e["action"] == "contribution" and e["details"].get("job") not in withdrawn:
-                aid = e["details"].get("approval", "")
-                used[aid] = used.get(aid, 0) + 1
+        for e in standing_contributions(entries):
+            aid = e["details"].get("approval", "")
+            used[aid] = used.get(aid, 0) + 1
         return used
 
     def handle(self, job: JobPayload) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .audit import HEAD, head_node, head_verifies, key_fingerprint, read_log, verify_chain
+from .audit import HEAD, head_node, head_verifies, key_fingerprint, read_log, standing_contributions, verify_chain
 from .messages import AuditHead, MessageError
 
 # -- the verifier: the hub's chain against the pinned hub key and the nodes' own logs -----------
@@ -96,12 +96,11 @@ def cross_check(entries: list[dict[str, Any]], hub_key: str, logs: list[NodeLog]
                 for e in lg.entries
                 if e.get("action") == "contribution" and isinstance(e.get("details"), dict)
             }
-            withdrawn = {  # NB: it sent nothing after all (the hub refused the record); the hub may lack it
+            standing = {  # NB: withdrawn ones sent nothing (the hub refused them)
                 (str(e["details"].get("organisation")), int(e["details"].get("job", 0)))
-                for e in lg.entries
-                if e.get("action") == "nothing-sent" and isinstance(e.get("details"), dict)
+                for e in standing_contributions(lg.entries)
             }
-            for org, job in sorted(mine - withdrawn - set(hub_contribs)):
+            for org, job in sorted(standing - set(hub_contribs)):
                 problems.append(f"{org} logged a contribution to job {job} that the hub's chain lacks")
             for (org, job), seq in sorted(hub_contribs.items()):
                 if org == lg.name and (org, job) not in mine:

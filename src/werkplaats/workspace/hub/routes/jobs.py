@@ -122,7 +122,7 @@ def progress(body: ProgressIn, c: AnyNode, j: JobDep, s: SessionDep, hub: HubDep
             raise HTTPException(409, f"job {j.id} failed: {j.reason}")
         j.progress = {
             **j.progress,
-            c.name: {"state": body.state.value, "reason": body.reason, "at": db.utcnow().isoformat(), **body.detail},
+            c.name: {**body.detail, "state": body.state.value, "reason": body.reason, "at": db.utcnow().isoformat()},
         }
         if body.state == PartState.FAILED:
             lifecycle.fail(hub, s, j, f"{c.name}: {body.reason}", c.name)
@@ -229,8 +229,8 @@ def nothing_sent(body: NothingSent, c: Annotated[Caller, require("datastation")]
     problems = _record_problems(rec.job, rec.request, rec.approval, j, r, o.name)
     if problems:
         raise HTTPException(422, "nothing-sent record refused: " + "; ".join(problems))
-    if j.state not in (JobState.APPROVED, JobState.FAILED):
-        raise HTTPException(409, f"job {j.id} is {j.state}: it ran with the shares it was sent")
+    if j.state not in (JobState.APPROVED, JobState.FAILED) or j.started is not None:
+        raise HTTPException(409, f"job {j.id} is {j.state} and started: it ran with the shares it was sent")
     q = select(db.JobContribution).where(db.JobContribution.job_id == j.id, db.JobContribution.organisation == o.name)
     contrib = s.scalars(q).first()
     if contrib is not None:  # NB: without a recorded contribution nothing is withdrawn; it is logged all the same
