@@ -157,10 +157,14 @@ def test_a_hub_that_points_every_engine_at_one_inbox_receives_nothing(ws: LocalW
         collector.stop()
     assert j["state"] == "failed" and "not to the engine pinned for party" in j["reason"], j
     assert collector.received() == []  # NB: on the old code: every dataset's three shares
-    for o in ws.organisations:
-        new = station(ws, o).log.entries()[logs[o] :]
-        assert [e["action"] for e in new if e["subject"] == f"job/{job}"] == ["refusal"], new
-        assert "pinned" in new[-1]["details"]["detail"]
+    refused = 0
+    for o in ws.organisations:  # NB: the first refusal fails the job; a slower datastation may never see it
+        new = [e for e in station(ws, o).log.entries()[logs[o] :] if e["subject"] == f"job/{job}"]
+        assert [e["action"] for e in new] in ([], ["refusal"]), new  # NB: never a contribution
+        if new:
+            assert "pinned" in new[-1]["details"]["detail"]
+            refused += 1
+    assert refused >= 1
 
 
 # -- an engine impostor: a CA-issued "engine0" certificate with another key (real process) ---------
