@@ -10,6 +10,8 @@ from typing import Any
 
 from .catalog.schema import ColumnSchema as ColumnSchema
 from .catalog.schema import TableSchema as TableSchema
+from .compile.rules import DisclosureRules as DisclosureRules
+from .compile.rules import PTable as PTable
 from .exceptions import DataValidationError as DataValidationError
 from .exceptions import MPCError as MPCError
 from .exceptions import PartyFailedError as PartyFailedError
@@ -40,9 +42,11 @@ __all__ = [
     "AggExpr",
     "ColumnSchema",
     "DataValidationError",
+    "DisclosureRules",
     "Expr",
     "LazyFrame",
     "MPCError",
+    "PTable",
     "PartyFailedError",
     "PlanError",
     "TableSchema",

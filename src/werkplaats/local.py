@@ -9,6 +9,7 @@ import pandas as pd
 from .catalog.schema import TableSchema, infer_schema
 from .catalog.validate import validate_table
 from .compile.analyze import Analysis, check, result_frame
+from .compile.rules import DisclosureRules
 from .exceptions import PlanError
 from .plan import nodes as n
 
@@ -23,6 +24,7 @@ def prepare(
     *,
     min_group_size: int | None = None,
     schemas: dict[str, TableSchema] | None = None,
+    rules: DisclosureRules | None = None,
 ) -> tuple[Analysis, dict[str, pd.DataFrame]]:
     """Check the plan and validate each source as its owner would; return both."""
     plan = frame if isinstance(frame, n.Plan) else frame.to_plan()
@@ -35,7 +37,7 @@ def prepare(
                 msg = f"no table given for dataset {s.dataset!r}; pass tables={{{s.dataset!r}: df}}"
                 raise PlanError(msg)
             catalog[s.dataset] = infer_schema(s.dataset, tables[s.dataset])
-    a = check(plan, catalog)
+    a = check(plan, catalog, rules, {ds: len(df) for ds, df in tables.items()})
     used: dict[str, set[str]] = {}
     for s in n.sources(a.plan.root):
         used.setdefault(s.dataset, set()).update(s.columns or ())
@@ -57,6 +59,8 @@ def run_local(
     min_group_size: int | None = None,
     schemas: dict[str, TableSchema] | None = None,
     cluster: LocalCluster | None = None,
+    rules: DisclosureRules | None = None,
+    perturbation_key: int | None = None,
     **mpc_options: Any,
 ) -> pd.DataFrame:
     """Run a plan on local tables and return its disclosure-controlled aggregates.
@@ -79,6 +83,14 @@ def run_local(
     cluster
         A running :class:`werkplaats.mpc.LocalCluster` to reuse; one is started and
         stopped for this run when not given.
+    rules
+        The disclosure rules to apply (docs/disclosure.md); default ``DisclosureRules()``,
+        what a workspace applies. ``DisclosureRules.cells_only()`` switches every rule but
+        the cell rule off, for exact comparisons.
+    perturbation_key
+        The key of the record keys that perturb counts (rule 6), as a number below 2^64.
+        A workspace's engines hold theirs as shares; a local run takes it here, so that
+        both executors, and two runs, perturb alike. Default: a fresh random key per run.
 
     Returns
     -------
@@ -94,7 +106,7 @@ def run_local(
     >>> wp.run_local(q, {"t": df})[["gemeente", "n", "suppressed"]].to_string(index=False)
     'gemeente    n  suppressed\\n       A   12       False\\n       B <NA>        True\\n    None <NA>        True'
     """
-    a, checked = prepare(frame, tables, min_group_size=min_group_size, schemas=schemas)
+    a, checked = prepare(frame, tables, min_group_size=min_group_size, schemas=schemas, rules=rules)
     if engine == "plain":
         from .compile.plain import run_plain
 

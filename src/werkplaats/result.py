@@ -20,9 +20,38 @@ from .plan import nodes as n
 from .plan.types import DType
 
 EPOCH = dt.date(1970, 1, 1)
-# A statistic's flag (Revealed.stats' ok): 1 revealed, 0 withheld (fewer than k), this: withheld,
-# because its exact value may lie outside the range the secure computation represents exactly.
-OUT_OF_RANGE = 2
+# A statistic's flag (Revealed.stats' ok) is 1 where it is revealed; any other value says why it is
+# withheld. Executors compute the flag inside the computation (compile/disclosure.py); 0 is the cell rule.
+REVEALED = 1
+FEW_VALUES = 0  # fewer than k values, or a count (the sum of a boolean) below k
+OUT_OF_RANGE = 2  # its exact value may lie outside the range the secure computation represents exactly
+FEW_CONTRIBUTORS = 3  # rule 2: fewer than k rows contribute to it (non-missing and non-zero)
+DOMINANCE = 4  # rule 3: the largest n contributions make up more than the dominance share of the total
+P_PERCENT = 5  # rule 3: the p% rule fails
+EXTREME = 6  # rule 4: an exact minimum or maximum (or one not shared by k contributors when rounded)
+QUANTILE_SIDES = 7  # rule 4: a quantile without k contributors on each side
+SECONDARY = 8  # rule 7: withheld so that a suppressed cell cannot be derived from the margins
+# The whole result's flag (Revealed.withheld): REVEALED, or why every cell is withheld.
+COMPLEMENT = 9  # rule 5: a filter or inner join removes between 1 and k - 1 rows
+REGISTER = 10  # rule 9: a cell differs from a registered one by between 1 and k - 1 contributors
+
+REASONS = {
+    FEW_VALUES: "fewer than {k} values (or a count below {k})",
+    OUT_OF_RANGE: "out of range (the exact value may exceed the MPC's number range)",
+    FEW_CONTRIBUTORS: "fewer than {k} contributors",
+    DOMINANCE: "dominated by its largest contributors",
+    P_PERCENT: "the p% rule: one contributor could estimate another's value too closely",
+    EXTREME: "an extreme value (minimum or maximum) that fewer than {k} contributors share",
+    QUANTILE_SIDES: "fewer than {k} contributors on one side of the quantile",
+    SECONDARY: "withheld so that a suppressed cell cannot be derived from the others (secondary suppression)",
+    COMPLEMENT: "a filter or join in the plan removes between 1 and {km1} rows (the complement rule)",
+    REGISTER: "a cell differs from a cell of an earlier released result by between 1 and {km1} contributors",
+}
+
+
+def reason_text(code: int, k: int) -> str:
+    """Return the words for a withholding code (REASONS), with the threshold filled in."""
+    return REASONS.get(int(code), f"withheld (code {int(code)})").format(k=k, km1=k - 1)
 
 
 def key_grid(domains: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -36,6 +65,7 @@ class Revealed:
 
     cell_ok: np.ndarray
     stats: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (ok, value)
+    withheld: int = REVEALED  # the whole result: REVEALED, or COMPLEMENT / REGISTER (all cells withheld)
 
 
 def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType],
@@ -52,21 +82,26 @@ def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType
         dtype = {"bool": "boolean", "int": "Int64", "str": "string"}[kind]
         data[name] = pd.array(vals, dtype=dtype)
     reasons: list[str | None] = []
+    whole = int(rev.withheld) != REVEALED
+    cell_ok = rev.cell_ok.astype(bool) & (not whole)
     for name, _ in root.aggs:
         ok, value = rev.stats[name]
-        data[name] = _column(value, ok & rev.cell_ok, out_types[name].kind)
+        data[name] = _column(value, (ok == REVEALED) & cell_ok, out_types[name].kind)
     for c in range(len(grid)):
+        if whole:
+            reasons.append("the whole result: " + reason_text(rev.withheld, k))
+            continue
         if not rev.cell_ok[c]:
             reasons.append(f"fewer than {k} rows")
             continue
-        missing = [nm for nm, _ in root.aggs if not rev.stats[nm][0][c]]
-        wide = [nm for nm, _ in root.aggs if rev.stats[nm][0][c] == OUT_OF_RANGE]
-        why = [f"fewer than {k} values (or a count below {k}) for: {', '.join(missing)}"] if missing else []
-        why += (
-            [f"out of range (the exact value may exceed the MPC's number range) for: {', '.join(wide)}"] if wide else []
-        )
+        by_code: dict[int, list[str]] = {}
+        for nm, _ in root.aggs:
+            code = int(rev.stats[nm][0][c])
+            if code != REVEALED:
+                by_code.setdefault(code, []).append(nm)
+        why = [f"{reason_text(code, k)} for: {', '.join(names)}" for code, names in sorted(by_code.items())]
         reasons.append("; ".join(why) or None)
-    data["suppressed"] = ~rev.cell_ok.astype(bool)
+    data["suppressed"] = ~cell_ok
     data["reason"] = pd.Series(reasons, dtype=object)
     df = pd.DataFrame(data)
     df.attrs["min_group_size"] = k

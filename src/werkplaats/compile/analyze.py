@@ -21,6 +21,7 @@ from ..plan.limits import MAX_AGGREGATES, MAX_OUTPUT_CELLS
 from ..plan.types import DType, Schema, agg_dtype, infer, table_dtypes
 from ..plan.visitor import Visitor
 from ..result import Revealed, build_frame
+from .rules import DisclosureRules
 
 RIGHT_SUFFIX = "_right"
 
@@ -31,6 +32,8 @@ class Analysis:
 
     plan: n.Plan
     catalog: dict[str, TableSchema]
+    rules: DisclosureRules = field(default_factory=DisclosureRules)
+    row_counts: dict[str, int] | None = None  # NB: public (rounded) row counts per source, where known
     schemas: dict[n.Relation, Schema] = field(default_factory=dict)
     unique_keys: set[tuple[str, str]] = field(default_factory=set)
     key_columns: set[tuple[str, str]] = field(default_factory=set)
@@ -40,15 +43,19 @@ class Analysis:
         return self.schemas[rel]
 
 
-def check(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
+def check(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRules | None = None,
+          row_counts: dict[str, int] | None = None) -> Analysis:  # fmt: skip
     """Check a plan, prune it to the columns it reads, and return the Analysis of the pruned plan.
 
     The plan as written is checked first, so that errors in columns the output never
     uses are still reported, and messages list every column of a dataset. The
     pruned plan (``Analysis.plan``) is the one executed, explained and signed.
+    rules are the disclosure rules the run applies (default: `DisclosureRules()`, a
+    workspace's); row_counts the sources' public row counts where known (rule 8).
     """
-    analyze(plan, catalog)
-    return analyze(n.Plan(prune(plan.root, catalog), plan.min_group_size), catalog)
+    rules = rules if rules is not None else DisclosureRules()
+    analyze(plan, catalog, rules, row_counts)
+    return analyze(n.Plan(prune(plan.root, catalog), plan.min_group_size), catalog, rules, row_counts)
 
 
 def result_frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
@@ -102,10 +109,11 @@ def check_structure(plan: n.Plan) -> None:
         raise PlanError(msg)
 
 
-def analyze(plan: n.Plan, catalog: dict[str, TableSchema]) -> Analysis:
+def analyze(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRules | None = None,
+            row_counts: dict[str, int] | None = None) -> Analysis:  # fmt: skip
     """Check a plan and return its Analysis, or raise PlanError saying what is wrong."""
     check_structure(plan)
-    a = Analysis(plan, catalog)
+    a = Analysis(plan, catalog, rules if rules is not None else DisclosureRules(), row_counts)
     SchemaOf(a).visit(plan.root)
     root = plan.root
     assert isinstance(root, n.Aggregate)  # NB: check_structure guarantees it

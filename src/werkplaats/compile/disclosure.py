@@ -44,6 +44,19 @@ def range_code(ok: Any, in_range: Any) -> Any:
     return ok * (OUT_OF_RANGE - in_range)
 
 
+def first_failure(flags: list[tuple[int, Any]]) -> Any:
+    """Return REVEALED (1) where every (code, passes) flag passes, else the code of the first that fails.
+
+    ``passes`` is 0/1 (or boolean) per cell in either medium; the result is computed by
+    arithmetic only, so the MPC executor can use it on secrets (it branches on nothing).
+    """
+    code: Any = 1
+    for c, passes in reversed(flags):
+        p = passes * 1
+        code = p * code + (1 - p) * c
+    return code
+
+
 def min_values(func: str) -> int:
     """Return how many values a statistic needs to be defined at all."""
     return MIN_VALUES.get(func, 1)

@@ -9,6 +9,7 @@ secret data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import jax.numpy as jnp
@@ -74,7 +75,7 @@ class SpuCompiler(Visitor[SFrame]):
     def visit_Filter(self, r: n.Filter) -> SFrame:
         f = self.visit(r.input)
         p = ExprEval(f)(r.predicate)
-        return SFrame(f.n, f.mask * p.v * p.ok, f.cols)
+        return replace(f, mask=f.mask * p.v * p.ok)
 
     def visit_WithColumns(self, r: n.WithColumns) -> SFrame:
         f = self.visit(r.input)
@@ -82,12 +83,12 @@ class SpuCompiler(Visitor[SFrame]):
         cols = dict(f.cols)
         for name, e in r.exprs:
             cols[name] = ev(e)
-        return SFrame(f.n, f.mask, cols)
+        return replace(f, cols=cols)
 
     def visit_Select(self, r: n.Select) -> SFrame:
         f = self.visit(r.input)
         ev = ExprEval(f)
-        return SFrame(f.n, f.mask, {name: ev(e) for name, e in r.exprs})
+        return replace(f, cols={name: ev(e) for name, e in r.exprs})
 
     def visit_Join(self, r: n.Join) -> SFrame:
         left, right = self.visit(r.left), self.visit(r.right)

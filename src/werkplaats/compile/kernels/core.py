@@ -69,11 +69,15 @@ class SCol:
 
 @dataclass
 class SFrame:
-    """A secret frame: n rows (public), a secret 0/1 row mask, named columns."""
+    """A secret frame: n rows (public), a secret 0/1 row mask, named columns.
+
+    rk: each row's secret record key (rule 6, `kernels/cellkey.py`), or None where the rows have no person key.
+    """
 
     n: int
     mask: Any
     cols: dict[str, SCol]
+    rk: Any = None
 
 
 def b2i(x: Any) -> Any:
