@@ -59,12 +59,26 @@ def from_frictionless(name: str, doc: dict[str, Any]) -> TableSchema:
         kind = TYPES_BACK[ftype]
         cons = f.get("constraints", {})
         enum = cons.get("enum")
+        ext = f.get("werkplaats:extremes", {})
+        if (
+            not isinstance(ext, dict)
+            or set(ext) - {"base", "top", "bottom"}
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in ext.values())
+        ):
+            msg = f"schema of {name!r}: column {f.get('name')!r}: 'werkplaats:extremes' takes numbers base, top, bottom"
+            raise SchemaError(msg)
         cols.append(ColumnSchema(
             f["name"], kind, tuple(enum) if enum is not None else None,
             _bound(cons.get("minimum"), kind), _bound(cons.get("maximum"), kind),
             bool(cons.get("unique", False)) or f["name"] in pk_cols, f.get("description", ""),
+            str(f.get("werkplaats:role", "")), ext.get("base"), ext.get("top"), ext.get("bottom"),
         ))  # fmt: skip
-    return TableSchema(name, tuple(cols))
+    rules = doc.get("werkplaats:rules", {})
+    if not isinstance(rules, dict):
+        msg = f"schema of {name!r}: 'werkplaats:rules' must be an object of settings (docs/disclosure.md)"
+        raise SchemaError(msg)
+    items = tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v) for k, v in rules.items()))
+    return TableSchema(name, tuple(cols), items)
 
 
 def write_csv(df: pd.DataFrame, schema: TableSchema, path: Path) -> None:

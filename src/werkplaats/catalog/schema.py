@@ -18,6 +18,10 @@ import pandas as pd
 from ..exceptions import SchemaError
 
 TYPES = ("int", "float", "bool", "date", "str")
+# What a column is, for the disclosure rules (docs/disclosure.md): a person key or another
+# row-identifying column is a key, never a value (rule 1); a magnitude (costs, income, doses)
+# gets the dominance and p% rules (rule 3).
+ROLES = ("", "person_key", "identifying", "magnitude")
 FRICTIONLESS = {"int": "integer", "float": "number", "bool": "boolean", "date": "date", "str": "string"}
 
 
@@ -32,10 +36,20 @@ class ColumnSchema:
     maximum: float | dt.date | None = None
     unique: bool = False
     description: str = ""
+    role: str = ""  # one of ROLES
+    extremes_base: float | None = None  # rule 4: the rounding base its min/max are released at (steward's choice)
+    top_code: float | None = None  # rule 4: values above are counted as this (top-coding), public
+    bottom_code: float | None = None  # rule 4: values below are counted as this (bottom-coding), public
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
             msg = f"column {self.name!r}: unknown type {self.type!r} (expected one of {TYPES})"
+            raise SchemaError(msg)
+        if self.role not in ROLES:
+            msg = f"column {self.name!r}: unknown role {self.role!r} (expected one of {ROLES[1:]})"
+            raise SchemaError(msg)
+        if self.extremes_base is not None and not self.extremes_base > 0:
+            msg = f"column {self.name!r}: the extremes' rounding base must be positive"
             raise SchemaError(msg)
         if self.type == "str" and not self.categories:
             msg = f"column {self.name!r}: a string column needs a code list (categories)"
@@ -57,6 +71,12 @@ class ColumnSchema:
             out["constraints"] = cons
         if self.description:
             out["description"] = self.description
+        if self.role:
+            out["werkplaats:role"] = self.role
+        ext = {k: v for k, v in (("base", self.extremes_base), ("top", self.top_code), ("bottom", self.bottom_code))
+               if v is not None}  # fmt: skip
+        if ext:
+            out["werkplaats:extremes"] = ext
         return out
 
 
@@ -66,6 +86,8 @@ class TableSchema:
 
     name: str
     columns: tuple[ColumnSchema, ...] = field(default_factory=tuple)
+    # NB: the dataset's own disclosure settings (its schema's ``werkplaats:rules``; compile/rules.py), as sorted items
+    rules: tuple[tuple[str, Any], ...] = ()
 
     def column(self, name: str) -> ColumnSchema:
         """Return a column by name, with a clear error if it does not exist."""
@@ -81,7 +103,10 @@ class TableSchema:
 
     def to_frictionless(self) -> dict[str, Any]:
         """Return the Frictionless Table Schema document."""
-        return {"fields": [c.to_frictionless() for c in self.columns]}
+        doc: dict[str, Any] = {"fields": [c.to_frictionless() for c in self.columns]}
+        if self.rules:
+            doc["werkplaats:rules"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.rules}
+        return doc
 
 
 def _kind(s: pd.Series) -> str:
