@@ -37,6 +37,7 @@ class Analysis:
     schemas: dict[n.Relation, Schema] = field(default_factory=dict)
     unique_keys: set[tuple[str, str]] = field(default_factory=set)
     key_columns: set[tuple[str, str]] = field(default_factory=set)
+    lineage: Any = None  # NB: compile/lineage.py's memo for this plan
 
     def schema(self, rel: n.Relation) -> Schema:
         """Return the (checked) output schema of a relation of the plan."""
