@@ -29,9 +29,12 @@ def schema_to_dict(t: TableSchema) -> dict[str, Any]:
                 "maximum": _enc(c.maximum),
                 "unique": c.unique,
                 "description": c.description,
+                "role": c.role,
+                "extremes": [c.extremes_base, c.top_code, c.bottom_code],
             }
             for c in t.columns
         ],
+        "rules": [[k, list(v) if isinstance(v, tuple) else v] for k, v in t.rules],
     }
 
 
@@ -46,10 +49,13 @@ def schema_from_dict(d: dict[str, Any]) -> TableSchema:
             _dec(c.get("maximum")),
             bool(c.get("unique", False)),
             c.get("description", ""),
+            c.get("role", ""),
+            *c.get("extremes", [None, None, None]),
         )
         for c in d["columns"]
     )
-    return TableSchema(d["name"], cols)
+    rules = tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in d.get("rules", []))
+    return TableSchema(d["name"], cols, rules)
 
 
 def catalog_to_dict(catalog: dict[str, TableSchema]) -> dict[str, Any]:

@@ -234,6 +234,7 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
         plan=canonical_json(a.plan),
         catalog=catalog_to_dict(a.catalog),
         rows={d: len(df) for d, df in tables.items()},
+        rules=a.rules.to_settings(),
     )
     own = cluster is None
     c = cluster or LocalCluster()

@@ -82,6 +82,7 @@ class PartyHeader:
     recv_timeout_ms: int = 600_000
     barrier: bool = False
     tls: TlsFiles | None = None
+    rules: dict[str, Any] | None = None  # NB: the disclosure rules' settings (compile/rules.py); None: the defaults
 
     def to_dict(self) -> dict[str, Any]:
         """Return the header as a "run" message."""
@@ -109,6 +110,7 @@ class PartyHeader:
                 recv_timeout_ms=int(d.get("recv_timeout_ms", 600_000)),
                 barrier=bool(d.get("barrier", False)),
                 tls=TlsFiles(str(tls["ca"]), str(tls["cert"]), str(tls["key"])) if tls else None,
+                rules=dict(d["rules"]) if d.get("rules") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             msg = f"malformed run header ({type(e).__name__}: {e})"

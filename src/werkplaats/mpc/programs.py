@@ -219,15 +219,18 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
     from ..catalog.serde import catalog_from_dict, catalog_to_dict
     from ..compile.analyze import analyze
     from ..compile.layout import layout
+    from ..compile.rules import DisclosureRules
     from ..compile.spu import build_program
     from ..plan.serde import canonical_json, plan_from_json
 
     assert h.plan is not None and h.catalog is not None and h.rows is not None
     catalog = catalog_from_dict(h.catalog)
-    a = analyze(plan_from_json(h.plan), catalog)
+    rules = DisclosureRules.from_settings(h.rules or {}, "the run header's rules")
     rows = dict(h.rows)
+    a = analyze(plan_from_json(h.plan), catalog, rules, rows)
     slots = layout(a, rows)
-    public = {"plan": canonical_json(a.plan), "catalog": catalog_to_dict(catalog), "rows": rows}
+    public = {"plan": canonical_json(a.plan), "catalog": catalog_to_dict(catalog), "rows": rows,
+              "rules": rules.to_settings()}  # fmt: skip
 
     def build() -> tuple[Any, list[Any]]:
         return build_program(a, slots, rows), [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
