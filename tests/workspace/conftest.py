@@ -44,7 +44,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Start one workspace of real processes for every process-level test of the session."""
     from werkplaats.demo.workspace import LocalWorkspace
 
-    w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=4000, organisations=("ggd", "huisartsen"),
+    w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=6000, organisations=("ggd", "huisartsen"),
                        heartbeat_timeout_s=6)  # fmt: skip
     try:
         w.start()

@@ -37,7 +37,7 @@ from werkplaats.workspace.engine import Engine
 from werkplaats.workspace.http import Client
 from werkplaats.workspace.hub import Hub, create_app
 from werkplaats.workspace.messages import JobPayload, ShareHeader, pack
-from werkplaats.workspace.signing import approval_body, canonical, sign_approval
+from werkplaats.workspace.signing import approval_body, canonical, sha256, sign_approval
 
 from .live import PURPOSE, analysis, approve_all, connect, station, wait_state
 from .wait import wait_until
@@ -315,6 +315,14 @@ class Node:
     job: JobPayload
 
 
+SCHEMA = {
+    "fields": [
+        {"name": "gemeente", "type": "string", "constraints": {"enum": ["A", "B"]}},
+        {"name": "leeftijd", "type": "integer", "constraints": {"minimum": 0, "maximum": 120}},
+    ]
+}
+
+
 def _job(tmp: Path, cfg: EngineConfig, jid: int, *, keys: dict[str, str], signer: Path) -> JobPayload:
     plan = plan_to_dict(wp.scan("ggd/meldingen").group_by("gemeente").agg(n=wp.count()).to_plan())
     h = plan_hash(plan_from_dict(plan))
@@ -326,7 +334,8 @@ def _job(tmp: Path, cfg: EngineConfig, jid: int, *, keys: dict[str, str], signer
     appr = {"body": body, "signature": sign_approval(pki.load_signing_key(signer), body)}
     return JobPayload.from_dict({"v": 1, "job": jid, "request": 1, "collaboration": "c", "purpose": "p",
                                  "plan": plan, "plan_hash": h, "datasets": ["ggd/meldingen"],
-                                 "columns": {"ggd/meldingen": ["gemeente"]}, "schemas": {}, "approvals": [appr],
+                                 "columns": {"ggd/meldingen": ["gemeente"]}, "schemas": {"ggd/meldingen": SCHEMA},
+                                 "approvals": [appr],
                                  "organisation_keys": keys, "engines": engines, "state": "approved"})  # fmt: skip
 
 
@@ -364,11 +373,13 @@ def node(tmp_path: Path) -> Iterator[Node]:
         yield Node(e, client, hub, tmp_path / "ggd.key", job)
 
 
-def _share(n: Node, *, key: Path | None = None, dataset: str = "ggd/meldingen", job: int = 7,
-           size: int = 100) -> bytes:  # fmt: skip
+def _share(n: Node, *, key: Path | None = None, dataset: str = "ggd/meldingen", job: int = 7, size: int = 100,
+           schema: dict[str, Any] | None = None, rules: dict[str, Any] | None = None) -> bytes:  # fmt: skip
     blobs = [bytes(size)]
     h = ShareHeader(job=job, dataset=dataset, organisation=dataset.split("/")[0], rows=3, share_blobs=[1],
-                    digest=hashlib.sha256(blobs[0]).hexdigest(), plan_hash=n.job.plan_hash)  # fmt: skip
+                    digest=hashlib.sha256(blobs[0]).hexdigest(), plan_hash=n.job.plan_hash,
+                    schema_sha256=sha256(canonical(schema if schema is not None else n.job.schemas.get(dataset, {}))),
+                    rules_sha256=sha256(canonical(rules if rules is not None else n.job.rules)))  # fmt: skip
     if key is not None:
         h = h.model_copy(update={"signature": pki.sign(pki.load_signing_key(key), canonical(h.signed_part()))})
     return pack(h, blobs)
@@ -395,6 +406,39 @@ def test_inbox_refuses_unsigned_and_foreign_shares(node: Node, tmp_path: Path) -
     r = _post(node, _share(node, key=node.key, dataset="ggd/vaccinaties"))
     assert r.status_code == 403 and "reads no dataset" in r.json()["detail"]
     assert 7 not in node.engine.inbox
+
+
+def test_a_hub_that_gives_engines_another_schema_or_weaker_rules_than_the_owner_signed_is_refused(node: Node) -> None:
+    # NB: the owner checked (and signed) its own schema; the hub gave the engines one whose range is
+    # narrower (so the in-MPC range check would be skipped and a sum could wrap) or whose rules are weaker
+    owner_saw = {
+        **SCHEMA,
+        "fields": [SCHEMA["fields"][0], {**SCHEMA["fields"][1], "constraints": {"minimum": 0, "maximum": 2**60}}],
+    }
+    r = _post(node, _share(node, key=node.key, schema=owner_saw))
+    assert r.status_code == 403 and "not the one ggd checked and signed" in r.json()["detail"]  # NB: old code: kept
+    r = _post(node, _share(node, key=node.key, rules={"counts": "perturb", "dominance_pct": 70.0}))
+    assert r.status_code == 403 and "disclosure rules are not those ggd saw" in r.json()["detail"]
+    assert 7 not in node.engine.inbox
+    assert _post(node, _share(node, key=node.key)).status_code == 200  # NB: the honest share is taken
+
+
+def test_the_engine_applies_the_workspace_floor_and_each_datasets_own_rules_whatever_the_hub_sends() -> None:
+    from werkplaats.catalog.frictionless import from_frictionless
+    from werkplaats.compile.rules import DisclosureRules
+    from werkplaats.workspace.jobs import WORKSPACE_FLOOR, job_analysis, job_rules
+
+    own = {**SCHEMA, "werkplaats:rules": {"dominance_pct": 60.0, "min_group_size": 15}}
+    catalog = {"ggd/meldingen": from_frictionless("ggd/meldingen", own)}
+    weak = DisclosureRules.cells_only().to_settings()  # NB: a hub switching every rule off
+    got = job_rules(weak, catalog, ["ggd/meldingen"])
+    assert got.counts == "round" and got.complement and got.contributors and got.register
+    assert got.dominance_pct == 60.0  # NB: the dataset's own, stricter than the default 90
+    assert job_rules({}, catalog, ["ggd/meldingen"]).counts == "perturb"
+    assert WORKSPACE_FLOOR.counts == "round"
+    plan = plan_to_dict(wp.scan("ggd/meldingen").group_by("gemeente").agg(n=wp.count()).to_plan())
+    with pytest.raises(wp.PlanError, match="below the 15 its datasets' rules ask for"):
+        job_analysis(plan, catalog, {})
 
 
 def test_inbox_drops_shares_of_unknown_and_ended_jobs(node: Node) -> None:

@@ -29,13 +29,15 @@ WIRE: dict[type[m.Message], dict[str, Any]] = {
                            "rows": {"ggd/meldingen": 1200}, "engines": ["engine0", "engine1", "engine2"],
                            "at": "2025-01-02T03:04:05.678901+00:00"},
     m.ShareHeader: {"v": 1, "job": 7, "dataset": "ggd/meldingen", "organisation": "ggd", "rows": 1234,
-                    "share_blobs": [3, 3], "digest": "d" * 64, "plan_hash": "a" * 64, "signature": "c2ln"},
+                    "share_blobs": [3, 3], "digest": "d" * 64, "plan_hash": "a" * 64, "schema_sha256": "e" * 64,
+                    "rules_sha256": "f" * 64, "signature": "c2ln"},
     m.ResultShare: {"v": 1, "share_blobs": [2, 2, 2]},
 }  # fmt: skip
 WIRE[m.Contribution] = {"v": 1, "record": WIRE[m.ContributionRecord], "signature": "c2ln"}
 WIRE[m.AuditHead] = {"v": 1, "kind": "werkplaats-audit-head/v1", "hub": "hub", "seq": 12, "hash": "b" * 64,
                      "at": "2025-01-02T03:04:05.678901+00:00", "signature": "c2ln"}  # fmt: skip
-WIRE[m.JobPayload] = {**WIRE[m.JobPayload], "audit_head": WIRE[m.AuditHead]}
+WIRE[m.JobPayload] = {**WIRE[m.JobPayload], "audit_head": WIRE[m.AuditHead],
+                      "rules": {"counts": "round", "dominance_pct": 80.0}}
 WIRE[m.JobStatus] = {**WIRE[m.JobStatus], "audit_head": WIRE[m.AuditHead]}
 WIRE[m.NothingSentRecord] = {"v": 1, "kind": "werkplaats-nothing-sent/v1", "organisation": "ggd", "job": 7,
                              "request": 3, "approval": "0123456789abcdef", "reason": "job cancelled",

@@ -29,6 +29,7 @@ def _hub(config: Path) -> Any:
         heartbeat_timeout_s=cfg.heartbeat_timeout_s,
         share_timeout_s=cfg.share_timeout_s,
         approval_limits=cfg.approval_limits,
+        disclosure=cfg.disclosure,
     )
 
 

@@ -11,6 +11,10 @@ hub.toml::
     share_timeout_s = 600                 # a datastation that has not sent this long after hand-out fails the job
     max_approval_days = 730               # an approval it records expires at most this far ahead
     max_approval_runs = 1000              # and grants at most this many runs
+    [disclosure]                          # the disclosure rules' settings for every collaboration
+    counts = "perturb"                    #   (docs/disclosure.md; they can only make the defaults stricter,
+    [disclosure.covid-2025]               #   or choose counts = "round") and per collaboration, by name
+    dominance_pct = 80.0
     [tls]
     ca = "pki/ca.crt"
     cert = "pki/hub.crt"
@@ -165,6 +169,7 @@ class HubConfig:
     heartbeat_timeout_s: float = 30.0
     share_timeout_s: float = 600.0
     approval_limits: ApprovalLimits = field(default_factory=ApprovalLimits)  # NB: the most an approval may grant
+    disclosure: dict[str, Any] = field(default_factory=dict)  # NB: [disclosure]: settings; a table per collaboration
 
     @classmethod
     def load(cls, path: str | Path) -> HubConfig:
@@ -184,7 +189,28 @@ class HubConfig:
             float(h.get("heartbeat_timeout_s", 30.0)),
             float(h.get("share_timeout_s", 600.0)),
             _approval_limits(h, f"{path} [hub]"),
+            _disclosure(doc, f"{path} [disclosure]"),
         )
+
+
+def _disclosure(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """Read and check the hub's [disclosure] table (each collaboration's table on top of the common settings)."""
+    from ..compile.rules import DisclosureRules
+    from ..exceptions import PlanError
+
+    table = doc.get("disclosure", {})
+    if not isinstance(table, dict):
+        msg = f"{where}: must be a table of settings (docs/disclosure.md)"
+        raise ConfigError(msg)
+    common = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    try:
+        base = DisclosureRules.from_settings(common, where)
+        for name, own in table.items():
+            if isinstance(own, dict):
+                DisclosureRules.from_settings(own, f"{where[:-1]}.{name}]", base)
+    except PlanError as e:
+        raise ConfigError(str(e)) from None
+    return table
 
 
 @dataclass

@@ -54,7 +54,7 @@ from .messages import (
     pack,
 )
 from .pki import PinError
-from .signing import canonical
+from .signing import canonical, sha256
 from .sources import read_source
 from .steward import Review as Review
 from .steward import StewardDesk
@@ -305,6 +305,8 @@ class Datastation(StewardDesk):
             share_blobs=[len(s) for s in slots],
             digest=hashlib.sha256(b"".join(blobs)).hexdigest(),
             plan_hash=job.plan_hash,
+            schema_sha256=sha256(canonical(job.schemas[dataset])),  # NB: checked equal to its own schema
+            rules_sha256=sha256(canonical(job.rules)),
         )
         header = header.model_copy(update={"signature": pki.sign(self.key, canonical(header.signed_part()))})
         r = c.http.post(

@@ -50,7 +50,7 @@ from .messages import (
     pack,
 )
 from .pki import PinError
-from .signing import canonical
+from .signing import canonical, sha256
 
 log = logging.getLogger("werkplaats.engine")
 
@@ -185,6 +185,14 @@ class Engine:
             raise WerkplaatsError(msg)
         if h.plan_hash != job.plan_hash:
             msg = f"the share of {h.dataset} was made for another plan"
+            raise WerkplaatsError(msg)
+        # NB: the schema (ranges, code lists, rules) and the disclosure settings this engine compiles with must
+        # be those the owner checked and signed: a hub that gave engines others could make a result wrong
+        if h.dataset not in job.schemas or h.schema_sha256 != sha256(canonical(job.schemas[h.dataset])):
+            msg = f"the schema of {h.dataset} in the job is not the one {org} checked and signed"
+            raise WerkplaatsError(msg)
+        if h.rules_sha256 != sha256(canonical(job.rules)):
+            msg = f"the job's disclosure rules are not those {org} saw when it shared {h.dataset}"
             raise WerkplaatsError(msg)
 
     def other_ready(self, jid: int) -> bool:

@@ -18,12 +18,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..catalog.serde import catalog_to_dict
-from ..compile.analyze import analyze
 from ..exceptions import WerkplaatsError
 from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
 from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
-from .jobs import catalog_of
+from .jobs import catalog_of, job_analysis
 from .messages import JobPayload, JobState, PartState, ShareHeader
 
 if TYPE_CHECKING:
@@ -48,7 +47,8 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
     jid = job.job
     plan = plan_from_dict(job.plan)
     catalog = catalog_of(job.schemas)
-    analyze(plan, catalog)
+    rows = {d: h.rows for d, (h, _) in inputs.items()}
+    a = job_analysis(job.plan, catalog, job.rules, rows)  # NB: refuses a k below the datasets' own
     order = list(dict.fromkeys(s.dataset for s in n.sources(plan.root)))
     counts: list[int] = []
     blobs: list[bytes] = []
@@ -65,6 +65,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
         plan=canonical_json(plan),
         catalog=catalog_to_dict(catalog),
         rows={d: inputs[d][0].rows for d in order},
+        rules=a.rules.to_settings(),
         addrs=tuple(e.mpc for e in engines),
         share_blobs=tuple(counts),
         recv_timeout_ms=120_000,

@@ -192,6 +192,7 @@ class JobPayload(Message):
     engines: list[EngineAddress]
     state: JobState
     audit_head: AuditHead | None = None  # NB: the hub's signed chain head when it handed out the job
+    rules: dict[str, Any] = {}  # NB: the collaboration's disclosure settings (workspace.jobs.job_rules applies them)
 
     def organisations(self) -> list[str]:
         """The organisations whose data the job reads, sorted."""
@@ -286,6 +287,8 @@ class ShareHeader(Message):
     share_blobs: list[int]
     digest: str
     plan_hash: str
+    schema_sha256: str  # NB: of the dataset's schema as the job gives it (its rules and ranges): engines compare
+    rules_sha256: str  # NB: of the job's disclosure settings as the datastation saw them: engines compare
     signature: str = ""
 
     def signed_part(self) -> dict[str, Any]:

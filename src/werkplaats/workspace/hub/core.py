@@ -52,6 +52,7 @@ class Hub:
         heartbeat_timeout_s: float = 30.0,
         share_timeout_s: float = SHARE_TIMEOUT_S,
         approval_limits: ApprovalLimits | None = None,
+        disclosure: dict[str, Any] | None = None,
     ) -> None:
         self.engine = make_engine(database)
         db.migrate(self.engine)
@@ -62,9 +63,15 @@ class Hub:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.share_timeout_s = share_timeout_s  # NB: a datastation that has not sent by then fails the job
         self.approval_limits = approval_limits or ApprovalLimits()  # NB: the most an approval it records may grant
+        self.disclosure = disclosure or {}  # NB: hub.toml's [disclosure]: settings, and a table per collaboration
         self.result_shares: dict[int, dict[int, list[Any]]] = {}  # NB: job → party → output shares
         self.lock = threading.Lock()
         self.audit_lock = threading.Lock()
+
+    def rules_settings(self, collaboration: str) -> dict[str, Any]:
+        """Return a collaboration's disclosure settings: the workspace's, then its own (hub.toml [disclosure])."""
+        common = {k: v for k, v in self.disclosure.items() if not isinstance(v, dict)}
+        return {**common, **self.disclosure.get(collaboration, {})}
 
     # -- audit --------------------------------------------------------------------------
     def log(self, s: Session, *, actor: str, action: str, subject: str, details: dict[str, Any]) -> None:

@@ -13,11 +13,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from ...compile.analyze import analyze, result_frame
+from ...compile.analyze import result_frame
 from ...mpc.share import reconstruct
-from ...plan.serde import plan_from_dict
 from .. import db
-from ..jobs import catalog_of
+from ..jobs import catalog_of, job_analysis
 from ..messages import JobState
 from .core import Hub
 from .deps import request_by_id
@@ -29,7 +28,7 @@ def release(hub: Hub, s: Session, j: db.Job, shares: list[list[Any]], actor: str
     """Reconstruct a job's result from the three parties' output shares, store it and log its release."""
     r = request_by_id(s, j.request_id)
     try:
-        a = analyze(plan_from_dict(r.plan), catalog_of(catalog_docs(s, r.datasets)))
+        a = job_analysis(r.plan, catalog_of(catalog_docs(s, r.datasets)), hub.rules_settings(_collab_name(s, r)))
         frame = result_frame(a, reconstruct(a, shares))
     except Exception as e:  # NB: nothing is released when reconstruction fails; the type says enough
         fail(hub, s, j, f"hub: could not reconstruct the result ({type(e).__name__})", "hub")
@@ -60,6 +59,11 @@ def release(hub: Hub, s: Session, j: db.Job, shares: list[list[Any]], actor: str
             "suppressed": int(frame["suppressed"].sum()),
         },
     )
+
+
+def _collab_name(s: Session, r: db.Request) -> str:
+    collab = s.get(db.Collaboration, r.collaboration_id)
+    return collab.name if collab else ""
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -87,7 +87,9 @@ def node_jobs(c: AnyNode, s: SessionDep, hub: HubDep) -> list[JobPayload]:
             continue
         if _gone(hub, s, j, r):
             continue  # NB: an organisation whose data it reads has left: the job failed, nobody is handed it
-        out.append(lifecycle.offer(s, j).model_copy(update={"audit_head": hub.audit_head(s)}))
+        job = lifecycle.offer(s, j)
+        rules = hub.rules_settings(job.collaboration)
+        out.append(job.model_copy(update={"audit_head": hub.audit_head(s), "rules": rules}))
     s.commit()
     return out
 

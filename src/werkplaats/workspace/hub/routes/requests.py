@@ -11,7 +11,7 @@ from ....exceptions import PlanError, SchemaError
 from ....plan import nodes as n
 from ....plan.serde import plan_from_dict
 from ... import db
-from ...jobs import catalog_of, check_plan, describe
+from ...jobs import catalog_of, check_plan, describe, job_rules, required_k
 from ...messages import JobState, SignedApproval
 from ...signing import ApprovalError, approval_id
 from .. import approvals
@@ -56,8 +56,11 @@ def submit(body: RequestIn, c: Scientist, s: SessionDep, hub: HubDep) -> Request
         outside = sorted(used - allowed)
         if outside:
             raise HTTPException(422, f"datasets {outside} are not part of collaboration {collab.name!r}")
-        rules = [s.scalars(select(db.Dataset).where(db.Dataset.name == d)).one().rules or {} for d in used]
-        plan, _ = check_plan(body.plan, catalog, max((int(x.get("min_group_size", 1)) for x in rules), default=1))
+        entries = [s.scalars(select(db.Dataset).where(db.Dataset.name == d)).one() for d in sorted(used)]
+        k = max([int((e.rules or {}).get("min_group_size", 1)) for e in entries] + [required_k(catalog, sorted(used))])
+        rules = job_rules(hub.rules_settings(collab.name), catalog, sorted(used))
+        counts = {e.name: int(e.row_count) for e in entries if e.row_count is not None}  # NB: public, rounded
+        plan, _ = check_plan(body.plan, catalog, k, rules, counts)
     except (PlanError, SchemaError) as e:
         raise HTTPException(422, str(e)) from None
     info = describe(plan)
