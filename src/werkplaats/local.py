@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -107,14 +108,15 @@ def run_local(
     'gemeente    n  suppressed\\n       A   12       False\\n       B <NA>        True\\n    None <NA>        True'
     """
     a, checked = prepare(frame, tables, min_group_size=min_group_size, schemas=schemas, rules=rules)
+    key = perturbation_key if perturbation_key is not None else secrets.randbits(64)  # NB: rule 6
     if engine == "plain":
         from .compile.plain import run_plain
 
-        rev = run_plain(a, checked)
+        rev = run_plain(a, checked, perturbation_key=key)
     elif engine == "mpc":
         from .mpc.cluster import run_mpc
 
-        rev = run_mpc(a, checked, cluster=cluster, **mpc_options)
+        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=key, **mpc_options)
     else:
         msg = f"engine must be 'plain' or 'mpc', got {engine!r}"
         raise PlanError(msg)

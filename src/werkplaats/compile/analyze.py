@@ -56,7 +56,9 @@ def check(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRules 
     """
     rules = rules if rules is not None else DisclosureRules()
     analyze(plan, catalog, rules, row_counts)
-    return analyze(n.Plan(prune(plan.root, catalog), plan.min_group_size), catalog, rules, row_counts)
+    keep = rules.person_keys if rules.perturb else None  # NB: rule 6 reads each source's person key (record keys)
+    return analyze(n.Plan(prune(plan.root, catalog, person_keys=keep), plan.min_group_size), catalog, rules,
+                   row_counts)  # fmt: skip
 
 
 def result_frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
@@ -256,12 +258,14 @@ def _unique_names(names: list[str], where: str) -> None:
         seen.add(x)
 
 
-def prune(rel: n.Relation, catalog: dict[str, TableSchema], needed: set[str] | None = None) -> n.Relation:
+def prune(rel: n.Relation, catalog: dict[str, TableSchema], needed: set[str] | None = None, *,
+          person_keys: tuple[str, ...] | None = None) -> n.Relation:  # fmt: skip
     """Return rel with every source listing exactly the columns the plan reads.
 
-    needed=None means "every column the relation produces".
+    needed=None means "every column the relation produces". person_keys, when given, keeps each
+    source's person key too (the first column the catalog marks "person_key" or these name): rule 6.
     """
-    return Prune(catalog).visit(rel, needed)
+    return Prune(catalog, person_keys).visit(rel, needed)
 
 
 class Prune(Visitor[n.Relation]):
@@ -269,8 +273,9 @@ class Prune(Visitor[n.Relation]):
 
     name = "pruning"
 
-    def __init__(self, catalog: dict[str, TableSchema]) -> None:
+    def __init__(self, catalog: dict[str, TableSchema], person_keys: tuple[str, ...] | None = None) -> None:
         self.catalog = catalog
+        self.person_keys = person_keys
 
     def visit_Source(self, r: n.Source, needed: set[str] | None) -> n.Relation:
         if r.dataset not in self.catalog:
@@ -281,6 +286,11 @@ class Prune(Visitor[n.Relation]):
         cols = r.columns if r.columns is not None else tuple(self.catalog[r.dataset].names)
         if needed is None:
             return n.Source(r.dataset, tuple(cols))
+        if self.person_keys is not None:
+            pks = self.person_keys
+            pk = next((c.name for c in self.catalog[r.dataset].columns
+                       if (c.role == "person_key" or c.name in pks) and c.name in cols), None)  # fmt: skip
+            needed = needed | {pk} if pk is not None else needed
         return n.Source(r.dataset, tuple(c for c in cols if c in needed))
 
     def visit_Filter(self, r: n.Filter, needed: set[str] | None) -> n.Relation:

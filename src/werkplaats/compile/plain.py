@@ -180,8 +180,13 @@ def _table_name(dataset: str) -> str:
     return "src__" + dataset.replace("/", "__")
 
 
-def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
-    """Run a checked plan on DuckDB and apply disclosure control to its cells."""
+def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame], perturbation_key: int | None = None) -> Revealed:
+    """Run a checked plan on DuckDB and apply disclosure control to its cells.
+
+    perturbation_key: the key of the record keys that perturb counts (rule 6; default: a fresh random one).
+    """
+    from .perturb import perturb_plain  # NB: perturb builds on this module's SQL
+
     got = run_sql(final_sql(analysis), tables)
     counts, values, nvalid, in_range = _per_cell(analysis, got)
     root = analysis.plan.root
@@ -195,7 +200,7 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
         ok = disclosure.statistic_ok(a, kind, k, cells, nvalid[j], values[j], _ge)
         shown = ok & in_range[j]
         stats[name] = (disclosure.range_code(ok, in_range[j]), np.where(shown, values[j], 0))
-    return Revealed(cells, stats)
+    return perturb_plain(analysis, tables, Revealed(cells, stats), perturbation_key)  # NB: rule 6, last per cell
 
 
 def range_sql(a: n.Agg, kind: str) -> str:

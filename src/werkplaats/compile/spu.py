@@ -20,6 +20,7 @@ from ..plan.types import column_dtype, date_part_domain
 from ..plan.visitor import Visitor
 from .analyze import Analysis, join_renames
 from .kernels.aggregate import aggregate
+from .kernels.cellkey import CountRule, combine_key, group_key_is_person_key, person_key_column, record_keys
 from .kernels.core import I64, SCol, SFrame
 from .kernels.expr import ExprEval
 from .kernels.groupby import group_by_secret_key
@@ -44,8 +45,11 @@ class SpuCompiler(Visitor[SFrame]):
 
     name = "the MPC executor"
 
-    def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any], rows: dict[str, int]) -> None:
+    def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any], rows: dict[str, int],
+                 key_parts: list[Any] | None = None) -> None:  # fmt: skip
         self.a = a
+        # NB: rule 6: the perturbation key K, from the engines' secret parts (kernels/cellkey.py)
+        self.key = combine_key(key_parts) if key_parts else None
         self.inputs: dict[tuple[str, str, str], Any] = {
             (s.dataset, s.column, s.encoding): x for s, x in zip(slots, inputs, strict=True)
         }
@@ -70,7 +74,8 @@ class SpuCompiler(Visitor[SFrame]):
                                         domain=date_part_domain(p, t.years))  # fmt: skip
             cols[c] = col
         mask = jnp.ones((nrow,), dtype=I64) if real else jnp.zeros((nrow,), dtype=I64)
-        return SFrame(nrow, mask, cols)
+        pk = person_key_column(self.a, ds, r.columns) if self.key is not None else None
+        return SFrame(nrow, mask, cols, rk=record_keys(cols[pk], self.key) if pk is not None else None)
 
     def visit_Filter(self, r: n.Filter) -> SFrame:
         f = self.visit(r.input)
@@ -101,7 +106,10 @@ class SpuCompiler(Visitor[SFrame]):
             raise OperationNotDefinedError(msg)
         f = self.visit(r.input)
         kinds = {k: t.kind for k, t in self.a.schema(r).items()}
-        return group_by_secret_key(f, r.keys[0], r.aggs, kinds)
+        out = group_by_secret_key(f, r.keys[0], r.aggs, kinds)
+        if self.key is not None and group_key_is_person_key(self.a, r):  # NB: rule 6: one record per person again
+            out = replace(out, rk=record_keys(out.cols[r.keys[0]], self.key))
+        return out
 
     def program(self) -> list[Any]:
         """Return the program's outputs (see output_kinds) for the plan's final aggregate."""
@@ -112,7 +120,8 @@ class SpuCompiler(Visitor[SFrame]):
         domains = [schema[k].grouping_domain or () for k in root.keys]
         kinds = {k: t.kind for k, t in self.a.schema(root).items()}
         known = statically_in_range(self.a, f.n)  # NB: f.n is public: the padded row count
-        return aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known)
+        return aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known,
+                         count_rule=CountRule(self.a))  # fmt: skip
 
 
 def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Callable[..., tuple[Any, ...]]:
@@ -122,6 +131,7 @@ def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Calla
     """
 
     def program(*inputs: Any) -> tuple[Any, ...]:
-        return tuple(SpuCompiler(a, slots, list(inputs), rows).program())
+        # NB: after the slots, the engines' three parts of the perturbation key when the plan needs it (key_inputs)
+        return tuple(SpuCompiler(a, slots, list(inputs[: len(slots)]), rows, list(inputs[len(slots) :])).program())
 
     return program

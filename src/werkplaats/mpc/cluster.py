@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import queue
+import secrets
 import tempfile
 import threading
 import time
@@ -36,10 +37,12 @@ import pandas as pd
 
 from ..catalog.serde import catalog_to_dict
 from ..compile.analyze import Analysis
+from ..compile.kernels.cellkey import key_inputs, split_key
 from ..exceptions import PartyFailedError
 from ..plan.serde import canonical_json
 from ..result import Revealed
 from . import wire
+from .party import key_part_blob
 from .process import WORLD, Command, PartyHeader, PartyProcess, free_port, spawn_party
 from .runtime import enable_x64
 from .share import reconstruct, share_tables
@@ -172,11 +175,12 @@ class LocalCluster:
             got[rank] = item
         return got
 
-    def run(self, header: PartyHeader, shares: list[list[list[bytes]]], *,
-            timeout: float = 3600.0) -> tuple[list[list[Any]], list[dict[str, Any]]]:  # fmt: skip
+    def run(self, header: PartyHeader, shares: list[list[list[bytes]]], *, timeout: float = 3600.0,
+            key_parts: list[int] | None = None) -> tuple[list[list[Any]], list[dict[str, Any]]]:  # fmt: skip
         """Run one job: shares[rank][input] are blobs; return output shares and stats per party.
 
         The header says what to run; its addresses and blob counts are filled in here.
+        key_parts, when given, are the parties' parts of the perturbation key (one each, rule 6).
         """
         self.start()
         addrs = tuple(f"{self.host}:{free_port(self.host)}" for _ in range(WORLD))
@@ -186,7 +190,10 @@ class LocalCluster:
             errors: list[tuple[int, BaseException]] = []
             for p in self.parties:
                 blobs = [b for s in shares[p.rank] for b in s]
-                h = replace(header, addrs=addrs, share_blobs=tuple(len(s) for s in shares[p.rank])).to_dict()
+                h = replace(header, addrs=addrs, share_blobs=tuple(len(s) for s in shares[p.rank]),
+                            key_part=key_parts is not None).to_dict()  # fmt: skip
+                if key_parts is not None:
+                    blobs.append(key_part_blob(key_parts[p.rank]))
 
                 def send(p: PartyProcess = p, h: dict[str, Any] = h, blobs: list[bytes] = blobs) -> None:
                     try:
@@ -223,8 +230,12 @@ def _cleanup() -> None:
 
 
 def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalCluster | None = None,
-            timeout: float = 3600.0) -> Revealed:  # fmt: skip
-    """Run a checked plan on three SPU parties and reconstruct only its outputs."""
+            timeout: float = 3600.0, perturbation_key: int | None = None) -> Revealed:  # fmt: skip
+    """Run a checked plan on three SPU parties and reconstruct only its outputs.
+
+    perturbation_key (below 2^64; default: a fresh random one) is split into three random
+    additive parts, one per party, as a workspace's engines each hold one (rule 6).
+    """
     enable_x64()
     t0 = time.perf_counter()
     _slots, shares = share_tables(a, tables)
@@ -239,7 +250,11 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
     own = cluster is None
     c = cluster or LocalCluster()
     try:
-        outs, stats = c.run(header, shares, timeout=timeout)
+        parts = None
+        if key_inputs(a):
+            key = perturbation_key if perturbation_key is not None else secrets.randbits(64)
+            parts = split_key(key)
+        outs, stats = c.run(header, shares, timeout=timeout, key_parts=parts)
     finally:
         if own:
             c.close()

@@ -74,6 +74,53 @@ def _peak_rss() -> int:
     return (kib if kib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def _key_part(blob: bytes) -> int:
+    """Return a party's part of the perturbation key from its 8-byte blob (signed 64-bit, little-endian)."""
+    if len(blob) != 8:
+        msg = "a part of the perturbation key is 8 bytes"
+        raise ValueError(msg)
+    return int.from_bytes(blob, "little", signed=True)
+
+
+def key_part_blob(part: int) -> bytes:
+    """Return a part of the perturbation key (any int; taken mod 2^64) as the blob a party reads."""
+    v = part % 2**64
+    return (v - 2**64 if v >= 2**63 else v).to_bytes(8, "little", signed=True)
+
+
+def exchange_key_parts(link: Any, rank: int, part: int) -> list[Any]:
+    """Return this party's shares of the three parties' key parts, in rank order (rule 6).
+
+    Each party secret-shares its own part (as a data owner shares a table) and sends each peer
+    that peer's share over the job's link (mutual TLS in a workspace); it receives its share of
+    each peer's part the same way. The program adds the three parts: K, which no party knows.
+    """
+    import io
+
+    import numpy as np
+    import spu
+    from spu import libspu
+
+    mine = spu.Io(link.world_size, runtime_config()).make_shares(np.array([part], dtype=np.int64),
+                                                                  libspu.Visibility.VIS_SECRET)  # fmt: skip
+    for peer in range(link.world_size):
+        if peer != rank:
+            buf = io.BytesIO()
+            wire.send(buf, {"key_part_of": rank}, wire.pack_share(mine[peer]))
+            link.send_async(peer, buf.getvalue())
+    out: list[Any] = []
+    for peer in range(link.world_size):
+        if peer == rank:
+            out.append(mine[rank])
+            continue
+        head, got = wire.recv(io.BytesIO(link.recv(peer)))
+        if head.get("key_part_of") != peer:
+            msg = f"party {peer} sent something else than its share of its key part"
+            raise ValueError(msg)
+        out.append(wire.unpack_share(got))
+    return out
+
+
 def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCache, barrier: Any = None,
             deliver: Any = None) -> tuple[dict[str, Any], list[bytes]] | None:  # fmt: skip
     """Run one job and return the reply header and blobs.
@@ -89,6 +136,11 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
 
     prog = load_program(header, cache)
     exe = prog.exe
+    key_part = _key_part(blobs.pop()) if header.key_part else None
+    nkey = len(exe.input_names) - prog.inputs
+    if nkey and key_part is None:
+        msg = "the program perturbs counts but this party was given no part of the perturbation key"
+        raise ValueError(msg)
     shares = wire.unpack_shares(list(header.share_blobs), blobs)
     if len(shares) != prog.inputs:
         msg = f"expected {prog.inputs} input shares, got {len(shares)}"
@@ -120,6 +172,9 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
     link = libspu.link.create_brpc(desc, rank)
     try:
         rt = spu.Runtime(link, runtime_config())
+        if nkey:
+            assert key_part is not None
+            shares = [*shares, *exchange_key_parts(link, rank, key_part)]
         for name, s in zip(exe.input_names, shares, strict=True):
             rt.set_var(name, s)
         del shares, blobs

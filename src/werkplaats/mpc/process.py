@@ -5,6 +5,7 @@ The local cluster (`werkplaats.mpc.cluster`) and the engine service
 `spawn_party` and speak to it in `werkplaats.mpc.wire` messages:
 
     parent → party   {"cmd": "run", ...PartyHeader} + the party's input shares
+                     + (with "key_part": true) as the last blob, its own part of the perturbation key
     party  → parent  {"cmd": "compiled"}        (only when the header asks for a barrier)
     parent → party   {"cmd": "link"} or {"cmd": "cancel"}
     party  → parent  {"ok": true, "share_blobs": [...], "stats": {...}} + its output shares
@@ -15,7 +16,9 @@ A party announces itself with {"cmd": "ready", "rank": R, "pid": P} when it star
 
 Security model: a header carries public metadata only — the plan, the schemas with
 their code lists, row counts, peer addresses, paths of TLS files and the blob count of
-each share. The blobs that follow a "run" header are this party's shares; a party's
+each share. The blobs that follow a "run" header are this party's shares and, when the
+header says ``key_part``, its own 64-bit part of the perturbation key (rule 6): secret, it
+leaves the party only as shares (`werkplaats.mpc.party.exchange_key_parts`). A party's
 log and its error messages name neither blobs nor values.
 """
 
@@ -83,6 +86,7 @@ class PartyHeader:
     barrier: bool = False
     tls: TlsFiles | None = None
     rules: dict[str, Any] | None = None  # NB: the disclosure rules' settings (compile/rules.py); None: the defaults
+    key_part: bool = False  # NB: the last blob is this party's own part of the perturbation key (never sent on)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the header as a "run" message."""
@@ -111,6 +115,7 @@ class PartyHeader:
                 barrier=bool(d.get("barrier", False)),
                 tls=TlsFiles(str(tls["ca"]), str(tls["cert"]), str(tls["key"])) if tls else None,
                 rules=dict(d["rules"]) if d.get("rules") is not None else None,
+                key_part=bool(d.get("key_part", False)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             msg = f"malformed run header ({type(e).__name__}: {e})"

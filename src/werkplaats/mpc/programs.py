@@ -218,6 +218,7 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
 
     from ..catalog.serde import catalog_from_dict, catalog_to_dict
     from ..compile.analyze import analyze
+    from ..compile.kernels.cellkey import key_inputs
     from ..compile.layout import layout
     from ..compile.rules import DisclosureRules
     from ..compile.spu import build_program
@@ -232,10 +233,13 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
     public = {"plan": canonical_json(a.plan), "catalog": catalog_to_dict(catalog), "rows": rows,
               "rules": rules.to_settings()}  # fmt: skip
 
-    def build() -> tuple[Any, list[Any]]:
-        return build_program(a, slots, rows), [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
+    nkey = key_inputs(a)  # NB: the engines' parts of the perturbation key follow the slots (party.exchange_key_parts)
 
-    return {**public, "inputs": len(slots)}, build
+    def build() -> tuple[Any, list[Any]]:
+        shapes = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
+        return build_program(a, slots, rows), shapes + [jax.ShapeDtypeStruct((1,), "int64")] * nkey
+
+    return {**public, "inputs": len(slots), "key_inputs": nkey}, build
 
 
 def _describe(h: PartyHeader) -> tuple[dict[str, Any], Any]:

@@ -184,7 +184,7 @@ STATISTICS: dict[str, tuple[bool, Callable[[Stat], Any]]] = {
 
 def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]],
               aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int,
-              in_range: frozenset[str] = frozenset()) -> list[Any]:  # fmt: skip
+              in_range: frozenset[str] = frozenset(), count_rule: Any = None) -> list[Any]:  # fmt: skip
     """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed.
 
     in_range names the aggregates known to be within range from public facts (`compile.ranges`):
@@ -241,6 +241,8 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
             ok = disclosure.range_code(ok, fits)
         value = value.astype(F64) if out_kinds[name] == "float" and value.dtype != F64 else value
         outs += [ok, value * (shown.astype(F64) if value.dtype == F64 else shown)]
+    if count_rule is not None:  # NB: rule 6 (kernels/cellkey.py) last: released counts perturbed or rounded
+        outs = count_rule.apply(outs, frame, m, aggs, args, weights)
     return outs
 
 

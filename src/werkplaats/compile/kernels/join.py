@@ -106,7 +106,10 @@ def join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str, str]
     operands = [packed, key, _pad(left.mask, nr, 0), _pad(okl, nr, 0), _pad(valid_r, 0, nl)]
     operands += [_pad(a, nr, 0) for _, _, a in lfields]
     operands += [_pad(a, 0, nl) for _, _, a in rfields]
-    out = jax.lax.sort(operands, num_keys=1)
+    if left.rk is not None:  # NB: rule 6: the output's rows are the left rows; they keep their record keys
+        operands.append(_pad(left.rk, nr, 0))
+    out = list(jax.lax.sort(operands, num_keys=1))
+    rk = out.pop() if left.rk is not None else None
     skey, lmask, lok, rvalid = out[1:5]
     lsorted = out[5 : 5 + len(lfields)]
     rsorted = out[5 + len(lfields) :]
@@ -134,4 +137,4 @@ def join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str, str]
     for name, c in rcols.items():
         arrays = {k: a * matched for (nm, k, _), a in zip(rfields, copied[1:], strict=True) if nm == name}
         cols[renames[name]] = _expand(c.rebuild(arrays), right.cols[name])
-    return SFrame(total, mask, cols)
+    return SFrame(total, mask, cols, rk=rk)
