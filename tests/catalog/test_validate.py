@@ -18,7 +18,7 @@ SCHEMA = {"t": TableSchema("t", (ColumnSchema("g", "str", ("a", "b")), ColumnSch
 def test_out_of_domain_codes_and_out_of_range_values_are_counted_never_shown() -> None:
     df = pd.DataFrame({"g": ["a", "zzz-secret", "b"], "x": [1, 999_999, 3]})
     with pytest.raises(wp.DataValidationError) as e:
-        wp.run_local(q(), {"t": df}, schemas=SCHEMA)
+        wp.run_local(q(), {"t": df}, schemas=SCHEMA, rules=wp.DisclosureRules.cells_only())
     msg = str(e.value)
     assert "dataset 't' (3 rows)" in msg
     assert "column 'g': 1 of 3 values not in its code list" in msg
@@ -29,7 +29,7 @@ def test_out_of_domain_codes_and_out_of_range_values_are_counted_never_shown() -
 def test_missing_column_and_wrong_type_are_reported_together() -> None:
     df = pd.DataFrame({"x": ["een", "twee"]})
     with pytest.raises(wp.DataValidationError) as e:
-        wp.run_local(q(), {"t": df}, schemas=SCHEMA)
+        wp.run_local(q(), {"t": df}, schemas=SCHEMA, rules=wp.DisclosureRules.cells_only())
     assert "column 'g' is missing" in str(e.value)
     assert "column 'x': values are not of type int" in str(e.value)
     assert "een" not in str(e.value)

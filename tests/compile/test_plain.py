@@ -29,7 +29,7 @@ def test_group_by_gives_one_row_per_domain_cell_with_missing_last() -> None:
 
 def test_small_cells_are_suppressed_with_all_their_statistics() -> None:
     out = wp.run_local(wp.scan("p").group_by("gemeente").agg(n=wp.count(), m=wp.col("leeftijd").mean()),
-                       {"p": PEOPLE}, min_group_size=3)  # fmt: skip
+                       {"p": PEOPLE}, min_group_size=3, rules=wp.DisclosureRules.cells_only())  # fmt: skip
     assert out["n"].isna().tolist() == [False, True, True]
     assert out["m"].isna().tolist() == [False, True, True]
     assert out["reason"].tolist() == [None, "fewer than 3 rows", "fewer than 3 rows"]

@@ -68,5 +68,5 @@ def example() -> None:
     from ..local import prepare
     from ..plan.serde import canonical_json
 
-    checked, _ = prepare(analysis(), tables(100))
+    checked, _ = prepare(analysis(), tables(1000))  # NB: enough rows for rule 8's groups per row
     typer.echo(canonical_json(checked.plan))

@@ -118,6 +118,9 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRule
     check_structure(plan)
     a = Analysis(plan, catalog, rules if rules is not None else DisclosureRules(), row_counts)
     SchemaOf(a).visit(plan.root)
+    from .keys import check_person_keys  # NB: keys reads the Analysis this module defines
+
+    check_person_keys(a)
     root = plan.root
     assert isinstance(root, n.Aggregate)  # NB: check_structure guarantees it
     schema = a.schemas[root.input]
@@ -138,7 +141,37 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRule
             f"aggregates), more than the limit of {MAX_OUTPUT_CELLS}; group by fewer or coarser keys"
         )
         raise PlanError(msg)
+    check_limits(a)
     return a
+
+
+def check_limits(a: Analysis) -> None:
+    """Refuse more output groups than rule 8 allows: rules.max_cells, and no more than rows / k per source."""
+    root = a.plan.root
+    assert isinstance(root, n.Aggregate)  # NB: check_structure guarantees it
+    schema, k = a.schemas[root.input], a.plan.min_group_size
+    groups = 1
+    for key in root.keys:
+        groups *= len(schema[key].grouping_domain or ()) + 1  # NB: every key's domain has a 'missing' cell too
+    if groups > a.rules.max_cells:
+        msg = (
+            f"the output would have {groups} groups (the cells of {list(root.keys)}, each with a 'missing' "
+            f"value), more than the limit of {a.rules.max_cells} per request (rule 8, max_cells); "
+            "group by fewer or coarser keys"
+        )
+        raise PlanError(msg)
+    if a.rules.cells_per_source and a.row_counts:
+        known = {s.dataset: a.row_counts[s.dataset] for s in n.sources(root) if s.dataset in a.row_counts}
+        if known:
+            ds = min(known, key=lambda d: known[d])
+            limit = max(known[ds] // k, 1)  # NB: one cell is always allowed: the cell rule decides it
+            if groups > limit:
+                msg = (
+                    f"the output would have {groups} groups, more than {ds}'s {known[ds]} rows divided by "
+                    f"k = {k} ({limit}): at most one group per {k} rows of the smallest source (rule 8, "
+                    "cells_per_source), so that no group can hold one person; group by fewer or coarser keys"
+                )
+                raise PlanError(msg)
 
 
 class SchemaOf(Visitor[Schema]):

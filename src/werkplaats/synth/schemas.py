@@ -2,7 +2,10 @@
 
 The code lists of gemeente and wijk come from the generated map; the others from
 ``codes``. Every source has ``bsn`` as its person key (a synthetic one, see
-``generate._bsn``).
+``generate._bsn``), marked ``role="person_key"`` (rule 1 of docs/disclosure.md). As a steward
+would: length of stay is a magnitude (rule 3: bed days add up like costs; counts of conditions,
+medications or falls are not), and ages and stays have their extremes released only rounded
+(rule 4: ages to 5 years, stays to a week).
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ def datasets(gemeenten: tuple[str, ...], wijken: tuple[str, ...]) -> list[Datase
     """Return the region's datasets, given its gemeente and wijk code lists."""
     birth = (dt.date(1900, 1, 1), END)
     period = (START, END)
-    bsn = C("bsn", "int", None, 100_000_000, 999_999_999, False, "person key (synthetic BSN, fails the 11-proef)")
-    bsn_u = C("bsn", "int", None, 100_000_000, 999_999_999, True, bsn.description)
+    # NB: rule 1: the person key is a key, never a value (docs/disclosure.md)
+    bsn = C("bsn", "int", None, 100_000_000, 999_999_999, False, "person key (synthetic BSN, fails the 11-proef)",
+            role="person_key")  # fmt: skip
+    bsn_u = C("bsn", "int", None, 100_000_000, 999_999_999, True, bsn.description, role="person_key")
     gem = C("gemeente", "str", gemeenten, description="gemeente of residence (CBS code, codelists/gemeenten.csv)")
     wijk = C("wijk", "str", wijken, description="wijk of residence (CBS code, codelists/wijken.csv)")
     sex = C("geslacht", "str", tuple(codes.SEX), description="M = man, V = vrouw")
@@ -56,7 +61,8 @@ def datasets(gemeenten: tuple[str, ...], wijken: tuple[str, ...]) -> list[Datase
                            C("eerste_ziektedag", "date", None, *period, description="first day of illness"),
                            C("meldingsdatum", "date", None, *period, description="date the report reached the GGD"),
                            gem, wijk,
-                           C("leeftijd", "int", None, 0, 110, description="age in years on the first day of illness"),
+                           C("leeftijd", "int", None, 0, 110, description="age in years on the first day of illness",
+                             extremes_base=5),
                            C("ziekenhuisopname", "bool", description="admitted to hospital for this illness"))),
         Dataset("huisartsen/patienten", "Ingeschreven patiënten",
                 "Patients registered with the participating GP groups on the peildatum, with chronic conditions "
@@ -77,7 +83,8 @@ def datasets(gemeenten: tuple[str, ...], wijken: tuple[str, ...]) -> list[Datase
                 "monthly", t("ziekenhuis/opnamen", bsn,
                              C("opnamedatum", "date", None, *period, description="date of admission"),
                              C("diagnosegroep", "str", tuple(codes.HOSPITAL_GROUPS), description="diagnosis group"),
-                             C("ligduur", "int", None, 1, 365, description="length of stay in days"),
+                             C("ligduur", "int", None, 1, 365, description="length of stay in days", role="magnitude",
+                               extremes_base=7),
                              gem, wijk)),
         Dataset("vvt/clienten", "Cliënten ouderenzorg",
                 "Clients of the VVT organisation: type of care, care period and fall incidents in 2024.",
@@ -95,7 +102,8 @@ def datasets(gemeenten: tuple[str, ...], wijken: tuple[str, ...]) -> list[Datase
                              C("aanmelddatum", "date", None, *period, description="date of registration"),
                              C("startdatum_behandeling", "date", None, *period,
                                description="start of treatment; empty while still waiting"),
-                             C("leeftijd", "int", None, 0, 110, description="age in years at registration"),
+                             C("leeftijd", "int", None, 0, 110, description="age in years at registration",
+                               extremes_base=5),
                              C("diagnosegroep", "str", tuple(codes.GGZ_GROUPS), description="diagnosis group"),
                              gem)),
         Dataset("gemeente/inwoners", "Inwoners (BRP-extract)",
