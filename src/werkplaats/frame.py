@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .catalog.schema import TableSchema
+    from .compile.rules import DisclosureRules
 
 
 def _named(args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> tuple[tuple[str, n.Expr], ...]:
@@ -121,11 +122,15 @@ class LazyFrame:
         """Return the SHA-256 of the canonical JSON: what approvals sign."""
         return serde.plan_hash(self.to_plan(min_group_size=min_group_size))
 
-    def explain(self, *, min_group_size: int = DEFAULT_MIN_GROUP_SIZE) -> str:
-        """Describe the plan in plain language, as a data steward reads it."""
+    def explain(self, *, min_group_size: int = DEFAULT_MIN_GROUP_SIZE, rules: DisclosureRules | None = None) -> str:
+        """Describe the plan in plain language, as a data steward reads it.
+
+        With ``rules`` (a `werkplaats.DisclosureRules`), also name the disclosure rules that
+        apply to each output statistic.
+        """
         from .plan.explain import explain
 
-        return explain(self.to_plan(min_group_size=min_group_size))
+        return explain(self.to_plan(min_group_size=min_group_size), rules=rules)
 
     def __repr__(self) -> str:
         from .plan.explain import steps

@@ -1,7 +1,16 @@
-"""Render a plan in plain language for the data steward who approves it."""
+"""Render a plan in plain language for the data steward who approves it.
+
+With the disclosure rules a run applies (``explain(plan, rules=...)``, a
+``werkplaats.DisclosureRules``; read by attribute, as the plan layer sits below compile),
+it also names, per output statistic, the rules that apply to it (docs/disclosure.md).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from ..catalog.schema import ColumnSchema, TableSchema
 from . import nodes as n
 from .serde import plan_hash
 from .visitor import Visitor
@@ -72,8 +81,12 @@ def agg_text(a: n.Agg) -> str:
     return AGG_TEXT[a.func].format(arg=arg, q=a.q)
 
 
-def explain(plan: n.Plan) -> str:
-    """Return the plan as numbered steps, then its output and disclosure rules."""
+def explain(plan: n.Plan, rules: Any = None, catalog: Mapping[str, TableSchema] | None = None) -> str:
+    """Return the plan as numbered steps, then its output and disclosure rules.
+
+    rules: the run's ``DisclosureRules`` (None: only the cell rule is described); catalog:
+    the datasets' schemas, for the columns' roles and extremes settings (magnitudes, bases).
+    """
     lines = steps(plan.root)
     root = plan.root
     out = ["Analysis plan " + plan_hash(plan)[:16] + "…", ""]
@@ -94,7 +107,135 @@ def explain(plan: n.Plan) -> str:
                f"fewer than {plan.min_group_size} values, and any count of a condition (the sum of a "
                f"boolean) below {plan.min_group_size}. Suppression happens inside the "
                "secure computation, before anything is revealed.")  # fmt: skip
+    if rules is not None and isinstance(root, n.Aggregate):
+        out.extend(rule_lines(plan, rules, catalog or {}))
     return "\n".join(out)
+
+
+def rule_lines(plan: n.Plan, rules: Any, catalog: Mapping[str, TableSchema]) -> list[str]:
+    """Return the disclosure rules applied to each output statistic, and to the whole table, in words."""
+    root = plan.root
+    assert isinstance(root, n.Aggregate)
+    k = plan.min_group_size
+    out = ["", "Disclosure rules per output (docs/disclosure.md):"]
+    for name, agg in root.aggs:
+        out.append(f"  - {name}: {_stat_rules(agg, root.input, rules, catalog, k)}")
+    table: list[str] = []
+    if rules.person_keys or any(c.role in ("person_key", "identifying") for t in catalog.values() for c in t.columns):
+        table.append("person keys are used only as keys (rule 1: checked before the run)")
+    if rules.complement and _removes_rows(root):
+        table.append(f"each filter and inner join removes no rows or at least {k} (rule 5: else all withheld)")
+    if rules.secondary:
+        table.append("cells from which a withheld cell could be derived are withheld too (rule 7, margins)")
+    cells = f"at most {rules.max_cells} groups"
+    if rules.cells_per_source:
+        cells += f" and at most one per {k} rows of the smallest source"
+    table.append(cells + " (rule 8)")
+    if rules.register:
+        table.append(f"refused if a cell differs from an earlier released one by 1 to {k - 1} people (rule 9)")
+    out.append("  The whole table: " + "; ".join(table) + ".")
+    return out
+
+
+def _counts(rules: Any) -> str:
+    if rules.counts == "perturb":
+        pt = rules.ptable
+        js = f", js={pt.js}" if pt.js else ""
+        return f"perturbed (cell key method, D={pt.D}, V={pt.V:g}{js})"
+    if rules.counts == "round":
+        return f"rounded to base {rules.rounding_base}"
+    return "exact"
+
+
+def _stat_rules(agg: n.Agg, rel: n.Relation, rules: Any, catalog: Mapping[str, TableSchema], k: int) -> str:
+    cols = [] if agg.arg is None else [c for o in _arg_origins(agg.arg, rel, catalog) if (c := _column(catalog, o))]
+    contrib = f"at least {k} contributors (rule 2)" if rules.contributors else f"at least {k} values"
+    if agg.func == "len":
+        return f"count, {_counts(rules)}; withheld below {k} rows"
+    if agg.func == "count":
+        return f"count of non-missing values, {_counts(rules)}; withheld below {k}"
+    if agg.func in ("sum", "mean"):
+        what = "sum" if agg.func == "sum" else "mean"
+        if agg.arg is not None and _is_condition(agg.arg, cols):
+            return f"{what} of a condition: a count of its true rows, withheld below {k} (rule 2)"
+        if any(c.role == "magnitude" for c in cols):
+            tests = [f"dominance ({rules.dominance_n}, {rules.dominance_pct:g}%)" if rules.dominance_pct < 100 else "",
+                     f"p% {rules.p_percent:g}" if rules.p_percent > 0 else ""]  # fmt: skip
+            return f"{what} of a magnitude: " + ", ".join([*(t for t in tests if t), contrib]) + " (rule 3)"
+        return f"{what}: {contrib}"
+    if agg.func in ("min", "max") or (agg.func == "quantile" and agg.q in (0.0, 1.0)):
+        word = {"min": "minimum", "max": "maximum"}.get(agg.func) or f"{agg.q:g}-quantile"
+        return f"{word}: {_extremes(cols, rules, k)}"
+    if agg.func in ("median", "quantile"):
+        word = "median" if agg.func == "median" else f"{agg.q:g}-quantile"
+        sides = f"at least {k} contributors on each side (rule 4)" if rules.quantile_sides else contrib
+        return f"{word}: {sides}"
+    return f"{'variance' if agg.func == 'var' else 'standard deviation'}: {contrib}"
+
+
+def _extremes(cols: list[ColumnSchema], rules: Any, k: int) -> str:
+    for c in cols:
+        coded = [f"top-coded at {_num(c.top_code)}" if c.top_code is not None else "",
+                 f"bottom-coded at {_num(c.bottom_code)}" if c.bottom_code is not None else ""]  # fmt: skip
+        if any(coded):
+            return ", ".join(x for x in coded if x) + " (extremes, rule 4)"
+        if c.extremes_base is not None:
+            return f"rounded to {_num(c.extremes_base)}, released when {k} contributors share it (extremes, rule 4)"
+    if rules.extremes == "withhold":
+        return "withheld (extremes, rule 4)"
+    if rules.extremes == "round":
+        return f"rounded to {rules.rounding_base}, released when {k} contributors share it (extremes, rule 4)"
+    return "exact"
+
+
+def _is_condition(e: n.Expr, cols: list[ColumnSchema]) -> bool:
+    if isinstance(e, n.BinOp):
+        return e.op in n.COMPARISON_OPS or e.op in n.LOGICAL_OPS
+    if isinstance(e, n.FillNull):
+        return _is_condition(e.arg, cols)
+    return isinstance(e, n.Not | n.IsIn | n.Between | n.IsNull) or (
+        isinstance(e, n.Col) and len(cols) == 1 and cols[0].type == "bool"
+    )
+
+
+def _removes_rows(rel: n.Relation) -> bool:
+    here = isinstance(rel, n.Filter) or (isinstance(rel, n.Join) and rel.how == "inner")
+    return here or any(_removes_rows(c) for c in n.children(rel))
+
+
+def _column(catalog: Mapping[str, TableSchema], origin: tuple[str, str]) -> ColumnSchema | None:
+    t = catalog.get(origin[0])
+    return t.column(origin[1]) if t is not None and origin[1] in t.names else None
+
+
+def _arg_origins(e: n.Expr, rel: n.Relation, catalog: Mapping[str, TableSchema]) -> set[tuple[str, str]]:
+    """Return the source columns an expression reads (as compile/lineage.py, from the plan and catalog alone)."""
+    return set().union(*(_origins(rel, c, catalog) for c in n.columns_of(e)))
+
+
+def _origins(rel: n.Relation, name: str, catalog: Mapping[str, TableSchema]) -> set[tuple[str, str]]:
+    match rel:
+        case n.Source(dataset, _):
+            return {(dataset, name)}
+        case n.Filter(inp, _):
+            return _origins(inp, name, catalog)
+        case n.WithColumns(inp, exprs):
+            e = dict(exprs).get(name)
+            return _origins(inp, name, catalog) if e is None else _arg_origins(e, inp, catalog)
+        case n.Select(inp, exprs):
+            e = dict(exprs).get(name)
+            return set() if e is None else _arg_origins(e, inp, catalog)
+        case n.Join(left, right, on, _):
+            if name == on:
+                return _origins(left, on, catalog) | _origins(right, on, catalog)
+            found = {o for o in _origins(left, name, catalog) if _column(catalog, o) is not None}
+            return found or _origins(right, name.removesuffix("_right"), catalog)  # NB: join_renames' suffix
+        case n.Aggregate(inp, keys, aggs):
+            if name in keys:
+                return _origins(inp, name, catalog)
+            agg = dict(aggs).get(name)
+            return set() if agg is None or agg.arg is None else _arg_origins(agg.arg, inp, catalog)
+    return set()  # pragma: no cover - every relation kind is listed
 
 
 def steps(rel: n.Relation) -> list[str]:
