@@ -10,9 +10,11 @@ import pandas as pd
 from .catalog.schema import TableSchema, infer_schema
 from .catalog.validate import validate_table
 from .compile.analyze import Analysis, check, result_frame
+from .compile.register import Register, attach, register_sources
 from .compile.rules import DisclosureRules
 from .exceptions import PlanError
 from .plan import nodes as n
+from .plan.serde import plan_from_json
 
 if TYPE_CHECKING:
     from .frame import LazyFrame
@@ -26,8 +28,13 @@ def prepare(
     min_group_size: int | None = None,
     schemas: dict[str, TableSchema] | None = None,
     rules: DisclosureRules | None = None,
+    register: Register | None = None,
 ) -> tuple[Analysis, dict[str, pd.DataFrame]]:
-    """Check the plan and validate each source as its owner would; return both."""
+    """Check the plan and validate each source as its owner would; return both.
+
+    register: rule 9's released cell definitions; those of the plan's universe are attached to
+    the Analysis, and the columns they read are validated too.
+    """
     plan = frame if isinstance(frame, n.Plan) else frame.to_plan()
     if min_group_size is not None:
         plan = n.Plan(plan.root, int(min_group_size))
@@ -39,9 +46,18 @@ def prepare(
                 raise PlanError(msg)
             catalog[s.dataset] = infer_schema(s.dataset, tables[s.dataset])
     a = check(plan, catalog, rules, {ds: len(df) for ds, df in tables.items()})
+    if register is not None:
+        for e in register.entries:
+            for s in n.sources(plan_from_json(e.plan).root):
+                if s.dataset not in catalog and s.dataset in tables:
+                    catalog[s.dataset] = infer_schema(s.dataset, tables[s.dataset])
+        attach(a, register.entries, catalog)
     used: dict[str, set[str]] = {}
-    for s in n.sources(a.plan.root):
+    for s in [*n.sources(a.plan.root), *register_sources(a)]:
         used.setdefault(s.dataset, set()).update(s.columns or ())
+    for r in a.register:  # NB: the register check joins as its registered plans did: the same key checks
+        a.unique_keys |= r.analysis.unique_keys
+        a.key_columns |= r.analysis.key_columns
     checked = {}
     for ds, cols in used.items():
         schema = catalog[ds]
@@ -62,6 +78,7 @@ def run_local(
     cluster: LocalCluster | None = None,
     rules: DisclosureRules | None = None,
     perturbation_key: int | None = None,
+    register: Register | None = None,
     **mpc_options: Any,
 ) -> pd.DataFrame:
     """Run a plan on local tables and return its disclosure-controlled aggregates.
@@ -92,6 +109,11 @@ def run_local(
         The key of the record keys that perturb counts (rule 6), as a number below 2^64.
         A workspace's engines hold theirs as shares; a local run takes it here, so that
         both executors, and two runs, perturb alike. Default: a fresh random key per run.
+    register
+        Rule 9's query register (:class:`werkplaats.compile.register.Register`): the run is
+        checked against the released tables it holds of the same rows (its whole result is
+        withheld, REGISTER, when a cell differs from a released one by 1 … k − 1 rows), and
+        records its own released cells in it. A workspace's hub keeps one per collaboration.
 
     Returns
     -------
@@ -107,7 +129,8 @@ def run_local(
     >>> wp.run_local(q, {"t": df})[["gemeente", "n", "suppressed"]].to_string(index=False)
     'gemeente    n  suppressed\\n       A   12       False\\n       B <NA>        True\\n    None <NA>        True'
     """
-    a, checked = prepare(frame, tables, min_group_size=min_group_size, schemas=schemas, rules=rules)
+    a, checked = prepare(frame, tables, min_group_size=min_group_size, schemas=schemas, rules=rules,
+                         register=register)  # fmt: skip
     key = perturbation_key if perturbation_key is not None else secrets.randbits(64)  # NB: rule 6
     if engine == "plain":
         from .compile.plain import run_plain
@@ -120,6 +143,8 @@ def run_local(
     else:
         msg = f"engine must be 'plain' or 'mpc', got {engine!r}"
         raise PlanError(msg)
+    if register is not None:
+        register.record(a, rev)
     out = result_frame(a, rev)
     out.attrs["engine"] = engine
     return out

@@ -38,6 +38,7 @@ class Analysis:
     unique_keys: set[tuple[str, str]] = field(default_factory=set)
     key_columns: set[tuple[str, str]] = field(default_factory=set)
     lineage: Any = None  # NB: compile/lineage.py's memo for this plan
+    register: list[Any] = field(default_factory=list)  # NB: rule 9's checked entries (compile/register.py)
 
     def schema(self, rel: n.Relation) -> Schema:
         """Return the (checked) output schema of a relation of the plan."""

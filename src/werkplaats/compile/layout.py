@@ -65,16 +65,26 @@ def group_key_names(plan: n.Plan) -> set[str]:
     return out
 
 
+def _merged_sources(plans: list[n.Plan]) -> list[n.Source]:
+    """Return one source per dataset the plans read, with every column any of them reads, first seen first."""
+    cols: dict[str, dict[str, None]] = {}
+    for p in plans:
+        for s in n.sources(p.root):
+            cols.setdefault(s.dataset, {}).update(dict.fromkeys(s.columns or ()))
+    return [n.Source(ds, tuple(used)) for ds, used in cols.items()]
+
+
 def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
     """Return every input array of the MPC program, in order (of the datasets in rows)."""
-    parts = date_parts_used(a.plan)
-    grouped = group_key_names(a.plan)
+    plans = [a.plan, *(r.analysis.plan for r in a.register)]  # NB: rule 9 reads what registered results read
+    parts: dict[str, set[str]] = {}
+    grouped: set[str] = set()
+    for p in plans:
+        for c, ps in date_parts_used(p).items():
+            parts.setdefault(c, set()).update(ps)
+        grouped |= group_key_names(p)
     slots: list[Slot] = []
-    seen: set[str] = set()
-    for src in n.sources(a.plan.root):
-        if src.dataset in seen:
-            continue
-        seen.add(src.dataset)
+    for src in _merged_sources(plans):
         if src.dataset not in rows:
             continue  # NB: an owner lays out only its own datasets
         real = rows[src.dataset]

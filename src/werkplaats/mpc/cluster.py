@@ -38,6 +38,7 @@ import pandas as pd
 from ..catalog.serde import catalog_to_dict
 from ..compile.analyze import Analysis
 from ..compile.kernels.cellkey import key_inputs, split_key
+from ..compile.register import entries_to_json
 from ..exceptions import PartyFailedError
 from ..plan.serde import canonical_json
 from ..result import Revealed
@@ -246,6 +247,7 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
         catalog=catalog_to_dict(a.catalog),
         rows={d: len(df) for d, df in tables.items()},
         rules=a.rules.to_settings(),
+        register=entries_to_json(a),
     )
     own = cluster is None
     c = cluster or LocalCluster()

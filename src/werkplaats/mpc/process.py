@@ -87,6 +87,7 @@ class PartyHeader:
     tls: TlsFiles | None = None
     rules: dict[str, Any] | None = None  # NB: the disclosure rules' settings (compile/rules.py); None: the defaults
     key_part: bool = False  # NB: the last blob is this party's own part of the perturbation key (never sent on)
+    register: list[dict[str, Any]] | None = None  # NB: rule 9's registered cell definitions (compile/register.py)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the header as a "run" message."""
@@ -116,6 +117,7 @@ class PartyHeader:
                 tls=TlsFiles(str(tls["ca"]), str(tls["cert"]), str(tls["key"])) if tls else None,
                 rules=dict(d["rules"]) if d.get("rules") is not None else None,
                 key_part=bool(d.get("key_part", False)),
+                register=[dict(e) for e in d["register"]] if d.get("register") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             msg = f"malformed run header ({type(e).__name__}: {e})"

@@ -220,6 +220,7 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
     from ..compile.analyze import analyze
     from ..compile.kernels.cellkey import key_inputs
     from ..compile.layout import layout
+    from ..compile.register import RegisterEntry, attach
     from ..compile.rules import DisclosureRules
     from ..compile.spu import build_program
     from ..plan.serde import canonical_json, plan_from_json
@@ -229,9 +230,11 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
     rules = DisclosureRules.from_settings(h.rules or {}, "the run header's rules")
     rows = dict(h.rows)
     a = analyze(plan_from_json(h.plan), catalog, rules, rows)
+    if h.register:  # NB: rule 9: the registered cell definitions are compiled into the same program
+        attach(a, [RegisterEntry.from_dict(e) for e in h.register])
     slots = layout(a, rows)
     public = {"plan": canonical_json(a.plan), "catalog": catalog_to_dict(catalog), "rows": rows,
-              "rules": rules.to_settings()}  # fmt: skip
+              "rules": rules.to_settings(), "register": h.register or []}  # fmt: skip
 
     nkey = key_inputs(a)  # NB: the engines' parts of the perturbation key follow the slots (party.exchange_key_parts)
 
