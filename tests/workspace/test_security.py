@@ -70,7 +70,7 @@ def test_approval_checks(tmp_path: Path) -> None:
 
 def test_template_approval_covers_only_the_named_literal(tmp_path: Path) -> None:
     ((pointer, _),) = literals(PLAN)
-    appr, pub = _approval(tmp_path, vary=[pointer])
+    appr, pub = _approval(tmp_path, vary=[pointer], ranges={pointer: {"min": "2023-01-01", "max": "2024-12-31"}})
     other = json.loads(json.dumps(PLAN))
     other["root"]["predicate"]["value"] = "2023-01-02"
     verify(appr, key=pub, scope=replace(SCOPE, plan=other, plan_hash="unused"), runs_used=0)

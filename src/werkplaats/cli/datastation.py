@@ -55,6 +55,12 @@ def ds_approve(
     days: Annotated[int, typer.Option(help="The approval expires after this many days.")] = 30,
     max_runs: Annotated[int, typer.Option(help="How many times the plan may run on this approval.")] = 1,
     vary: Annotated[list[str], typer.Option(help="Template approval: a literal (JSON pointer) that may change.")] = [],  # noqa: B006
+    ranges: Annotated[
+        list[str],
+        typer.Option(
+            "--range", help="The range of a varied literal: POINTER=MIN:MAX or POINTER=V1,V2 (one for each --vary)."
+        ),
+    ] = [],  # noqa: B006
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Show the plan as a steward reads it (its text computed here from the plan), then sign and send the approval."""
@@ -67,13 +73,16 @@ def ds_approve(
     typer.echo(f"Collaboration purpose: {rv.collaboration_purpose}")
     typer.echo(f"Purpose of this analysis: {rv.purpose}\n")
     typer.echo(rv.explain)
-    typer.echo("\nLiterals (for a template approval, --vary POINTER):")
+    typer.echo("\nLiterals (for a template approval, --vary POINTER --range POINTER=MIN:MAX):")
     for p, v in rv.literals:
         typer.echo(f"  {p} = {v!r}")
     if not yes and not typer.confirm(f"\nApprove for {st.cfg.organisation} ({max_runs} run(s), {days} days)?"):
         raise typer.Exit(1)
     try:
-        out = st.approve(request, days=days, max_runs=max_runs, vary=list(vary) or None, review=rv)
+        from ..workspace.signing import parse_range
+
+        rng = dict(parse_range(r) for r in ranges)
+        out = st.approve(request, days=days, max_runs=max_runs, vary=list(vary) or None, ranges=rng, review=rv)
     except WerkplaatsError as e:
         fail(e)
     typer.echo(f"approved; request status: {out['status']}")

@@ -17,7 +17,16 @@ from typing import Any
 from ..plan.serde import plan_from_dict, plan_hash
 from . import pki
 from .messages import JobPayload, SignedApproval
-from .signing import APPROVAL_KIND, ApprovalError, approval_id, canonical, check_body, now, template_hash
+from .signing import (
+    APPROVAL_KIND,
+    ApprovalError,
+    approval_id,
+    canonical,
+    check_body,
+    check_in_ranges,
+    now,
+    template_hash,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,7 @@ def verify(approval: SignedApproval, *, key: str, scope: Scope, runs_used: int, 
         if template_hash(scope.plan, list(body.get("vary", []))) != body.get("template_hash"):
             msg = f"approval of {org}: the plan does not match the approved template"
             raise ApprovalError(msg)
+        check_in_ranges(body, scope.plan)  # NB: each varied literal within the range its steward set
     elif body.get("plan_hash") != scope.plan_hash:
         msg = (
             f"approval of {org}: signed for plan {str(body.get('plan_hash'))[:12]}…, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..catalog.frictionless import to_frictionless
@@ -12,7 +13,14 @@ from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 def dataset_entry(schema: TableSchema, *, title: str = "", description: str = "", update_frequency: str = "",
                   person_key: str = "bsn", min_group_size: int = DEFAULT_MIN_GROUP_SIZE, row_count: int | None = None,
                   completeness: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Return the public metadata of a dataset: schema, rules, rounded row count, completeness."""
+    """Return the public metadata of a dataset: schema, rules, rounded row count, completeness.
+
+    The person_key column is marked ``werkplaats:role: person_key`` in the published schema
+    (rule 1, docs/disclosure.md) unless the schema already gives it a role.
+    """
+    if person_key in schema.names and not schema.column(person_key).role:
+        cols = tuple(dataclasses.replace(c, role="person_key") if c.name == person_key else c for c in schema.columns)
+        schema = dataclasses.replace(schema, columns=cols)
     return {
         "title": title,
         "description": description,

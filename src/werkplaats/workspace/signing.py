@@ -5,12 +5,18 @@ An approval is an Ed25519 signature by an organisation over a small JSON body::
     {"kind": "werkplaats-approval/v1", "organisation": "ggd", "collaboration": "...",
      "purpose": "...", "mode": "plan" | "template", "plan_hash": "…",        # mode plan
      "template_hash": "…", "vary": ["/root/input/predicate/right"],          # mode template
+     "ranges": {"/root/input/predicate/right": {"min": "2020-01-01", "max": "2026-12-31"}},
      "expires": "2025-01-31T00:00:00+00:00", "max_runs": 5, "issued": "...", "steward": "..."}
 
 Mode ``template`` approves every plan equal to the approved one except for the literal
 values at the JSON pointers in ``vary`` (for example the reporting week): the template
-hash is the plan hash with those literals replaced by a placeholder. Hub, datastations
-and engines all check approvals themselves, with `werkplaats.workspace.approvals.verify`.
+hash is the plan hash with those literals replaced by a placeholder. Each varied literal has
+the range the steward sets (``{"min": …, "max": …}``, both ends included, numbers or ISO
+dates; or ``{"values": [...]}``): a template approval without a range for each is refused
+when signed and when verified, and a plan whose literal is outside its range is not covered
+(rule 9 of docs/disclosure.md: another scientist cannot re-run a differencing attack with
+new values). Hub, datastations and engines all check approvals themselves, with
+`werkplaats.workspace.approvals.verify`.
 """
 
 from __future__ import annotations
@@ -58,6 +64,93 @@ def literals(plan: dict[str, Any]) -> list[tuple[str, Any]]:
 
     walk(plan, "")
     return out
+
+
+def parse_range(text: str) -> tuple[str, dict[str, Any]]:
+    """Return (pointer, range) of a command-line range: ``PTR=MIN:MAX`` or ``PTR=V1,V2,...``.
+
+    Numbers are read as numbers; anything else (an ISO date, a code) as a string.
+    """
+    ptr, eq, spec = text.partition("=")
+    if not eq or not ptr.startswith("/") or not spec:
+        msg = f"range {text!r}: expected POINTER=MIN:MAX or POINTER=V1,V2,... (a JSON pointer from the plan's literals)"
+        raise ApprovalError(msg)
+    if ":" in spec:
+        lo, _, hi = spec.partition(":")
+        return ptr, {"min": _scalar(lo), "max": _scalar(hi)}
+    return ptr, {"values": [_scalar(v) for v in spec.split(",")]}
+
+
+def _scalar(text: str) -> Any:
+    try:
+        v = json.loads(text)
+    except ValueError:
+        return text
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else text
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def range_text(r: dict[str, Any]) -> str:
+    """Return a range in words: 'from MIN to MAX' or 'one of [...]'."""
+    if "values" in r:
+        return f"one of {r['values']!r}"
+    return f"from {r['min']!r} to {r['max']!r}"
+
+
+def in_range(value: Any, r: dict[str, Any]) -> bool:
+    """Return whether a literal's value is within a (checked) range; a value of another type never is."""
+    if "values" in r:
+        return any(type(value) is type(x) and value == x for x in r["values"])
+    lo, hi = r["min"], r["max"]
+    if _number(lo):
+        return _number(value) and lo <= value <= hi
+    return isinstance(value, str) and lo <= value <= hi
+
+
+def _check_ranges(body: dict[str, Any], org: str) -> None:
+    vary, ranges = body["vary"], body.get("ranges")
+    if not isinstance(ranges, dict):
+        msg = f"approval of {org}: a template approval needs 'ranges': the range of each literal it lets vary"
+        raise ApprovalError(msg)
+    missing = [p for p in vary if p not in ranges]
+    if missing:
+        msg = f"approval of {org}: no range for the varied literal(s) at {missing}; the steward sets one for each"
+        raise ApprovalError(msg)
+    extra = sorted(p for p in ranges if p not in vary)
+    if extra:
+        msg = f"approval of {org}: ranges for literals that do not vary: {extra}"
+        raise ApprovalError(msg)
+    for p, r in ranges.items():
+        ok = isinstance(r, dict) and (
+            (set(r) == {"values"} and isinstance(r["values"], list) and r["values"]
+             and all(v is None or isinstance(v, bool | int | float | str) for v in r["values"]))
+            or (set(r) == {"min", "max"} and ((_number(r["min"]) and _number(r["max"]))
+                                              or (isinstance(r["min"], str) and isinstance(r["max"], str)))
+                and r["min"] <= r["max"])
+        )  # fmt: skip
+        if not ok:
+            msg = (
+                f"approval of {org}: the range of {p} must be {{'min': …, 'max': …}} (two numbers or two ISO dates, "
+                "min <= max) or {'values': [...]} (a non-empty list of literals)"
+            )
+            raise ApprovalError(msg)
+
+
+def check_in_ranges(body: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Refuse a plan whose varied literals lie outside the ranges of a (checked) template approval."""
+    org = body.get("organisation", "?")
+    found = dict(literals(plan))
+    for p in body.get("vary", []):
+        r = body["ranges"][p]
+        if p not in found or not in_range(found[p], r):
+            msg = (
+                f"approval of {org}: the literal at {p} is {found.get(p)!r}, outside the range the steward "
+                f"approved ({range_text(r)}); a new value outside it needs a new approval"
+            )
+            raise ApprovalError(msg)
 
 
 def template_hash(plan: dict[str, Any], vary: list[str]) -> str:
@@ -122,6 +215,7 @@ def check_body(body: dict[str, Any]) -> None:
         if not isinstance(vary, list) or not all(isinstance(p, str) for p in vary):
             msg = f"approval of {org}: 'vary' must be a list of JSON pointers"
             raise ApprovalError(msg)
+        _check_ranges(body, org)
     elif mode != "plan":
         msg = f"approval of {org}: 'mode' must be 'plan' or 'template'"
         raise ApprovalError(msg)
@@ -166,11 +260,14 @@ def approval_body(
     max_runs: int,
     steward: str,
     vary: list[str] | None = None,
+    ranges: dict[str, dict[str, Any]] | None = None,
     limits: ApprovalLimits | None = None,
 ) -> dict[str, Any]:
     """Return the body a steward signs for a plan (mode plan), or its template (vary given).
 
-    Raise ApprovalError if it would grant more than limits (ApprovalLimits() by default).
+    ranges: for a template, the range of each varied literal (see `parse_range`); the plan's
+    own values must lie in them. Raise ApprovalError if a range is missing or malformed, or
+    if the approval would grant more than limits (ApprovalLimits() by default).
     """
     if max_runs < 1:
         msg = "max_runs must be at least 1"
@@ -186,10 +283,13 @@ def approval_body(
         "steward": steward,
     }
     if vary:
-        body |= {"mode": "template", "template_hash": template_hash(plan, vary), "vary": list(vary)}
+        body |= {"mode": "template", "template_hash": template_hash(plan, vary), "vary": list(vary),
+                 "ranges": dict(ranges or {})}  # fmt: skip
     else:
         body |= {"mode": "plan", "plan_hash": plan_hash}
     check_limits(body, limits or ApprovalLimits())
+    if vary:
+        check_in_ranges(body, plan)  # NB: the plan the steward read is within what they approve
     return body
 
 

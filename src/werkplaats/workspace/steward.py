@@ -80,10 +80,13 @@ class StewardDesk:
         days: int = 30,
         max_runs: int = 1,
         vary: list[str] | None = None,
+        ranges: dict[str, dict[str, Any]] | None = None,
         steward: str = "",
         review: Review | None = None,
     ) -> dict[str, Any]:
         """Sign and send an approval of a request (a template approval when vary is given).
+
+        ranges: for a template approval, the range of each varied literal (`signing.parse_range`).
 
         review, when given, is what the steward read (`review`): exactly that plan is signed.
         """
@@ -104,6 +107,7 @@ class StewardDesk:
                 max_runs=max_runs,
                 steward=steward or me["name"],
                 vary=vary,
+                ranges=ranges,
                 limits=self.cfg.approval_limits,
             )
             signed = SignedApproval(body=body, signature=sign_approval(self.key, body))
