@@ -11,10 +11,9 @@ import pytest
 
 import werkplaats as wp
 from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
-from werkplaats.result import frame_differences
 from werkplaats.synth.write import load_region
 
-from .test_services import PURPOSE, analysis, approve_all
+from .live import PURPOSE, analysis, approve_all, assert_like_truth, truth
 
 NODES = ("engine0", "engine1", "engine2", "ds-ggd", "ds-huisartsen")
 SUBNET = "10.213.7"
@@ -62,7 +61,7 @@ def network() -> Iterator[dict[str, str]]:
 
 
 def test_engines_and_datastations_in_separate_namespaces(network: dict, tmp_path: Path) -> None:
-    ws = LocalWorkspace(tmp_path / "ws", persons=3000, organisations=("ggd", "huisartsen"),
+    ws = LocalWorkspace(tmp_path / "ws", persons=6000, organisations=("ggd", "huisartsen"),
                         hosts=network["hosts"], netns=network["netns"])  # fmt: skip
     try:
         ws.start()
@@ -72,8 +71,7 @@ def test_engines_and_datastations_in_separate_namespaces(network: dict, tmp_path
         approve_all(ws, req.id)
         got = req.run(timeout=600)
         region = load_region(ws.region)
-        want = wp.run_local(analysis(), region.tables, schemas=region.catalog)
-        assert not frame_differences(got.astype(want.dtypes.to_dict()), want)
+        assert_like_truth(got, truth(region.tables, region.catalog))
         job = c.client.get(f"/jobs/{req.refresh()['jobs'][-1]['id']}")
         assert {f"engine{i}" for i in range(3)} <= set(job["progress"])
         assert ws.hub_url.startswith(f"https://{SUBNET}.1:")

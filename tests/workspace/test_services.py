@@ -17,7 +17,6 @@ import pytest
 
 import werkplaats as wp
 from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
-from werkplaats.result import frame_differences
 from werkplaats.synth.write import load_region
 from werkplaats.workspace import pki
 from werkplaats.workspace.config import EngineConfig
@@ -25,7 +24,7 @@ from werkplaats.workspace.engine import Engine
 from werkplaats.workspace.messages import JobPayload
 from werkplaats.workspace.signing import approval_body, sign_approval
 
-from .live import PURPOSE, analysis, approve_all, connect, station, wait_state
+from .live import PURPOSE, analysis, approve_all, assert_like_truth, connect, station, truth, wait_state
 from .wait import wait_until
 
 
@@ -52,8 +51,8 @@ def test_result_equals_the_plain_executor(ws: LocalWorkspace) -> None:
     approve_all(ws, req.id)
     got = req.run(timeout=300)
     region = load_region(ws.region)
-    want = wp.run_local(analysis(), region.tables, schemas=region.catalog)
-    assert not frame_differences(got.astype(want.dtypes.to_dict()), want)
+    want = truth(region.tables, region.catalog)
+    assert_like_truth(got, want)
     assert (~want["suppressed"]).sum() > 0
     # the datastation's own log has the contribution, chained and signed
     st = station(ws, "ggd")

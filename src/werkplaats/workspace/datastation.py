@@ -23,23 +23,23 @@ import hashlib
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from ..catalog.frictionless import read_schema, to_frictionless
+from ..catalog.schema import TableSchema
 from ..catalog.validate import validate_table
-from ..compile.analyze import analyze
-from ..exceptions import WerkplaatsError
+from ..exceptions import PlanError, SchemaError, WerkplaatsError
 from ..mpc.share import share_dataset
-from ..plan.serde import plan_from_dict
 from . import pki
 from .approvals import recheck_hash, verify_job
 from .audit import FileLog, LogError, gap_refusal, standing_contributions
 from .catalog_io import dataset_entry
-from .config import DatastationConfig
+from .config import DatasetSource, DatastationConfig
 from .http import Client, HubError, next_jobs, report
-from .jobs import catalog_of
+from .jobs import catalog_of, job_analysis
 from .messages import (
     AuditHead,
     Contribution,
@@ -70,6 +70,26 @@ def rounded(n: int) -> int:
     return round(n, -(len(str(n)) - 2))
 
 
+def own_schema(schema: TableSchema, src: DatasetSource) -> TableSchema:
+    """Return a dataset's schema as this datastation publishes and signs it: its person key marked, its k in its rules.
+
+    The schema's own ``werkplaats:rules`` (docs/disclosure.md) are checked here, so a steward's typo stops the
+    datastation at start with the setting named, not a job later; ``min_group_size`` from datastation.toml joins
+    them (the larger k wins), so that engines enforce it whatever the hub says.
+    """
+    from ..compile.rules import DisclosureRules
+
+    rules = dict(schema.rules)
+    try:
+        DisclosureRules.from_settings(rules, f"the werkplaats:rules of {schema.name}")
+    except PlanError as e:
+        raise SchemaError(str(e)) from None
+    rules["min_group_size"] = max(int(rules.get("min_group_size", 1)), src.min_group_size)
+    cols = tuple(replace(c, role="person_key") if c.name == src.person_key and not c.role else c
+                 for c in schema.columns)  # fmt: skip
+    return replace(schema, columns=cols, rules=tuple(sorted(rules.items())))
+
+
 class Datastation(StewardDesk):
     """One organisation's node."""
 
@@ -80,7 +100,7 @@ class Datastation(StewardDesk):
         self.public_key = pki.public_key_b64(self.key)
         self.log = FileLog(cfg.state_dir / "contributions.jsonl", cfg.organisation, self.key)
         self.hub = Client(cfg.hub, token=cfg.token, tls=cfg.tls)
-        self.schemas = {d.name: read_schema(d.schema, d.name) for d in cfg.datasets}
+        self.schemas = {d.name: own_schema(read_schema(d.schema, d.name), d) for d in cfg.datasets}
         self.sources = {d.name: d for d in cfg.datasets}
         self.stop = threading.Event()
 
@@ -144,7 +164,7 @@ class Datastation(StewardDesk):
                     msg = f"the hub's catalog entry of {d} differs from this datastation's schema; publish again"
                     raise WerkplaatsError(msg)
             self.progress(job.job, PartState.VERIFIED)
-            a = analyze(plan_from_dict(job.plan), catalog_of(job.schemas))
+            a = job_analysis(job.plan, catalog_of(job.schemas), job.rules)  # NB: as the engines will
             tables = {}
             for d in mine:
                 schema = self.schemas[d]
