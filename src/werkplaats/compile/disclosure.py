@@ -57,6 +57,15 @@ def first_failure(flags: list[tuple[int, Any]]) -> Any:
     return code
 
 
+def complement_ok(before: Any, after: Any, k: int, ge: Ge) -> Any:
+    """Return rule 5's flag for one filter or inner join: the rows it removes are 0 or at least k.
+
+    before/after: its input's and its output's row counts (secret scalars in the MPC).
+    """
+    removed = before - after
+    return 1 - ge(removed, 1) * (1 - ge(removed, k))
+
+
 def min_values(func: str) -> int:
     """Return how many values a statistic needs to be defined at all."""
     return MIN_VALUES.get(func, 1)

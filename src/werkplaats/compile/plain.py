@@ -18,7 +18,7 @@ from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import infer
 from ..plan.visitor import Visitor
-from ..result import Revealed, key_grid
+from ..result import COMPLEMENT, REVEALED, Revealed, key_grid
 from . import disclosure
 from .analyze import Analysis, join_renames
 
@@ -175,6 +175,41 @@ class PlainCompiler(Visitor[str]):
         # NB: an intermediate aggregate has no empty groups; the final one is reindexed later.
         return f"SELECT {', '.join(keys + aggs)} FROM ({self.visit(r.input)}){group}"
 
+    def removals(self, rel: n.Relation) -> list[tuple[str, str]]:
+        """Return (input, output) queries of every filter and inner join under rel, inputs first (rule 5).
+
+        An inner join's input is its left side: what it removes are the left rows without a match.
+        """
+        out = [pair for child in n.children(rel) for pair in self.removals(child)]
+        if isinstance(rel, n.Filter):
+            out.append((self.visit(rel.input), self.visit(rel)))
+        elif isinstance(rel, n.Join) and rel.how == "inner":
+            out.append((self.visit(rel.left), self.visit(rel)))
+        return out
+
+
+def whole_flags(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> list[tuple[int, Any]]:
+    """Return the whole result's (code, passes) flags, as the MPC program collects them (rule 5; rule 9)."""
+    flags: list[tuple[int, Any]] = []
+    if analysis.rules.complement:
+        pairs = PlainCompiler(analysis).removals(analysis.plan.root)
+        if pairs:
+            counts = [f"(SELECT COUNT(*) FROM ({sql}))" for pair in pairs for sql in pair]
+            got = run_sql(f"SELECT {', '.join(counts)}", tables).iloc[0].to_numpy(dtype=np.int64)
+            k = analysis.plan.min_group_size
+            flags += [(COMPLEMENT, disclosure.complement_ok(got[2 * i], got[2 * i + 1], k, _ge))
+                      for i in range(len(pairs))]  # fmt: skip
+    return flags
+
+
+def withhold_whole(flags: list[tuple[int, Any]], rev: Revealed) -> Revealed:
+    """Return rev with its whole-result code (Revealed.withheld), every cell zeroed unless REVEALED (as the MPC)."""
+    code = int(disclosure.first_failure(flags))
+    if code == REVEALED:
+        return rev
+    zero = {name: (np.zeros_like(ok), np.zeros_like(v)) for name, (ok, v) in rev.stats.items()}
+    return Revealed(np.zeros_like(rev.cell_ok), zero, code)
+
 
 def _table_name(dataset: str) -> str:
     return "src__" + dataset.replace("/", "__")
@@ -200,7 +235,8 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame], perturbation_
         ok = disclosure.statistic_ok(a, kind, k, cells, nvalid[j], values[j], _ge)
         shown = ok & in_range[j]
         stats[name] = (disclosure.range_code(ok, in_range[j]), np.where(shown, values[j], 0))
-    return perturb_plain(analysis, tables, Revealed(cells, stats), perturbation_key)  # NB: rule 6, last per cell
+    rev = perturb_plain(analysis, tables, Revealed(cells, stats), perturbation_key)  # NB: rule 6, last per cell
+    return withhold_whole(whole_flags(analysis, tables), rev)
 
 
 def range_sql(a: n.Agg, kind: str) -> str:

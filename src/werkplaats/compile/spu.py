@@ -18,10 +18,12 @@ from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
 from ..plan.visitor import Visitor
+from ..result import COMPLEMENT, REVEALED
+from . import disclosure
 from .analyze import Analysis, join_renames
 from .kernels.aggregate import aggregate
 from .kernels.cellkey import CountRule, combine_key, group_key_is_person_key, person_key_column, record_keys
-from .kernels.core import I64, SCol, SFrame
+from .kernels.core import I64, SCol, SFrame, b2i
 from .kernels.expr import ExprEval
 from .kernels.groupby import group_by_secret_key
 from .kernels.join import join
@@ -33,7 +35,7 @@ def output_kinds(a: Analysis) -> list[tuple[str, str]]:
     """Return the program's outputs as (name, kind), in order."""
     root = a.plan.root
     assert isinstance(root, n.Aggregate)
-    out = [("__cell_ok", "int")]
+    out = [("__withheld", "int"), ("__cell_ok", "int")]  # NB: __withheld: the whole result (Revealed.withheld)
     for name, _ in root.aggs:
         kind = a.schema(root)[name].kind
         out += [(f"{name}__ok", "int"), (name, "int" if kind == "date" else kind)]
@@ -54,6 +56,8 @@ class SpuCompiler(Visitor[SFrame]):
             (s.dataset, s.column, s.encoding): x for s, x in zip(slots, inputs, strict=True)
         }
         self.rows = {ds: (max(real, 1), real) for ds, real in rows.items()}
+        # (code, passes) flags of the whole result, collected while compiling: rule 5 (complement), rule 9 (register)
+        self.whole: list[tuple[int, Any]] = []
 
     def visit_Source(self, r: n.Source) -> SFrame:
         ds = r.dataset
@@ -80,7 +84,9 @@ class SpuCompiler(Visitor[SFrame]):
     def visit_Filter(self, r: n.Filter) -> SFrame:
         f = self.visit(r.input)
         p = ExprEval(f)(r.predicate)
-        return replace(f, mask=f.mask * p.v * p.ok)
+        mask = f.mask * p.v * p.ok
+        self.complement(f.mask, mask)
+        return replace(f, mask=mask)
 
     def visit_WithColumns(self, r: n.WithColumns) -> SFrame:
         f = self.visit(r.input)
@@ -98,7 +104,16 @@ class SpuCompiler(Visitor[SFrame]):
     def visit_Join(self, r: n.Join) -> SFrame:
         left, right = self.visit(r.left), self.visit(r.right)
         ren = join_renames(self.a.schema(r.left), self.a.schema(r.right), r.on)
-        return join(left, right, r.on, r.how, ren)
+        out = join(left, right, r.on, r.how, ren)
+        if r.how == "inner":
+            self.complement(left.mask, out.mask)  # NB: the left rows without a match (rule 5)
+        return out
+
+    def complement(self, before: Any, after: Any) -> None:
+        """Add rule 5's flag for a filter or inner join: its input's and output's row masks (padding is 0)."""
+        if self.a.rules.complement:
+            ok = disclosure.complement_ok(before.sum(), after.sum(), self.a.plan.min_group_size, _ge)
+            self.whole.append((COMPLEMENT, ok))
 
     def visit_Aggregate(self, r: n.Aggregate) -> SFrame:
         if len(r.keys) != 1:
@@ -120,8 +135,24 @@ class SpuCompiler(Visitor[SFrame]):
         domains = [schema[k].grouping_domain or () for k in root.keys]
         kinds = {k: t.kind for k, t in self.a.schema(root).items()}
         known = statically_in_range(self.a, f.n)  # NB: f.n is public: the padded row count
-        return aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known,
+        outs = aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known,
                          count_rule=CountRule(self.a))  # fmt: skip
+        # NB: the whole result's flags (self.whole) are complete here: rule 9 appends its own above this line
+        return withhold_whole(self.whole, outs)
+
+
+def withhold_whole(flags: list[tuple[int, Any]], outs: list[Any]) -> list[Any]:
+    """Return [withheld, *outs]: the whole result's code, and every cell flag and value zeroed unless REVEALED.
+
+    NB: the code derives from the cell flags even without flags, so that it is a secret like every output.
+    """
+    code = disclosure.first_failure(flags) + outs[0].sum() * 0
+    keep = b2i(code == REVEALED)
+    return [code, *(o * keep.astype(o.dtype) for o in outs)]
+
+
+def _ge(x: Any, t: int) -> Any:
+    return b2i(x >= t)
 
 
 def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Callable[..., tuple[Any, ...]]:

@@ -82,8 +82,9 @@ def reconstruct(a: Analysis, outs: list[list[Any]]) -> Revealed:
         raise MPCError(msg)
     root = a.plan.root
     assert isinstance(root, n.Aggregate)
-    cell_ok = values[0].astype(bool)
+    withheld = int(values[0])  # NB: the whole result (rule 5, rule 9); the program zeroed every cell unless REVEALED
+    cell_ok = values[1].astype(bool)
     revealed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for j, (name, _) in enumerate(root.aggs):
-        revealed[name] = (values[1 + 2 * j].astype(np.int64), values[2 + 2 * j])  # NB: 2 is OUT_OF_RANGE
-    return Revealed(cell_ok, revealed)
+        revealed[name] = (values[2 + 2 * j].astype(np.int64), values[3 + 2 * j])  # NB: the codes of result.py
+    return Revealed(cell_ok, revealed, withheld)
