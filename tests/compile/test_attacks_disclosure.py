@@ -15,8 +15,8 @@ once or twice) on one MPC cluster with a small table, through the ``run`` and
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ import pytest
 
 import werkplaats as wp
 from werkplaats.catalog.schema import TableSchema, infer_schema
+from werkplaats.compile.register import Register
 from werkplaats.result import (
     COMPLEMENT,
     DOMINANCE,
@@ -32,6 +33,7 @@ from werkplaats.result import (
     FEW_VALUES,
     P_PERCENT,
     QUANTILE_SIDES,
+    REGISTER,
     SECONDARY,
     reason_text,
 )
@@ -87,15 +89,12 @@ def run(people: People) -> Run:
     """Run a query on the people table (plain executor), with the given rules (default: the defaults)."""
 
     def go(q: wp.LazyFrame, rules: wp.DisclosureRules | None = None, tables: dict[str, pd.DataFrame] | None = None,
-           schemas: dict[str, TableSchema] | None = None, key: int = 11) -> pd.DataFrame:  # fmt: skip
+           schemas: dict[str, TableSchema] | None = None, key: int = 11, register: Register | None = None,
+           ) -> pd.DataFrame:  # fmt: skip
         return wp.run_local(q, tables or {"p": people.df}, schemas=schemas or {"p": people.schema}, rules=rules,
-                            perturbation_key=key, **engine_options())  # fmt: skip
+                            perturbation_key=key, register=register)  # fmt: skip
 
     return go
-
-
-def engine_options() -> dict[str, Any]:
-    return {}
 
 
 def withheld_for(out: pd.DataFrame, row: int, stat: str, codes: tuple[int, ...]) -> bool:
@@ -251,6 +250,39 @@ def test_attack_near_identical_requests_repeated(run: Run, people: People) -> No
     truth = people.df.groupby("gemeente", observed=False).size()
     perturbed = answers.pop()
     assert abs(perturbed[3] - truth["GM04"]) <= wp.DisclosureRules().ptable.D
+
+
+# -- rule 9: the query register --------------------------------------------------------------------------
+
+
+def test_attack_differencing_by_one_year_in_an_age_range(run: Run, people: People) -> None:
+    """Two requests whose age ranges differ by one year, which only the target has: each filter removes
+    many rows (rule 5 passes), the counts are perturbed, but the income sums differ by the target's income;
+    the register refuses the second."""
+    q1, q2 = (wp.scan("p").filter(wp.col("leeftijd").is_between(18, hi)).agg(n=wp.count(), s=wp.col("inkomen").sum())
+              for hi in (100, 101))  # fmt: skip
+    assert run(q2, CELLS_ONLY)["s"][0] - run(q1, CELLS_ONLY)["s"][0] == people.x.inkomen
+    reg = Register()
+    first = run(q1, register=reg)
+    assert not pd.isna(first["s"][0])
+    assert whole_result_withheld(run(q2, register=reg), REGISTER)
+
+
+def test_attack_many_near_identical_requests(run: Run, people: People) -> None:
+    """Twenty-four requests, each moving a bound by one row: before, all are released and consecutive ones give
+    one person each; with the register, no two released results differ by 1 to k - 1 rows."""
+    reg = Register()
+    released = []
+    for m in range(300, 324):
+        q = wp.scan("p").filter(wp.col("volgnummer") < m).agg(s=wp.col("inkomen").sum())
+        assert not pd.isna(run(q, CELLS_ONLY)["s"][0])
+        out = run(q, register=reg)
+        if not pd.isna(out["s"][0]):
+            released.append(m)
+        else:
+            assert whole_result_withheld(out, REGISTER)
+    assert released and released[0] == 300
+    assert all(b - a >= K for a, b in itertools.pairwise(released)), released
 
 
 # -- rule 7: margins --------------------------------------------------------------------------------------

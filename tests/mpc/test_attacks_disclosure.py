@@ -21,6 +21,7 @@ from tests.compile.test_attacks_disclosure import (
     People,
     Run,
     make_people,
+    test_attack_differencing_by_one_year_in_an_age_range,
     test_attack_dominated_sum,
     test_attack_everyone_except_one_row,
     test_attack_everyone_except_the_person_key,
@@ -37,11 +38,13 @@ from tests.compile.test_attacks_disclosure import (
     test_attack_when_unique_number_then_income_sum,
 )
 from werkplaats.catalog.schema import TableSchema
+from werkplaats.compile.register import Register
 from werkplaats.mpc import LocalCluster
 
 pytestmark = pytest.mark.mpc
 
 __all__ = [
+    "test_attack_differencing_by_one_year_in_an_age_range",
     "test_attack_dominated_sum",
     "test_attack_everyone_except_one_row",
     "test_attack_everyone_except_the_person_key",
@@ -69,10 +72,11 @@ def run(people: People, cluster: LocalCluster) -> Run:
     """Run a query on the MPC executor (cells_only() runs, the 'before' leg, on the plain one)."""
 
     def go(q: wp.LazyFrame, rules: wp.DisclosureRules | None = None, tables: dict[str, pd.DataFrame] | None = None,
-           schemas: dict[str, TableSchema] | None = None, key: int = 11) -> pd.DataFrame:  # fmt: skip
+           schemas: dict[str, TableSchema] | None = None, key: int = 11, register: Register | None = None,
+           ) -> pd.DataFrame:  # fmt: skip
         mpc = {} if rules == CELLS_ONLY else {"engine": "mpc", "cluster": cluster}
         return wp.run_local(q, tables or {"p": people.df}, schemas=schemas or {"p": people.schema}, rules=rules,
-                            perturbation_key=key, **mpc)  # fmt: skip
+                            perturbation_key=key, register=register, **mpc)  # fmt: skip
 
     return go
 
