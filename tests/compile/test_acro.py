@@ -160,7 +160,7 @@ def _compare(acro: Acro, df: pd.DataFrame, keys: list[str], stat: str,
     return sum(1 for f in flags.values() if f), sum(1 for f in flags.values() if not f), looser
 
 
-@settings(max_examples=12)
+@settings(max_examples=20)
 @given(case=cases())
 def test_werkplaats_withholds_every_cell_acro_flags(acro: Acro, case: tuple[int, int, float, float, list[str], str]
                                                    ) -> None:  # fmt: skip
@@ -174,7 +174,7 @@ def test_the_comparison_can_fail_cells_only_releases_what_acro_flags(acro: Acro)
     rng = np.random.default_rng(3)
     v = rng.integers(1, 60, 200)
     v[:2] = [40_000, 30_000]  # two whales in group A dominate its sum
-    df = pd.DataFrame({"g": pd.Categorical(["A"] * 100 + ["B"] * 100, categories=G),
+    df = pd.DataFrame({"g": pd.Categorical(["A"] * 100 + ["B"] * 50 + ["C"] * 50, categories=G),
                        "h": pd.Categorical(["x"] * 200, categories=H), "v": v.astype(np.int64)})  # fmt: skip
     flagged, passed, looser = _compare(acro, df, ["g"], "sum", wp.DisclosureRules.cells_only())
     assert flagged >= 1 and passed >= 1
@@ -182,4 +182,5 @@ def test_the_comparison_can_fail_cells_only_releases_what_acro_flags(acro: Acro)
     _, _, looser = _compare(acro, df, ["g"], "sum")
     assert not looser, looser
     out = _werkplaats(df, ["g"], "sum")
-    assert not pd.isna(out.loc[out.g == "B", "s"].iloc[0]), "an undominated sum of 100 contributors is released"
+    # NB: A is withheld (dominance), and one of B and C with it (secondary suppression, rule 7); not both
+    assert out.loc[out.g.isin(["B", "C"]), "s"].notna().sum() >= 1, "undominated sums of 50 contributors are released"

@@ -73,7 +73,7 @@ def make_people(big: int, rest: int, seed: int = 1) -> People:
     df.loc[0, ["leeftijd", "inkomen", "hiv"]] = [101, 199_999, True]  # the target
     df.loc[1:K, "leeftijd"] = np.arange(K)  # at least k minors in GM01: an age filter removes k or more
     schema = infer_schema("p", df)
-    fix = {"inkomen": {"role": "magnitude", "minimum": 0, "maximum": 1_000_000},
+    fix = {"inkomen": {"role": "magnitude", "minimum": 0, "maximum": 10_000_000},
            "leeftijd": {"minimum": 0, "maximum": 120}, "volgnummer": {"minimum": 0, "maximum": 1_000_000}}  # fmt: skip
     cols = tuple(dataclasses.replace(c, **fix.get(c.name, {})) for c in schema.columns)
     return People(df, dataclasses.replace(schema, columns=cols), int(df.loc[0, "bsn"]), big)
@@ -344,7 +344,7 @@ def test_attack_one_bin_per_person(run: Run, people: People) -> None:
 def test_attack_dominated_sum(run: Run, people: People) -> None:
     """A sum dominated by the target (GM02: k rows, one of them a large income) tells the target's income."""
     df = people.df.copy()
-    df.loc[people.big, "inkomen"] = 900_000  # the first row of GM02
+    df.loc[people.big, "inkomen"] = 5_000_000  # the first row of GM02: over 90% of its sum
     q = wp.scan("p").group_by("gemeente").agg(s=wp.col("inkomen").sum())
     out = run(q, None, {"p": df})
     assert run(q, CELLS_ONLY, {"p": df})["s"][1] == df.loc[df.gemeente == "GM02", "inkomen"].sum()
