@@ -13,6 +13,7 @@ A request follows its life at the hub::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalog.schema import TableSchema
+from ..compile.rules import DisclosureRules
 from ..exceptions import WerkplaatsError
 from ..frame import LazyFrame
 from ..plan import nodes as n
@@ -174,7 +176,10 @@ class Workspace:
         tables = {
             d: dummy_table(schemas[d], rows, rng, person_key=cat[d].get("person_key") or "bsn", pool=pool) for d in used
         }
-        out = run_local(frame, tables, schemas=schemas, min_group_size=1)
+        # NB: dummy data, k = 1: the cell rule only (rule 8 would refuse most plans on a few hundred rows), but
+        # person keys stay keys (rule 1), so the preview refuses what the hub will
+        rules = dataclasses.replace(DisclosureRules.cells_only(), person_keys=DisclosureRules().person_keys)
+        out = run_local(frame, tables, schemas=schemas, min_group_size=1, rules=rules)
         out.attrs["preview"] = "dummy data generated from the catalog; not a result"
         return out
 
