@@ -432,7 +432,7 @@ def test_the_engine_applies_the_workspace_floor_and_each_datasets_own_rules_what
     catalog = {"ggd/meldingen": from_frictionless("ggd/meldingen", own)}
     weak = DisclosureRules.cells_only().to_settings()  # NB: a hub switching every rule off
     got = job_rules(weak, catalog, ["ggd/meldingen"])
-    assert got.counts == "round" and got.complement and got.contributors and got.register
+    assert got.counts == "round" and got.complement and got.contributors and got.register and got.secondary
     assert got.dominance_pct == 60.0  # NB: the dataset's own, stricter than the default 90
     assert job_rules({}, catalog, ["ggd/meldingen"]).counts == "perturb"
     assert WORKSPACE_FLOOR.counts == "round"

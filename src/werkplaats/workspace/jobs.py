@@ -10,6 +10,7 @@ from typing import Any
 from ..catalog.frictionless import from_frictionless
 from ..catalog.schema import TableSchema
 from ..compile.analyze import Analysis, check
+from ..compile.register import RegisterEntry, attach
 from ..compile.rules import DisclosureRules, merged, strictest
 from ..exceptions import PlanError
 from ..plan import nodes as n
@@ -22,9 +23,11 @@ def catalog_of(schemas: dict[str, dict[str, Any]]) -> dict[str, TableSchema]:
     return {name: from_frictionless(name, doc) for name, doc in schemas.items()}
 
 
-# The weakest rules a workspace applies, whatever its hub says: a collaboration may tighten any
-# setting and may choose rounding instead of perturbation for counts, never switch a rule off.
-WORKSPACE_FLOOR = DisclosureRules(counts="round")
+# The weakest rules a workspace applies, whatever its hub says: a collaboration may tighten any setting,
+# may choose rounding instead of perturbation for counts, and may accept tables with more groups than its
+# smallest source's rows / k (rule 8's cells_per_source: sparse weekly tables; every cell still meets the
+# other rules); it can switch no other rule off. A dataset's own rules can pin any of these on.
+WORKSPACE_FLOOR = DisclosureRules(counts="round", cells_per_source=False)
 
 
 def job_rules(settings: dict[str, Any], catalog: dict[str, TableSchema], datasets: list[str]) -> DisclosureRules:
@@ -54,10 +57,12 @@ def check_plan(
 
 
 def job_analysis(plan_doc: dict[str, Any], catalog: dict[str, TableSchema], settings: dict[str, Any],
-                 rows: dict[str, int] | None = None) -> Analysis:  # fmt: skip
+                 rows: dict[str, int] | None = None,
+                 register: list[dict[str, Any]] | None = None) -> Analysis:  # fmt: skip
     """Return the Analysis an engine (or the hub, releasing) makes of a job's checked plan, with the job's rules.
 
-    Refuses a plan whose k is below what its datasets' own rules ask for.
+    Refuses a plan whose k is below what its datasets' own rules ask for. register: the job's
+    registered cell definitions (rule 9, `JobPayload.registered`), attached when given.
     """
     from ..compile.analyze import analyze
 
@@ -67,7 +72,10 @@ def job_analysis(plan_doc: dict[str, Any], catalog: dict[str, TableSchema], sett
     if plan.min_group_size < need:
         msg = f"the plan's k ({plan.min_group_size}) is below the {need} its datasets' rules ask for"
         raise PlanError(msg)
-    return analyze(plan, catalog, job_rules(settings, catalog, datasets), rows)
+    a = analyze(plan, catalog, job_rules(settings, catalog, datasets), rows)
+    if register:
+        attach(a, [RegisterEntry.from_dict(e) for e in register])
+    return a
 
 
 def columns_read(plan: n.Plan) -> dict[str, list[str]]:
