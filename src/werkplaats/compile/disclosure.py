@@ -66,6 +66,20 @@ def complement_ok(before: Any, after: Any, k: int, ge: Ge) -> Any:
     return 1 - ge(removed, 1) * (1 - ge(removed, k))
 
 
+def unique_left(a: Any, join: n.Join) -> bool:
+    """Return whether a join's left side is known to be unique on its key (an Analysis's public facts).
+
+    Then an inner join's output rows are also its matched right rows, so rule 5 counts the right
+    rows it removes (those without a match) at no cost: the right side's rows minus the output's.
+    """
+    from .analyze import _unique_origin
+
+    origin = _unique_origin(join.left, join.on)
+    if origin is None or origin == ("", ""):
+        return origin is not None  # NB: ("", ""): unique by construction (grouped by the key)
+    return origin in a.unique_keys or bool(a.catalog[origin[0]].column(origin[1]).unique)  # NB: both validated
+
+
 def min_values(func: str) -> int:
     """Return how many values a statistic needs to be defined at all."""
     return MIN_VALUES.get(func, 1)

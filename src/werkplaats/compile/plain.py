@@ -178,13 +178,16 @@ class PlainCompiler(Visitor[str]):
     def removals(self, rel: n.Relation) -> list[tuple[str, str]]:
         """Return (input, output) queries of every filter and inner join under rel, inputs first (rule 5).
 
-        An inner join's input is its left side: what it removes are the left rows without a match.
+        An inner join removes its left rows without a match and, where its left side is known to be
+        unique on the key (`disclosure.unique_left`), its right rows without one (a second pair).
         """
         out = [pair for child in n.children(rel) for pair in self.removals(child)]
         if isinstance(rel, n.Filter):
             out.append((self.visit(rel.input), self.visit(rel)))
         elif isinstance(rel, n.Join) and rel.how == "inner":
             out.append((self.visit(rel.left), self.visit(rel)))
+            if disclosure.unique_left(self.a, rel):
+                out.append((self.visit(rel.right), self.visit(rel)))
         return out
 
 

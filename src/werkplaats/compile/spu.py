@@ -107,6 +107,8 @@ class SpuCompiler(Visitor[SFrame]):
         out = join(left, right, r.on, r.how, ren)
         if r.how == "inner":
             self.complement(left.mask, out.mask)  # NB: the left rows without a match (rule 5)
+            if disclosure.unique_left(self.a, r):
+                self.complement(right.mask, out.mask)  # NB: and the right rows without one
         return out
 
     def complement(self, before: Any, after: Any) -> None:

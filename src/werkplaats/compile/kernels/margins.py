@@ -49,22 +49,23 @@ def additive(agg: n.Agg, arg_kind: str | None, rules: DisclosureRules) -> bool:
 
     Counts (``len``, ``count``, the sum of a boolean) unless perturbation covers counts
     (rule 6); sums of any other column always (a sum of ``when(...).then(1)`` is a count in
-    disguise, and sums are not perturbed).
+    disguise, and sums are not perturbed); means always (a mean times its cell's released,
+    perhaps perturbed, count is the cell's sum, near enough).
     """
     if not rules.secondary:
         return False
     if agg.func in ("len", "count") or (agg.func == "sum" and arg_kind == "bool"):
         return not rules.perturb
-    return agg.func == "sum"
+    return agg.func in ("sum", "mean")
 
 
 class Margins:
     """Rule 7 for one checked plan (public facts only): which statistics get it, what a cell holds of each.
 
     ``units`` maps each such statistic to where its per-cell units come from: ``rows`` (the
-    cell's rows: ``len``), ``n`` (its non-missing values: ``count``; a sum when rule 2 is
-    off), ``z`` (its non-zero values, rule 2's contributors: a sum), ``s`` (the sum itself:
-    a sum of booleans is the count of its true rows). Each is what decided, against k,
+    cell's rows: ``len``), ``n`` (its non-missing values: ``count``; a sum or mean when rule 2
+    is off), ``z`` (its non-zero values, rule 2's contributors: a sum or mean), ``s`` (the sum
+    itself: a sum of booleans is the count of its true rows). Each is what decided, against k,
     whether the statistic was released, so a released cell always holds at least k.
     """
 
@@ -84,7 +85,8 @@ class Margins:
             elif agg.func == "count":
                 self.units[name] = "n"
             else:
-                self.units[name] = "s" if kind == "bool" else "z" if a.rules.contributors else "n"
+                bool_sum = kind == "bool" and agg.func == "sum"
+                self.units[name] = "s" if bool_sum else "z" if a.rules.contributors else "n"
 
     def apply(self, stats: dict[str, tuple[Any, Any]], units: Callable[[str, str], Any],
               xp: Any) -> dict[str, tuple[Any, Any]]:  # fmt: skip
