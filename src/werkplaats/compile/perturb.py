@@ -64,7 +64,7 @@ def person_key_in(schema: Any, rules: DisclosureRules, columns: tuple[str, ...] 
 
 
 def _is_person_key(a: Analysis, rel: n.Relation, name: str) -> bool:
-    from ..lineage import column_of, origins
+    from .lineage import column_of, origins
 
     found = origins(a, rel, name)
     return bool(found) and all(column_of(a, o).role == "person_key" or o[1] in a.rules.person_keys for o in found)
@@ -142,8 +142,6 @@ def round_np(count: np.ndarray, base: int) -> np.ndarray:
 def cell_keys_np(rk_sums: np.ndarray) -> np.ndarray:
     """Return cell keys from per-cell sums of record keys."""
     return np.asarray(rk_sums, dtype=np.int64) % 256
-
-
 
 
 def key_inputs(a: Analysis) -> int:

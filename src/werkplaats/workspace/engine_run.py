@@ -12,13 +12,18 @@ its two pinned peers.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import secrets
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalog.serde import catalog_to_dict
+from ..compile.kernels.cellkey import key_inputs
 from ..exceptions import WerkplaatsError
+from ..mpc.party import key_part_blob
 from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
 from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
@@ -33,6 +38,29 @@ log = logging.getLogger("werkplaats.engine")
 LINKABLE = (PartState.COMPILED, PartState.DONE)  # NB: an engine whose party compiled (or finished) may be linked to
 STARTED = (PartState.RUNNING, PartState.COMPILED, PartState.DONE)  # NB: an engine whose party runs this job
 BACKOFF_S = 15.0  # NB: compiled, but a peer has not started the job this long: step back if another job is ready
+
+
+KEY_PART_FILE = "perturbation-key-part"
+
+
+def perturbation_key_part(state_dir: Path) -> int:
+    """Return this engine's part of the perturbation key (rule 6), made once at random and kept in its state directory.
+
+    The file is readable by the engine's user only (0600), like its other secrets. The part never
+    leaves the engine in the clear: its party secret-shares it among the three parties at each job
+    (`werkplaats.mpc.party.exchange_key_parts`); the key is the sum of the three engines' parts, so
+    no single node knows it. The same part across jobs gives the same noise to the same cell.
+    Rotation: delete the file; from then on every cell gets new noise, so an analyst who saw a cell
+    before and after can average the two noises (rotate rarely, e.g. with a new collaboration).
+    """
+    path = state_dir / KEY_PART_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return int.from_bytes(path.read_bytes()[:8], "little", signed=True)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(8))
+    return int.from_bytes(path.read_bytes()[:8], "little", signed=True)
 
 
 def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]],
@@ -72,7 +100,10 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
         barrier=True,
         # NB: its own self-signed link certificate; the trust anchors are its two peers' pinned certificates
         tls=TlsFiles(ca=str(engine.link_bundle), cert=str(engine.cfg.link_cert), key=str(engine.cfg.link_key)),
+        key_part=bool(key_inputs(a)),
     ).to_dict()
+    if key_inputs(a):  # NB: rule 6: this engine's own part of the perturbation key; it leaves the party only as shares
+        blobs.append(key_part_blob(perturbation_key_part(engine.cfg.state_dir)))
     # NB: compiled programs are kept in the engine's own state directory (public metadata only).
     log_file, programs = engine.cfg.state_dir / f"job{jid}.log", engine.cfg.state_dir / "programs"
     party = spawn_party(engine.cfg.party, log_file, cache_dir=programs)

@@ -18,7 +18,7 @@ zeroed and flagged OUT_OF_RANGE, like a suppression.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
+from ...result import EXTREME, FEW_CONTRIBUTORS, OUT_OF_RANGE, QUANTILE_SIDES
 from .. import disclosure
 from .core import (
     BIG,
@@ -184,12 +185,17 @@ STATISTICS: dict[str, tuple[bool, Callable[[Stat], Any]]] = {
 
 def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]],
               aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int,
-              in_range: frozenset[str] = frozenset(), count_rule: Any = None) -> list[Any]:  # fmt: skip
+              in_range: frozenset[str] = frozenset(), count_rule: Any = None,
+              rules: dict[str, disclosure.StatRule] | None = None) -> list[Any]:  # fmt: skip
     """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed.
 
     in_range names the aggregates known to be within range from public facts (`compile.ranges`):
-    they skip the oblivious range check.
+    they skip the oblivious range check. count_rule (a `cellkey.CountRule`), when given, perturbs
+    or rounds the released counts last. rules: the rules 2-4 per aggregate (`disclosure.stat_rules`;
+    none where not given). Each statistic's ok is its code (result.py), computed here, on secrets.
     """
+    rules = rules or {}
+    none = disclosure.StatRule()
     ev = ExprEval(frame)
     m = Membership(frame, keys, domains)
     mask = frame.mask
@@ -212,6 +218,13 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
     for name, c in args.items():
         index[(name, "n")] = len(first)
         first.append(weights[name])
+        sr = rules.get(name, none)
+        if sr.contributors:  # rule 2: the non-zero values
+            index[(name, "z")] = len(first)
+            first.append(weights[name] * b2i(c.v != 0))
+        if sr.top_n:  # rule 3: the total of absolute contributions (ring units), and its coarse copy
+            index[(name, "a")] = len(first)
+            first += [weights[name] * _abs_ring(c.v), weights[name] * jnp.right_shift(_abs_ring(c.v), COARSE_BITS)]
         if STATISTICS[dict(aggs)[name].func][0]:
             index[(name, "s")] = len(first)
             first.append(weights[name] * c.v)
@@ -223,22 +236,28 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
     cells = disclosure.cell_ok(rows, k, _ge)
     outs: list[Any] = [cells]
     for name, agg in aggs:
+        sr = rules.get(name, none)
+        flags: list[tuple[int, Any]] = []
         if agg.func == "len":
-            value, nvalid, arg_kind, fits = rows, rows, None, None
+            value, nvalid, arg_kind = rows, rows, None
         else:
             c = args[name]
             nvalid = sums[index[(name, "n")]]
             total = sums[index[(name, "s")]] if (name, "s") in index else None
             coarse = sums[index[(name, "c")]] if (name, "c") in index else None
+            if agg.func in ("min", "max") and (sr.top is not None or sr.bottom is not None):
+                c = _clipped(c, sr)  # rule 4: top- and bottom-coding before the extreme
             stat = Stat(agg, c, weights[name], nvalid, total, m, coarse, checked=name not in in_range)
             value = STATISTICS[agg.func][1](stat)
-            fits = _in_range(stat) if coarse is not None or stat.in_range is not None else None
+            if coarse is not None or stat.in_range is not None:
+                flags.append((OUT_OF_RANGE, _in_range(stat)))
             arg_kind = c.kind
+            value = _cell_rules(sr, stat, value, sums, index, name, k, flags)
         ok = disclosure.statistic_ok(agg, arg_kind, k, cells, nvalid, value, _ge)
         shown = ok
-        if fits is not None:
-            shown = ok * fits
-            ok = disclosure.range_code(ok, fits)
+        for _, passes in flags:
+            shown = shown * passes
+        ok = disclosure.statistic_code(ok, flags)
         value = value.astype(F64) if out_kinds[name] == "float" and value.dtype != F64 else value
         outs += [ok, value * (shown.astype(F64) if value.dtype == F64 else shown)]
     if count_rule is not None:  # NB: rule 6 (kernels/cellkey.py) last: released counts perturbed or rounded
@@ -248,6 +267,91 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
 
 def _ge(x: Any, t: int) -> Any:
     return b2i(x >= t)
+
+
+def _abs_ring(v: Any) -> Any:
+    """Return |v| in ring units (ints as they are, fixed point by bitcast)."""
+    return jnp.abs(ring_sum_operand(v))
+
+
+def _clipped(c: SCol, sr: disclosure.StatRule) -> SCol:
+    """Return the column top- and bottom-coded (public bounds) for a min or max."""
+    lo, hi = disclosure.clip_bounds(sr, c.kind)
+    v = c.v
+    if lo is not None:
+        v = jnp.maximum(v, jnp.asarray(lo, dtype=v.dtype))
+    if hi is not None:
+        v = jnp.minimum(v, jnp.asarray(hi, dtype=v.dtype))
+    return replace(c, v=v)
+
+
+def _cell_rules(sr: disclosure.StatRule, s: Stat, value: Any, sums: list[Any], index: dict[tuple[str, str], int],
+                name: str, k: int, flags: list[tuple[int, Any]]) -> Any:  # fmt: skip
+    """Append the flags of rules 2-4 (disclosure.StatRule) to flags; return the value to release (rounded extremes)."""
+    if sr.contributors:
+        flags.append((FEW_CONTRIBUTORS, _ge(sums[index[(name, "z")]], k)))
+    if sr.top_n:
+        total, coarse = sums[index[(name, "a")]], sums[index[(name, "a")] + 1]
+        flags.append((OUT_OF_RANGE, b2i(coarse + s.nvalid <= sr.magnitude_limit >> COARSE_BITS)))
+        contrib = s.mem.matrix() * (s.weight * _abs_ring(s.col.v))[:, None]
+        flags += disclosure.magnitude_flags(sr, top_n(contrib, sr.top_n), total, _ge)
+    if s.agg.func in ("min", "max") and sr.extremes != "release":
+        if sr.extremes == "withhold" or sr.base is None:
+            flags.append((EXTREME, jnp.zeros_like(s.nvalid)))
+        else:
+            value, passes = _rounded_extreme(s, value, sr.base, k)
+            flags.append((EXTREME, passes))
+    if sr.sides is not None:
+        flags.append((QUANTILE_SIDES, _ge(s.nvalid, sr.sides)))
+    return value
+
+
+def top_n(x: Any, count: int) -> list[Any]:
+    """Return the count largest values over axis 0 of non-negative x (largest first; 0 where fewer), by a tree.
+
+    Each node of the tree holds a sorted list of the count largest values below it; two lists
+    merge by comparisons only (c_i = max(a_i, b_i, max_j min(a_j, b_{i-1-j}))): no sort of the rows.
+    """
+    lists = [x, *(jnp.zeros_like(x) for _ in range(count - 1))]
+    while lists[0].shape[0] > 1:
+        if lists[0].shape[0] % 2:
+            lists = [jnp.concatenate([a, jnp.zeros_like(a[:1])], axis=0) for a in lists]
+        a, b = [t[0::2] for t in lists], [t[1::2] for t in lists]
+        merged = []
+        for i in range(count):
+            best = jnp.maximum(a[i], b[i])
+            for j in range(i):
+                best = jnp.maximum(best, jnp.minimum(a[j], b[i - 1 - j]))
+            merged.append(best)
+        lists = merged
+    return [t[0] for t in lists]
+
+
+EXTREME_RING_LIMIT = 2**54  # NB: |ring value| of every valid input and masked fill is clipped below this
+
+
+def _rounded_extreme(s: Stat, value: Any, base: int, k: int) -> tuple[Any, Any]:
+    """Return a min/max floored to a multiple of base (ring units) per cell, and whether k values share it.
+
+    The remainder comes from binary long division by comparisons with the public base * 2^i, per
+    cell; the values sharing the rounded extreme are counted per row against their cell's. A
+    fixed-point value exactly on a multiple is withheld: the fixed point may have rounded it up.
+    """
+    is_float = value.dtype == F64
+    r = jnp.clip(ring_sum_operand(value), -EXTREME_RING_LIMIT, EXTREME_RING_LIMIT)
+    u = r + base * -(-EXTREME_RING_LIMIT // base)  # NB: a multiple of base, so u mod base = r mod base
+    for i in reversed(range(((2 * EXTREME_RING_LIMIT + base) // base).bit_length() + 1)):
+        t = base << i
+        if t < 2**62:
+            u = u - b2i(u >= t) * t
+    rounded = r - u
+    row_r = (s.mem.matrix() @ rounded[:, None])[:, 0]
+    rv = ring_sum_operand(s.col.v)
+    share = rv >= row_r if s.agg.func == "max" else rv < row_r + base
+    shares = s.mem.sums([s.weight * b2i(share)])[0]
+    passes = _ge(shares, k) * (b2i(u != 0) if is_float else 1)
+    out = jax.lax.bitcast_convert_type(rounded, F64) if is_float else rounded.astype(value.dtype)
+    return out, passes
 
 
 def _variance(s: Stat) -> Any:

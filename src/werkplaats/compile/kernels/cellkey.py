@@ -168,4 +168,3 @@ class CountRule:
         else:
             counts = [(j, None) for j, _ in found]
         return perturb_outputs(outs, counts, self.rules, self.how, frame.n)
-
