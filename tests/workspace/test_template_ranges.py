@@ -127,3 +127,12 @@ def test_the_published_schema_marks_the_person_key() -> None:
     assert plain.column("bsn").role == ""
     fields = {f["name"]: f for f in dataset_entry(plain, person_key="bsn")["table_schema"]["fields"]}
     assert fields["bsn"]["werkplaats:role"] == "person_key"
+
+
+def test_the_steward_cli_takes_a_range_per_varied_literal() -> None:
+    from typer.testing import CliRunner
+
+    from werkplaats.cli.app import app
+
+    out = CliRunner().invoke(app, ["datastation", "approve", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "--range" in out.stdout and "POINTER=MIN:MAX" in out.stdout
