@@ -84,6 +84,7 @@ def test_attack_template_rerun_with_a_value_outside_the_range_is_refused_by_the_
                                                          "organisation": "huisartsen"})["token"])  # fmt: skip
     r1 = u["analist"].post("/requests", {"collaboration": "pp", "purpose": "x", "plan": _plan(dt.date(2024, 3, 1))})
     p = _pointer(r1["plan"])
+    assert "  - n: count, " in u["analist"].get(f"/requests/{r1['id']}")["explain"]  # NB: the rules per output
     body = _body(r1["plan"], plan_hash=r1["plan_hash"], vary=[p], ranges={p: YEAR_2024})
     u["st-ggd"].post(f"/requests/{r1['id']}/approvals", {"body": body, "signature": sign_approval(keys["ggd"], body)})
     inside = tweede.post("/requests", {"collaboration": "pp", "purpose": "x", "plan": _plan(dt.date(2024, 3, 2))})

@@ -87,13 +87,14 @@ def columns_read(plan: n.Plan) -> dict[str, list[str]]:
     return out
 
 
-def describe(plan: n.Plan) -> dict[str, Any]:
-    """The public facts of a checked plan: JSON, hash, explain text, datasets and columns read."""
+def describe(plan: n.Plan, rules: DisclosureRules | None = None,
+             catalog: dict[str, TableSchema] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The public facts of a checked plan: JSON, hash, explain text (with the rules per output), datasets, columns."""
     cols = columns_read(plan)
     return {
         "plan": plan_to_dict(plan),
         "plan_hash": plan_hash(plan),
-        "explain": explain(plan),
+        "explain": explain(plan, rules=rules, catalog=catalog),
         "datasets": sorted(cols),
         "columns": cols,
     }

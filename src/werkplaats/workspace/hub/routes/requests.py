@@ -63,7 +63,7 @@ def submit(body: RequestIn, c: Scientist, s: SessionDep, hub: HubDep) -> Request
         plan, _ = check_plan(body.plan, catalog, k, rules, counts)
     except (PlanError, SchemaError) as e:
         raise HTTPException(422, str(e)) from None
-    info = describe(plan)
+    info = describe(plan, rules, catalog)  # NB: the explain text names the rules applied to each output
     r = db.Request(
         collaboration_id=collab.id,
         requester_id=c.id,
