@@ -181,3 +181,14 @@ def test_without_a_person_key_counts_are_rounded() -> None:
     t = PEOPLE.drop(columns=["bsn"])
     got = wp.run_local(Q, {"t": t}, perturbation_key=1)
     assert (_released(got, "n") % 5 == 0).all()
+
+
+def test_cli_prints_the_published_table() -> None:
+    from typer.testing import CliRunner
+
+    from werkplaats.cli.app import app
+
+    got = CliRunner().invoke(app, ["rules", "ptable"])
+    assert got.exit_code == 0
+    assert "3+" in got.output and "16/256" in got.output and "0.9922" in got.output
+    assert CliRunner().invoke(app, ["rules", "ptable", "--D", "-1"]).exit_code != 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import audit, bench, compare, datastation, demo, engine, hub, pki, plan, request, synth
+from . import audit, bench, compare, datastation, demo, engine, hub, pki, plan, request, rules, synth
 
 app = typer.Typer(
     name="werkplaats",
@@ -23,6 +23,7 @@ app.add_typer(datastation.app, name="datastation")
 app.add_typer(engine.app, name="engine")
 app.add_typer(audit.app, name="audit")
 app.add_typer(request.app, name="request")
+app.add_typer(rules.app, name="rules")
 
 
 def main() -> None:
