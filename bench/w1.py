@@ -7,13 +7,20 @@ DuckDB time on the same query in the same run, their ratio, bytes sent and peak
 RSS per party, and a bare SPU sort of 2n keys as a yardstick (bench/yardstick.py).
 With ``warm``, it runs the same job a second time on the same parties, which take the
 compiled program from their cache, and reports that time and the compile time saved.
+
+``rules`` ("default" or "cells-only") says which disclosure rules the run applies
+(docs/disclosure.md; "What the rules cost" compares the two). ``magnitude`` adds a sum
+of ``aantal``, marked as a magnitude in the catalog, so that the dominance and p% rules
+(rule 3) have a statistic to check.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import werkplaats as wp
+from werkplaats.catalog.schema import TableSchema, infer_schema
 from werkplaats.compile.plain import run_plain
 from werkplaats.local import prepare
 from werkplaats.mpc.cluster import LocalCluster, run_mpc
@@ -28,6 +36,8 @@ from werkplaats.mpc.cluster import LocalCluster, run_mpc
 from .yardstick import run_sort_yardstick
 
 GEMEENTEN = [f"GM{i:04d}" for i in range(1, 31)]
+RULES = {"default": wp.DisclosureRules(), "cells-only": wp.DisclosureRules.cells_only()}
+PERTURBATION_KEY = 1  # NB: the same for both executors, so that their perturbed counts agree
 
 
 def tables(n: int, seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -50,34 +60,47 @@ def tables(n: int, seed: int = 0) -> dict[str, pd.DataFrame]:
     return {"zorg/personen": left, "huisartsen/chronisch": right}
 
 
-def query() -> wp.LazyFrame:
-    """Return W1's analysis."""
+def query(magnitude: bool = False) -> wp.LazyFrame:
+    """Return W1's analysis (with ``magnitude``: also the sum of a magnitude column)."""
+    extra = {"aantal": wp.col("aantal").sum()} if magnitude else {}
     return (
         wp.scan("zorg/personen")
         .join(wp.scan("huisartsen/chronisch"), on="bsn", how="inner")
         .filter(wp.col("leeftijd") >= 18)
         .group_by("gemeente")
-        .agg(n=wp.count(), leeftijd=wp.col("leeftijd").mean(), chronisch=wp.col("chronisch").sum())
+        .agg(n=wp.count(), leeftijd=wp.col("leeftijd").mean(), chronisch=wp.col("chronisch").sum(), **extra)
     )
 
 
-def run_one(n: int, *, sort_yardstick: bool = True, warm: bool = False, seed: int = 0) -> dict[str, Any]:
+def schemas(t: dict[str, pd.DataFrame]) -> dict[str, TableSchema]:
+    """Return the tables' schemas as a catalog would give them: bsn the person key, aantal a magnitude."""
+    roles = {"bsn": "person_key", "aantal": "magnitude"}
+    out = {}
+    for name, df in t.items():
+        s = infer_schema(name, df)
+        cols = tuple(replace(c, role=roles.get(c.name, "")) for c in s.columns)
+        out[name] = replace(s, columns=cols)
+    return out
+
+
+def run_one(n: int, *, sort_yardstick: bool = True, warm: bool = False, seed: int = 0, rules: str = "default",
+            magnitude: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run W1 at size n on fresh parties (their first job compiles); return its measurements."""
     t = tables(n, seed)
-    a, checked = prepare(query(), t, min_group_size=10)
+    a, checked = prepare(query(magnitude), t, min_group_size=10, schemas=schemas(t), rules=RULES[rules])
     t0 = time.perf_counter()
-    plain = run_plain(a, checked)
+    plain = run_plain(a, checked, perturbation_key=PERTURBATION_KEY)
     duck_s = time.perf_counter() - t0
     with LocalCluster() as cluster:
         t0 = time.perf_counter()
-        rev = run_mpc(a, checked, cluster=cluster)
+        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY)
         mpc_s = time.perf_counter() - t0
         job = cluster.last_stats
         assert job is not None
         again = None
         if warm:
             t0 = time.perf_counter()
-            rev_warm = run_mpc(a, checked, cluster=cluster)
+            rev_warm = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY)
             again = (time.perf_counter() - t0, cluster.last_stats)
             assert np.array_equal(rev_warm.cell_ok, rev.cell_ok)
         ys = run_sort_yardstick(cluster, 2 * n) if sort_yardstick else None
@@ -87,6 +110,9 @@ def run_one(n: int, *, sort_yardstick: bool = True, warm: bool = False, seed: in
     )
     return {
         "n": n,
+        "rules": rules,
+        "magnitude": magnitude,
+        "withheld": int(sum((ok != 1).sum() for ok, _ in rev.stats.values())) + int((rev.cell_ok == 0).sum()),
         "mpc_s": mpc_s,
         "duckdb_s": duck_s,
         "ratio": mpc_s / duck_s,
@@ -131,26 +157,30 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def table(results: list[dict[str, Any]]) -> str:
     """Return the results as a Markdown table."""
-    head = ("| n | MPC s | DuckDB s | ratio | sort 2n s | MB sent per party | peak RSS per party (MB) | equal |\n"
-            "|---:|---:|---:|---:|---:|---|---|---|")  # fmt: skip
+    head = ("| n | rules | MPC s | DuckDB s | ratio | sort 2n s | MB sent per party | peak RSS per party (MB) "
+            "| equal |\n|---:|---|---:|---:|---:|---:|---|---|---|")  # fmt: skip
     rows = []
     for r in results:
         sent = " / ".join(f"{b / 1e6:.0f}" for b in r["bytes_sent"])
         rss = " / ".join(f"{b / 1e6:.0f}" for b in r["peak_rss"])
         srt = f"{r['sort_2n_s']:.1f}" if r["sort_2n_s"] else "-"
-        rows.append(f"| {r['n']:,} | {r['mpc_s']:.1f} | {r['duckdb_s']:.3f} | {r['ratio']:.0f} | {srt} "
+        rules = r.get("rules", "default") + (" + magnitude" if r.get("magnitude") else "")
+        rows.append(f"| {r['n']:,} | {rules} | {r['mpc_s']:.1f} | {r['duckdb_s']:.3f} | {r['ratio']:.0f} | {srt} "
                     f"| {sent} | {rss} | {r['mpc_equals_plain']} |")  # fmt: skip
     return "\n".join([head, *rows])
 
 
-def main(sizes: list[int], out: Path, *, sort_yardstick: bool = True, warm: bool = False) -> list[dict[str, Any]]:
-    """Run W1 for every size, writing JSON, a PNG plot and a Markdown table into out/."""
+def main(sizes: list[int], out: Path, *, sort_yardstick: bool = True, warm: bool = False,
+         rules: tuple[str, ...] = ("default",), magnitude: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """Run W1 for every size (and every rule set, one after the other), writing JSON, a PNG plot and a
+    Markdown table into out/."""
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for n in sizes:
-        r = run_one(n, sort_yardstick=sort_yardstick, warm=warm)
+    for n, rs in itertools.product(sizes, rules):
+        r = run_one(n, sort_yardstick=sort_yardstick, warm=warm, rules=rs, magnitude=magnitude)
         results.append(r)
-        print(f"n={n:>9,}  MPC {r['mpc_s']:8.1f} s  DuckDB {r['duckdb_s']:7.3f} s  ratio {r['ratio']:8.0f}  "
+        print(f"n={n:>9,}  rules={rs:<10}  MPC {r['mpc_s']:8.1f} s  DuckDB {r['duckdb_s']:7.3f} s  "
+              f"ratio {r['ratio']:8.0f}  "
               f"sort(2n) {r['sort_2n_s'] or 0:7.1f} s  peak RSS {max(r['peak_rss']) / 1e9:.2f} GB  "
               f"equal={r['mpc_equals_plain']}", flush=True)  # fmt: skip
         if r["mpc_warm_s"] is not None:
@@ -158,6 +188,6 @@ def main(sizes: list[int], out: Path, *, sort_yardstick: bool = True, warm: bool
                   f"(compile {r['party_compile_s']:.1f} s -> {r['warm_compile_s']:.2f} s, "
                   f"cached={r['warm_program_cached']})", flush=True)  # fmt: skip
         (out / "w1.json").write_text(json.dumps(results, indent=2))
-    plot(results, out / "w1.png")
+    plot([r for r in results if r["rules"] == rules[0]], out / "w1.png")  # NB: one line per rule set would crowd it
     (out / "w1.md").write_text(table(results) + "\n")
     return results

@@ -27,9 +27,24 @@ def bench(
     warm: Annotated[
         bool, typer.Option(help="Also rerun each job on the same parties, with the compiled program from their cache.")
     ] = False,
+    rules: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated disclosure rule sets to run each size with: default, cells-only "
+            "(every rule off but the cell rule); e.g. 'cells-only,default' to compare."
+        ),
+    ] = "default",
+    magnitude: Annotated[
+        bool, typer.Option(help="Add a sum of a magnitude column (dominance and p% rules) to the query.")
+    ] = False,
 ) -> None:
     """Workload W1: MPC vs DuckDB on join + filter + group-by, for each n."""
     w1 = _bench_module()
     ns = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
-    w1.main(ns, out, sort_yardstick=sort_yardstick, warm=warm)
+    sets = tuple(r.strip() for r in rules.split(",") if r.strip())
+    unknown = [r for r in sets if r not in w1.RULES]
+    if unknown or not sets:
+        msg = f"--rules: unknown rule set(s) {unknown}; known: {sorted(w1.RULES)}"
+        raise typer.BadParameter(msg)
+    w1.main(ns, out, sort_yardstick=sort_yardstick, warm=warm, rules=sets, magnitude=magnitude)
     typer.echo(f"\nWrote {out / 'w1.json'}, {out / 'w1.png'} and {out / 'w1.md'}")
