@@ -17,11 +17,15 @@ boolean) array; the rule only multiplies such arrays, which is an AND in both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from ..plan import nodes as n
-from ..result import OUT_OF_RANGE
+from ..plan.types import infer
+from ..result import DOMINANCE, FEW_VALUES, OUT_OF_RANGE, P_PERCENT
 
 Ge = Callable[[Any, int], Any]
 
@@ -100,3 +104,141 @@ def statistic_ok(agg: n.Agg, arg_kind: str | None, k: int, cells: Any, nvalid: A
     if agg.func == "sum" and arg_kind == "bool":
         ok = ok * ge(value, k)  # NB: a sum of booleans is a count: the same rule as a cell
     return ok
+
+
+# Rules 2-4 (docs/disclosure.md): what each released statistic of the final aggregate is subject to.
+# Both executors take the same StatRule (public: from the plan, the catalog and the rules) and
+# combine their flags with `statistic_code`, so they withhold the same statistics with the same code.
+FXP_BITS = 18  # NB: the MPC's fixed-point fraction bits (kernels/core.FXP_BITS): a float's ring units
+RING_UNIT = 2**FXP_BITS
+MAGNITUDE_RING_LIMIT = 2**62  # |total| * (a rule's numerator or denominator) must stay below it (ring units)
+NOT_EVER = 2**62  # a count threshold no cell reaches
+
+
+@dataclass(frozen=True)
+class StatRule:
+    """The rules 2-4 as they apply to one released statistic (public facts only).
+
+    contributors: rule 2 counts its non-zero values (sum, mean); top_n: how many largest
+    contributions rule 3 needs (0: not a magnitude statistic, or rule 3 off), dominance_n how many
+    the dominance rule sums; dominance and
+    p_ratio: (numerator, denominator) of dominance_pct / 100 and p_percent / 100, or None when
+    off; extremes: the mode of a min or max ("release", "round", "withhold"); base: the rounding
+    base in ring units (ints: the value; floats: value * 2^18), None where it cannot be exact
+    (the extreme is then withheld); top/bottom: top- and bottom-coding (clip) before a min/max;
+    sides: the least number of values a quantile needs for k contributors on each side.
+    """
+
+    contributors: bool = False
+    top_n: int = 0
+    dominance_n: int = 0
+    dominance: tuple[int, int] | None = None
+    p_ratio: tuple[int, int] | None = None
+    extremes: str = "release"
+    base: int | None = None
+    top: float | None = None
+    bottom: float | None = None
+    sides: int | None = None
+
+    @property
+    def magnitude_limit(self) -> int:
+        """The largest total of absolute values (ring units) rule 3 compares exactly."""
+        parts = [*(self.dominance or ()), *(self.p_ratio or ())]
+        return MAGNITUDE_RING_LIMIT // max(parts, default=1)
+
+
+def _ratio(pct: float) -> tuple[int, int]:
+    f = (Fraction(pct) / 100).limit_denominator(10_000)
+    return f.numerator, f.denominator
+
+
+def quantile_sides(q: float, k: int) -> int:
+    """Return the least count of values a q-quantile needs: k ranked below its lower neighbour, k above its upper.
+
+    NB: the neighbours are those of the executors (DuckDB's quantile_cont): lo = floor((c - 1) q),
+    hi = lo + 1 (capped at c - 1), also when q falls on lo exactly. Exact rational arithmetic, so the
+    threshold is public and the same in both executors.
+    """
+    fq = Fraction(q)
+    if fq <= 0 or fq >= 1:
+        return NOT_EVER
+    lower = 1 + math.ceil(k / fq)  # (c - 1) q >= k
+    upper = math.floor(k / (1 - fq)) + 2  # (c - 1)(1 - q) > k
+    return max(lower, upper)
+
+
+def stat_rules(a: Any) -> dict[str, StatRule]:
+    """Return, per aggregate of a checked plan's final aggregate (an Analysis), the rules 2-4 that apply to it."""
+    from .lineage import column_of, expr_origins, has_role
+
+    root = a.plan.root
+    assert isinstance(root, n.Aggregate)
+    rules, k = a.rules, a.plan.min_group_size
+    schema = a.schema(root.input)
+    out: dict[str, StatRule] = {}
+    for name, agg in root.aggs:
+        if agg.arg is None:
+            out[name] = StatRule()
+            continue
+        found = expr_origins(a, root.input, agg.arg)
+        kind = infer(agg.arg, schema).kind
+        kw: dict[str, Any] = {}
+        if agg.func in ("sum", "mean"):
+            kw["contributors"] = rules.contributors
+            if has_role(a, found, "magnitude") and (rules.dominance or rules.p_percent > 0):
+                dom = _ratio(rules.dominance_pct) if rules.dominance else None
+                pr = _ratio(rules.p_percent) if rules.p_percent > 0 else None
+                dn = rules.dominance_n if dom else 0
+                kw.update(dominance=dom, p_ratio=pr, dominance_n=dn, top_n=max(dn, 2 if pr else 0))
+        elif agg.func in ("min", "max"):
+            cols = [column_of(a, o) for o in sorted(found)]
+            bases = [c.extremes_base for c in cols if c.extremes_base is not None]
+            mode = "round" if bases else rules.extremes
+            base = max(bases) if bases else float(rules.rounding_base)
+            if len(cols) == 1:
+                kw.update(top=cols[0].top_code, bottom=cols[0].bottom_code)
+            kw.update(extremes=mode, base=_ring_base(base, kind))
+        elif agg.func in ("median", "quantile") and rules.quantile_sides:
+            kw["sides"] = quantile_sides(0.5 if agg.func == "median" else float(agg.q or 0.0), k)
+        out[name] = StatRule(**kw)
+    return out
+
+
+def _ring_base(base: float, kind: str) -> int | None:
+    """Return a rounding base in ring units, or None where rounding to it cannot be exact."""
+    if kind == "bool":
+        return 1  # NB: a boolean's extreme is itself; only the sharing counts
+    scaled = Fraction(base) * (RING_UNIT if kind == "float" else 1)
+    return int(scaled) if scaled.denominator == 1 and scaled >= 1 else None
+
+
+def clip_bounds(rule: StatRule, kind: str) -> tuple[float | int | None, float | int | None]:
+    """Return (bottom, top) of a min/max's top- and bottom-coding in the column's own numbers (ints: whole)."""
+    lo, hi = rule.bottom, rule.top
+    if kind in ("date", "bool"):
+        return None, None  # NB: the bounds are numbers: no coding of dates and booleans
+    if kind == "int":
+        return (math.ceil(lo) if lo is not None else None), (math.floor(hi) if hi is not None else None)
+    return lo, hi
+
+
+def magnitude_flags(rule: StatRule, tops: list[Any], total: Any, ge: Ge) -> list[tuple[int, Any]]:
+    """Return rule 3's flags: (DOMINANCE, passes), (P_PERCENT, passes), in ring units.
+
+    tops: the rule.top_n largest absolute contributions per cell (largest first, 0 where fewer);
+    total: the cell's sum of absolute contributions. Integer arithmetic only (below magnitude_limit).
+    """
+    flags: list[tuple[int, Any]] = []
+    if rule.dominance is not None:
+        num, den = rule.dominance
+        top = sum(tops[: rule.dominance_n])
+        flags.append((DOMINANCE, ge(total * num - top * den, 0)))
+    if rule.p_ratio is not None:
+        num, den = rule.p_ratio
+        flags.append((P_PERCENT, ge((total - tops[0] - tops[1]) * den - tops[0] * num, 0)))
+    return flags
+
+
+def statistic_code(ok: Any, more: list[tuple[int, Any]]) -> Any:
+    """Return a statistic's code: FEW_VALUES where ok (statistic_ok) fails, else the first failing flag of more."""
+    return first_failure([(FEW_VALUES, ok), *more])

@@ -18,7 +18,7 @@ from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import infer
 from ..plan.visitor import Visitor
-from ..result import COMPLEMENT, REVEALED, Revealed, key_grid
+from ..result import COMPLEMENT, EXTREME, FEW_CONTRIBUTORS, OUT_OF_RANGE, QUANTILE_SIDES, REVEALED, Revealed, key_grid
 from . import disclosure
 from .analyze import Analysis, join_renames
 
@@ -130,6 +130,85 @@ def agg_sql(a: n.Agg) -> str:
     return AGG_SQL[a.func].format(x=x, num=f"CAST({x} AS DOUBLE)", q=repr(float(a.q or 0.0)))
 
 
+def _ring_sql(x: str, kind: str) -> str:
+    """Return SQL for a value in the MPC's ring units (ints and dates as days; floats * 2^18, rounded)."""
+    if kind == "float":
+        return f"CAST(ROUND({x} * {disclosure.RING_UNIT}) AS BIGINT)"
+    if kind == "date":
+        return f"({x} - DATE '1970-01-01')"
+    return f"CAST({x} AS BIGINT)"
+
+
+def _clip_sql(x: str, rule: disclosure.StatRule, kind: str) -> str:
+    """Return SQL for a min/max's argument top- and bottom-coded (rule 4), missing kept missing."""
+    lo, hi = disclosure.clip_bounds(rule, kind)
+    if lo is None and hi is None:
+        return x
+    cast = "BIGINT" if kind == "int" else "DOUBLE"
+    v = x
+    if lo is not None:
+        v = f"GREATEST({v}, CAST({lo!r} AS {cast}))"
+    if hi is not None:
+        v = f"LEAST({v}, CAST({hi!r} AS {cast}))"
+    return f"(CASE WHEN {x} IS NULL THEN NULL ELSE {v} END)"
+
+
+def _rule_sql(rule: disclosure.StatRule, a: n.Agg, kind: str, i: int, k: int) -> list[str]:
+    """Return the extra columns rules 2-4 need of one statistic (see _cell_rule_flags)."""
+    x = expr_sql(a.arg) if a.arg is not None else ""
+    out = []
+    if rule.contributors:
+        out.append(f"COUNT(CASE WHEN {_ring_sql(x, kind)} <> 0 THEN 1 END) AS {q(f'__z{i}')}")
+    if rule.top_n:
+        ring = f"ABS({_ring_sql(x, kind)})"
+        out.append(f"CAST(SUM({ring}) AS VARCHAR) AS {q(f'__a{i}')}")
+        out.append(f"max({ring}, {rule.top_n}) AS {q(f'__t{i}')}")
+    if a.func in ("min", "max") and rule.extremes == "round" and rule.base is not None:
+        out.append(f"{a.func}({_ring_sql(_clip_sql(x, rule, kind), kind)}, {k}) AS {q(f'__e{i}')}")
+    return out
+
+
+def _cell_rule_flags(rule: disclosure.StatRule, a: n.Agg, kind: str | None, k: int, nvalid: np.ndarray,
+                     values: np.ndarray, extra: dict[str, list[Any]]) -> list[tuple[int, Any]]:  # fmt: skip
+    """Return the (code, passes) flags of rules 2-4 for one statistic, per cell; round extremes in values (in place).
+
+    The same flags, in the same order, as the MPC's (kernels/aggregate._cell_rules), in exact integers.
+    """
+    ncells = len(nvalid)
+    flags: list[tuple[int, Any]] = []
+    if rule.contributors:
+        flags.append((FEW_CONTRIBUTORS, np.asarray(extra["z"], dtype=np.int64) >= k))
+    if rule.top_n:
+        fits = np.zeros(ncells, dtype=bool)
+        dom: list[list[int]] = []
+        for c in range(ncells):
+            total = int(extra["a"][c] or 0)
+            tops = [int(t) for t in (extra["t"][c] if extra["t"][c] is not None else ())]
+            tops += [0] * (rule.top_n - len(tops))
+            fits[c] = total <= rule.magnitude_limit
+            dom.append([int(p) for _, p in disclosure.magnitude_flags(rule, tops, total, lambda v, t: v >= t)])
+        flags.append((OUT_OF_RANGE, fits))
+        codes = [code for code, _ in disclosure.magnitude_flags(rule, [0] * rule.top_n, 0, lambda v, t: v >= t)]
+        flags += [(code, np.array([d[m] for d in dom], dtype=bool)) for m, code in enumerate(codes)]
+    if a.func in ("min", "max") and rule.extremes != "release":
+        passes = np.zeros(ncells, dtype=bool)
+        if rule.extremes == "round" and rule.base is not None:
+            for c in range(ncells):
+                got = extra["e"][c]
+                if got is None or len(got) < k:
+                    continue
+                vals = [int(v) for v in got]
+                rem = vals[0] % rule.base
+                rounded = vals[0] - rem
+                shared = vals[k - 1] >= rounded if a.func == "max" else vals[k - 1] < rounded + rule.base
+                passes[c] = shared and (rem != 0 or kind != "float")
+                values[c] = rounded / disclosure.RING_UNIT if kind == "float" else rounded
+        flags.append((EXTREME, passes))
+    if rule.sides is not None:
+        flags.append((QUANTILE_SIDES, nvalid >= rule.sides))
+    return flags
+
+
 class PlainCompiler(Visitor[str]):
     """Compile each relation node to a nested SQL query over registered source tables."""
 
@@ -232,12 +311,17 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame], perturbation_
     k = analysis.plan.min_group_size
     cells = disclosure.cell_ok(counts, k, _ge)
     input_schema = analysis.schema(root.input)
+    rules = disclosure.stat_rules(analysis)
+    extras = _extras(analysis, got, len(counts))
     stats = {}
     for j, (name, a) in enumerate(root.aggs):
         kind = infer(a.arg, input_schema).kind if a.arg is not None else None
+        flags: list[tuple[int, Any]] = [(OUT_OF_RANGE, in_range[j].astype(bool))]
+        flags += _cell_rule_flags(rules[name], a, kind, k, nvalid[j], values[j], extras.get(j, {}))
         ok = disclosure.statistic_ok(a, kind, k, cells, nvalid[j], values[j], _ge)
-        shown = ok & in_range[j]
-        stats[name] = (disclosure.range_code(ok, in_range[j]), np.where(shown, values[j], 0))
+        shown = ok & np.logical_and.reduce([p for _, p in flags])
+        code = np.asarray(disclosure.statistic_code(ok, flags), dtype=np.int64)
+        stats[name] = (code, np.where(shown, values[j], 0))
     rev = perturb_plain(analysis, tables, Revealed(cells, stats), perturbation_key)  # NB: rule 6, last per cell
     return withhold_whole(whole_flags(analysis, tables), rev)
 
@@ -269,15 +353,21 @@ def final_sql(analysis: Analysis) -> str:
     keys = [q(k) for k in root.keys]
     parts = [f"COUNT(*) AS {q('__n')}"]
     schema = analysis.schema(root.input)
-    for i, (_, a) in enumerate(root.aggs):
+    rules = disclosure.stat_rules(analysis)
+    for i, (name, a) in enumerate(root.aggs):
         kind = infer(a.arg, schema).kind if a.arg is not None else "int"
         value = agg_sql(a)
+        if a.func in ("min", "max") and a.arg is not None:  # NB: rule 4's top- and bottom-coding
+            value = AGG_SQL[a.func].format(x=_clip_sql(expr_sql(a.arg), rules[name], kind))
         if a.func == "sum" and kind in ("int", "date"):
             value = f"CAST({value} AS VARCHAR)"  # NB: SUM of BIGINT is a HUGEINT, which pandas would make a float
         parts.append(f"{value} AS {q(f'__v{i}')}")
         nvalid_sql = "COUNT(*)" if a.arg is None else f"COUNT({expr_sql(a.arg)})"
         parts.append(f"{nvalid_sql} AS {q(f'__c{i}')}")
         parts.append(f"{range_sql(a, kind)} AS {q(f'__r{i}')}")
+    for i, (name, a) in enumerate(root.aggs):  # NB: rules 2-4's columns, read by name (see _extras)
+        if a.arg is not None:
+            parts += _rule_sql(rules[name], a, infer(a.arg, schema).kind, i, analysis.plan.min_group_size)
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
     return f"SELECT {', '.join(keys + parts)} FROM ({PlainCompiler(analysis).visit(root.input)}){group}"
 
@@ -320,6 +410,26 @@ def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[n
                 values[j][i] = _num(rest[1 + 3 * j], integral=values[j].dtype == np.int64)
             nvalid[j, i] = rest[2 + 3 * j]
     return counts, values, nvalid, in_range
+
+
+def _extras(analysis: Analysis, got: pd.DataFrame, ncells: int) -> dict[int, dict[str, list[Any]]]:
+    """Return rules 2-4's per-cell columns of final_sql's result (by statistic index, then letter) on the full grid."""
+    root = analysis.plan.root
+    assert isinstance(root, n.Aggregate)
+    schema = analysis.schema(root.input)
+    grid = key_grid([schema[k].grouping_domain or () for k in root.keys])
+    index = {cell: i for i, cell in enumerate(grid)}
+    keys = got[list(root.keys)].itertuples(index=False) if root.keys else [()] * len(got)
+    rows = [index[tuple(_py(v) for v in cell)] for cell in keys]
+    out: dict[int, dict[str, list[Any]]] = {}
+    for col in got.columns:
+        if col[:3] in ("__z", "__a", "__t", "__e") and col[3:].isdigit():
+            per: list[Any] = [0 if col[2] == "z" else None] * ncells
+            for r, v in zip(rows, got[col].tolist(), strict=True):
+                v = _py(v)
+                per[r] = v if v is not None or col[2] != "z" else 0
+            out.setdefault(int(col[3:]), {})[col[2]] = per
+    return out
 
 
 def _ge(x: np.ndarray, t: int) -> np.ndarray:

@@ -138,7 +138,7 @@ class SpuCompiler(Visitor[SFrame]):
         kinds = {k: t.kind for k, t in self.a.schema(root).items()}
         known = statically_in_range(self.a, f.n)  # NB: f.n is public: the padded row count
         outs = aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known,
-                         count_rule=CountRule(self.a))  # fmt: skip
+                         count_rule=CountRule(self.a), rules=disclosure.stat_rules(self.a))  # fmt: skip
         # NB: the whole result's flags (self.whole) are complete here: rule 9 appends its own above this line
         return withhold_whole(self.whole, outs)
 
