@@ -181,6 +181,11 @@ def test_without_a_person_key_counts_are_rounded() -> None:
     t = PEOPLE.drop(columns=["bsn"])
     got = wp.run_local(Q, {"t": t}, perturbation_key=1)
     assert (_released(got, "n") % 5 == 0).all()
+    from werkplaats.local import prepare
+
+    a, _ = prepare(Q, {"t": t})
+    assert a.rules.counts == "round"  # so that rule 7 treats them as rounded, not perturbed
+    assert prepare(Q, {"t": PEOPLE})[0].rules.counts == "perturb"
 
 
 def test_cli_prints_the_published_table() -> None:

@@ -143,6 +143,9 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRule
         )
         raise PlanError(msg)
     check_limits(a)
+    from .perturb import effective_rules  # NB: perturb reads the Analysis this module defines
+
+    a.rules = effective_rules(a)  # NB: rule 6: counts of rows without a person key are rounded, not perturbed
     return a
 
 

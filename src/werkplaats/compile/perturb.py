@@ -15,6 +15,7 @@ dummy data); the key is given by the caller. Nothing here is sent anywhere.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,17 @@ def has_record_keys(a: Analysis, rel: n.Relation) -> bool:
 def group_key_is_person_key(a: Analysis, rel: n.Aggregate) -> bool:
     """Return whether an intermediate group-by's single key is a person key (its rows get record keys)."""
     return has_record_keys(a, rel)
+
+
+def effective_rules(a: Analysis) -> DisclosureRules:
+    """Return the rules as a checked plan applies them: ``counts = "perturb"`` becomes ``"round"`` without record keys.
+
+    So that every rule that asks whether counts are perturbed (rule 7's margins, the register)
+    sees what is done: rounded counts do not cover margins.
+    """
+    if a.rules.counts == "perturb" and mode(a) == "round":
+        return replace(a.rules, counts="round")
+    return a.rules
 
 
 def mode(a: Analysis) -> str:
