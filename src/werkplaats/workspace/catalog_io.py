@@ -10,6 +10,16 @@ from ..catalog.schema import TableSchema
 from ..plan.nodes import DEFAULT_MIN_GROUP_SIZE
 
 
+def rounded(n: int) -> int:
+    """A row count rounded for the catalog: to 10 below 1,000, else to 2 significant digits.
+
+    NB: the public row count; rule 8 (docs/disclosure.md) is checked with it by the hub and the engines alike.
+    """
+    if n < 1000:
+        return round(n, -1)
+    return round(n, -(len(str(n)) - 2))
+
+
 def dataset_entry(schema: TableSchema, *, title: str = "", description: str = "", update_frequency: str = "",
                   person_key: str = "bsn", min_group_size: int = DEFAULT_MIN_GROUP_SIZE, row_count: int | None = None,
                   completeness: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
