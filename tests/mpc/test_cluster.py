@@ -92,8 +92,8 @@ def test_killed_party_fails_the_job_naming_it_and_a_retry_succeeds() -> None:
         assert _gone(pids), "parties of the failed job are still running"
         assert all(_port_free(a) for a in c.last_addrs)
         small = _tables(200)
-        mpc = wp.run_local(QUERY, small, engine="mpc", cluster=c, min_group_size=1)
-        plain = wp.run_local(QUERY, small, engine="plain", min_group_size=1)
+        mpc = wp.run_local(QUERY, small, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)
+        plain = wp.run_local(QUERY, small, engine="plain", min_group_size=1, perturbation_key=3)
         assert mpc["n"].tolist() == plain["n"].tolist()
         assert set(c.pids()).isdisjoint(pids)
 

@@ -31,12 +31,13 @@ CONSULTS = pd.DataFrame({  # several consults per person: not unique on bsn
 TABLES = {"p": PEOPLE, "c": CONSULTS}
 # NB: rule 8's groups per rows is a static check, the same for both executors; these small tables would fail it.
 RULES = wp.DisclosureRules(cells_per_source=False)
+PKEY = 11  # NB: rule 6: both executors perturb counts alike under the same key
 
 
 def both(cluster: LocalCluster, q: wp.LazyFrame, tables: dict[str, pd.DataFrame], k: int,
          floats: set[str]) -> pd.DataFrame:  # fmt: skip
-    plain = wp.run_local(q, tables, engine="plain", min_group_size=k, rules=RULES)
-    mpc = wp.run_local(q, tables, engine="mpc", min_group_size=k, cluster=cluster, rules=RULES)
+    plain = wp.run_local(q, tables, engine="plain", min_group_size=k, rules=RULES, perturbation_key=PKEY)
+    mpc = wp.run_local(q, tables, engine="mpc", min_group_size=k, cluster=cluster, rules=RULES, perturbation_key=PKEY)
     assert not frame_differences(mpc, plain)
     assert {c for c in plain.columns if pd.api.types.is_float_dtype(plain[c].dtype)} == floats
     return mpc

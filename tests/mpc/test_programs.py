@@ -133,23 +133,25 @@ def test_identical_job_reuses_the_compiled_program_and_a_changed_one_compiles(tm
     # NB: a plan no other test runs, so its first job compiles
     q = JOINED.filter(wp.col("y") >= 0).group_by("g").agg(n=wp.count(), y=wp.col("y").sum())
     t = _tables(120)
-    plain = wp.run_local(q, t, engine="plain", min_group_size=1)
+    plain = wp.run_local(q, t, engine="plain", min_group_size=1, perturbation_key=3)
     with LocalCluster(cache_dir=tmp_path) as c:
-        first = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1)
+        first = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)
         assert _cached(c) == [False] * 3
-        second = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1)
+        second = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)
         assert _cached(c) == [True] * 3
         pd.testing.assert_frame_equal(first, second)
         assert not frame_differences(first, plain)
-        wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=2)  # another plan
+        wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=2, perturbation_key=3)  # another plan
         assert _cached(c) == [False] * 3
         other = _tables(121)
-        bigger = wp.run_local(q, other, engine="mpc", cluster=c, min_group_size=1)  # other shapes
+        bigger = wp.run_local(q, other, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)  # other shapes
         assert _cached(c) == [False] * 3
-        assert not frame_differences(bigger, wp.run_local(q, other, engine="plain", min_group_size=1))
+        assert not frame_differences(
+            bigger, wp.run_local(q, other, engine="plain", min_group_size=1, perturbation_key=3)
+        )
         logs = "".join(p.read_text() for p in c.log_dir.glob("party*.log"))
     assert "from the cache" in logs and "compiled program" in logs
     with LocalCluster(cache_dir=tmp_path) as c:  # fresh processes: the programs come from disk
-        third = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1)
+        third = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)
         assert _cached(c) == [True] * 3
     pd.testing.assert_frame_equal(first, third)

@@ -37,9 +37,16 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> LoadedRegion:
 @pytest.mark.parametrize("name", list(PLANS))
 def test_template_mpc_equals_plain(small: LoadedRegion, cluster: LocalCluster, name: str) -> None:
     plan = PLANS[name]()
-    plain = wp.run_local(plan, small.tables, schemas=small.catalog, min_group_size=1, rules=RULES)
+    plain = wp.run_local(plan, small.tables, schemas=small.catalog, min_group_size=1, rules=RULES, perturbation_key=3)
     mpc = wp.run_local(
-        plan, small.tables, schemas=small.catalog, engine="mpc", cluster=cluster, min_group_size=1, rules=RULES
+        plan,
+        small.tables,
+        schemas=small.catalog,
+        engine="mpc",
+        cluster=cluster,
+        min_group_size=1,
+        rules=RULES,
+        perturbation_key=3,
     )
     assert not frame_differences(mpc, plain)
     assert (~plain["suppressed"]).sum() > 0

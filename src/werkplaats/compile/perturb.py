@@ -137,10 +137,9 @@ def record_keys_np(x: np.ndarray, ok: np.ndarray, key: int) -> np.ndarray:
     return rk.astype(np.int64) * np.asarray(ok, dtype=np.int64)
 
 
-def split_key(key: int, rng: np.random.Generator | None = None) -> list[int]:
+def split_key(key: int) -> list[int]:
     """Return three random int64 parts whose sum mod 2^64 is key (as the int64 of its bits), e.g. for a local run."""
-    rng = rng or np.random.default_rng()
-    p = [int(v) for v in rng.integers(0, 2**64, size=KEY_PARTS - 1, dtype=np.uint64)]
+    p = [secrets.randbits(64) for _ in range(KEY_PARTS - 1)]
     last = (key - sum(p)) % 2**64
     return [_i64(v) for v in (*p, last)]
 
