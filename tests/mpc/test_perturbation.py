@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,3 +66,16 @@ def test_record_keys_after_a_person_key_group_by_and_rounding(cluster: LocalClus
     released = ~rounded["suppressed"]
     got = rounded.loc[released, ["n", "z", "c"]].astype(float).to_numpy()
     assert (got[~np.isnan(got)] % 5 == 0).all()
+
+
+def test_an_engine_makes_its_key_part_once_and_keeps_it_private(tmp_path: Path) -> None:
+    from werkplaats.workspace.engine_run import KEY_PART_FILE, perturbation_key_part
+
+    first = perturbation_key_part(tmp_path)
+    assert perturbation_key_part(tmp_path) == first  # kept across jobs: the same cells get the same noise
+    assert (tmp_path / KEY_PART_FILE).stat().st_mode & 0o777 == 0o600
+    other = tmp_path / "other"
+    other.mkdir()
+    assert perturbation_key_part(other) != first  # each engine its own random part
+    (tmp_path / KEY_PART_FILE).unlink()  # rotation
+    assert perturbation_key_part(tmp_path) != first
