@@ -36,8 +36,13 @@ WIRE: dict[type[m.Message], dict[str, Any]] = {
 WIRE[m.Contribution] = {"v": 1, "record": WIRE[m.ContributionRecord], "signature": "c2ln"}
 WIRE[m.AuditHead] = {"v": 1, "kind": "werkplaats-audit-head/v1", "hub": "hub", "seq": 12, "hash": "b" * 64,
                      "at": "2025-01-02T03:04:05.678901+00:00", "signature": "c2ln"}  # fmt: skip
-WIRE[m.JobPayload] = {**WIRE[m.JobPayload], "audit_head": WIRE[m.AuditHead],
-                      "rules": {"counts": "round", "dominance_pct": 80.0}}
+WIRE[m.JobPayload] = {
+    **WIRE[m.JobPayload],
+    "audit_head": WIRE[m.AuditHead],
+    "rules": {"counts": "round", "dominance_pct": 80.0},
+    "registered": [{"plan": "{}", "released": [["A"]], "universe": '["rows", "ggd/meldingen"]', "rules": {},
+                  "request": "2", "job": "5"}],
+}
 WIRE[m.JobStatus] = {**WIRE[m.JobStatus], "audit_head": WIRE[m.AuditHead]}
 WIRE[m.NothingSentRecord] = {"v": 1, "kind": "werkplaats-nothing-sent/v1", "organisation": "ggd", "job": 7,
                              "request": 3, "approval": "0123456789abcdef", "reason": "job cancelled",

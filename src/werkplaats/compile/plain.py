@@ -281,6 +281,11 @@ def whole_flags(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> list[tup
             k = analysis.plan.min_group_size
             flags += [(COMPLEMENT, disclosure.complement_ok(got[2 * i], got[2 * i + 1], k, _ge))
                       for i in range(len(pairs))]  # fmt: skip
+    if analysis.register:  # NB: rule 9, on the same universe's row ids (compile/register.py)
+        from ..result import REGISTER
+        from .register import plain_passes
+
+        flags.append((REGISTER, plain_passes(analysis, tables)))
     return flags
 
 

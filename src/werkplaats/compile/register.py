@@ -138,13 +138,13 @@ class RegisterEntry:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RegisterEntry:
-        """Read an entry (see to_dict); raise ValueError when malformed."""
+        """Read an entry (see to_dict); raise PlanError when malformed."""
         try:
             return cls(str(d["plan"]), tuple(tuple(c) for c in d["released"]), str(d["universe"]),
                        dict(d.get("rules") or {}), str(d.get("request", "")), str(d.get("job", "")))  # fmt: skip
-        except (KeyError, TypeError) as e:
-            msg = f"malformed register entry ({type(e).__name__})"
-            raise ValueError(msg) from None
+        except (KeyError, TypeError, ValueError) as e:
+            msg = f"rule 9: a malformed register entry ({type(e).__name__})"
+            raise PlanError(msg) from None
 
 
 def cell_definitions(a: Analysis) -> n.Plan:
@@ -224,8 +224,17 @@ def attach(a: Analysis, entries: Sequence[RegisterEntry], catalog: dict[str, Tab
     u = universe(a)
     out: list[Registered] = []
     for e in overlapping(entries, u):
+        cat = catalog or a.catalog
+        missing = sorted({s.dataset for s in n.sources(_parsed(e.plan).root)} - set(cat))
+        if missing:
+            msg = (
+                f"rule 9 (the query register): a released table made of the same rows as this request also read "
+                f"{missing}, which this request does not read, so it cannot be checked in this run; the request "
+                "is refused rather than checked partially. Read those datasets too (e.g. the same join)"
+            )
+            raise PlanError(msg)
         try:
-            ra = check(_parsed(e.plan), catalog or a.catalog, DisclosureRules.cells_only())
+            ra = check(_parsed(e.plan), cat, DisclosureRules.cells_only())
         except PlanError as err:
             msg = f"rule 9 (the query register): a registered table no longer checks against the catalog: {err}"
             raise PlanError(msg) from None

@@ -18,7 +18,7 @@ from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
 from ..plan.visitor import Visitor
-from ..result import COMPLEMENT, REVEALED
+from ..result import COMPLEMENT, REGISTER, REVEALED
 from . import disclosure
 from .analyze import Analysis, join_renames
 from .kernels.aggregate import aggregate
@@ -140,6 +140,10 @@ class SpuCompiler(Visitor[SFrame]):
         outs = aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known,
                          count_rule=CountRule(self.a), rules=disclosure.stat_rules(self.a))  # fmt: skip
         # NB: the whole result's flags (self.whole) are complete here: rule 9 appends its own above this line
+        if self.a.register:  # NB: rule 9: registered cells recomputed from the same inputs (kernels/register.py)
+            from .kernels.register import register_passes
+
+            self.whole.append((REGISTER, register_passes(self)))
         return withhold_whole(self.whole, outs)
 
 

@@ -164,7 +164,8 @@ class Datastation(StewardDesk):
                     msg = f"the hub's catalog entry of {d} differs from this datastation's schema; publish again"
                     raise WerkplaatsError(msg)
             self.progress(job.job, PartState.VERIFIED)
-            a = job_analysis(job.plan, catalog_of(job.schemas), job.rules)  # NB: as the engines will
+            # NB: as the engines will, with rule 9's registered tables (their columns are shared too)
+            a = job_analysis(job.plan, catalog_of(job.schemas), job.rules, register=job.registered)
             tables = {}
             for d in mine:
                 schema = self.schemas[d]

@@ -231,6 +231,24 @@ class Result(Base):
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class RegisteredTable(Base):
+    """Rule 9's query register: a released table's cell definitions (compile/register.RegisterEntry), per collaboration.
+
+    Public metadata only: the plan fragment that defines the cells, the released cells' keys, the
+    rules applied; never members or values.
+    """
+
+    __tablename__ = "register_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collaboration_id: Mapped[int] = mapped_column(ForeignKey("collaborations.id"), index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    plan_hash: Mapped[str] = mapped_column(String(64))  # NB: the released plan's (as its result-release audit entry)
+    universe: Mapped[str] = mapped_column(Text)  # NB: compile/register.universe: which rows the cells are made of
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON)  # NB: RegisterEntry.to_dict()
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEntry(Base):
     """One entry of the hub's hash-chained, signed audit log."""
 

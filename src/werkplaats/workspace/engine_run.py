@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..catalog.serde import catalog_to_dict
 from ..compile.kernels.cellkey import key_inputs
+from ..compile.register import entries_to_json
 from ..exceptions import WerkplaatsError
 from ..mpc.party import key_part_blob
 from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
@@ -76,7 +77,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
     plan = plan_from_dict(job.plan)
     catalog = catalog_of(job.schemas)
     rows = {d: h.rows for d, (h, _) in inputs.items()}
-    a = job_analysis(job.plan, catalog, job.rules, rows)  # NB: refuses a k below the datasets' own
+    a = job_analysis(job.plan, catalog, job.rules, rows, job.registered)  # NB: refuses a k below the datasets' own
     order = list(dict.fromkeys(s.dataset for s in n.sources(plan.root)))
     counts: list[int] = []
     blobs: list[bytes] = []
@@ -94,6 +95,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
         catalog=catalog_to_dict(catalog),
         rows={d: inputs[d][0].rows for d in order},
         rules=a.rules.to_settings(),
+        register=entries_to_json(a),  # NB: rule 9: the registered cells are compiled into the same program
         addrs=tuple(e.mpc for e in engines),
         share_blobs=tuple(counts),
         recv_timeout_ms=120_000,

@@ -193,6 +193,8 @@ class JobPayload(Message):
     state: JobState
     audit_head: AuditHead | None = None  # NB: the hub's signed chain head when it handed out the job
     rules: dict[str, Any] = {}  # NB: the collaboration's disclosure settings (workspace.jobs.job_rules applies them)
+    # NB: rule 9: the collaboration's released tables of the same rows (compile/register.RegisterEntry.to_dict)
+    registered: list[dict[str, Any]] = []
 
     def organisations(self) -> list[str]:
         """The organisations whose data the job reads, sorted."""

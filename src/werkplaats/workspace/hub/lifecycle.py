@@ -53,8 +53,11 @@ def move(j: db.Job, to: JobState) -> None:
 
 def payload(s: Session, j: db.Job) -> JobPayload:
     """Return the job as datastations and engines are given it."""
+    from .release import job_register  # NB: release builds on this module
+
     r = request_by_id(s, j.request_id)
     collab = s.get(db.Collaboration, r.collaboration_id)
+    register, columns = job_register(s, r)
     engines = [
         EngineAddress(party=int(e.party or 0), name=e.name, url=e.url, mpc=e.mpc_address)
         for e in s.scalars(select(db.Node).where(db.Node.kind == "engine").order_by(db.Node.party))
@@ -67,12 +70,13 @@ def payload(s: Session, j: db.Job) -> JobPayload:
         plan=r.plan,
         plan_hash=r.plan_hash,
         datasets=r.datasets,
-        columns=r.columns,
+        columns=columns,  # NB: with the columns rule 9's registered tables read
         schemas=catalog_docs(s, r.datasets),
         approvals=[SignedApproval.model_validate(a) for a in j.approvals],
         organisation_keys={o.name: o.signing_key for o in s.scalars(select(db.Organisation))},
         engines=engines,
         state=JobState(j.state),
+        registered=register,
     )
 
 

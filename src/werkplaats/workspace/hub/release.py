@@ -3,6 +3,12 @@
 Security model: the hub sees the output shares only; combined they reveal exactly the
 cells the program let through (suppressed cells are zeroed inside the parties) and
 which cells were suppressed. If reconstruction fails, nothing is released and the job fails.
+
+Rule 9: each released result's cell definitions go into the collaboration's query register
+(`db.RegisteredTable`), and a job is given the entries of the same rows (`job_register`).
+Trust: the hub keeps the register; a hub that leaves entries out of a job makes the check
+weaker, which its audit log shows (every release is logged with its plan hash and the
+entries a job was given are in the job's payload); docs/workspace.md's threat model.
 """
 
 from __future__ import annotations
@@ -11,10 +17,15 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ...compile.analyze import result_frame
+from ...compile.analyze import analyze, result_frame
+from ...compile.register import entry_for, universe
+from ...compile.rules import DisclosureRules
 from ...mpc.share import reconstruct
+from ...plan import nodes as n
+from ...plan.serde import plan_from_dict, plan_from_json
 from .. import db
 from ..jobs import catalog_of, job_analysis
 from ..messages import JobState
@@ -29,12 +40,17 @@ def release(hub: Hub, s: Session, j: db.Job, shares: list[list[Any]], actor: str
     r = request_by_id(s, j.request_id)
     try:
         a = job_analysis(r.plan, catalog_of(catalog_docs(s, r.datasets)), hub.rules_settings(_collab_name(s, r)))
-        frame = result_frame(a, reconstruct(a, shares))
+        rev = reconstruct(a, shares)
+        frame = result_frame(a, rev)
     except Exception as e:  # NB: nothing is released when reconstruction fails; the type says enough
         fail(hub, s, j, f"hub: could not reconstruct the result ({type(e).__name__})", "hub")
         return
     data = {"columns": list(frame.columns), "rows": records(frame), "min_group_size": a.plan.min_group_size}
     s.add(db.Result(job_id=j.id, data=data))
+    entry = entry_for(a, rev, request=str(r.id), job=str(j.id))
+    if entry is not None:  # NB: rule 9: the released cells' definitions, never their values
+        s.add(db.RegisteredTable(collaboration_id=r.collaboration_id, request_id=r.id, job_id=j.id,
+                                 plan_hash=r.plan_hash, universe=entry.universe, entry=entry.to_dict()))  # fmt: skip
     move(j, JobState.SUCCEEDED)
     collab = s.get(db.Collaboration, r.collaboration_id)
     hub.log(
@@ -55,10 +71,37 @@ def release(hub: Hub, s: Session, j: db.Job, shares: list[list[Any]], actor: str
             "collaboration": collab.name if collab else "",
             "purpose": r.purpose,
             "datasets": r.datasets,
+            "plan_hash": r.plan_hash,
             "cells": len(frame),
             "suppressed": int(frame["suppressed"].sum()),
+            "registered": entry is not None,
         },
     )
+
+
+def job_register(s: Session, r: db.Request) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Return the register entries a request's job is given (its collaboration's, of the same rows, oldest
+    first) and the columns the job reads with them (the register check reads what those results read).
+
+    NB: all of them: more than one run can check makes the job refuse (compile/register.overlapping).
+    """
+    try:
+        u = universe(analyze(plan_from_dict(r.plan), catalog_of(catalog_docs(s, r.datasets)),
+                             DisclosureRules.cells_only()))  # fmt: skip
+    except Exception:  # NB: a plan that no longer checks fails at the nodes, with their reason
+        u = None
+    if u is None:
+        return [], r.columns
+    rows = s.scalars(select(db.RegisteredTable).where(db.RegisteredTable.collaboration_id == r.collaboration_id,
+                                                      db.RegisteredTable.universe == u)
+                     .order_by(db.RegisteredTable.id))  # fmt: skip
+    entries = [row.entry for row in rows]
+    columns = {d: list(cs) for d, cs in r.columns.items()}
+    for e in entries:
+        for src in n.sources(plan_from_json(e["plan"]).root):
+            if src.dataset in columns:
+                columns[src.dataset] += [c for c in src.columns or () if c not in columns[src.dataset]]
+    return entries, columns
 
 
 def _collab_name(s: Session, r: db.Request) -> str:
