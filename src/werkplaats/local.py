@@ -124,10 +124,14 @@ def run_local(
     Examples
     --------
     >>> import pandas as pd, werkplaats as wp
-    >>> df = pd.DataFrame({"gemeente": ["A"] * 12 + ["B"] * 3, "leeftijd": range(15)})
-    >>> q = wp.scan("t").group_by("gemeente").agg(n=wp.count(), m=wp.col("leeftijd").mean())
-    >>> wp.run_local(q, {"t": df})[["gemeente", "n", "suppressed"]].to_string(index=False)
-    'gemeente    n  suppressed\\n       A   12       False\\n       B <NA>        True\\n    None <NA>        True'
+    >>> df = pd.DataFrame({"bsn": range(40), "gemeente": ["A"] * 35 + ["B"] * 5})
+    >>> q = wp.scan("t").group_by("gemeente").agg(n=wp.count())
+    >>> out = wp.run_local(q, {"t": df}, perturbation_key=1)
+    >>> print(out[["gemeente", "n", "reason"]].to_string(index=False))
+    gemeente    n             reason
+           A   35               None
+           B <NA> fewer than 10 rows
+        <NA> <NA> fewer than 10 rows
     """
     a, checked = prepare(frame, tables, min_group_size=min_group_size, schemas=schemas, rules=rules,
                          register=register)  # fmt: skip
