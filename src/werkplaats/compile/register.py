@@ -269,16 +269,19 @@ class Register:
 
     Examples
     --------
-    >>> import pandas as pd, werkplaats as wp
+    >>> import dataclasses, pandas as pd, werkplaats as wp
     >>> from werkplaats.compile.register import Register
-    >>> df = pd.DataFrame({"g": ["A"] * 30, "age": list(range(30, 60))})
+    >>> df = pd.DataFrame({"g": ["A"] * 40, "age": list(range(30, 70))})
+    >>> rules = dataclasses.replace(wp.DisclosureRules.cells_only(), register=True)
+    >>> def q(hi):
+    ...     return wp.scan("t").filter(wp.col("age") <= hi).group_by("g").agg(n=wp.count())
     >>> reg = Register()
-    >>> q1 = wp.scan("t").filter(wp.col("age") <= 50).group_by("g").agg(n=wp.count())
-    >>> q2 = wp.scan("t").filter(wp.col("age") <= 51).group_by("g").agg(n=wp.count())
-    >>> int(wp.run_local(q1, {"t": df}, register=reg)["n"][0])
+    >>> int(wp.run_local(q(50), {"t": df}, rules=rules, register=reg)["n"][0])
     21
-    >>> wp.run_local(q2, {"t": df}, register=reg)["reason"][0][:16]
-    'the whole result'
+    >>> wp.run_local(q(51), {"t": df}, rules=rules, register=reg)["reason"][0]
+    'the whole result: a cell differs from a cell of an earlier released result by between 1 and 9 contributors'
+    >>> len(reg)
+    1
     """
 
     def __init__(self, entries: Iterable[RegisterEntry] = ()) -> None:
