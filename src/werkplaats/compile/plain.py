@@ -21,6 +21,7 @@ from ..plan.visitor import Visitor
 from ..result import COMPLEMENT, EXTREME, FEW_CONTRIBUTORS, OUT_OF_RANGE, QUANTILE_SIDES, REVEALED, Revealed, key_grid
 from . import disclosure
 from .analyze import Analysis, join_renames
+from .kernels.margins import Margins, plain_units
 
 # Declarative tables: every operator and aggregate function of plan.nodes has an entry.
 BINARY_SQL = {
@@ -327,6 +328,7 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame], perturbation_
         shown = ok & np.logical_and.reduce([p for _, p in flags])
         code = np.asarray(disclosure.statistic_code(ok, flags), dtype=np.int64)
         stats[name] = (code, np.where(shown, values[j], 0))
+    stats = Margins(analysis).apply(stats, plain_units(root.aggs, counts, nvalid, values, extras), np)  # NB: rule 7
     rev = perturb_plain(analysis, tables, Revealed(cells, stats), perturbation_key)  # NB: rule 6, last per cell
     return withhold_whole(whole_flags(analysis, tables), rev)
 

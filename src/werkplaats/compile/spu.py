@@ -27,6 +27,7 @@ from .kernels.core import I64, SCol, SFrame, b2i
 from .kernels.expr import ExprEval
 from .kernels.groupby import group_by_secret_key
 from .kernels.join import join
+from .kernels.margins import Margins
 from .layout import Slot
 from .ranges import statically_in_range
 
@@ -138,7 +139,8 @@ class SpuCompiler(Visitor[SFrame]):
         kinds = {k: t.kind for k, t in self.a.schema(root).items()}
         known = statically_in_range(self.a, f.n)  # NB: f.n is public: the padded row count
         outs = aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known,
-                         count_rule=CountRule(self.a), rules=disclosure.stat_rules(self.a))  # fmt: skip
+                         count_rule=CountRule(self.a), rules=disclosure.stat_rules(self.a),
+                         margins=Margins(self.a))  # fmt: skip
         # NB: the whole result's flags (self.whole) are complete here: rule 9 appends its own above this line
         if self.a.register:  # NB: rule 9: registered cells recomputed from the same inputs (kernels/register.py)
             from .kernels.register import register_passes

@@ -185,7 +185,7 @@ STATISTICS: dict[str, tuple[bool, Callable[[Stat], Any]]] = {
 
 def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...]],
               aggs: tuple[tuple[str, n.Agg], ...], out_kinds: dict[str, str], k: int,
-              in_range: frozenset[str] = frozenset(), count_rule: Any = None,
+              in_range: frozenset[str] = frozenset(), count_rule: Any = None, margins: Any = None,
               rules: dict[str, disclosure.StatRule] | None = None) -> list[Any]:  # fmt: skip
     """Return [cell_ok, (ok, value) per aggregate], all zeroed where suppressed.
 
@@ -260,6 +260,9 @@ def aggregate(frame: SFrame, keys: tuple[str, ...], domains: list[tuple[Any, ...
         ok = disclosure.statistic_code(ok, flags)
         value = value.astype(F64) if out_kinds[name] == "float" and value.dtype != F64 else value
         outs += [ok, value * (shown.astype(F64) if value.dtype == F64 else shown)]
+    if margins is not None:  # NB: rule 7 (kernels/margins.py): secondary suppression, on true counts, before rule 6
+        outs = margins.apply_outs(outs, [nm for nm, _ in aggs],
+                                  lambda nm, src: rows if src == "rows" else sums[index[(nm, src)]], jnp)  # fmt: skip
     if count_rule is not None:  # NB: rule 6 (kernels/cellkey.py) last: released counts perturbed or rounded
         outs = count_rule.apply(outs, frame, m, aggs, args, weights)
     return outs
