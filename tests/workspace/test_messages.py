@@ -40,8 +40,16 @@ WIRE[m.JobPayload] = {
     **WIRE[m.JobPayload],
     "audit_head": WIRE[m.AuditHead],
     "rules": {"counts": "round", "dominance_pct": 80.0},
-    "registered": [{"plan": "{}", "released": [["A"]], "universe": '["rows", "ggd/meldingen"]', "rules": {},
-                  "request": "2", "job": "5"}],
+    "registered": [
+        {
+            "plan": "{}",
+            "released": [["A"]],
+            "universe": '["rows", "ggd/meldingen"]',
+            "rules": {},
+            "request": "2",
+            "job": "5",
+        }
+    ],
 }
 WIRE[m.JobStatus] = {**WIRE[m.JobStatus], "audit_head": WIRE[m.AuditHead]}
 WIRE[m.NothingSentRecord] = {"v": 1, "kind": "werkplaats-nothing-sent/v1", "organisation": "ggd", "job": 7,
