@@ -10,6 +10,17 @@ from typing import Any
 
 import pytest
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests marked ``registers`` after every other test.
+
+    Rule 9 compares every released cell of the live workspace's collaboration with the cells of
+    later jobs: a test that releases small cells on purpose (to difference them) would otherwise
+    make a later, unrelated test's small cells differ from a registered one by fewer than k rows.
+    """
+    items.sort(key=lambda it: it.get_closest_marker("registers") is not None)
+
+
 PG = os.environ.get("WERKPLAATS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

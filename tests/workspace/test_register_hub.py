@@ -38,6 +38,7 @@ def _ages(ws: LocalWorkspace) -> int:
     pytest.skip("no age splits the region's reports as this test needs")
 
 
+@pytest.mark.registers
 def test_a_request_one_age_year_wider_than_a_released_one_is_withheld(ws: LocalWorkspace) -> None:
     a = _ages(ws)
     c = connect(ws)

@@ -131,7 +131,7 @@ def test_engine_killed_mid_job_fails_the_job_and_a_retry_succeeds(ws: LocalWorks
     ws.start_engine(1)
     wait_until(lambda: seen_since(ws, "engine1", restarted), 60, "the restarted engine reports to the hub")
     got = req.run(timeout=300)
-    assert (~got["suppressed"]).sum() > 0
+    assert (~got["suppressed"]).sum() > 0, got["reason"].iloc[0]
     states = [x["state"] for x in req.refresh()["jobs"]]
     assert states == ["failed", "succeeded"]
 

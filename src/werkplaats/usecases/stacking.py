@@ -106,7 +106,8 @@ def stacking_table(result: pd.DataFrame, level: str = "wijk") -> pd.DataFrame:
     total = wide.sum(axis=1, min_count=1)
     known = wide[["zorgvormen_2", "zorgvormen_3", "zorgvormen_4plus"]]
     wide["inwoners_bekend"] = total
-    # NB: a suppressed class has fewer than k people; the share 2+ counts it as 0 and says so.
+    # NB: a withheld class (fewer than k people, or withheld so that another cannot be derived from the
+    # margins: rule 7) counts as 0 in the share 2+, which says so (onderschat).
     wide["aandeel_2plus"] = known.fillna(0).sum(axis=1) / total
     wide["onderschat"] = known.isna().any(axis=1)
     return wide.reset_index()

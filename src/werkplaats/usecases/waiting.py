@@ -11,8 +11,9 @@ Per cell (by default gemeente × age group × diagnosis group) the plan reveals:
   (gemeente): the context of those on the list, as shares of the cell.
 
 Registrations count for the year if they were made in it or were still open at its
-start. Every figure is disclosure-controlled: a cell of fewer than k people, or a
-statistic from fewer than k values, is suppressed.
+start. Every figure is disclosure-controlled (docs/disclosure.md): a cell of fewer than k
+people, or a statistic from fewer than k contributors, is suppressed; counts are perturbed;
+a figure that would let a suppressed one be derived is withheld too.
 """
 
 from __future__ import annotations

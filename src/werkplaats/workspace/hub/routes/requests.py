@@ -60,10 +60,12 @@ def submit(body: RequestIn, c: Scientist, s: SessionDep, hub: HubDep) -> Request
         k = max([int((e.rules or {}).get("min_group_size", 1)) for e in entries] + [required_k(catalog, sorted(used))])
         rules = job_rules(hub.rules_settings(collab.name), catalog, sorted(used))
         counts = {e.name: int(e.row_count) for e in entries if e.row_count is not None}  # NB: public, rounded
-        plan, _ = check_plan(body.plan, catalog, k, rules, counts)
+        plan, a = check_plan(body.plan, catalog, k, rules, counts)
     except (PlanError, SchemaError) as e:
         raise HTTPException(422, str(e)) from None
-    info = describe(plan, rules, catalog)  # NB: the explain text names the rules applied to each output
+    # NB: the explain text names the rules applied to each output, as the engines will apply them
+    # (the analysis's: e.g. counts of rows without a person key are rounded, not perturbed)
+    info = describe(plan, a.rules, catalog)
     r = db.Request(
         collaboration_id=collab.id,
         requester_id=c.id,
