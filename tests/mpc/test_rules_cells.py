@@ -48,6 +48,7 @@ RULES = st.sampled_from([
 ])  # fmt: skip
 
 
+@pytest.mark.slow  # NB: ~1 min; tests/mpc/test_differential.py's k = 10 test runs random plans with every rule on
 @settings(max_examples=6)
 @given(t=tables(), q=plans(), rules=RULES, k=st.sampled_from([1, 3, 10]))
 def test_mpc_equals_plain_with_the_cell_rules_on(cluster: LocalCluster, t: dict[str, pd.DataFrame], q: wp.LazyFrame,
