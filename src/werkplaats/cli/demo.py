@@ -203,5 +203,6 @@ def _next_steps(ws: Any, root: Path) -> str:
         "   (token 'fg')  werkplaats audit export --format csv\n"
         f"   werkplaats datastation log --config {root}/nodes/ds-ggd/datastation.toml   # the GGD's own log\n"
         f"   node logs: {root / 'logs'}; node configurations: {root / 'nodes'}\n"
-        "   docs/workspace.md (the services), docs/usecases.md (the analyses), docs/region.md (the data)"
+        "   docs/workspace.md (the services), docs/usecases.md (the analyses), docs/region.md (the data),\n"
+        "   docs/disclosure.md (the rules every released cell passed, and why one was withheld)"
     )
