@@ -23,8 +23,10 @@ from .expr import col as col
 from .expr import count as count
 from .expr import lit as lit
 from .expr import when as when
+from .frame import GlmSpec as GlmSpec
 from .frame import LazyFrame as LazyFrame
 from .frame import from_plan as from_plan
+from .frame import glm as glm
 from .frame import scan as scan
 from .local import run_local as run_local
 
@@ -44,6 +46,7 @@ __all__ = [
     "DataValidationError",
     "DisclosureRules",
     "Expr",
+    "GlmSpec",
     "LazyFrame",
     "MPCError",
     "PTable",
@@ -55,6 +58,7 @@ __all__ = [
     "connect",
     "count",
     "from_plan",
+    "glm",
     "lit",
     "run_local",
     "scan",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import PlanError
 from .expr import AggExpr, Expr, _to_node
+from .expr import count as _count
 from .plan import nodes as n
 from .plan import serde
 from .plan.nodes import DEFAULT_MIN_GROUP_SIZE
@@ -103,6 +105,51 @@ class LazyFrame:
         """Aggregate the whole frame into one row."""
         return GroupBy(self._rel, (), self._ws).agg(**aggs)
 
+    # --- summaries: models and public-health measures (docs/plans.md) ----------
+
+    def fit(self, model: GlmSpec) -> LazyFrame:
+        """Fit a model to the rows, e.g. ``.fit(wp.glm(y="val", x=["leeftijd", "vrouw"], family="binomial"))``.
+
+        The result has one row per term (intercept first) with estimate, std_error, statistic,
+        p_value, ci_low and ci_high, and the fit statistics in ``.attrs``; only this summary is
+        released, after the model checks (docs/plans.md).
+        """
+        if not isinstance(model, GlmSpec):
+            msg = "fit() takes a model specification such as wp.glm(y=..., x=[...], family=...)"
+            raise PlanError(msg)
+        node = n.Glm(self._rel, model.y, model.x, model.family, model.offset, model.reference)
+        return LazyFrame(node, self._ws)
+
+    def corr(self, *columns: str) -> LazyFrame:
+        """Pearson correlations of numeric columns, over the rows where all are present."""
+        if len(columns) < 2 or not all(isinstance(c, str) for c in columns):
+            msg = "corr() takes two or more column names"
+            raise PlanError(msg)
+        return LazyFrame(n.Corr(self._rel, tuple(columns)), self._ws)
+
+    def standardize(self, *, events: str, age: str, standard: Any, by: str | list[str] | tuple[str, ...] = (),
+                    per: int = 100_000) -> LazyFrame:  # fmt: skip
+        """Directly age-standardised rates of ``events`` per cell of ``by``, one input row per person at risk.
+
+        ``age`` is a categorical column of age bands; ``standard`` gives every band's standard
+        population (a mapping band → persons, e.g. ``wp.standard_population("esp2013")``).
+        """
+        keys = (by,) if isinstance(by, str) else tuple(by)
+        items = standard.items() if hasattr(standard, "items") else standard
+        try:
+            pairs = tuple((str(b), float(w)) for b, w in items)
+        except (TypeError, ValueError):
+            msg = "standardize: standard must map each age band to its standard population"
+            raise PlanError(msg) from None
+        return LazyFrame(n.Standardize(self._rel, keys, events, age, pairs, int(per)), self._ws)
+
+    def crosstab(self, row: str, column: str) -> LazyFrame:
+        """Counts per combination of two categorical columns (a cross-table), under the cell rules.
+
+        Tests on the released table: ``wp.stats.chi_square`` and ``wp.stats.two_by_two``.
+        """
+        return self.group_by(row, column).agg(n=_count())
+
     # --- plan ----------------------------------------------------------------
 
     def to_plan(
@@ -175,6 +222,45 @@ class GroupBy:
                 raise PlanError(msg)
             out.append((name, a.node))
         return LazyFrame(n.Aggregate(self._rel, self._keys, tuple(out)), self._ws)
+
+
+@dataclass(frozen=True)
+class GlmSpec:
+    """A generalised linear model's specification, for LazyFrame.fit (made by `glm`)."""
+
+    y: str
+    x: tuple[str, ...]
+    family: str = "gaussian"
+    offset: str | None = None
+    reference: tuple[tuple[str, str], ...] = ()
+
+
+def glm(y: str, x: list[str] | tuple[str, ...], *, family: str = "gaussian", offset: str | None = None,
+        reference: dict[str, str] | None = None) -> GlmSpec:  # fmt: skip
+    """Specify a generalised linear model: ``family`` "gaussian" (OLS), "binomial" (logit) or "poisson" (log).
+
+    ``x`` names the predictors; a categorical (str) predictor becomes dummy columns over its
+    code list, leaving out the first code or the one ``reference`` names (``{"zorgtype": "thuiszorg"}``).
+    ``offset`` (poisson) names a column added to the linear predictor, e.g. log person-years.
+
+    Examples
+    --------
+    >>> import werkplaats as wp
+    >>> q = wp.scan("vvt/clienten").fit(wp.glm(y="gevallen", x=["leeftijd"], family="binomial"))
+    >>> q.node.family
+    'binomial'
+    """
+    if family not in n.GLM_FAMILIES:
+        msg = f"glm: family must be one of {n.GLM_FAMILIES}, got {family!r}"
+        raise PlanError(msg)
+    if isinstance(x, str) or not all(isinstance(c, str) for c in x) or not x:
+        msg = "glm: x must be a list of one or more column names"
+        raise PlanError(msg)
+    if offset is not None and family != "poisson":
+        msg = "glm: an offset is for the poisson family (log link) only"
+        raise PlanError(msg)
+    ref = tuple(sorted((reference or {}).items()))
+    return GlmSpec(y, tuple(x), family, offset, ref)
 
 
 def scan(dataset: str, *, columns: list[str] | None = None) -> LazyFrame:

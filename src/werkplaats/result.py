@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,13 @@ SECONDARY = 8  # rule 7: withheld so that a suppressed cell cannot be derived fr
 # The whole result's flag (Revealed.withheld): REVEALED, or why every cell is withheld.
 COMPLEMENT = 9  # rule 5: a filter or inner join removes between 1 and k - 1 rows
 REGISTER = 10  # rule 9: a cell differs from a registered one by between 1 and k - 1 contributors
+# A model's or measure's summary (plan.nodes.SUMMARY_NODES) is withheld as a whole when a check fails
+# (compile/models; docs/plans.md lists each check and its default).
+RESIDUAL_DF = 11  # fewer residual degrees of freedom than the rules' model_min_df (ACRO: 10)
+TOO_MANY_PARAMETERS = 12  # more parameters than model_max_params × rows (DataSHIELD nfilter.glm: 0.33)
+SMALL_CATEGORY = 13  # a category of a binary outcome or of a binary/categorical predictor has fewer than k rows
+NOT_CONVERGED = 14  # the fit did not converge in the fixed number of iterations (e.g. separation)
+SINGULAR = 15  # the predictors are (nearly) collinear: the model is not identified
 
 REASONS = {
     FEW_VALUES: "fewer than {k} values (or a count below {k})",
@@ -46,6 +53,11 @@ REASONS = {
     SECONDARY: "withheld so that a suppressed cell cannot be derived from the others (secondary suppression)",
     COMPLEMENT: "a filter or join in the plan removes between 1 and {km1} rows (the complement rule)",
     REGISTER: "a cell differs from a cell of an earlier released result by between 1 and {km1} contributors",
+    RESIDUAL_DF: "too few residual degrees of freedom (model check)",
+    TOO_MANY_PARAMETERS: "too many parameters for the number of rows (model check)",
+    SMALL_CATEGORY: "a category of the outcome or of a predictor has fewer than {k} rows (model check)",
+    NOT_CONVERGED: "the model did not converge (e.g. a predictor separates the outcome perfectly)",
+    SINGULAR: "the predictors are collinear: the model cannot be estimated",
 }
 
 
@@ -66,6 +78,7 @@ class Revealed:
     cell_ok: np.ndarray
     stats: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (ok, value)
     withheld: int = REVEALED  # the whole result: REVEALED, or COMPLEMENT / REGISTER (all cells withheld)
+    summary: dict[str, Any] = field(default_factory=dict)  # a model's fit statistics (compile/models): attrs
 
 
 def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType],

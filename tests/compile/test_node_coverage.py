@@ -70,6 +70,10 @@ RELATIONS: dict[type, n.Relation] = {
     n.Select: n.Select(SOURCE, (("k", INT), ("s", STR))),
     n.Join: n.Join(n.Select(SOURCE, (("k", INT), ("s", STR))), RIGHT, "k", "left"),
     n.Aggregate: RIGHT,
+    # NB: summaries are plan roots only (tests/compile/test_models*.py run them)
+    n.Glm: n.Glm(SOURCE, "f", ("i", "s"), "gaussian", None, (("s", "b"),)),
+    n.Corr: n.Corr(SOURCE, ("i", "f")),
+    n.Standardize: n.Standardize(SOURCE, ("b",), "i", "s", (("a", 1.0), ("b", 2.0), ("c", 1.0))),
 }
 PLAN = n.Plan(
     n.Aggregate(

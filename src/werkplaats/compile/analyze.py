@@ -65,6 +65,10 @@ def check(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRules 
 def result_frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
     """Return the result DataFrame of a checked plan's revealed cells (from either executor)."""
     root = a.plan.root
+    if isinstance(root, n.Summary):
+        from .models import summary_module  # NB: models read the Analysis this module defines
+
+        return summary_module(root).frame(a, rev)
     assert isinstance(root, n.Aggregate)  # NB: analyze guarantees it
     in_schema = a.schema(root.input)
     return build_frame(a.plan, [in_schema[k] for k in root.keys], a.schema(root), rev)
@@ -104,13 +108,22 @@ def check_structure(plan: n.Plan) -> None:
     if plan.min_group_size < 1:
         msg = "min_group_size must be at least 1"
         raise PlanError(msg)
-    if not isinstance(plan.root, n.Aggregate):
+    if not isinstance(plan.root, n.OUTPUT_NODES):
         op = type(plan.root).__name__.lower()
         msg = (
-            f"the plan's output would be row-level: it ends in '{op}'. Only aggregates may "
-            "leave the secure computation; finish with .group_by(...).agg(...) or .agg(...)"
+            f"the plan's output would be row-level: it ends in '{op}'. Only aggregates and model "
+            "summaries may leave the secure computation; finish with .group_by(...).agg(...), .agg(...) or .fit(...)"
         )
         raise PlanError(msg)
+    for rel in _relations(plan.root):
+        if rel is not plan.root and isinstance(rel, n.SUMMARY_NODES):
+            op = type(rel).__name__.lower()
+            msg = f"a {op} can only be the plan's last step: its summary is the output, not rows to analyse further"
+            raise PlanError(msg)
+
+
+def _relations(rel: n.Relation) -> list[n.Relation]:
+    return [rel, *(r for c in n.children(rel) for r in _relations(c))]
 
 
 def analyze(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRules | None = None,
@@ -123,6 +136,8 @@ def analyze(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRule
 
     check_person_keys(a)
     root = plan.root
+    if isinstance(root, n.Summary):
+        return a  # NB: SchemaOf checked the summary (compile/models); rules 6-9 are about cells
     assert isinstance(root, n.Aggregate)  # NB: check_structure guarantees it
     schema = a.schemas[root.input]
     for k in root.keys:
@@ -278,6 +293,21 @@ class SchemaOf(Visitor[Schema]):
             out[name] = agg_dtype(agg, base, f"agg({name}=...)")
         return out
 
+    def _summary(self, r: n.Summary) -> Schema:
+        from .models import summary_module  # NB: models read the Analysis this module defines
+
+        base = self.visit(r.input)
+        return summary_module(r).schema(self.a, r, base)
+
+    def visit_Glm(self, r: n.Glm) -> Schema:
+        return self._summary(r)
+
+    def visit_Corr(self, r: n.Corr) -> Schema:
+        return self._summary(r)
+
+    def visit_Standardize(self, r: n.Standardize) -> Schema:
+        return self._summary(r)
+
 
 def _value_type(t: DType, name: str) -> DType:
     if t.kind == "null":
@@ -361,3 +391,14 @@ class Prune(Visitor[n.Relation]):
         kept = tuple((k, g) for k, g in r.aggs if needed is None or k in needed) or r.aggs[:1]
         sub = set(r.keys) | set().union(*(n.columns_of(g.arg) for _, g in kept if g.arg is not None))
         return n.Aggregate(self.visit(r.input, sub), r.keys, kept)
+
+    def visit_Glm(self, r: n.Glm, needed: set[str] | None) -> n.Relation:
+        sub = {r.y, *r.x} | ({r.offset} if r.offset is not None else set())
+        return n.Glm(self.visit(r.input, sub), r.y, r.x, r.family, r.offset, r.reference)
+
+    def visit_Corr(self, r: n.Corr, needed: set[str] | None) -> n.Relation:
+        return n.Corr(self.visit(r.input, set(r.columns)), r.columns)
+
+    def visit_Standardize(self, r: n.Standardize, needed: set[str] | None) -> n.Relation:
+        sub = {*r.keys, r.events, r.age}
+        return n.Standardize(self.visit(r.input, sub), r.keys, r.events, r.age, r.standard, r.per)

@@ -82,6 +82,20 @@ def check_person_keys(a: Analysis) -> None:
                             refuse(agg.arg.name, f"agg({name}=...)", f"{agg.func}()")
                     else:
                         expr(inp, agg.arg, f"agg({name}=...)")
+            case n.Glm(inp, y, x, _, offset, _):
+                for col, use in ((y, "the outcome of a model"), *((c, "a predictor of a model") for c in x),
+                                 (offset, "a model's offset")):  # fmt: skip
+                    if col is not None and is_key(inp, col):
+                        refuse(col, "fit(...)", use)
+            case n.Corr(inp, columns):
+                for col in columns:
+                    if is_key(inp, col):
+                        refuse(col, "corr(...)", "a correlation")
+            case n.Standardize(inp, keys, events, age, _, _):
+                for col, use in (*((k, "a group key of the output") for k in keys), (events, "the events of a rate"),
+                                 (age, "the age bands of a rate")):  # fmt: skip
+                    if is_key(inp, col):
+                        refuse(col, "standardize(...)", use)
 
     walk(root)
 

@@ -255,6 +255,15 @@ class PlainCompiler(Visitor[str]):
         # NB: an intermediate aggregate has no empty groups; the final one is reindexed later.
         return f"SELECT {', '.join(keys + aggs)} FROM ({self.visit(r.input)}){group}"
 
+    def visit_Glm(self, r: n.Glm) -> str:
+        return self.visit(r.input)  # NB: a summary is only a root: run_summary computes it from these rows
+
+    def visit_Corr(self, r: n.Corr) -> str:
+        return self.visit(r.input)
+
+    def visit_Standardize(self, r: n.Standardize) -> str:
+        return self.visit(r.input)
+
     def removals(self, rel: n.Relation) -> list[tuple[str, str]]:
         """Return (input, output) queries of every filter and inner join under rel, inputs first (rule 5).
 
@@ -310,6 +319,8 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame], perturbation_
     """
     from .perturb import perturb_plain  # NB: perturb builds on this module's SQL
 
+    if isinstance(analysis.plan.root, n.Summary):
+        return run_summary(analysis, tables)
     got = run_sql(final_sql(analysis), tables)
     counts, values, nvalid, in_range = _per_cell(analysis, got)
     root = analysis.plan.root
@@ -331,6 +342,21 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame], perturbation_
     stats = Margins(analysis).apply(stats, plain_units(root.aggs, counts, nvalid, values, extras), np)  # NB: rule 7
     rev = perturb_plain(analysis, tables, Revealed(cells, stats), perturbation_key)  # NB: rule 6, last per cell
     return withhold_whole(whole_flags(analysis, tables), rev)
+
+
+def run_summary(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
+    """Run a checked plan whose root is a summary (compile/models): its input's rows, then the summary."""
+    from .models import summary_module
+
+    root = analysis.plan.root
+    assert isinstance(root, n.Summary)
+    module = summary_module(root)
+    rows = run_sql(PlainCompiler(analysis).visit(root.input), tables)
+    flags, outs = module.plain(analysis, rows)
+    code = int(disclosure.first_failure([*whole_flags(analysis, tables), *flags]))
+    if code != REVEALED:  # NB: as the MPC program: every output zeroed unless the whole summary is released
+        outs = [np.zeros_like(np.asarray(o)) for o in outs]
+    return module.revealed(analysis, [np.asarray(o) for o in outs], code)
 
 
 def range_sql(a: n.Agg, kind: str) -> str:

@@ -18,7 +18,10 @@ The rules (numbers as in the issue that introduced them, and in docs/disclosure.
 6. consistent perturbation of counts, or rounding (``counts``, ``ptable``, ``rounding_base``);
 7. margins: secondary suppression where perturbation does not cover (``secondary``);
 8. limits per request (``max_cells``, ``cells_per_source``);
-9. the query register (``register``).
+9. the query register (``register``);
+and for model summaries (compile/models): residual degrees of freedom (``model_min_df``) and
+parameters per row (``model_max_params``); every category of a binary outcome or a binary or
+categorical predictor needs k rows.
 
 The threshold k is not here: it is the plan's ``min_group_size`` (a dataset's or a
 collaboration's rules may raise it, never lower it), as before these rules.
@@ -75,6 +78,8 @@ class DisclosureRules:
     max_cells: int = 10_000  # rule 8: groups of the output
     cells_per_source: bool = True  # rule 8: groups <= smallest source's rows / k
     register: bool = True  # rule 9
+    model_min_df: int = 10  # models: residual degrees of freedom at least this (ACRO's default)
+    model_max_params: float = 0.33  # models: parameters at most this share of the rows (DataSHIELD nfilter.glm)
 
     def __post_init__(self) -> None:
         if self.counts not in COUNTS_MODES:
@@ -88,6 +93,9 @@ class DisclosureRules:
             raise PlanError(msg)
         if self.rounding_base < 1 or self.max_cells < 1:
             msg = "disclosure rules: rounding_base and max_cells must be at least 1"
+            raise PlanError(msg)
+        if self.model_min_df < 1 or not 0 < self.model_max_params <= 1:
+            msg = "disclosure rules: model_min_df >= 1 and 0 < model_max_params <= 1"
             raise PlanError(msg)
         if self.ptable.D < 0 or self.ptable.V < 0 or self.ptable.js < 0:
             msg = "disclosure rules: the perturbation table's D, V and js must not be negative"
@@ -192,6 +200,8 @@ def strictest(first: DisclosureRules, *more: DisclosureRules) -> DisclosureRules
             max_cells=min(out.max_cells, r.max_cells),
             cells_per_source=out.cells_per_source or r.cells_per_source,
             register=out.register or r.register,
+            model_min_df=max(out.model_min_df, r.model_min_df),
+            model_max_params=min(out.model_max_params, r.model_max_params),
         )
     return out
 

@@ -35,6 +35,10 @@ from .ranges import statically_in_range
 def output_kinds(a: Analysis) -> list[tuple[str, str]]:
     """Return the program's outputs as (name, kind), in order."""
     root = a.plan.root
+    if isinstance(root, n.Summary):
+        from .models import summary_module
+
+        return [("__withheld", "int"), *summary_module(root).output_kinds(a)]
     assert isinstance(root, n.Aggregate)
     out = [("__withheld", "int"), ("__cell_ok", "int")]  # NB: __withheld: the whole result (Revealed.withheld)
     for name, _ in root.aggs:
@@ -129,9 +133,23 @@ class SpuCompiler(Visitor[SFrame]):
             out = replace(out, rk=record_keys(out.cols[r.keys[0]], self.key))
         return out
 
+    def visit_Glm(self, r: n.Glm) -> SFrame:
+        return self.visit(r.input)  # NB: a summary is only a root: program() computes it from its input
+
+    def visit_Corr(self, r: n.Corr) -> SFrame:
+        return self.visit(r.input)
+
+    def visit_Standardize(self, r: n.Standardize) -> SFrame:
+        return self.visit(r.input)
+
     def program(self) -> list[Any]:
-        """Return the program's outputs (see output_kinds) for the plan's final aggregate."""
+        """Return the program's outputs (see output_kinds) for the plan's final aggregate or summary."""
         root = self.a.plan.root
+        if isinstance(root, n.Summary):
+            from .models import summary_module
+
+            flags, outs = summary_module(root).mpc(self.a, self.visit(root.input))
+            return withhold_whole([*self.whole, *flags], outs)
         assert isinstance(root, n.Aggregate)
         f = self.visit(root.input)
         schema = self.a.schema(root.input)

@@ -88,7 +88,7 @@ def key_part_blob(part: int) -> bytes:
     return (v - 2**64 if v >= 2**63 else v).to_bytes(8, "little", signed=True)
 
 
-def exchange_key_parts(link: Any, rank: int, part: int) -> list[Any]:
+def exchange_key_parts(link: Any, rank: int, part: int, precision: str = "standard") -> list[Any]:
     """Return this party's shares of the three parties' key parts, in rank order (rule 6).
 
     Each party secret-shares its own part (as a data owner shares a table) and sends each peer
@@ -101,7 +101,7 @@ def exchange_key_parts(link: Any, rank: int, part: int) -> list[Any]:
     import spu
     from spu import libspu
 
-    mine = spu.Io(link.world_size, runtime_config()).make_shares(np.array([part], dtype=np.int64),
+    mine = spu.Io(link.world_size, runtime_config(precision)).make_shares(np.array([part], dtype=np.int64),
                                                                   libspu.Visibility.VIS_SECRET)  # fmt: skip
     for peer in range(link.world_size):
         if peer != rank:
@@ -171,10 +171,10 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
     t1 = time.perf_counter()
     link = libspu.link.create_brpc(desc, rank)
     try:
-        rt = spu.Runtime(link, runtime_config())
+        rt = spu.Runtime(link, runtime_config(prog.precision))
         if nkey:
             assert key_part is not None
-            shares = [*shares, *exchange_key_parts(link, rank, key_part)]
+            shares = [*shares, *exchange_key_parts(link, rank, key_part, prog.precision)]
         for name, s in zip(exe.input_names, shares, strict=True):
             rt.set_var(name, s)
         del shares, blobs

@@ -41,7 +41,7 @@ from typing import Any
 
 from . import wire
 from .process import SORT_YARDSTICK, PartyHeader
-from .runtime import runtime_config
+from .runtime import precision_of, runtime_config
 
 log = logging.getLogger("werkplaats.party")
 CACHE_VERSION = 1
@@ -60,6 +60,7 @@ class Program:
     cached: bool
     compile_s: float  # time spent getting it for this job
     compiled_in_s: float  # time its compilation took when it was compiled
+    precision: str = "standard"  # the runtime's (mpc/runtime.precision_of): the ring its shares live in
 
 
 @cache
@@ -82,7 +83,8 @@ def software_fingerprint() -> dict[str, str]:
 
 def program_key(public: dict[str, Any]) -> str:
     """Return the cache key of a program built from `public` metadata, this configuration and software."""
-    doc = {"v": CACHE_VERSION, **public, "runtime": str(runtime_config()), "software": software_fingerprint()}
+    runtime = str(runtime_config(public.get("precision", "standard")))
+    doc = {"v": CACHE_VERSION, **public, "runtime": runtime, "software": software_fingerprint()}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -244,7 +246,7 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
         shapes = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
         return build_program(a, slots, rows), shapes + [jax.ShapeDtypeStruct((1,), "int64")] * nkey
 
-    return {**public, "inputs": len(slots), "key_inputs": nkey}, build
+    return {**public, "inputs": len(slots), "key_inputs": nkey, "precision": precision_of(a.plan)}, build
 
 
 def _describe(h: PartyHeader) -> tuple[dict[str, Any], Any]:
@@ -277,10 +279,10 @@ def load_program(h: PartyHeader, cache: ProgramCache) -> Program:
         spent = time.perf_counter() - t0
         log.info("job %s: program %s from the cache (compiled earlier in %.1f s; %.2f s now)",
                  h.job, key[:12], took, spent)  # fmt: skip
-        return Program(exe, public["inputs"], key, True, spent, took)
+        return Program(exe, public["inputs"], key, True, spent, took, public.get("precision", "standard"))
     fn, shapes = build()
     exe = _compile(fn, shapes)
     spent = time.perf_counter() - t0
     cache.put(key, exe, spent)
     log.info("job %s: compiled program %s in %.1f s", h.job, key[:12], spent)
-    return Program(exe, public["inputs"], key, False, spent, spent)
+    return Program(exe, public["inputs"], key, False, spent, spent, public.get("precision", "standard"))

@@ -28,15 +28,18 @@ from ..plan import nodes as n
 from ..result import Revealed
 from . import wire
 from .process import WORLD
-from .runtime import runtime_config
+from .runtime import precision_of, runtime_config
 
 
-def share_arrays(arrays: list[np.ndarray]) -> list[list[list[bytes]]]:
-    """Secret-share arrays in one sharing context: per party, the packed share of each array."""
+def share_arrays(arrays: list[np.ndarray], precision: str = "standard") -> list[list[list[bytes]]]:
+    """Secret-share arrays in one sharing context: per party, the packed share of each array.
+
+    precision: the plan's (`runtime.precision_of`): the ring the shares live in.
+    """
     import spu
     from spu import libspu
 
-    io = spu.Io(WORLD, runtime_config())  # NB: one owner, one sharing context
+    io = spu.Io(WORLD, runtime_config(precision))  # NB: one owner, one sharing context
     per_party: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
     for arr in arrays:
         parts = io.make_shares(np.ascontiguousarray(arr), libspu.Visibility.VIS_SECRET)
@@ -50,7 +53,7 @@ def share_dataset(a: Analysis, dataset: str, df: pd.DataFrame) -> list[list[list
     from .encode import encode
 
     slots = layout(a, {dataset: len(df)})
-    return share_arrays(encode(a, dataset, df, slots))
+    return share_arrays(encode(a, dataset, df, slots), precision_of(a.plan))
 
 
 def share_tables(a: Analysis, tables: dict[str, pd.DataFrame]) -> tuple[list[Slot], list[list[list[bytes]]]]:
@@ -63,11 +66,11 @@ def share_tables(a: Analysis, tables: dict[str, pd.DataFrame]) -> tuple[list[Slo
     return slots, per_party
 
 
-def reconstruct_arrays(outs: list[list[Any]]) -> list[np.ndarray]:
+def reconstruct_arrays(outs: list[list[Any]], precision: str = "standard") -> list[np.ndarray]:
     """Combine the parties' shares of each output (outs[rank][output]) into its values."""
     import spu
 
-    io = spu.Io(WORLD, runtime_config())
+    io = spu.Io(WORLD, runtime_config(precision))
     return [np.asarray(io.reconstruct([outs[r][i] for r in range(WORLD)])) for i in range(len(outs[0]))]
 
 
@@ -75,12 +78,16 @@ def reconstruct(a: Analysis, outs: list[list[Any]]) -> Revealed:
     """Combine the three parties' output shares into the revealed (disclosure-controlled) cells."""
     from ..compile.spu import output_kinds
 
-    values = reconstruct_arrays(outs)
+    values = reconstruct_arrays(outs, precision_of(a.plan))
     kinds = output_kinds(a)
     if len(values) != len(kinds):
         msg = f"MPC program returned {len(values)} outputs, expected {len(kinds)}"
         raise MPCError(msg)
     root = a.plan.root
+    if isinstance(root, n.Summary):
+        from ..compile.models import summary_module
+
+        return summary_module(root).revealed(a, values[1:], int(values[0]))
     assert isinstance(root, n.Aggregate)
     withheld = int(values[0])  # NB: the whole result (rule 5, rule 9); the program zeroed every cell unless REVEALED
     cell_ok = values[1].astype(bool)

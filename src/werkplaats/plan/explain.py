@@ -98,6 +98,10 @@ def explain(plan: n.Plan, rules: Any = None, catalog: Mapping[str, TableSchema] 
     out.append("Steps:")
     out.extend(f"  {i}. {line}" for i, line in enumerate(lines, 1))
     out.append("")
+    if isinstance(root, n.Summary):
+        out.append("Output (a summary only):")
+        out.append("  " + SUMMARY_OUTPUT[type(root).__name__])
+        return "\n".join(out)
     out.append("Output (aggregates only):")
     if isinstance(root, n.Aggregate):
         grp = ", ".join(root.keys) if root.keys else "the whole population (one row)"
@@ -275,3 +279,40 @@ class Steps(Visitor[list[str]]):
         stats = "; ".join(f"{name} = {agg_text(a)}" for name, a in r.aggs)
         by = f"per {', '.join(r.keys)}" if r.keys else "over all rows"
         return [*self.visit(r.input), f"Aggregate {by}: {stats}."]
+
+    def visit_Glm(self, r: n.Glm) -> list[str]:
+        return [*self.visit(r.input), model_text(r) + "."]
+
+    def visit_Corr(self, r: n.Corr) -> list[str]:
+        text = f"Compute the Pearson correlations of {', '.join(r.columns)}, over the rows where all are present."
+        return [*self.visit(r.input), text]
+
+    def visit_Standardize(self, r: n.Standardize) -> list[str]:
+        by = f"per {', '.join(r.keys)}" if r.keys else "over all rows"
+        bands = len(r.standard)
+        return [
+            *self.visit(r.input),
+            f"Compute the directly age-standardised rate of {r.events} per {r.per:,} "
+            f"{by}, over the age bands of {r.age} weighted by a standard population of {bands} bands.",
+        ]
+
+
+SUMMARY_OUTPUT = {
+    "Glm": "releases coefficients, standard errors and fit statistics only, and only when the model checks "
+           "pass (residual degrees of freedom, parameters per row, rows per category); no row and no "
+           "prediction leaves the secure computation.",
+    "Corr": "releases the correlation matrix and the number of rows used only, when at least k rows are used.",
+    "Standardize": "releases per cell the number of events, the standardised rate and its 95% interval, when the "
+                   "cell holds at least k events; no age band's count leaves the secure computation.",
+}  # fmt: skip
+
+FAMILY_TEXT = {"gaussian": "linear regression (least squares)", "binomial": "logistic regression",
+               "poisson": "Poisson regression (log link)"}  # fmt: skip
+
+
+def model_text(r: n.Glm) -> str:
+    """Return one sentence naming a model: its family, outcome and predictors."""
+    xs = ", ".join(r.x)
+    ref = "; reference categories " + ", ".join(f"{c} = {v}" for c, v in r.reference) if r.reference else ""
+    off = f", with offset {r.offset}" if r.offset else ""
+    return f"Fit a {FAMILY_TEXT.get(r.family, r.family)} of {r.y} on {len(r.x)} variables ({xs}){off}{ref}"

@@ -37,6 +37,7 @@ LOGICAL_OPS = ("and", "or")
 AGG_FUNCS = ("len", "count", "sum", "mean", "min", "max", "var", "std", "median", "quantile")
 DATE_PARTS = ("year", "iso_week", "month")
 JOIN_HOWS = ("inner", "left")
+GLM_FAMILIES = ("gaussian", "binomial", "poisson")  # identity, logit and log link (statsmodels' defaults)
 
 
 # --- expressions -------------------------------------------------------------
@@ -203,7 +204,50 @@ class Aggregate:
     aggs: tuple[tuple[str, Agg], ...]
 
 
-Relation: TypeAlias = Source | Select | WithColumns | Filter | Join | Aggregate
+@dataclass(frozen=True, slots=True)
+class Glm:
+    """A generalised linear model of ``y`` on ``x`` over the input rows; only its summary is released.
+
+    ``family`` is one of GLM_FAMILIES (identity, logit, log link). Rows where ``y``, an ``x`` or the
+    ``offset`` is missing are left out (statsmodels' ``missing="drop"``). A categorical (str)
+    predictor becomes one dummy column per code of its public code list but the reference: the
+    first code, or the one ``reference`` names for it. Only a plan's root may be a model.
+    """
+
+    input: Relation
+    y: str
+    x: tuple[str, ...]
+    family: str = "gaussian"
+    offset: str | None = None
+    reference: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Corr:
+    """Pearson correlations of numeric columns, over the rows where every one is present."""
+
+    input: Relation
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Standardize:
+    """Directly age-standardised rates of ``events`` per cell of ``keys``.
+
+    The input has one row per person at risk; ``events`` is a count (or boolean) per person and
+    ``age`` a categorical column (age bands) whose code list ``standard`` covers with the standard
+    population of each band. Rates are per ``per`` persons.
+    """
+
+    input: Relation
+    keys: tuple[str, ...]
+    events: str
+    age: str
+    standard: tuple[tuple[str, float], ...]
+    per: int = 100_000
+
+
+Relation: TypeAlias = Source | Select | WithColumns | Filter | Join | Aggregate | Glm | Corr | Standardize
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +260,10 @@ class Plan:
 
 EXPR_NODES: tuple[type, ...] = get_args(Expr)
 RELATION_NODES: tuple[type, ...] = get_args(Relation)
+# Relations that only a plan's root may be: each releases a summary, not cells of an aggregate
+Summary: TypeAlias = Glm | Corr | Standardize
+SUMMARY_NODES: tuple[type, ...] = get_args(Summary)
+OUTPUT_NODES: tuple[type, ...] = (Aggregate, *SUMMARY_NODES)
 
 
 def _nodes_in(value: object, kinds: tuple[type, ...]) -> Iterator[Any]:

@@ -219,6 +219,14 @@ FIELD_CODECS: dict[str, Codec] = {
         lambda es: [{"name": k, "expr": expr_to_json(e)} for k, e in es],
         lambda ds: tuple((d["name"], expr_from_json(d["expr"])) for d in ds),
     ),
+    "tuple[tuple[str, str], ...]": (
+        lambda ps: [{"column": k, "category": v} for k, v in ps],
+        lambda ds: tuple((d["column"], d["category"]) for d in ds),
+    ),
+    "tuple[tuple[str, float], ...]": (
+        lambda ps: [{"band": k, "population": v} for k, v in ps],
+        lambda ds: tuple((d["band"], _finite(d["population"], "a standard population")) for d in ds),
+    ),
     "tuple[tuple[str, Agg], ...]": (
         lambda aggs: [{"name": k, **agg_to_json(a)} for k, a in aggs],
         lambda ds: tuple((d["name"], agg_from_json(d)) for d in ds),
