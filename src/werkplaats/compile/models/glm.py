@@ -14,10 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...exceptions import OperationNotDefinedError, PlanError
+from ...exceptions import PlanError
 from ...plan import nodes as n
 from ...plan.types import DType, Schema
-from ...result import Revealed
+from ...result import (
+    NOT_CONVERGED,
+    RESIDUAL_DF,
+    REVEALED,
+    SINGULAR,
+    SMALL_CATEGORY,
+    TOO_MANY_PARAMETERS,
+    Revealed,
+    reason_text,
+)
 from ..analyze import RIGHT_SUFFIX, Analysis
 
 # --- constants shared by both executors --------------------------------------
@@ -217,13 +226,255 @@ def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
     return glm_mpc(a, f)
 
 
+def design(a: Analysis, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (X, y, offset, used) from the input rows: X the terms' columns (intercept first) of every row.
+
+    A row is used when y, every predictor and the offset are present (statsmodels' ``missing="drop"``);
+    a str value outside its column's code list counts as missing (its one-hot row is all zeros).
+    """
+    node = _glm(a)
+    base = a.schema(node.input)
+    ts = terms_of(node, base)
+    m = len(rows)
+    used = np.ones(m, dtype=bool)
+
+    def numeric(col: str) -> np.ndarray:
+        v = pd.to_numeric(pd.Series(rows[col], copy=False).astype(object).where(rows[col].notna(), np.nan))
+        out = np.asarray(v, dtype=float)
+        return np.where(np.isfinite(out), out, np.nan)
+
+    y = numeric(node.y) if m else np.zeros(0)
+    used &= ~np.isnan(y)
+    off = numeric(node.offset) if node.offset is not None and m else np.zeros(m)
+    used &= ~np.isnan(off)
+    X = np.zeros((m, len(ts)))
+    X[:, 0] = 1.0
+    strs: dict[str, np.ndarray] = {}
+    for x in node.x:
+        if base[x].kind == "str":
+            vals = rows[x].astype(object).where(rows[x].notna(), None).to_numpy() if m else np.zeros(0, object)
+            codes = {str(c) for c in base[x].domain or ()}
+            strs[x] = np.array([v if v is not None and str(v) in codes else None for v in vals], dtype=object)
+            used &= np.array([v is not None for v in strs[x]], dtype=bool)
+    for j, t in enumerate(ts[1:], 1):
+        assert t.column is not None
+        if t.kind == "dummy":
+            X[:, j] = np.array([v is not None and str(v) == t.code for v in strs[t.column]], dtype=float)
+        else:
+            col = numeric(t.column) if m else np.zeros(0)
+            used &= ~np.isnan(col)
+            X[:, j] = np.nan_to_num(col)
+    return X[used], np.nan_to_num(y[used]), np.nan_to_num(off[used]), used
+
+
+def _inverse_link(family: str, eta: np.ndarray) -> np.ndarray:
+    if family == "gaussian":
+        return eta
+    if family == "binomial":
+        return 0.5 * (1.0 + np.tanh(0.5 * eta))  # NB: the logistic function, without overflow
+    return np.exp(np.minimum(eta, 700.0))
+
+
+def _softplus(eta: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, eta)
+
+
+def _deviance(family: str, y: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> float:
+    if family == "gaussian":
+        return float(np.sum((y - mu) ** 2))
+    if family == "binomial":
+        return float(2.0 * np.sum(_softplus(eta) - y * eta))
+    ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+    return float(2.0 * np.sum(ylogy - y * eta - (y - mu)))
+
+
+def _llf(family: str, y: np.ndarray, eta: np.ndarray, mu: np.ndarray, dev: float) -> float:
+    from scipy.special import gammaln
+
+    nobs = len(y)
+    if family == "gaussian":
+        return float(-nobs / 2 * (np.log(2 * np.pi * dev / nobs) + 1)) if nobs and dev > 0 else 0.0
+    if family == "binomial":
+        return float(np.sum(y * eta - _softplus(eta)))
+    return float(np.sum(y * eta - mu - gammaln(y + 1.0)))
+
+
+def _null_eta(family: str, y: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Return the intercept-only model's linear predictor (with an offset: its maximum likelihood, closed form)."""
+    ybar = float(y.mean()) if len(y) else 0.0
+    if family == "gaussian":
+        return np.full(len(y), ybar)
+    if family == "binomial":
+        q = min(max(ybar, 1e-300), 1 - 1e-16)
+        return np.full(len(y), np.log(q / (1 - q)))
+    total = float(np.exp(off).sum())
+    return off + np.log(max(float(y.sum()), 1e-300) / total) if len(y) else off
+
+
+def cholesky(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """Return (L, the smallest pivot) of A = LL' without pivoting, as the MPC does it.
+
+    A pivot is A_jj - sum_k L_jk^2 before its square root; one below SINGULAR_PIVOT means
+    A is (nearly) singular, and it is clamped there so that the arithmetic stays finite.
+    """
+    p = len(A)
+    L = np.zeros_like(A)
+    smallest = np.inf
+    for j in range(p):
+        d = A[j, j] - L[j, :j] @ L[j, :j]
+        smallest = min(smallest, d) if np.isfinite(d) else -np.inf
+        L[j, j] = np.sqrt(max(d, SINGULAR_PIVOT)) if np.isfinite(d) else 1.0
+        L[j + 1 :, j] = (A[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) / L[j, j]
+    return L, float(smallest)
+
+
+def _solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.linalg import solve_triangular
+
+    return np.asarray(solve_triangular(L.T, solve_triangular(L, b, lower=True), lower=False))
+
+
+def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dict[str, Any]:
+    """Fit the model on the used rows by the shared algorithm (docs/plans.md "Models"); return every quantity."""
+    family = _glm(a).family
+    nobs, p = X.shape
+    nn = max(nobs, 1)
+    m = X[:, 1:].mean(axis=0) if nobs else np.zeros(p - 1)
+    s = np.sqrt(((X[:, 1:] - m) ** 2).mean(axis=0)) if nobs else np.zeros(p - 1)
+    constant = bool(np.any(s < CONSTANT_SD))
+    s_safe = np.where(s < CONSTANT_SD, 1.0, s)
+    Z = np.hstack([np.ones((nobs, 1)), (X[:, 1:] - m) / s_safe])
+    b = np.zeros(p)
+    eta = off.copy()
+    mu = _inverse_link(family, eta)
+    dev_prev = _deviance(family, y, eta, mu)
+    smallest = np.inf
+    iterations, converged = ITERS[family], False
+    Ainv = np.zeros((p, p))
+    for t in range(1, ITERS[family] + 1):
+        w = np.ones(nobs) if family == "gaussian" else (mu * (1 - mu) if family == "binomial" else mu)
+        A = (Z * w[:, None]).T @ Z / nn
+        g = Z.T @ (y - mu) / nn
+        L, piv = cholesky(A)
+        smallest = min(smallest, piv)
+        Ainv = _solve(L, np.eye(p))
+        b = b + Ainv @ g
+        eta = Z @ b + off
+        mu = _inverse_link(family, eta)
+        dev = _deviance(family, y, eta, mu)
+        converged = bool(abs(dev - dev_prev) / (abs(dev) + 0.1) < TOL)
+        if converged and iterations == ITERS[family]:
+            iterations = t
+        dev_prev = dev
+    if not converged:
+        iterations = ITERS[family]
+    scale = float(np.sum((y - mu) ** 2) / max(nobs - p, 1)) if family == "gaussian" else 1.0
+    M = np.eye(p)
+    M[1:, 1:] = np.diag(1 / s_safe)
+    M[0, 1:] = -m / s_safe
+    beta = M @ b
+    cov = M @ Ainv @ M.T * scale / nn
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    null_eta = _null_eta(family, y, off)
+    null_dev = _deviance(family, y, null_eta, _inverse_link(family, null_eta))
+    llf = _llf(family, y, eta, mu, dev_prev)
+    finite = bool(np.all(np.isfinite(b)) and np.all(np.isfinite(se)) and np.isfinite(dev_prev) and np.isfinite(llf))
+    return {
+        "n": nobs, "p": p, "b": b, "beta": beta, "se": se, "deviance": dev_prev, "null_deviance": null_dev,
+        "llf": llf, "scale": scale, "iterations": iterations, "converged": converged and finite,
+        "singular": constant or not smallest >= SINGULAR_PIVOT,
+        "separated": not bool(np.all(np.abs(b) <= MAX_STD_COEF)),
+    }  # fmt: skip
+
+
+def small_categories(a: Analysis, X: np.ndarray, y: np.ndarray) -> bool:
+    """Return whether the SMALL_CATEGORY check passes: every category of the outcome and predictors has >= k rows."""
+    node, k = _glm(a), a.plan.min_group_size
+    nobs = len(y)
+    ok = True
+    if node.family == "binomial":
+        ones = int(np.sum(y > 0.5))
+        ok &= ones >= k and nobs - ones >= k
+    ts = terms(a)
+    for x in node.x:
+        cols = [j for j, t in enumerate(ts) if t.column == x]
+        if ts[cols[0]].kind == "bool":
+            ones = int(np.sum(X[:, cols[0]] > 0.5))
+            ok &= ones >= k and nobs - ones >= k
+        elif ts[cols[0]].kind == "dummy":
+            per_code = X[:, cols].sum(axis=0)
+            ok &= bool(np.all(per_code >= k)) and nobs - float(per_code.sum()) >= k  # NB: the reference's rows
+    return bool(ok)
+
+
 def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[np.ndarray]]:
-    raise OperationNotDefinedError("not implemented yet")
+    """The plain executor's model: the checks (in the shared order) and the outputs, from the input's rows."""
+    X, y, off, _ = design(a, rows)
+    rules = a.rules
+    nobs, p = X.shape
+    with np.errstate(all="ignore"):
+        fit = fit_plain(a, X, y, off)
+    flags: list[tuple[int, Any]] = [
+        (TOO_MANY_PARAMETERS, p <= rules.model_max_params * nobs),
+        (RESIDUAL_DF, nobs - p >= rules.model_min_df),
+        (SMALL_CATEGORY, small_categories(a, X, y)),
+        (SINGULAR, not fit["singular"]),
+        (NOT_CONVERGED, fit["converged"] and not fit["separated"]),
+    ]
+    stats = [nobs, fit["deviance"], fit["null_deviance"], fit["llf"], fit["scale"], fit["iterations"],
+             float(fit["converged"])]  # fmt: skip
+    outs = [np.ones(p, dtype=np.int64), fit["beta"], fit["se"], np.array(stats, dtype=float)]
+    return [(c, int(bool(ok))) for c, ok in flags], [np.nan_to_num(np.asarray(o)) for o in outs]
 
 
 def revealed(a: Analysis, values: list[np.ndarray], withheld: int) -> Revealed:
-    raise OperationNotDefinedError("not implemented yet")
+    """Return the Revealed of the reconstructed outputs (term_ok, estimate, std_error, fit)."""
+    term_ok, est, se, fit = (np.asarray(v) for v in values)
+    ok = np.rint(term_ok).astype(np.int64)
+    summary = {name: float(v) for name, v in zip(FIT_STATS, np.asarray(fit, dtype=float), strict=True)}
+    return Revealed(ok, {"estimate": (ok, np.asarray(est, float)), "std_error": (ok, np.asarray(se, float))},
+                    int(withheld), summary)  # fmt: skip
+
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
 def frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
-    raise OperationNotDefinedError("not implemented yet")
+    """Return the result: one row per term, and the fit statistics in ``.attrs`` (docs/plans.md)."""
+    from scipy.stats import norm
+
+    node, k = _glm(a), a.plan.min_group_size
+    ts = terms(a)
+    p = len(ts)
+    released = int(rev.withheld) == REVEALED and bool(np.all(rev.cell_ok == REVEALED))
+    est = rev.stats["estimate"][1].astype(float)
+    se = rev.stats["std_error"][1].astype(float)
+    with np.errstate(all="ignore"):
+        z = np.where(se > 0, est / np.where(se > 0, se, 1.0), np.nan)
+        pv = 2 * norm.sf(np.abs(z))
+    cols = {"estimate": est, "std_error": se, "statistic": z, "p_value": pv,
+            "ci_low": est - Z95 * se, "ci_high": est + Z95 * se}  # fmt: skip
+    data: dict[str, Any] = {"term": pd.array([t.name for t in ts], dtype="string")}
+    for name, v in cols.items():
+        arr = pd.array(np.asarray(v, dtype=float), dtype="Float64")
+        if not released:
+            arr[:] = pd.NA
+        data[name] = arr
+    reason = None if released else "the whole result: " + reason_text(rev.withheld, k)
+    data["suppressed"] = np.full(p, not released)
+    data["reason"] = pd.Series([reason] * p, dtype=object)
+    df = pd.DataFrame(data)
+    fs = rev.summary
+    nobs = round(float(fs.get("n", 0.0)))
+    attrs: dict[str, Any] = {
+        "n": nobs, "df_resid": nobs - p, "deviance": fs.get("deviance"), "null_deviance": fs.get("null_deviance"),
+        "llf": fs.get("llf"), "aic": -2 * fs["llf"] + 2 * p if "llf" in fs else None, "scale": fs.get("scale"),
+        "iterations": round(float(fs.get("iterations", 0.0))), "converged": bool(fs.get("converged", 0.0) > 0.5),
+        "family": node.family,
+    }  # fmt: skip
+    if not released:
+        attrs = {key: (None if key != "family" else v) for key, v in attrs.items()}
+        attrs["withheld"] = reason_text(rev.withheld, k)
+    df.attrs.update(attrs)
+    df.attrs["min_group_size"] = k
+    return df
