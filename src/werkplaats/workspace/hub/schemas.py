@@ -302,13 +302,22 @@ class JobPublic(BaseModel):
 
 
 class ResultPublic(BaseModel):
-    """A released result: disclosure-controlled cells, suppressed ones marked."""
+    """A released result: disclosure-controlled cells, suppressed ones marked; or a model's or measure's summary.
+
+    attrs: the result frame's attributes, released with it: for a model (compile/models) its fit
+    statistics (n, df_resid, deviance, null_deviance, aic, iterations, converged, family) and, when
+    the whole summary is withheld, the reason; a number that was withheld is null.
+    float_columns: the columns of floating-point numbers (a withheld one is null), which the
+    client reads back as floats (NaN) even when every row is withheld.
+    """
 
     request: int
     job: int
     columns: list[str]
     rows: list[dict[str, Any]]
     min_group_size: int
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    float_columns: list[str] = Field(default_factory=list)
 
 
 class AuditEntryPublic(BaseModel):
