@@ -328,10 +328,15 @@ def cholesky(A: np.ndarray) -> tuple[np.ndarray, float]:
     return L, float(smallest)
 
 
-def _solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
-
-    return np.asarray(solve_triangular(L.T, solve_triangular(L, b, lower=True), lower=False))
+def inverse(L: np.ndarray) -> np.ndarray:
+    """Return A^-1 = L^-T L^-1 from A's Cholesky factor (forward substitution; p <= 30)."""
+    p = len(L)
+    Linv = np.zeros_like(L)
+    for i in range(p):
+        e = np.zeros(p)
+        e[i] = 1.0
+        Linv[i] = (e - L[i, :i] @ Linv[:i]) / L[i, i]
+    return Linv.T @ Linv
 
 
 def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dict[str, Any]:
@@ -357,7 +362,7 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
         g = Z.T @ (y - mu) / nn
         L, piv = cholesky(A)
         smallest = min(smallest, piv)
-        Ainv = _solve(L, np.eye(p))
+        Ainv = inverse(L)
         b = b + Ainv @ g
         eta = Z @ b + off
         mu = _inverse_link(family, eta)
