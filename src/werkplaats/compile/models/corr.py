@@ -1,4 +1,36 @@
-"""TODO(contract): the corr summary; see compile/models/__init__.py for the functions every summary has."""
+"""The correlation summary (plan node Corr): Pearson correlations of numeric columns, computed in the MPC.
+
+What is released: the p × p matrix (its p(p-1)/2 off-diagonal values) and n, the number of rows
+where every column is present, rounded to the rules' ``rounding_base`` unless counts are exact
+(no record keys reach a summary, so rule 6 rounds: an exact n would let two requests difference
+counts). Nothing else: no mean, no variance, no row.
+
+The computation, the same on both executors (NumPy for plain, SPU fixed point for MPC):
+
+1. w = the row mask times every column's validity; n = Σ w.
+2. The means m_j = Σ w x_j / n. In the MPC the division is done on a normalised divisor: n's
+   power-of-two bucket e is found by comparisons with public 2^e, n · 2^-(e+1) lies in [0.5, 1),
+   where SPU's reciprocal is accurate to ~1e-11 (it is not for large divisors).
+3. Centred values d_j = w (x_j - m_j), then each column scaled by a secret power of two s_j, chosen
+   (by comparisons of Σ d_j², measured at two scales so that neither can wrap) so that
+   Σ (s_j d_j)² lies in [2^40, 2^42): no product can leave the fixed-point range, and small
+   columns keep their precision. A correlation does not change when a column is scaled.
+4. C_ij = Σ d'_i d'_j - (Σ d'_i)(Σ d'_j) / n (the corrected two-pass algorithm: the second term
+   removes what an inexact mean leaves), products summed exactly in the ring.
+5. r_ij = C_ij / sqrt(C_ii C_jj), with 1 / sqrt(C_jj 2^-40) by SPU's rsqrt and two Newton steps
+   (SPU's rsqrt alone is off by ~7e-5).
+
+The checks, inside the MPC, withhold the whole matrix (first failure wins):
+
+- FEW_VALUES: n < k;
+- OUT_OF_RANGE: a value used has |x| > 2^31 (the fixed-point arithmetic above needs |x - m| < 2^32);
+- SMALL_CATEGORY: a column takes exactly two values over the rows used and one of them is held by
+  fewer than k rows (a bool column, or a 0/1 column made from one: correlations of binary columns
+  are functions of a 2 × 2 table's cells);
+- SINGULAR: a column is constant over the rows used (its minimum equals its maximum), or nearly so
+  (Σ (x - m)² < n · 2^-24, a variance below 6e-8, where fixed point cannot resolve it): its
+  correlations are not defined, and a NaN is never released.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +39,245 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...exceptions import OperationNotDefinedError
-from ...plan.types import Schema
-from ...result import Revealed
+from ...exceptions import PlanError
+from ...plan import nodes as n
+from ...plan.types import DType, Schema
+from ...result import FEW_VALUES, OUT_OF_RANGE, REVEALED, SINGULAR, SMALL_CATEGORY, Revealed, reason_text
 from ..analyze import Analysis
 
-_TODO = "not implemented yet"
+KINDS = ("int", "float", "bool")
+MAX_COLUMNS = 30  # NB: p(p+1)/2 products per row inside the MPC
+VALUE_LIMIT = 2.0**31  # |x| of every value used (OUT_OF_RANGE beyond)
+NEAR_CONSTANT = 2.0**-24  # a column whose variance (Σ (x - m)² / n) is below this counts as constant
+COUNT_BITS = 23  # NB: frames hold < 2^22 rows (kernels/core.ROW_BITS)
+TARGET = 40  # Σ d'² of each scaled column lies in [2^TARGET, 2^(TARGET + 2))
+COARSE = 24  # the coarse copy d · 2^-24, whose squares cannot wrap for |d| < 2^32
+BIG_AT = 44  # Σ d² ≥ 2^44 (seen on the coarse copy): the direct Σ d² may have wrapped; use the coarse one
+SCALE_LO, SCALE_HI = -32, 23  # the exponents e of the scale 2^-e
+
+
+def _node(a: Analysis) -> n.Corr:
+    root = a.plan.root
+    assert isinstance(root, n.Corr)
+    return root
+
+
+def _pairs(p: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(p) for j in range(i + 1, p)]
 
 
 def schema(a: Analysis, node: Any, base: Schema) -> Schema:
-    raise OperationNotDefinedError(_TODO)
+    """Check a Corr node against its input's schema; the output is the matrix (one float column per column)."""
+    cols = node.columns
+    if len(cols) < 2:
+        msg = "corr(): needs two or more columns"
+        raise PlanError(msg)
+    if len(set(cols)) != len(cols):
+        msg = "corr(): a column is named twice"
+        raise PlanError(msg)
+    if len(cols) > MAX_COLUMNS:
+        msg = f"corr(): at most {MAX_COLUMNS} columns, got {len(cols)}"
+        raise PlanError(msg)
+    for c in cols:
+        if c not in base:
+            msg = f"corr(): no column {c!r} (columns: {', '.join(sorted(base))})"
+            raise PlanError(msg)
+        if base[c].kind not in KINDS:
+            msg = f"corr(): column {c!r} is {base[c].kind}; correlations take int, float or bool columns"
+            raise PlanError(msg)
+    return {"column": DType("str", tuple(cols)), **{c: DType("float") for c in cols}}
 
 
 def output_kinds(a: Analysis) -> list[tuple[str, str]]:
-    raise OperationNotDefinedError(_TODO)
+    """The program's outputs: the released flag, n, and r per pair of columns (i < j)."""
+    return [("released", "int"), ("n", "int"), ("r", "float")]
 
 
-def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
-    raise OperationNotDefinedError(_TODO)
+def _round_base(a: Analysis) -> int:
+    return 1 if a.rules.counts == "exact" else int(a.rules.rounding_base)
+
+
+# --- plain (NumPy, float64) ---------------------------------------------------------------
+
+
+def _floats(s: pd.Series) -> np.ndarray:
+    return np.array([np.nan if v is None or v is pd.NA or v != v else float(v) for v in s.tolist()], dtype=float)
 
 
 def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[np.ndarray]]:
-    raise OperationNotDefinedError(_TODO)
+    """The correlations on the plain executor, with the same checks as the MPC (see the module docstring)."""
+    cols = _node(a).columns
+    k = a.plan.min_group_size
+    x = np.column_stack([_floats(rows[c]) for c in cols]) if len(rows) else np.zeros((0, len(cols)))
+    x = x[~np.isnan(x).any(axis=1)]
+    cnt = len(x)
+    in_range = bool(cnt == 0 or np.abs(x).max() <= VALUE_LIMIT)
+    small = False
+    singular = False
+    if cnt:
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        at_lo, at_hi = (x == lo).sum(axis=0), (x == hi).sum(axis=0)
+        two = (at_lo + at_hi == cnt) & (lo != hi)
+        small = bool((two & ((at_lo < k) | (at_hi < k))).any())
+        d = x - x.mean(axis=0)
+        ss = (d * d).sum(axis=0)
+        singular = bool(((lo == hi) | (ss < cnt * NEAR_CONSTANT)).any())
+    flags: list[tuple[int, Any]] = [(FEW_VALUES, cnt >= k), (OUT_OF_RANGE, in_range),
+                                    (SMALL_CATEGORY, not small), (SINGULAR, not singular)]  # fmt: skip
+    r = np.zeros(len(_pairs(len(cols))))
+    if cnt and in_range and not singular:
+        d = x - x.mean(axis=0)
+        c = d.T @ d
+        s = 1 / np.sqrt(np.diag(c))
+        r = np.array([c[i, j] * s[i] * s[j] for i, j in _pairs(len(cols))])
+    base = _round_base(a)
+    shown = cnt if base <= 1 else (cnt + base // 2) // base * base
+    return flags, [np.array([1]), np.array([shown], dtype=np.int64), r]
+
+
+# --- MPC (JAX traced by SPU, FM128 with 40 fraction bits) ------------------------------------
+
+
+def _pow2_bucket_scale(thresholds: list[tuple[Any, float]], below: float) -> Any:
+    """Return the scale of the highest passing threshold: thresholds = [(passes, scale)] from low to high.
+
+    ``passes`` are monotone (a higher one passes only if every lower one does); below: the scale when none passes.
+    """
+    out = (1 - thresholds[0][0]) * below
+    for idx, (ge, scale) in enumerate(thresholds):
+        nxt = thresholds[idx + 1][0] if idx + 1 < len(thresholds) else 0
+        out = out + (ge - nxt) * scale
+    return out
+
+
+def _at_least(t: int, big_ss: Any, ss: Any, big: Any) -> Any:
+    """Return whether Σ d² ≥ 2^t (0/1), from the coarse sum above 2^BIG_AT, else from the direct one."""
+    import jax.numpy as jnp
+
+    from ..kernels.core import b2i
+
+    if t >= BIG_AT + 2:
+        return b2i(big_ss >= 2.0 ** (t - 2 * COARSE))
+    return jnp.maximum(big, b2i(ss >= 2.0**t))
+
+
+def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
+    """The correlations inside the MPC program, from the input's secret frame (see the module docstring)."""
+    import jax.numpy as jnp
+
+    from ..kernels.cellkey import round_secret
+    from ..kernels.core import F64, I64, b2i, tree_reduce
+
+    cols = _node(a).columns
+    p = len(cols)
+    k = a.plan.min_group_size
+    w = f.mask.astype(I64)
+    for c in cols:
+        w = w * f.cols[c].ok.astype(I64)
+    cnt = w.sum()
+    wf = w.astype(F64)
+    x = jnp.stack([f.cols[c].v.astype(F64) for c in cols], axis=1)  # n × p
+    nf = cnt.astype(F64)
+
+    # 1/n: n's power-of-two bucket, so that the reciprocal works on [0.5, 1)
+    ge = [b2i(cnt >= 2**e) for e in range(COUNT_BITS)]
+    half = _pow2_bucket_scale([(g, 2.0 ** -(e + 1)) for e, g in enumerate(ge)], 1.0)
+    inv_n = half * (1.0 / (nf * half + (1 - ge[0]).astype(F64)))  # NB: n = 0 → 1/1 (withheld anyway)
+
+    # range and two-valued columns: min and max over the rows used
+    fill = 2.0**33
+    lo = tree_reduce(x + (1 - wf)[:, None] * fill, "min")
+    hi = tree_reduce(x - (1 - wf)[:, None] * fill, "max")
+    in_range = b2i(hi <= VALUE_LIMIT) * b2i(lo >= -VALUE_LIMIT)
+    at_lo = (w[:, None] * b2i(x == lo[None, :])).sum(axis=0)
+    at_hi = (w[:, None] * b2i(x == hi[None, :])).sum(axis=0)
+    same = b2i(lo == hi)
+    two = b2i(at_lo + at_hi == cnt) * (1 - same)
+    small = two * (1 - b2i(at_lo >= k) * b2i(at_hi >= k))
+
+    # centre (means with the normalised reciprocal)
+    m = (wf[:, None] * x).sum(axis=0) * inv_n  # NB: not a matmul: its sum of products would wrap before truncation
+    d = wf[:, None] * (x - m[None, :])
+    coarse = d * 2.0**-COARSE
+    big_ss = (coarse * coarse).sum(axis=0)  # Σ d² · 2^-48, cannot wrap
+    ss = (d * d).sum(axis=0)  # Σ d²: valid unless big (then unused)
+    big = b2i(big_ss >= 2.0 ** (BIG_AT - 2 * COARSE))
+    near = (1 - big) * b2i(ss < nf * NEAR_CONSTANT)
+    singular = jnp.maximum(same, near)
+
+    # scale each column: Σ (d 2^-e)² in [2^TARGET, 2^(TARGET+2))
+    steps = []
+    for e in range(SCALE_LO, SCALE_HI + 1):
+        t = TARGET + 2 * e  # passes: Σ d² ≥ 2^t, on the coarse sum where the direct one may have wrapped
+        steps.append((_at_least(t, big_ss, ss, big), 2.0**-e))
+    scale = _pow2_bucket_scale(steps, 2.0**-SCALE_LO)
+    ds = d * scale[None, :]
+
+    tot = ds.sum(axis=0)
+    corr_tot = tot * inv_n
+    diag = jnp.stack([(ds[:, i] * ds[:, i]).sum() - tot[i] * corr_tot[i] for i in range(p)])
+    v = diag * 2.0**-TARGET  # in [1, 4) when not singular
+    v = v + singular.astype(F64)  # NB: a singular column's v is ≥ 1 too: no rsqrt of 0
+    y = jnp.sqrt(1.0 / v)
+    for _ in range(2):
+        y = y * (1.5 - 0.5 * v * y * y)
+    rs = []
+    for i, j in _pairs(p):
+        cij = (ds[:, i] * ds[:, j]).sum() - tot[i] * corr_tot[j]
+        rs.append(cij * 2.0**-TARGET * y[i] * y[j])
+    r = jnp.stack(rs)
+
+    flags: list[tuple[int, Any]] = [(FEW_VALUES, b2i(cnt >= k)), (OUT_OF_RANGE, in_range.prod()),
+                                    (SMALL_CATEGORY, 1 - small.max()), (SINGULAR, 1 - singular.max())]  # fmt: skip
+    shown = round_secret(cnt, _round_base(a), f.n)
+    one = jnp.ones((1,), dtype=I64)
+    return flags, [one, shown.reshape(1), r]
+
+
+# --- both executors --------------------------------------------------------------------------
 
 
 def revealed(a: Analysis, values: list[np.ndarray], withheld: int) -> Revealed:
-    raise OperationNotDefinedError(_TODO)
+    """The outputs after reconstruction: n and the pairs' r in the summary, nothing when withheld."""
+    p = len(_node(a).columns)
+    ok = withheld == REVEALED
+    r = np.clip(np.asarray(values[2], dtype=float).reshape(-1), -1.0, 1.0) if ok else np.zeros(p * (p - 1) // 2)
+    cnt = int(np.asarray(values[1]).reshape(-1)[0]) if ok else 0
+    return Revealed(np.zeros(0, dtype=bool), {}, int(withheld), {"n": cnt, "r": r})
+
+
+WITHHELD_TEXT = {
+    SMALL_CATEGORY: "a column takes two values over the rows used and one of them is held by fewer than {k} rows",
+    SINGULAR: "a column is constant (or nearly: variance below 6e-8) over the rows used: its correlations are "
+              "not defined",
+    OUT_OF_RANGE: "a value used lies beyond ±2^31, outside the range the correlation is computed in exactly",
+    FEW_VALUES: "fewer than {k} rows have every column present",
+}  # fmt: skip
 
 
 def frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
-    raise OperationNotDefinedError(_TODO)
+    """The matrix: one row per column (index ``column``), one float column per column; attrs n, withheld, reason.
+
+    A withheld matrix has every value missing; ``attrs["reason"]`` says why.
+    """
+    cols = list(_node(a).columns)
+    k = a.plan.min_group_size
+    p = len(cols)
+    ok = int(rev.withheld) == REVEALED
+    mat = np.full((p, p), np.nan)
+    if ok:
+        np.fill_diagonal(mat, 1.0)
+        for (i, j), v in zip(_pairs(p), rev.summary["r"], strict=True):
+            mat[i, j] = mat[j, i] = float(v)
+    df = pd.DataFrame({c: pd.array(mat[:, j], dtype="Float64") for j, c in enumerate(cols)},
+                      index=pd.Index(cols, name="column"))  # fmt: skip
+    if not ok:
+        df[:] = pd.NA
+    code = int(rev.withheld)
+    df.attrs.update(
+        n=int(rev.summary["n"]) if ok else None,
+        withheld=not ok,
+        reason=None if ok else WITHHELD_TEXT.get(code, reason_text(code, k)).format(k=k),
+        min_group_size=k,
+    )
+    return df
