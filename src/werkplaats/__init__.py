@@ -29,6 +29,7 @@ from .frame import from_plan as from_plan
 from .frame import glm as glm
 from .frame import scan as scan
 from .local import run_local as run_local
+from .plan.standards import standard_population as standard_population
 
 __version__ = "0.1.0"
 
@@ -62,5 +63,6 @@ __all__ = [
     "lit",
     "run_local",
     "scan",
+    "standard_population",
     "when",
 ]

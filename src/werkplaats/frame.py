@@ -131,8 +131,52 @@ class LazyFrame:
                     per: int = 100_000) -> LazyFrame:  # fmt: skip
         """Directly age-standardised rates of ``events`` per cell of ``by``, one input row per person at risk.
 
-        ``age`` is a categorical column of age bands; ``standard`` gives every band's standard
-        population (a mapping band → persons, e.g. ``wp.standard_population("esp2013")``).
+        Per cell: rate = per · Σ_a w_a · d_a / n_a over the age bands a (w_a: the band's share of
+        the standard population, d_a its events, n_a its persons; a band without persons in the
+        cell adds 0), with a 95% interval by the normal approximation (variance
+        per² · Σ_a w_a² · d_a / n_a²; the lower end at least 0). Everything per band is computed
+        inside the secure computation, so small age bands count fully and never leave it.
+
+        Parameters
+        ----------
+        events
+            An int (events per person, e.g. admissions) or bool column. Rows where it or the age
+            band is missing are left out.
+        age
+            A categorical column of age bands, e.g. ``col("geboortedatum").age_at(date).cut(breaks,
+            labels=...)``; its code list must be exactly the standard's bands.
+        standard
+            Every band's standard population: a mapping band → persons (or (band, persons) pairs),
+            e.g. ``wp.standard_population("esp2013")`` (5-year bands 0-4 … 85-89, 90+), a CSV file's
+            (``wp.standard_population("nl.csv")``), regrouped to your bands with
+            ``werkplaats.plan.standards.regroup(std, breaks=..., labels=...)``.
+        by
+            Keys with public domains (code lists, booleans, cuts, date parts), as for ``group_by``.
+        per
+            Rates per this many persons (default 100,000).
+
+        Returns
+        -------
+        LazyFrame
+            A plan whose result has one row per cell of the keys' domains (a 'missing' cell per
+            key last): the keys, ``rate``, ``ci_low``, ``ci_high``, ``suppressed`` and ``reason``.
+            A cell is released with at least k events and k persons; no counts are released.
+
+        Examples
+        --------
+        >>> import pandas as pd, werkplaats as wp
+        >>> from werkplaats.plan.standards import regroup
+        >>> std = regroup(wp.standard_population("esp2013"), breaks=[64, 79], labels=["0-64", "65-79", "80+"])
+        >>> df = pd.DataFrame({"bsn": range(400), "gemeente": ["A", "B"] * 200,
+        ...                    "leeftijd": [50, 70, 85, 90] * 100, "opnamen": [0, 0, 1, 2] * 100})
+        >>> q = (wp.scan("t").with_columns(band=wp.col("leeftijd").cut([64, 79], labels=["0-64", "65-79", "80+"]))
+        ...      .standardize(events="opnamen", age="band", standard=std, by="gemeente"))
+        >>> out = wp.run_local(q, {"t": df})
+        >>> print(out[["gemeente", "rate", "suppressed"]].round(1).to_string(index=False))
+        gemeente     rate  suppressed
+               A   5000.0       False
+               B  10000.0       False
+            <NA>     <NA>        True
         """
         keys = (by,) if isinstance(by, str) else tuple(by)
         items = standard.items() if hasattr(standard, "items") else standard

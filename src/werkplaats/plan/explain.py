@@ -302,8 +302,9 @@ SUMMARY_OUTPUT = {
            "pass (residual degrees of freedom, parameters per row, rows per category); no row and no "
            "prediction leaves the secure computation.",
     "Corr": "releases the correlation matrix and the number of rows used only, when at least k rows are used.",
-    "Standardize": "releases per cell the number of events, the standardised rate and its 95% interval, when the "
-                   "cell holds at least k events; no age band's count leaves the secure computation.",
+    "Standardize": "releases per cell the standardised rate and its 95% interval only, when the cell holds at "
+                   "least k events and k persons; no count (of events or persons, per cell or per age band) "
+                   "leaves the secure computation.",
 }  # fmt: skip
 
 FAMILY_TEXT = {"gaussian": "linear regression (least squares)", "binomial": "logistic regression",
