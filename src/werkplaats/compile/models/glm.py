@@ -18,6 +18,7 @@ from ...exceptions import PlanError
 from ...plan import nodes as n
 from ...plan.types import DType, Schema
 from ...result import (
+    LEVERAGE,
     NOT_CONVERGED,
     RESIDUAL_DF,
     REVEALED,
@@ -356,6 +357,7 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
     smallest = np.inf
     iterations, converged = ITERS[family], False
     Ainv = np.zeros((p, p))
+    w_last = np.zeros(nobs)
     for t in range(1, ITERS[family] + 1):
         w = np.ones(nobs) if family == "gaussian" else (mu * (1 - mu) if family == "binomial" else mu)
         A = (Z * w[:, None]).T @ Z / nn
@@ -363,6 +365,7 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
         L, piv = cholesky(A)
         smallest = min(smallest, piv)
         Ainv = inverse(L)
+        w_last = w
         b = b + Ainv @ g
         eta = Z @ b + off
         mu = _inverse_link(family, eta)
@@ -380,6 +383,7 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
     beta = M @ b
     cov = M @ Ainv @ M.T * scale / nn
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    leverage = w_last * np.einsum("ij,jk,ik->i", Z, Ainv, Z) / nn  # NB: the hat matrix's diagonal (weighted)
     null_eta = _null_eta(family, y, off)
     null_dev = _deviance(family, y, null_eta, _inverse_link(family, null_eta))
     llf = _llf(family, y, eta, mu, dev_prev)
@@ -389,6 +393,7 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
         "llf": llf, "scale": scale, "iterations": iterations, "converged": converged and finite,
         "singular": constant or not smallest >= SINGULAR_PIVOT,
         "separated": not bool(np.all(np.abs(b) <= MAX_STD_COEF)),
+        "max_leverage": float(leverage.max()) if nobs else 0.0,
     }  # fmt: skip
 
 
@@ -412,6 +417,17 @@ def small_categories(a: Analysis, X: np.ndarray, y: np.ndarray) -> bool:
     return bool(ok)
 
 
+def leverage_ok(max_leverage: float, k: int) -> bool:
+    """Return whether every row's leverage is below 1/(k-1): no part of the model rests on fewer than k rows.
+
+    A row alone in a direction of the design (say a predictor that is 1 for one person and 0 for
+    everyone else) has leverage 1 and the model fits it exactly, so its coefficients give that row's
+    outcome away; m rows alone in a direction have leverage of at least 1/m each. SMALL_CATEGORY
+    catches this for bool and str predictors; this check catches it however the predictor is coded.
+    """
+    return k <= 1 or max_leverage < 1 / (k - 1)
+
+
 def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[np.ndarray]]:
     """The plain executor's model: the checks (in the shared order) and the outputs, from the input's rows."""
     X, y, off, _ = design(a, rows)
@@ -425,6 +441,7 @@ def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[
         (SMALL_CATEGORY, small_categories(a, X, y)),
         (SINGULAR, not fit["singular"]),
         (NOT_CONVERGED, fit["converged"] and not fit["separated"]),
+        (LEVERAGE, leverage_ok(fit["max_leverage"], a.plan.min_group_size)),
     ]
     stats = [nobs, fit["deviance"], fit["null_deviance"], fit["llf"], fit["scale"], fit["iterations"],
              float(fit["converged"])]  # fmt: skip
