@@ -357,7 +357,6 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
     smallest = np.inf
     iterations, converged = ITERS[family], False
     Ainv = np.zeros((p, p))
-    w_last = np.zeros(nobs)
     for t in range(1, ITERS[family] + 1):
         w = np.ones(nobs) if family == "gaussian" else (mu * (1 - mu) if family == "binomial" else mu)
         A = (Z * w[:, None]).T @ Z / nn
@@ -365,7 +364,6 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
         L, piv = cholesky(A)
         smallest = min(smallest, piv)
         Ainv = inverse(L)
-        w_last = w
         b = b + Ainv @ g
         eta = Z @ b + off
         mu = _inverse_link(family, eta)
@@ -383,7 +381,8 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
     beta = M @ b
     cov = M @ Ainv @ M.T * scale / nn
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
-    leverage = w_last * np.einsum("ij,jk,ik->i", Z, Ainv, Z) / nn  # NB: the hat matrix's diagonal (weighted)
+    Ginv = inverse(cholesky(Z.T @ Z / nn)[0])  # NB: the design's own (unweighted) hat matrix: see leverage_ok
+    leverage = np.einsum("ij,jk,ik->i", Z, Ginv, Z) / nn
     null_eta = _null_eta(family, y, off)
     null_dev = _deviance(family, y, null_eta, _inverse_link(family, null_eta))
     llf = _llf(family, y, eta, mu, dev_prev)
@@ -424,6 +423,8 @@ def leverage_ok(max_leverage: float, k: int) -> bool:
     everyone else) has leverage 1 and the model fits it exactly, so its coefficients give that row's
     outcome away; m rows alone in a direction have leverage of at least 1/m each. SMALL_CATEGORY
     catches this for bool and str predictors; this check catches it however the predictor is coded.
+    The leverage is the design's, h_i = z_i' (Z'Z)^-1 z_i on the standardised terms, without the
+    IRLS weights: the weights would also flag honest Poisson rows with a long exposure.
     """
     return k <= 1 or max_leverage < 1 / (k - 1)
 
