@@ -431,16 +431,22 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
             "population": "VVT clients active in 2024 (vvt/clienten: einddatum empty or in 2024)",
             "outcome": "valincidenten >= 1",
             "covariates": {
-                "leeftijd_per_10j_boven_80": "(age on the peildatum - 80) / 10, from vvt/clienten.geboortedatum",
+                "leeftijd_per_10j_boven_80": "(age in whole years on the peildatum 2024-12-31 - 80) / 10, "
+                                             "from vvt/clienten.geboortedatum",
                 "polyfarmacie": "huisartsen/patienten.medicatie >= 5",
                 "chronische_aandoeningen": "huisartsen/patienten.chronische_aandoeningen (count)",
                 "vrouw": "vvt/clienten.geslacht == 'V'",
                 "verpleeghuiszorg": "vvt/clienten.zorgvorm == 'verpleeghuiszorg'",
             },
             "coefficients": FALL_MODEL,
+            "age": {"centre": 80, "per_years": 10, "on": END.isoformat(), "in": "whole years"},
             "note": "medication and chronic conditions are generated for every person; only GP patients "
                     "have them in huisartsen/patienten",
+            "gp_record": f"drawn for every resident with probability {GP_COVERAGE}, independently of age, frailty "
+                         "and falls: complete cases (clients with a GP record) are a random subset",
             "clients_active_2024": int(active.sum()), "fallers_2024": int(fell.sum()),
+            "clients_active_2024_with_gp": int((active & gp[ci]).sum()),
+            "fallers_2024_with_gp": int((fell & gp[ci]).sum()),
         },
         "waiting_list": {
             "bottleneck_gemeente": gem_codes[BOTTLENECK_GEMEENTE],

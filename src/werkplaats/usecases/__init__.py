@@ -5,6 +5,13 @@ datasets; each ``read`` step works on revealed, disclosure-controlled aggregates
 See docs/usecases.md.
 """
 
+from .fall_risk import (
+    fall_admissions_by_gemeente,
+    fall_risk,
+    fall_risk_auc_table,
+    fall_risk_evaluation,
+    fall_risk_tiers,
+)
 from .hotspots import early_warning, incidence, infection_hotspots, iso_year_bounds
 from .stacking import KINDS, care_overlap, care_stacking, overlap_table, stacking_table
 from .waiting import waiting_list
@@ -14,6 +21,11 @@ __all__ = [
     "care_overlap",
     "care_stacking",
     "early_warning",
+    "fall_admissions_by_gemeente",
+    "fall_risk",
+    "fall_risk_auc_table",
+    "fall_risk_evaluation",
+    "fall_risk_tiers",
     "incidence",
     "infection_hotspots",
     "iso_year_bounds",
