@@ -41,7 +41,7 @@ TOO_MANY_PARAMETERS = 12  # more parameters than model_max_params × rows (DataS
 SMALL_CATEGORY = 13  # a category of a binary outcome or of a binary/categorical predictor has fewer than k rows
 NOT_CONVERGED = 14  # the fit did not converge in the fixed number of iterations (e.g. separation)
 SINGULAR = 15  # the predictors are (nearly) collinear: the model is not identified
-LEVERAGE = 16  # a row's leverage is 1/(k-1) or more: fewer than k rows determine part of the model
+LEVERAGE = 16  # a row's leverage or share of the outcome is 1/(k-1) or more: fewer than k rows determine it
 
 REASONS = {
     FEW_VALUES: "fewer than {k} values (or a count below {k})",
@@ -59,7 +59,7 @@ REASONS = {
     SMALL_CATEGORY: "a category of the outcome or of a predictor has fewer than {k} rows (model check)",
     NOT_CONVERGED: "the model did not converge (e.g. a predictor separates the outcome perfectly)",
     SINGULAR: "the predictors are collinear: the model cannot be estimated",
-    LEVERAGE: "fewer than {k} rows determine part of the model (a row's leverage is too high; model check)",
+    LEVERAGE: "fewer than {k} rows determine part of the model (a row's leverage or share of the outcome; model check)",
 }
 
 

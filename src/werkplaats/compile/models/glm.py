@@ -351,7 +351,10 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
     s_safe = np.where(s < CONSTANT_SD, 1.0, s)
     Z = np.hstack([np.ones((nobs, 1)), (X[:, 1:] - m) / s_safe])
     b = np.zeros(p)
-    eta = off.copy()
+    # NB: IRLS starts from the intercept-only fit (closed form), as the MPC kernel does: from β = 0 a poisson
+    # model with mean ȳ steps to log-mean ȳ - 1 and climbs down by ~1 per step (ȳ = 50: no convergence in ITERS)
+    b[0] = float(_null_eta(family, y, off)[0] - off[0]) if nobs else 0.0
+    eta = off + b[0]
     mu = _inverse_link(family, eta)
     dev_prev = _deviance(family, y, eta, mu)
     smallest = np.inf
@@ -393,7 +396,17 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
         "singular": constant or not smallest >= SINGULAR_PIVOT,
         "separated": not bool(np.all(np.abs(b) <= MAX_STD_COEF)),
         "max_leverage": float(leverage.max()) if nobs else 0.0,
+        "max_share": outcome_share(y),
     }  # fmt: skip
+
+
+def outcome_share(y: np.ndarray) -> float:
+    """Return the largest share of one row in the outcome's sum of squares about its mean (1 when SS = 0)."""
+    if not len(y):
+        return 1.0
+    dev2 = (y - y.mean()) ** 2
+    ss = float(dev2.sum())
+    return float(dev2.max()) / ss if ss > 0 else 1.0
 
 
 def small_categories(a: Analysis, X: np.ndarray, y: np.ndarray) -> bool:
@@ -416,17 +429,23 @@ def small_categories(a: Analysis, X: np.ndarray, y: np.ndarray) -> bool:
     return bool(ok)
 
 
-def leverage_ok(max_leverage: float, k: int) -> bool:
-    """Return whether every row's leverage is below 1/(k-1): no part of the model rests on fewer than k rows.
+def leverage_ok(max_leverage: float, max_share: float, k: int) -> bool:
+    """Return whether no part of the model rests on fewer than k rows (the LEVERAGE check).
 
-    A row alone in a direction of the design (say a predictor that is 1 for one person and 0 for
-    everyone else) has leverage 1 and the model fits it exactly, so its coefficients give that row's
-    outcome away; m rows alone in a direction have leverage of at least 1/m each. SMALL_CATEGORY
-    catches this for bool and str predictors; this check catches it however the predictor is coded.
-    The leverage is the design's, h_i = z_i' (Z'Z)^-1 z_i on the standardised terms, without the
-    IRLS weights: the weights would also flag honest Poisson rows with a long exposure.
+    Two sides, each below 1/(k-1):
+
+    - the predictors: every row's leverage. A row alone in a direction of the design (say a
+      predictor that is 1 for one person and 0 for everyone else) has leverage 1 and the model fits
+      it exactly, so the coefficients give that row's outcome away; m rows alone in a direction have
+      leverage of at least 1/m each. SMALL_CATEGORY sees bool and str predictors; this sees any
+      coding. It is the design's leverage, h_i = z_i' (Z'Z)^-1 z_i on the standardised terms,
+      without the IRLS weights (those would also flag honest Poisson rows with a long exposure);
+    - the outcome: every row's share of its sum of squares about the mean, (y_i - ybar)^2 / SS.
+      An outcome that is 1 for one person and 0 for the others has a share of about 1, and the
+      coefficients of its regression give that person's predictors away; m such rows, about 1/m.
+      A constant outcome (SS = 0) fails: the model would give everyone's outcome away.
     """
-    return k <= 1 or max_leverage < 1 / (k - 1)
+    return k <= 1 or (max_leverage < 1 / (k - 1) and max_share < 1 / (k - 1))
 
 
 def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[np.ndarray]]:
@@ -442,7 +461,7 @@ def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[
         (SMALL_CATEGORY, small_categories(a, X, y)),
         (SINGULAR, not fit["singular"]),
         (NOT_CONVERGED, fit["converged"] and not fit["separated"]),
-        (LEVERAGE, leverage_ok(fit["max_leverage"], a.plan.min_group_size)),
+        (LEVERAGE, leverage_ok(fit["max_leverage"], fit["max_share"], a.plan.min_group_size)),
     ]
     stats = [nobs, fit["deviance"], fit["null_deviance"], fit["llf"], fit["scale"], fit["iterations"],
              float(fit["converged"])]  # fmt: skip
