@@ -3,7 +3,7 @@
 The public, data-independent parts (terms, outputs, constants, the schema check) and the plain
 executor's NumPy fit live here; the MPC kernel is `compile/kernels/glm.py`. Both executors follow
 the same algorithm in the same order (docs/plans.md, "Models"): standardise the terms over the used
-rows, a fixed number of IRLS steps from β = 0, the checks, back-transform; so MPC equals plain.
+rows, a fixed number of IRLS steps from the intercept-only fit, the checks, back-transform; so MPC equals plain.
 """
 
 from __future__ import annotations
