@@ -250,17 +250,16 @@ def design(a: Analysis, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.
     used &= ~np.isnan(off)
     X = np.zeros((m, len(ts)))
     X[:, 0] = 1.0
-    strs: dict[str, np.ndarray] = {}
+    strs: dict[str, pd.Series] = {}
     for x in node.x:
         if base[x].kind == "str":
-            vals = rows[x].astype(object).where(rows[x].notna(), None).to_numpy() if m else np.zeros(0, object)
-            codes = {str(c) for c in base[x].domain or ()}
-            strs[x] = np.array([v if v is not None and str(v) in codes else None for v in vals], dtype=object)
-            used &= np.array([v is not None for v in strs[x]], dtype=bool)
+            vals = pd.Series(rows[x], copy=False).astype("string") if m else pd.Series([], dtype="string")
+            strs[x] = vals.where(vals.isin([str(c) for c in base[x].domain or ()]))
+            used &= strs[x].notna().to_numpy(dtype=bool)
     for j, t in enumerate(ts[1:], 1):
         assert t.column is not None
         if t.kind == "dummy":
-            X[:, j] = np.array([v is not None and str(v) == t.code for v in strs[t.column]], dtype=float)
+            X[:, j] = (strs[t.column] == t.code).fillna(False).to_numpy(dtype=float)
         else:
             col = numeric(t.column) if m else np.zeros(0)
             used &= ~np.isnan(col)
