@@ -52,11 +52,12 @@ AGE_CENTRE = 80  # years; age is centred here and counted per 10 years (as the g
 AGE_SCALE = 10
 POLYFARMACIE_MIN = 5  # distinct medications in chronic use
 
-# Risk tiers by predicted probability of one or more falls in the year: laag < 30% <= midden < 50% <= hoog.
+# Risk tiers by predicted probability of one or more falls in the year: laag ≤ 30% < midden ≤ 50% < hoog.
 # The cut points on η are their logits, so a tier is a range of the linear predictor.
 TIER_THRESHOLDS = (0.30, 0.50)
 TIER_LABELS = ("laag", "midden", "hoog")
 NO_SCORE = "onbekend"  # no GP record: medication and chronic conditions unknown, so no score
+_BOOL_TERMS = ("polyfarmacie", "vrouw", "verpleeghuiszorg")
 
 # η-bins of the AUC table: width 0.25 from -1.5 to 1, open at both ends (12 bins). Narrower bins
 # shrink the tie bias but leave more cells under k (whose clients the AUC then misses).
@@ -92,12 +93,12 @@ def tier_cut_points(thresholds: Sequence[float] = TIER_THRESHOLDS) -> tuple[floa
 def fall_risk_data(year: int = 2024) -> LazyFrame:
     """Return the model's rows: VVT clients whose care ran in ``year``, with the outcome and covariates.
 
-    Columns: ``val`` (bool, ``valincidenten >= 1``), the covariates of TERMS (GP ones missing
-    without a GP record) and ``huisarts`` (whether the client has a GP record).
+    Columns: ``val`` (bool, ``valincidenten >= 1``) and the covariates of TERMS (the GP's missing
+    for a client without a GP record).
     """
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
     gp = scan("huisartsen/patienten").select(
-        "bsn", "chronische_aandoeningen", polyfarmacie=col("medicatie") >= POLYFARMACIE_MIN, huisarts=lit(True)
+        "bsn", "chronische_aandoeningen", polyfarmacie=col("medicatie") >= POLYFARMACIE_MIN
     )
     return (
         scan("vvt/clienten")
@@ -108,7 +109,6 @@ def fall_risk_data(year: int = 2024) -> LazyFrame:
             leeftijd_per_10j_boven_80=(col("geboortedatum").age_at(last) - AGE_CENTRE) / AGE_SCALE,
             vrouw=col("geslacht") == "V",
             verpleeghuiszorg=col("zorgvorm") == "verpleeghuiszorg",
-            huisarts=col("huisarts").fill_null(False),
         )
     )
 
@@ -145,16 +145,17 @@ def coefficients_of(fit: pd.DataFrame | Mapping[str, float]) -> dict[str, float]
 
 
 def linear_predictor(coefficients: pd.DataFrame | Mapping[str, float]) -> Expr:
-    """Return η = intercept + Σ coefficient × covariate, with the coefficients as public literals."""
+    """Return η = intercept + Σ coefficient × covariate, with the coefficients as public literals.
+
+    η is missing where a covariate is (a client without a GP record): such a client has no score,
+    as the fit leaves it out.
+    """
     c = coefficients_of(coefficients)
     eta: Expr = lit(c["intercept"])
     for t in TERMS:
         x = col(t)
-        eta = eta + lit(c[t]) * (when(x).then(1.0).otherwise(0.0) if t in _BOOL_TERMS else x)
+        eta = eta + lit(c[t]) * (when(x).then(1.0).when(~x).then(0.0).otherwise(lit(None)) if t in _BOOL_TERMS else x)
     return eta
-
-
-_BOOL_TERMS = ("polyfarmacie", "vrouw", "verpleeghuiszorg")
 
 
 def predicted_risk(eta: Expr) -> Expr:
@@ -181,13 +182,14 @@ def fall_risk_tiers(
     """Return the plan: clients, fallers and mean predicted risk per risk tier, from released coefficients.
 
     Tiers: laag / midden / hoog by η against ``tier_cut_points(thresholds)`` (a client exactly on a
-    cut point goes to the lower tier); ``onbekend`` for clients without a GP record (no score).
+    cut point goes to the lower tier); ``onbekend`` for clients without a score (no GP record).
     Per tier: ``clients``, ``fallers`` (one or more falls) and ``risico_gem``, the mean predicted risk
     (the expected side of calibration: the mean over the tier's clients of the logistic function of
     η, within RISK_MAX_ERROR).
     """
     cuts = tier_cut_points(thresholds)
-    tier = when(~col("huisarts")).then(lit(NO_SCORE)).otherwise(col("eta").cut(list(cuts), labels=list(TIER_LABELS)))
+    eta = col("eta")
+    tier = when(eta.is_null()).then(lit(NO_SCORE)).otherwise(eta.cut(list(cuts), labels=list(TIER_LABELS)))
     return (
         _scored(year, coefficients)
         .with_columns(risiconiveau=tier)
@@ -212,7 +214,7 @@ def fall_risk_auc_table(
         raise PlanError(msg)
     return (
         _scored(year, coefficients)
-        .filter(col("huisarts"))
+        .filter(col("eta").is_not_null())
         .with_columns(eta_bin=col("eta").cut(bs, labels=_bin_labels(bs)))
         .group_by("eta_bin", "val")
         .agg(clients=count(), risico_gem=col("risico").mean())
