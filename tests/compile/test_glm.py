@@ -132,7 +132,7 @@ def expected_static_reason(X: pd.DataFrame, yv: pd.Series, family: str, x: list[
 
 @given(
     family=st.sampled_from(sorted(FAMILIES)),
-    n_rows=st.one_of(st.integers(12, 80), st.integers(300, 1500)),  # NB: the checks' edge, and releases
+    n_rows=st.one_of(st.integers(12, 80), st.integers(300, 1000)),  # NB: the checks' edge, and releases
     seed=st.integers(0, 2**32 - 1),
     x=st.lists(st.sampled_from(["leeftijd", "bmi", "vrouw", "zorg"]), min_size=1, max_size=4, unique=True),
     nulls=st.sampled_from([0.0, 0.05, 0.2]),
@@ -170,6 +170,7 @@ def test_equals_statsmodels_on_random_tables(family: str, n_rows: int, seed: int
         trouble = (
             np.linalg.cond(np.column_stack([np.ones(len(Z)), Z])) > 1e3
             or not res.converged
+            or res.fit_history["iteration"] > G.ITERS[family] - 3  # NB: statsmodels needed about our fixed budget
             or float(std_coef.max()) > 15
         )
         assert trouble and out.attrs["withheld"] in (reason_text(SINGULAR, K), reason_text(NOT_CONVERGED, K))
