@@ -159,6 +159,53 @@ def test_attack_when_unique_number_then_income_sum(run: Run, people: People) -> 
     assert withheld_for(run(q), 0, "s", (FEW_CONTRIBUTORS, DOMINANCE, P_PERCENT))
 
 
+def boolean_table() -> tuple[pd.DataFrame, TableSchema]:
+    """Gemeenten with 39 of 40, 30 of 40, 35 of 35 and 11 of 40 people with a condition (the last the cell
+    with the fewest true rows: the one rule 7 withholds with the first's mean)."""
+    gem = ["GM01"] * 40 + ["GM02"] * 40 + ["GM03"] * 35 + ["GM04"] * 40
+    flag = [True] * 39 + [False] + [True] * 30 + [False] * 10 + [True] * 35 + [True] * 11 + [False] * 29
+    df = pd.DataFrame({
+        "bsn": np.arange(200_000_001, 200_000_001 + len(gem), dtype=np.int64),
+        "gemeente": pd.Categorical(gem, categories=["GM01", "GM02", "GM03", "GM04"]),
+        "diabetes": np.array(flag, dtype=bool),
+    })  # fmt: skip
+    return df, infer_schema("p", df)
+
+
+@pytest.fixture(scope="module")
+def boolean_stats() -> tuple[str, ...]:
+    """The statistics of a boolean the attack asks for (the MPC leg: fewer, each costs a compilation)."""
+    return ("m", "v", "sd", "s")
+
+
+def test_attack_boolean_mean_reveals_the_one_without(run: Run, people: People, boolean_stats: tuple[str, ...]) -> None:
+    """39 of 40 with a condition: the exact mean (0.975) tells N = 40 and that exactly one lacks it,
+    whatever the counts' perturbation; var and std are functions of the mean. Withheld (rule 2: the
+    false rows must be 0 or at least k, as the true rows at least k); 30 of 40 and 35 of 35 released.
+    A sum of the boolean is a count: perturbed (not exact) by default, withheld when counts are exact."""
+    df, schema = boolean_table()
+    d = wp.col("diabetes")
+    aggs = {"m": d.mean(), "v": d.var(), "sd": d.std(), "s": d.sum()}
+    q = wp.scan("p").group_by("gemeente").agg(**{k: aggs[k] for k in boolean_stats})
+    before = wp.run_local(q, {"p": df}, schemas={"p": schema}, rules=CELLS_ONLY)
+    assert before["m"][0] == 0.975  # the leak: 39 / 40
+    out = run(q, None, {"p": df}, {"p": schema})
+    for stat in ("m", "v", "sd"):
+        assert stat not in boolean_stats or withheld_for(out, 0, stat, (FEW_CONTRIBUTORS,)), stat
+    assert not pd.isna(out["s"][0])  # a count, perturbed: len - s is a difference of two noisy counts
+    close = {"rtol": 0, "atol": 1e-4}  # NB: the MPC's fixed point
+    assert np.isclose(out["m"][1], 0.75, **close) and np.isclose(out["m"][2], 1.0, **close)
+    assert withheld_for(out, 3, "m", (SECONDARY,))  # rule 7: the line's cheapest complement
+    var = 0.75 * 0.25 * 40 / 39
+    assert "v" not in boolean_stats or (np.isclose(out["v"][1], var, **close) and np.isclose(out["v"][2], 0, **close))
+    assert "sd" not in boolean_stats or np.isclose(out["sd"][1], np.sqrt(var), **close)
+    # NB: counts released exactly: the plain executor (the MPC computes the same flag, as above)
+    exact_rules = dataclasses.replace(wp.DisclosureRules(), counts="exact")
+    exact = wp.run_local(q, {"p": df}, schemas={"p": schema}, rules=exact_rules)
+    assert withheld_for(exact, 0, "s", (FEW_CONTRIBUTORS,)) and withheld_for(exact, 0, "m", (FEW_CONTRIBUTORS,))
+    assert exact["s"][1] == 30 and exact["s"][2] == 35
+
+
 # -- rule 4: extremes are disclosive ----------------------------------------------------------------------
 
 

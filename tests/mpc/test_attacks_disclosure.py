@@ -21,6 +21,7 @@ from tests.compile.test_attacks_disclosure import (
     People,
     Run,
     make_people,
+    test_attack_boolean_mean_reveals_the_one_without,
     test_attack_differencing_by_one_year_in_an_age_range,
     test_attack_dominated_sum,
     test_attack_everyone_except_one_row,
@@ -44,6 +45,7 @@ from werkplaats.mpc import LocalCluster
 pytestmark = pytest.mark.mpc
 
 __all__ = [
+    "test_attack_boolean_mean_reveals_the_one_without",
     "test_attack_differencing_by_one_year_in_an_age_range",
     "test_attack_dominated_sum",
     "test_attack_everyone_except_one_row",
@@ -65,6 +67,13 @@ __all__ = [
 @pytest.fixture(scope="module")
 def people() -> People:
     return make_people(big=30, rest=16)
+
+
+@pytest.fixture(scope="module")
+def boolean_stats() -> tuple[str, ...]:
+    """The boolean attack's statistics under MPC: the mean and the sum (var and std add ~15 s of compilation;
+    their flag is the mean's, the same code in the kernel: plain-tested)."""
+    return ("m", "s")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,10 @@ boolean) array; the rule only multiplies such arrays, which is an AND in both.
   and standard deviation need at least 2 values to be defined at all);
 - the sum of a boolean counts the rows where it holds, so it is withheld below k,
   as a cell is;
+- a mean (or variance, standard deviation) of a boolean reveals its true and its false rows
+  both (39 of 40: 0.975), so with rule 2 on its false rows must be 0 or at least k as its
+  true rows must be at least k (``StatRule.both_sides``); so must a sum of a boolean's
+  when counts are released exactly (its cell's count minus it is the false rows);
 - a statistic whose exact value may lie outside the range the MPC represents exactly
   (the limits below, docs/mpc.md) is withheld too, flagged OUT_OF_RANGE: never a wrong
   number. The MPC checks it obliviously on the secret result; the plain executor on its own.
@@ -126,7 +130,9 @@ class StatRule:
     off; extremes: the mode of a min or max ("release", "round", "withhold"); base: the rounding
     base in ring units (ints: the value; floats: value * 2^18), None where it cannot be exact
     (the extreme is then withheld); top/bottom: top- and bottom-coding (clip) before a min/max;
-    sides: the least number of values a quantile needs for k contributors on each side.
+    sides: the least number of values a quantile needs for k contributors on each side;
+    both_sides: a statistic of a boolean (its contributors are its true rows): its false rows
+    (non-missing values minus contributors) must be 0 or at least k too (`both_sides_ok`).
     """
 
     contributors: bool = False
@@ -139,6 +145,7 @@ class StatRule:
     top: float | None = None
     bottom: float | None = None
     sides: int | None = None
+    both_sides: bool = False
 
     @property
     def magnitude_limit(self) -> int:
@@ -183,6 +190,13 @@ def stat_rules(a: Any) -> dict[str, StatRule]:
         found = expr_origins(a, root.input, agg.arg)
         kind = infer(agg.arg, schema).kind
         kw: dict[str, Any] = {}
+        if kind == "bool" and rules.contributors and agg.func in BOTH_SIDES:
+            # NB: the mean of a boolean is its true rows over its non-missing ones: 39 of 40 (0.975)
+            # reveals N and the one person without, whatever the counts' perturbation; var and std
+            # are functions of it. A sum of a boolean is a count: perturbed or rounded as counts
+            # are (rule 6), only an exact one is subtracted from its cell's exact count.
+            kw["both_sides"] = agg.func != "sum" or _counts_exact(a)
+            kw["contributors"] = True  # NB: its true rows (var and std: not counted otherwise)
         if agg.func in ("sum", "mean"):
             kw["contributors"] = rules.contributors
             if has_role(a, found, "magnitude") and (rules.dominance or rules.p_percent > 0):
@@ -202,6 +216,22 @@ def stat_rules(a: Any) -> dict[str, StatRule]:
             kw["sides"] = quantile_sides(0.5 if agg.func == "median" else float(agg.q or 0.0), k)
         out[name] = StatRule(**kw)
     return out
+
+
+# The statistics of a boolean that reveal its false rows as well as its true ones (see stat_rules).
+BOTH_SIDES = ("sum", "mean", "var", "std")
+
+
+def _counts_exact(a: Any) -> bool:
+    """Return whether the plan's counts are released exactly (rule 6 off: no perturbation, no rounding)."""
+    from .perturb import mode
+
+    return mode(a) == "exact"
+
+
+def both_sides_ok(nvalid: Any, contributors: Any, k: int, ge: Ge) -> Any:
+    """Return rule 2's flag for a boolean's false rows (nvalid - contributors): 0 or at least k (both media)."""
+    return complement_ok(nvalid, contributors, k, ge)
 
 
 def _ring_base(base: float, kind: str) -> int | None:

@@ -179,6 +179,9 @@ def _cell_rule_flags(rule: disclosure.StatRule, a: n.Agg, kind: str | None, k: i
     flags: list[tuple[int, Any]] = []
     if rule.contributors:
         flags.append((FEW_CONTRIBUTORS, np.asarray(extra["z"], dtype=np.int64) >= k))
+    if rule.both_sides:  # NB: a boolean's false rows: 0 or at least k (rule 2)
+        z = np.asarray(extra["z"], dtype=np.int64)
+        flags.append((FEW_CONTRIBUTORS, disclosure.both_sides_ok(np.asarray(nvalid, dtype=np.int64), z, k, _ge)))
     if rule.top_n:
         fits = np.zeros(ncells, dtype=bool)
         dom: list[list[int]] = []

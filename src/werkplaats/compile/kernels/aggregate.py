@@ -293,6 +293,8 @@ def _cell_rules(sr: disclosure.StatRule, s: Stat, value: Any, sums: list[Any], i
     """Append the flags of rules 2-4 (disclosure.StatRule) to flags; return the value to release (rounded extremes)."""
     if sr.contributors:
         flags.append((FEW_CONTRIBUTORS, _ge(sums[index[(name, "z")]], k)))
+    if sr.both_sides:  # NB: a boolean's false rows: 0 or at least k (rule 2)
+        flags.append((FEW_CONTRIBUTORS, disclosure.both_sides_ok(s.nvalid, sums[index[(name, "z")]], k, _ge)))
     if sr.top_n:
         total, coarse = sums[index[(name, "a")]], sums[index[(name, "a")] + 1]
         flags.append((OUT_OF_RANGE, b2i(coarse + s.nvalid <= sr.magnitude_limit >> COARSE_BITS)))
