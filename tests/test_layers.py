@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mpc",),
     ("expr",),
     ("frame",),
-    ("local",),
+    ("local", "stats"),
     ("synth", "usecases", "workspace"),
     ("demo",),
     ("web",),

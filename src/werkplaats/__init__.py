@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import stats as stats
 from .catalog.schema import ColumnSchema as ColumnSchema
 from .catalog.schema import TableSchema as TableSchema
 from .compile.rules import DisclosureRules as DisclosureRules
@@ -64,5 +65,6 @@ __all__ = [
     "run_local",
     "scan",
     "standard_population",
+    "stats",
     "when",
 ]
