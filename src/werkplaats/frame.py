@@ -11,6 +11,7 @@ from .expr import count as _count
 from .plan import nodes as n
 from .plan import serde
 from .plan.nodes import DEFAULT_MIN_GROUP_SIZE
+from .plan.standards import standard_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -179,13 +180,14 @@ class LazyFrame:
             <NA>     <NA>        True
         """
         keys = (by,) if isinstance(by, str) else tuple(by)
-        items = standard.items() if hasattr(standard, "items") else standard
-        try:
-            pairs = tuple((str(b), float(w)) for b, w in items)
-        except (TypeError, ValueError):
-            msg = "standardize: standard must map each age band to its standard population"
-            raise PlanError(msg) from None
-        return LazyFrame(n.Standardize(self._rel, keys, events, age, pairs, int(per)), self._ws)
+        if not all(isinstance(c, str) for c in (events, age, *keys)):
+            msg = "standardize: events, age and by must be column names"
+            raise PlanError(msg)
+        if isinstance(per, bool) or not isinstance(per, int):
+            msg = "standardize: per must be a whole number of persons, e.g. 100_000"
+            raise PlanError(msg)
+        pairs = standard_pairs(standard)  # NB: the check against the age column's code list comes with the schema
+        return LazyFrame(n.Standardize(self._rel, keys, events, age, pairs, per), self._ws)
 
     def crosstab(self, row: str, column: str) -> LazyFrame:
         """Counts per combination of two categorical columns (a cross-table), under the cell rules.

@@ -8,6 +8,7 @@ tests/mpc/test_rates.py.
 from __future__ import annotations
 
 import doctest
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 import werkplaats as wp
 from werkplaats.compile.models.rates import Z95
+from werkplaats.plan import nodes as n
 from werkplaats.plan import standards
 from werkplaats.plan.standards import ESP2013_BANDS, regroup, standard_population
 
@@ -50,7 +52,7 @@ def rate_query(by: str | list[str] = "gemeente", events: str = "opnamen", standa
                          per=per))  # fmt: skip
 
 
-def run(q: wp.LazyFrame, df: pd.DataFrame, rules: wp.DisclosureRules = CELLS_ONLY) -> pd.DataFrame:
+def run(q: wp.LazyFrame | n.Plan, df: pd.DataFrame, rules: wp.DisclosureRules = CELLS_ONLY) -> pd.DataFrame:
     return wp.run_local(q, {"p": df}, engine="plain", min_group_size=K, rules=rules, perturbation_key=1)
 
 
@@ -208,10 +210,11 @@ def test_the_output_has_no_counts_and_the_default_rules_release_rates() -> None:
 
 
 @pytest.mark.parametrize(("change", "words"), [
-    ({"85+": -5.0}, "finite number of persons above 0"),
-    ({"85+": float("nan")}, "finite number of persons above 0"),
-    ({"85+": float("inf")}, "finite number of persons above 0"),
-    ({"85+": 0.0}, "finite number of persons above 0"),
+    ({"85+": -5.0}, "band '85+': the population must be a finite number above 0"),
+    ({"85+": float("nan")}, "band '85+': the population must be a finite number above 0"),
+    ({"85+": float("inf")}, "band '85+': the population must be a finite number above 0"),
+    ({"85+": 0.0}, "band '85+': the population must be a finite number above 0"),
+    ({"85+": "veel"}, "must be a number"),
     ({"85+": None}, "missing ['85+']"),
     ({"95+": 100.0}, "not in the code list ['95+']"),
 ])  # fmt: skip
@@ -227,6 +230,20 @@ def test_a_hostile_standard_is_refused(change: dict[str, float | None], words: s
     assert words in str(e.value)
 
 
+def test_a_hostile_standard_that_bypasses_the_api_is_refused() -> None:
+    doc = json.loads(rate_query().to_json())
+    assert doc["root"]["op"] == "standardize"
+    doc["root"]["standard"][3]["population"] = -2500.0  # NB: 85+
+    with pytest.raises(wp.PlanError, match=r"standard/3/population"):  # NB: the plan format refuses it
+        wp.from_plan(json.dumps(doc))
+    node = rate_query().node
+    assert isinstance(node, n.Standardize)
+    for bad in (-2500.0, float("nan")):  # NB: a node built by hand reaches the checker
+        plan = n.Plan(replace(node, standard=(*node.standard[:3], ("85+", bad))))
+        with pytest.raises(wp.PlanError, match=r"finite number of persons above 0; it does not for \['85\+'\]"):
+            run(plan, people(50, 9))
+
+
 def test_a_standard_naming_a_band_twice_is_refused() -> None:
     pairs = [*STANDARD.items(), ("85+", 10.0)]
     with pytest.raises(wp.PlanError, match=r"more than once"):
@@ -239,6 +256,7 @@ def test_a_standard_naming_a_band_twice_is_refused() -> None:
     (lambda: wp.scan("p").standardize(events="opnamen", age="leeftijd", standard=STANDARD), "categorical"),
     (lambda: rate_query(events="nope"), "not in the input"),
     (lambda: rate_query(per=0), "per must be"),
+    (lambda: rate_query(per=1.5), "per must be"),  # type: ignore[arg-type]
     (lambda: rate_query(by="band"), "different columns"),
 ])  # fmt: skip
 def test_a_wrong_plan_is_refused(query: object, words: str) -> None:

@@ -97,6 +97,35 @@ def read_standard_csv(path: str | Path) -> dict[str, float]:
     return out
 
 
+def standard_pairs(standard: object) -> tuple[tuple[str, float], ...]:
+    """Return a standard population as (band, persons) pairs, refusing duplicates and persons not finite and above 0.
+
+    ``standard`` is a mapping band → persons or an iterable of (band, persons) pairs.
+    """
+    where = "standardize(...): the standard population"
+    items = standard.items() if isinstance(standard, Mapping) else standard
+    try:
+        raw = [(b, w) for b, w in items]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        msg = f"{where} must map each age band to its number of persons"
+        raise PlanError(msg) from None
+    out: list[tuple[str, float]] = []
+    for b, w in raw:
+        if not isinstance(b, str) or isinstance(w, bool):
+            msg = f"{where} must map each age band (a str) to its number of persons"
+            raise PlanError(msg)
+        out.append((b, _persons(w, f"{where}, band {b!r}")))
+    names = [b for b, _ in out]
+    twice = sorted({b for b in names if names.count(b) > 1})
+    if twice:
+        msg = f"{where} names bands {twice} more than once"
+        raise PlanError(msg)
+    if not out:
+        msg = f"{where} has no bands"
+        raise PlanError(msg)
+    return tuple(out)
+
+
 def _persons(value: object, where: str) -> float:
     try:
         x = float(value)  # type: ignore[arg-type]
