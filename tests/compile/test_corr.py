@@ -131,6 +131,22 @@ def test_bool_columns_need_k_rows_per_value() -> None:
     assert "fewer than 5 rows" in withheld(df, "x", "sick")
 
 
+def test_two_binary_columns_need_k_rows_in_every_cell_of_their_2x2_table() -> None:
+    """Attack: margins of k or more, but one combination of two binary columns held by 2 rows."""
+    rows = 60
+    smokes = np.arange(rows) < 30
+    copd = np.r_[np.ones(20, dtype=bool), np.zeros(38, dtype=bool), np.ones(2, dtype=bool)]  # 2 non-smokers
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"smokes": pd.array(smokes, dtype="boolean"), "copd": pd.array(copd, dtype="boolean"),
+                       "x": rng.normal(size=rows)})  # fmt: skip
+    assert "2 × 2 table" in withheld(df, "x", "smokes", "copd")
+    assert not corr(df, "x", "smokes").attrs["withheld"]  # NB: each alone passes
+    assert not corr(df, "x", "copd").attrs["withheld"]
+    copd[40:45] = True  # 7 non-smokers with copd: every cell >= k
+    df["copd"] = pd.array(copd, dtype="boolean")
+    assert not corr(df, "x", "smokes", "copd").attrs["withheld"]
+
+
 def test_a_binary_column_made_from_a_bool_is_checked_too() -> None:
     """Attack: cast the bool to 0/1 (or any two numbers) to evade the bool check; any two-valued column is checked."""
     rng = np.random.default_rng(3)

@@ -25,8 +25,9 @@ The checks, inside the MPC, withhold the whole matrix (first failure wins):
 - FEW_VALUES: n < k;
 - OUT_OF_RANGE: a value used has |x| > 2^31 (the fixed-point arithmetic above needs |x - m| < 2^32);
 - SMALL_CATEGORY: a column takes exactly two values over the rows used and one of them is held by
-  fewer than k rows (a bool column, or a 0/1 column made from one: correlations of binary columns
-  are functions of a 2 × 2 table's cells);
+  fewer than k rows (a bool column, or a 0/1 column made from one), or two such columns have a
+  cell of their 2 × 2 table with fewer than k rows (their correlation, n and the margins give the
+  cells back);
 - SINGULAR: a column is constant over the rows used (its minimum equals its maximum), or nearly so
   (Σ (x - m)² < n · 2^-24, a variance below 6e-8, where fixed point cannot resolve it): its
   correlations are not defined, and a NaN is never released.
@@ -119,6 +120,10 @@ def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[
         at_lo, at_hi = (x == lo).sum(axis=0), (x == hi).sum(axis=0)
         two = (at_lo + at_hi == cnt) & (lo != hi)
         small = bool((two & ((at_lo < k) | (at_hi < k))).any())
+        h, low = (x == hi).astype(np.int64), (x == lo).astype(np.int64)
+        for i, j in _pairs(len(cols)):  # NB: two binary columns: their 2 × 2 table's cells
+            cells = [h[:, i] @ h[:, j], h[:, i] @ low[:, j], low[:, i] @ h[:, j], low[:, i] @ low[:, j]]
+            small = small or bool(two[i] and two[j] and min(cells) < k)
         d = x - x.mean(axis=0)
         ss = (d * d).sum(axis=0)
         singular = bool(((lo == hi) | (ss < cnt * NEAR_CONSTANT)).any())
@@ -175,7 +180,6 @@ def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
     for c in cols:
         w = w * f.cols[c].ok.astype(I64)
     cnt = w.sum()
-    wf = w.astype(F64)
     x = jnp.stack([f.cols[c].v.astype(F64) for c in cols], axis=1)  # n × p
     nf = cnt.astype(F64)
 
@@ -185,19 +189,27 @@ def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
     inv_n = half * (1.0 / (nf * half + (1 - ge[0]).astype(F64)))  # NB: n = 0 → 1/1 (withheld anyway)
 
     # range and two-valued columns: min and max over the rows used
-    fill = 2.0**33
-    lo = tree_reduce(x + (1 - wf)[:, None] * fill, "min")
-    hi = tree_reduce(x - (1 - wf)[:, None] * fill, "max")
+    on = (w == 1)[:, None]  # NB: jnp.where selects exactly; multiplying by a 0/1 float adds fixed point's noise
+    lo = tree_reduce(jnp.where(on, x, 2.0**33), "min")
+    hi = tree_reduce(jnp.where(on, x, -(2.0**33)), "max")
     in_range = b2i(hi <= VALUE_LIMIT) * b2i(lo >= -VALUE_LIMIT)
-    at_lo = (w[:, None] * b2i(x == lo[None, :])).sum(axis=0)
-    at_hi = (w[:, None] * b2i(x == hi[None, :])).sum(axis=0)
+    low = w[:, None] * b2i(x == lo[None, :])  # n × p: the row holds its column's minimum
+    high = w[:, None] * b2i(x == hi[None, :])
+    at_lo, at_hi = low.sum(axis=0), high.sum(axis=0)
     same = b2i(lo == hi)
     two = b2i(at_lo + at_hi == cnt) * (1 - same)
     small = two * (1 - b2i(at_lo >= k) * b2i(at_hi >= k))
+    # two binary columns: each cell of their 2 × 2 table needs k rows (exact integer products in the ring)
+    hh, hl, ll = high.T @ high, high.T @ low, low.T @ low
+    pair_small = []
+    for i, j in _pairs(p):
+        cells_ok = b2i(hh[i, j] >= k) * b2i(hl[i, j] >= k) * b2i(hl[j, i] >= k) * b2i(ll[i, j] >= k)
+        pair_small.append(two[i] * two[j] * (1 - cells_ok))
+    small = jnp.concatenate([small, jnp.stack(pair_small)])
 
     # centre (means with the normalised reciprocal)
-    m = (wf[:, None] * x).sum(axis=0) * inv_n  # NB: not a matmul: its sum of products would wrap before truncation
-    d = wf[:, None] * (x - m[None, :])
+    m = jnp.where(on, x, 0.0).sum(axis=0) * inv_n  # NB: a ring sum; the sum of a matmul would wrap
+    d = jnp.where(on, x - m[None, :], 0.0)
     coarse = d * 2.0**-COARSE
     big_ss = (coarse * coarse).sum(axis=0)  # Σ d² · 2^-48, cannot wrap
     ss = (d * d).sum(axis=0)  # Σ d²: valid unless big (then unused)
@@ -247,7 +259,9 @@ def revealed(a: Analysis, values: list[np.ndarray], withheld: int) -> Revealed:
 
 
 WITHHELD_TEXT = {
-    SMALL_CATEGORY: "a column takes two values over the rows used and one of them is held by fewer than {k} rows",
+    SMALL_CATEGORY: "a column takes two values over the rows used and one of them is held by fewer than {k} rows, "
+                    "or two such columns have a combination of values (a cell of their 2 × 2 table) with fewer "
+                    "than {k} rows",
     SINGULAR: "a column is constant (or nearly: variance below 6e-8) over the rows used: its correlations are "
               "not defined",
     OUT_OF_RANGE: "a value used lies beyond ±2^31, outside the range the correlation is computed in exactly",
