@@ -6,11 +6,17 @@ See docs/usecases.md.
 """
 
 from .fall_risk import (
+    auc_from_table,
+    calibration_by_bin,
+    calibration_by_tier,
     fall_admissions_by_gemeente,
     fall_risk,
     fall_risk_auc_table,
+    fall_risk_data,
     fall_risk_evaluation,
     fall_risk_tiers,
+    region_age_structure,
+    standard_from,
 )
 from .hotspots import early_warning, incidence, infection_hotspots, iso_year_bounds
 from .stacking import KINDS, care_overlap, care_stacking, overlap_table, stacking_table
@@ -18,18 +24,24 @@ from .waiting import waiting_list
 
 __all__ = [
     "KINDS",
+    "auc_from_table",
+    "calibration_by_bin",
+    "calibration_by_tier",
     "care_overlap",
     "care_stacking",
     "early_warning",
     "fall_admissions_by_gemeente",
     "fall_risk",
     "fall_risk_auc_table",
+    "fall_risk_data",
     "fall_risk_evaluation",
     "fall_risk_tiers",
     "incidence",
     "infection_hotspots",
     "iso_year_bounds",
     "overlap_table",
+    "region_age_structure",
     "stacking_table",
+    "standard_from",
     "waiting_list",
 ]
