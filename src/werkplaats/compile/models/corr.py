@@ -17,8 +17,9 @@ The computation, the same on both executors (NumPy for plain, SPU fixed point fo
    columns keep their precision. A correlation does not change when a column is scaled.
 4. C_ij = Σ d'_i d'_j - (Σ d'_i)(Σ d'_j) / n (the corrected two-pass algorithm: the second term
    removes what an inexact mean leaves), products summed exactly in the ring.
-5. r_ij = C_ij / sqrt(C_ii C_jj), with 1 / sqrt(C_jj 2^-40) by SPU's rsqrt and two Newton steps
-   (SPU's rsqrt alone is off by ~7e-5).
+5. r_ij = C_ij / sqrt(C_ii C_jj), with 1 / sqrt(v), v = C_jj 2^-40 in [1, 4), by SPU's reciprocal
+   and sqrt and two Newton steps (SPU's own rsqrt is off by ~7e-5; its reciprocal and sqrt are
+   accurate only in a limited range, hence the scaling).
 
 The checks, inside the MPC, withhold the whole matrix (first failure wins):
 
@@ -229,7 +230,7 @@ def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
     corr_tot = tot * inv_n
     diag = jnp.stack([(ds[:, i] * ds[:, i]).sum() - tot[i] * corr_tot[i] for i in range(p)])
     v = diag * 2.0**-TARGET  # in [1, 4) when not singular
-    v = v + singular.astype(F64)  # NB: a singular column's v is ≥ 1 too: no rsqrt of 0
+    v = v + singular.astype(F64)  # NB: a singular column's v is ≥ 1 too: no 1 / sqrt(0)
     y = jnp.sqrt(1.0 / v)
     for _ in range(2):
         y = y * (1.5 - 0.5 * v * y * y)
