@@ -19,6 +19,7 @@ import werkplaats as wp
 from werkplaats import usecases as uc
 from werkplaats.exceptions import PlanError
 from werkplaats.mpc.cluster import LocalCluster
+from werkplaats.result import frame_differences
 from werkplaats.synth.generate import generate
 from werkplaats.synth.write import LoadedRegion, load_region, write_region
 
@@ -158,6 +159,28 @@ def test_auc_from_the_binned_table(region: LoadedRegion, fitted: pd.DataFrame) -
     assert ruled_fine["withheld_cells"] > 0 and ruled_fine["fallers"] + ruled_fine["non_fallers"] < len(scored)
 
 
+def test_calibration_by_risk_decile(region: LoadedRegion, fitted: pd.DataFrame) -> None:
+    """The released deciles of eta as bins: ten tenths of the scored clients, calibrated (Hosmer-Lemeshow)."""
+    coefs = fr.coefficients_of(fitted)
+    deciles = _run(region, uc.fall_risk_deciles(YEAR, fitted))
+    bins = uc.decile_bins(deciles)
+    d = _clients(region)
+    eta = _eta(d[d["huisarts"]], coefs)
+    assert np.allclose(bins, np.quantile(eta, np.arange(1, 10) / 10), atol=1e-3)  # DuckDB's quantile_cont
+    cal = uc.calibration_by_bin(_run(region, uc.fall_risk_auc_table(YEAR, fitted, bins)))
+    assert cal["volledig"].all() and len(cal) == 10
+    share = cal["clients"] / cal["clients"].sum()
+    assert share.between(0.07, 0.13).all(), share  # ties in eta make the tenths unequal
+    assert cal["waargenomen"].iloc[-1] > 2.5 * cal["waargenomen"].iloc[0]
+    hl = uc.hosmer_lemeshow(cal)
+    assert hl["df"] == 8 and hl["p_value"] > 0.001, hl  # NB: the model is the true model's form
+    # a miscalibrated model is caught: the same tables with every predicted risk halved
+    off = cal.assign(verwacht=cal["verwacht"] / 2)
+    assert uc.hosmer_lemeshow(off)["p_value"] < 1e-6
+    with pytest.raises(PlanError, match="withheld"):
+        uc.decile_bins(deciles.assign(q50=pd.NA))
+
+
 def test_evaluation_under_the_default_rules(region: LoadedRegion, fitted: pd.DataFrame) -> None:
     """Every workspace rule on (counts perturbed): the figures stay close to the exact ones."""
     rules = wp.DisclosureRules()
@@ -231,6 +254,20 @@ def _mpc_equals_plain(r: LoadedRegion, cluster: LocalCluster) -> pd.DataFrame:
 def test_mpc_equals_plain_on_a_small_region(small: LoadedRegion, cluster: LocalCluster) -> None:
     plain = _mpc_equals_plain(small, cluster)
     assert plain.attrs["n"] >= 100
+
+
+@pytest.mark.slow
+@pytest.mark.mpc
+def test_evaluation_mpc_equals_plain_on_a_small_region(small: LoadedRegion, cluster: LocalCluster) -> None:
+    """The tier and AUC plans (eta, the interpolated risk, cut) under MPC: every cell as on plain (k = 1)."""
+    # NB: k = 1 and rule 8's groups per rows off, so that the small region's cells are compared, not withheld
+    rules = wp.DisclosureRules(counts="exact", cells_per_source=False)
+    fit = _run(small, uc.fall_risk(YEAR), rules=rules)
+    for plan in (fr.fall_risk_tiers(YEAR, fit), fr.fall_risk_auc_table(YEAR, fit)):
+        plain = _run(small, plan, rules=rules, min_group_size=1)
+        mpc = _run(small, plan, rules=rules, min_group_size=1, engine="mpc", cluster=cluster)
+        assert not frame_differences(mpc, plain)
+        assert (~plain["suppressed"]).sum() >= 4
 
 
 @pytest.mark.slow

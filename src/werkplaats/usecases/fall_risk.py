@@ -221,6 +221,33 @@ def fall_risk_auc_table(
     )
 
 
+def fall_risk_deciles(year: int, coefficients: pd.DataFrame | Mapping[str, float]) -> LazyFrame:
+    """Return the plan: the deciles of η over the scored clients (one row: q10 … q90), for decile bins.
+
+    Pass ``decile_bins(released)`` as the ``bins`` of ``fall_risk_auc_table`` to read calibration by
+    risk decile (``calibration_by_bin``) and the AUC of a decile table. The deciles are statistics
+    under rule 4 (each needs k clients on either side); ties in η can make bins unequal.
+    """
+    return (
+        _scored(year, coefficients)
+        .filter(col("eta").is_not_null())
+        .agg(**{f"q{10 * i}": col("eta").quantile(i / 10) for i in range(1, 10)})
+    )
+
+
+def decile_bins(released: pd.DataFrame, digits: int = 3) -> list[float]:
+    """Return the released deciles of η as increasing cut points (rounded to ``digits``; equal ones merged).
+
+    Refuses (PlanError) a released row whose deciles are withheld.
+    """
+    cols = [f"q{10 * i}" for i in range(1, 10)]
+    row = released.iloc[0] if len(released) else None
+    if row is None or any(c not in released or pd.isna(row[c]) for c in cols):
+        msg = "decile_bins: the deciles of the linear predictor were withheld"
+        raise PlanError(msg)
+    return sorted({round(float(row[c]), digits) for c in cols})
+
+
 def _bin_labels(bs: Sequence[float]) -> list[str]:
     """Labels that sort in η order: 'b00 (-inf, -1.5]', 'b01 (-1.5, -1.25]', …"""
     edges = ["-inf", *(f"{b:g}" for b in bs), "inf"]
@@ -312,6 +339,27 @@ def calibration_by_bin(table: pd.DataFrame) -> pd.DataFrame:
             rows.append({"eta_bin": b, "clients": np.nan, "fallers": np.nan, "waargenomen": np.nan,
                          "verwacht": np.nan, "volledig": False})  # fmt: skip
     return pd.DataFrame(rows, columns=["eta_bin", "clients", "fallers", "waargenomen", "verwacht", "volledig"])
+
+
+def hosmer_lemeshow(calibration: pd.DataFrame) -> dict[str, float]:
+    """The Hosmer–Lemeshow test over the read bins of ``calibration_by_bin`` (e.g. risk deciles).
+
+    statistic = Σ_g (O_g − E_g)² / (E_g (1 − E_g / n_g)), with O_g the fallers, E_g = n_g × the
+    mean predicted risk; df = G − 2 over the G bins read (``volledig``). A small p-value says the
+    predictions are off somewhere; on the fitting data it is optimistic (in-sample).
+    """
+    full = calibration[calibration["volledig"].astype(bool)]
+    n = full["clients"].to_numpy(float)
+    observed = full["fallers"].to_numpy(float)
+    expected = n * full["verwacht"].to_numpy(float)
+    if len(full) < 3 or (expected <= 0).any() or (expected >= n).any():
+        msg = "hosmer_lemeshow: needs at least 3 read bins with expected counts strictly between 0 and the bin size"
+        raise PlanError(msg)
+    from scipy.stats import chi2  # NB: imported when used, as werkplaats.stats does (scipy.stats loads slowly)
+
+    stat = float((((observed - expected) ** 2) / (expected * (1 - expected / n))).sum())
+    df = len(full) - 2
+    return {"statistic": stat, "df": float(df), "p_value": float(chi2.sf(stat, df))}
 
 
 def fall_risk_evaluation(tiers: pd.DataFrame, auc_table: pd.DataFrame) -> dict[str, Any]:
