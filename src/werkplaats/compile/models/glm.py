@@ -393,7 +393,8 @@ def fit_plain(a: Analysis, X: np.ndarray, y: np.ndarray, off: np.ndarray) -> dic
         "n": nobs, "p": p, "b": b, "beta": beta, "se": se, "deviance": dev_prev, "null_deviance": null_dev,
         "llf": llf, "scale": scale, "iterations": iterations, "converged": converged and finite,
         "singular": constant or not smallest >= SINGULAR_PIVOT,
-        "separated": not bool(np.all(np.abs(b) <= MAX_STD_COEF)),
+        # NB: slopes only, and not for gaussian, whose b is on y's own scale (y ~ 1000 is no separation)
+        "separated": family != "gaussian" and not bool(np.all(np.abs(b[1:]) <= MAX_STD_COEF)),
         "max_leverage": float(leverage.max()) if nobs else 0.0,
         "max_share": outcome_share(y),
     }  # fmt: skip
