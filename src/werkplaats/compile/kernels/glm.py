@@ -189,8 +189,8 @@ def fit_arrays(X: Any, y: Any, off: Any, u: Any, family: str, iters: int) -> dic
     def step(t: Any, c: tuple[Any, ...]) -> tuple[Any, ...]:
         """One IRLS step (a loop body, so the program holds it once): solve, update, the new deviance."""
         b, eta, mu, w, dev, smallest, _, _, first, found, _ = c
-        A = (Z * w[:, None]).T @ Z
-        g = Z.T @ (yu - mu)
+        Ag = Z.T @ jnp.concatenate([Z * w[:, None], (yu - mu)[:, None]], axis=1)  # NB: one product for A and g
+        A, g = Ag[:, :p], Ag[:, p]
         Ainv, piv, r = inverse_spd(A)
         smallest = jnp.minimum(smallest, tree_reduce(piv, "min"))
         b = b + r * (Ainv @ (r * g))
