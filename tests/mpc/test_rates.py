@@ -1,8 +1,8 @@
 """Directly age-standardised rates inside the MPC equal the plain executor's (tests/compile/test_rates.py).
 
 One fixed case with two keys (gemeente × vrouw): every cell's code, rate and interval agree, a
-cell below k events is withheld inside the computation, and a cell with one populated age band
-(no weight to spread) still agrees.
+cell below k events is withheld inside the computation, a cell with one populated age band
+still agrees, and rows with a missing event count, age or key are treated alike.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ def fixed_case() -> pd.DataFrame:
     df.loc[(df["gemeente"] == "C") & df["vrouw"], "opnamen"] = 0  # NB: C × vrouw: no events, withheld
     df.loc[df["gemeente"] == "C", "leeftijd"] = 90  # NB: C: one age band only
     df.loc[(df["gemeente"] == "C") & ~df["vrouw"], "opnamen"] = 1
+    df["opnamen"] = df["opnamen"].astype("Int64")
+    df["leeftijd"] = df["leeftijd"].astype("Int64")
+    df.loc[df["bsn"] % 17 == 1, "opnamen"] = pd.NA  # NB: missing events or age: left out
+    df.loc[df["bsn"] % 19 == 2, "leeftijd"] = pd.NA
+    df.loc[df["bsn"] % 5 == 3, "gemeente"] = np.nan  # NB: a missing key: the key's 'missing' cell
     return df
 
 
@@ -35,6 +40,6 @@ def test_rates_in_the_mpc_equal_plain_with_two_keys(cluster: LocalCluster) -> No
     assert not frame_differences(mpc, plain, atol=1e-6, rtol=1e-6)
     assert mpc["reason"].tolist() == plain["reason"].tolist()
     released = mpc[~mpc["suppressed"]]
-    assert len(released) == 5  # NB: A, B (both sexes) and C's men; C's women have no events
+    assert len(released) == 6  # NB: B and missing (both sexes), A's women, C's men; A's men have 9 events
     assert np.isclose(mpc.loc[(mpc["gemeente"] == "C") & (mpc["vrouw"] == False), "rate"].iloc[0],  # noqa: E712
                       100_000.0 * 2500 / 100_000)  # fmt: skip
