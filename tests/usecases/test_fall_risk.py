@@ -1,7 +1,8 @@
 """The fall-risk template finds the generator's model; its tiers, AUC and calibration read true (plain; MPC = plain).
 
-Default run: the session's 200K region (one seed) and one small region under MPC. The slow runs
-(``pytest -m slow tests/usecases/test_fall_risk.py``): 95% coverage over 10 seeds and MPC = plain at 200K.
+Default run: the session's 200K region (one seed) and one small region under MPC (the fit, ~45 s). The slow
+runs (``pytest -m slow tests/usecases/test_fall_risk.py``): 95% coverage over 10 seeds (~130 s), MPC = plain
+at 200K (~200 s) and the tier and AUC-table plans under MPC on the small region (~40 s).
 """
 
 from __future__ import annotations
