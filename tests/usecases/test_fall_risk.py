@@ -18,6 +18,7 @@ from scipy.stats import rankdata
 
 import werkplaats as wp
 from werkplaats import usecases as uc
+from werkplaats.compile.register import Register
 from werkplaats.exceptions import PlanError
 from werkplaats.mpc.cluster import LocalCluster
 from werkplaats.result import frame_differences
@@ -208,6 +209,33 @@ def test_a_tier_of_few_clients_is_withheld(region: LoadedRegion) -> None:
     tiers = _run(region, fr.fall_risk_tiers(YEAR, coefs), rules=wp.DisclosureRules())
     hoog = tiers[tiers["risiconiveau"] == "hoog"]
     assert hoog["clients"].isna().all() and hoog["fallers"].isna().all() and hoog["risico_gem"].isna().all()
+
+
+def test_differencing_two_tier_tables_is_withheld(region: LoadedRegion, fitted: pd.DataFrame) -> None:
+    """Rule 9: a second tier table whose cut point moves a handful of clients is withheld, not released."""
+    coefs = fr.coefficients_of(fitted)
+    d = _clients(region)
+    eta = np.sort(_eta(d[d["huisarts"]], coefs))
+    above = eta[eta > 0]
+    moved = 3  # a threshold between the 3rd and 4th lowest eta above 0 moves 3 clients from hoog to midden
+    cut = float((above[moved - 1] + above[moved]) / 2)
+    assert above[moved] - above[moved - 1] > 2e-6  # NB: tier_cut_points rounds to 6 decimals
+    p = 1 / (1 + math.exp(-cut))
+    reg = Register()
+    first = _run(region, fr.fall_risk_tiers(YEAR, coefs), register=reg)
+    assert not first.dropna(subset=["risiconiveau"])["suppressed"].any() and len(reg) == 1
+    second = _run(region, fr.fall_risk_tiers(YEAR, coefs, thresholds=(0.3, p)), register=reg)
+    assert second["suppressed"].all() and second["clients"].isna().all()
+    assert "earlier released result" in str(second["reason"].iloc[0])
+    # the same table again differs by 0 clients, and one that moves at least k clients differs by more: released
+    wide = 1 / (1 + math.exp(-float(above[30])))
+    assert (
+        not _run(region, fr.fall_risk_tiers(YEAR, coefs), register=reg)
+        .dropna(subset=["risiconiveau"])["suppressed"]
+        .any()
+    )
+    third = _run(region, fr.fall_risk_tiers(YEAR, coefs, thresholds=(0.3, wide)), register=reg)
+    assert not third.dropna(subset=["risiconiveau"])["suppressed"].any()
 
 
 def test_released_coefficients_are_checked() -> None:
