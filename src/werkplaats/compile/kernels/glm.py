@@ -42,7 +42,7 @@ from .expr import align, str_ok
 
 ETA_LIMIT = 40.0  # |η| is clamped here inside the MPC (e^40 fits the fixed point; a fit this far is not converged)
 VAR_FLOOR = 2.0**-36  # a variance below this counts as constant (the plain check, sd < CONSTANT_SD, at 40 bits)
-PIVOT_FLOOR = 1e-9  # pivots of the Jacobi-scaled A are clamped here before their reciprocal (SINGULAR flags it)
+PIVOT_FLOOR = 2.0**-30  # pivots of the Jacobi-scaled A are clamped here before their reciprocal (SINGULAR flags it)
 
 
 # --- accurate elementary functions in fixed point --------------------------------------
@@ -105,6 +105,24 @@ def _log(x: Any, lo: int = -40, hi: int = 60) -> Any:
 # --- the solve ---------------------------------------------------------------------------
 
 
+def _pivot_recip(piv: Any) -> Any:
+    """Return 1/max(piv, PIVOT_FLOOR) for a pivot of a unit-diagonal SPD matrix (at most ~1).
+
+    One vectorised comparison gives both the clamp and the power-of-two bucket, then three Newton
+    steps on [0.5, 1) (~1e-10 relative; the Newton–Schulz step refines the inverse): a third of the
+    rounds of SPU's reciprocal, which the p sequential pivots of every solve wait for.
+    """
+    es = list(range(-30, 2))
+    ge = b2i(piv[..., None] >= jnp.asarray([PIVOT_FLOOR] + [2.0**e for e in es[1:]], dtype=F64))
+    safe = select(ge[..., 0], piv, jnp.full_like(piv, PIVOT_FLOOR))
+    factor = _pick(ge[..., 1:], [2.0 ** -(e + 1) for e in es])
+    xs = safe * factor
+    r = 48.0 / 17.0 - 32.0 / 17.0 * xs
+    for _ in range(3):
+        r = r * (2.0 - xs * r)
+    return r * factor
+
+
 def inverse_spd(A: Any) -> tuple[Any, Any, Any]:
     """Return (A⁻¹, the LDL' pivots of A, the Jacobi scale r) of a symmetric positive definite p × p A.
 
@@ -122,7 +140,7 @@ def inverse_spd(A: Any) -> tuple[Any, Any, Any]:
     for k in range(p):
         piv = aug[k, k]
         pivots.append(piv)
-        row = aug[k] * (1.0 / jnp.maximum(piv, PIVOT_FLOOR))  # NB: ~1e-9 relative; Newton–Schulz refines below
+        row = aug[k] * _pivot_recip(piv)
         col = aug[:, k] - jnp.eye(p, dtype=F64)[:, k]  # NB: row k becomes `row`, the others lose col_i · row
         aug = aug - col[:, None] * row[None, :]
     X = aug[:, p:]
@@ -223,7 +241,7 @@ def fit_arrays(X: Any, y: Any, off: Any, u: Any, family: str, iters: int) -> dic
         "n": nobs, "beta": beta, "se": jnp.concatenate([se0[None], se_rest]), "deviance": dev,
         "null_deviance": null_dev, "llf": llf, "scale": scale, "iterations": iterations,
         "converged": converged, "constant": b2i(constant.sum() > 0), "smallest_raw": smallest, "b": b,
-        "Z": Z, "ybar": ybar,
+        "Z": Z, "ybar": ybar, "Ainv": Ainv, "r": r,
     }  # fmt: skip
 
 
@@ -327,7 +345,10 @@ def glm_mpc(a: Analysis, f: SFrame) -> tuple[list[tuple[int, Any]], list[Any]]:
     # LEVERAGE: no row's design leverage h_i = z_i'(Z'Z)⁻¹z_i, nor its share of the outcome's sum of squares
     # about the mean, reaches 1/(k-1) (models/glm.leverage_ok); compared row by row, (k-1)·h_i < 1
     Z = fit["Z"]
-    Ginv, _, r = inverse_spd(Z.T @ Z)
+    if node.family == "gaussian":  # NB: W = 1 on the used rows: the last step's A is Z'Z already
+        Ginv, r = fit["Ainv"], fit["r"]
+    else:
+        Ginv, _, r = inverse_spd(Z.T @ Z)
     Zr = Z * r[None, :]
     h = ((Zr @ Ginv) * Zr).sum(axis=1)
     dy = (y - fit["ybar"]) * used
