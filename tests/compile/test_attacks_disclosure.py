@@ -182,7 +182,7 @@ def test_attack_boolean_mean_reveals_the_one_without(run: Run, people: People, b
     """39 of 40 with a condition: the exact mean (0.975) tells N = 40 and that exactly one lacks it,
     whatever the counts' perturbation; var and std are functions of the mean. Withheld (rule 2: the
     false rows must be 0 or at least k, as the true rows at least k); 30 of 40 and 35 of 35 released.
-    A sum of the boolean is a count: perturbed (not exact) by default, withheld when counts are exact."""
+    A sum of the boolean (a count: the cell's count minus it is the false rows) alike, whatever the counts' mode."""
     df, schema = boolean_table()
     d = wp.col("diabetes")
     aggs = {"m": d.mean(), "v": d.var(), "sd": d.std(), "s": d.sum()}
@@ -190,16 +190,16 @@ def test_attack_boolean_mean_reveals_the_one_without(run: Run, people: People, b
     before = wp.run_local(q, {"p": df}, schemas={"p": schema}, rules=CELLS_ONLY)
     assert before["m"][0] == 0.975  # the leak: 39 / 40
     out = run(q, None, {"p": df}, {"p": schema})
-    for stat in ("m", "v", "sd"):
+    for stat in ("m", "v", "sd", "s"):
         assert stat not in boolean_stats or withheld_for(out, 0, stat, (FEW_CONTRIBUTORS,)), stat
-    assert not pd.isna(out["s"][0])  # a count, perturbed: len - s is a difference of two noisy counts
+    assert abs(out["s"][1] - 30) <= wp.DisclosureRules().ptable.D  # NB: a count: perturbed
     close = {"rtol": 0, "atol": 1e-4}  # NB: the MPC's fixed point
     assert np.isclose(out["m"][1], 0.75, **close) and np.isclose(out["m"][2], 1.0, **close)
     assert withheld_for(out, 3, "m", (SECONDARY,))  # rule 7: the line's cheapest complement
     var = 0.75 * 0.25 * 40 / 39
     assert "v" not in boolean_stats or (np.isclose(out["v"][1], var, **close) and np.isclose(out["v"][2], 0, **close))
     assert "sd" not in boolean_stats or np.isclose(out["sd"][1], np.sqrt(var), **close)
-    # NB: counts released exactly: the plain executor (the MPC computes the same flag, as above)
+    # NB: counts released exactly: the same statistics withheld (the plain executor; the MPC's flag is the same)
     exact_rules = dataclasses.replace(wp.DisclosureRules(), counts="exact")
     exact = wp.run_local(q, {"p": df}, schemas={"p": schema}, rules=exact_rules)
     assert withheld_for(exact, 0, "s", (FEW_CONTRIBUTORS,)) and withheld_for(exact, 0, "m", (FEW_CONTRIBUTORS,))

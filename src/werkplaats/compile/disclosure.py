@@ -13,7 +13,7 @@ boolean) array; the rule only multiplies such arrays, which is an AND in both.
 - a mean (or variance, standard deviation) of a boolean reveals its true and its false rows
   both (39 of 40: 0.975), so with rule 2 on its false rows must be 0 or at least k as its
   true rows must be at least k (``StatRule.both_sides``); so must a sum of a boolean's
-  when counts are released exactly (its cell's count minus it is the false rows);
+  (its cell's count minus it is the false rows);
 - a statistic whose exact value may lie outside the range the MPC represents exactly
   (the limits below, docs/mpc.md) is withheld too, flagged OUT_OF_RANGE: never a wrong
   number. The MPC checks it obliviously on the secret result; the plain executor on its own.
@@ -193,9 +193,10 @@ def stat_rules(a: Any) -> dict[str, StatRule]:
         if kind == "bool" and rules.contributors and agg.func in BOTH_SIDES:
             # NB: the mean of a boolean is its true rows over its non-missing ones: 39 of 40 (0.975)
             # reveals N and the one person without, whatever the counts' perturbation; var and std
-            # are functions of it. A sum of a boolean is a count: perturbed or rounded as counts
-            # are (rule 6), only an exact one is subtracted from its cell's exact count.
-            kw["both_sides"] = agg.func != "sum" or _counts_exact(a)
+            # are functions of it. A sum of a boolean is a count, its cell's count minus it the false
+            # rows: held to the same rule whatever the counts' mode, so a result withholds the same
+            # statistics with counts exact, rounded or perturbed (rule 6 only changes the numbers).
+            kw["both_sides"] = True
             kw["contributors"] = True  # NB: its true rows (var and std: not counted otherwise)
         if agg.func in ("sum", "mean"):
             kw["contributors"] = rules.contributors
@@ -220,13 +221,6 @@ def stat_rules(a: Any) -> dict[str, StatRule]:
 
 # The statistics of a boolean that reveal its false rows as well as its true ones (see stat_rules).
 BOTH_SIDES = ("sum", "mean", "var", "std")
-
-
-def _counts_exact(a: Any) -> bool:
-    """Return whether the plan's counts are released exactly (rule 6 off: no perturbation, no rounding)."""
-    from .perturb import mode
-
-    return mode(a) == "exact"
 
 
 def both_sides_ok(nvalid: Any, contributors: Any, k: int, ge: Ge) -> Any:
