@@ -41,7 +41,7 @@ from .core import F64, I64, SCol, SFrame, b2i, ratio, select, tree_reduce, wide_
 from .expr import align, str_ok
 
 ETA_LIMIT = 40.0  # |η| is clamped here inside the MPC (e^40 fits the fixed point; a fit this far is not converged)
-VAR_FLOOR = 2.0**-36  # a variance below this counts as constant (the plain check, sd < CONSTANT_SD, at 40 bits)
+VAR_FLOOR = model.CONSTANT_SD**2  # a variance below this counts as constant (2^-36: the plain check sd < 2^-18)
 PIVOT_FLOOR = 2.0**-30  # pivots of the Jacobi-scaled A are clamped here before their reciprocal (SINGULAR flags it)
 
 

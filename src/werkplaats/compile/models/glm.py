@@ -36,7 +36,7 @@ ITERS = {"gaussian": 2, "binomial": 12, "poisson": 12}  # IRLS iterations, publi
 TOL = 1e-8  # converged when |dev_t - dev_{t-1}| / (|dev_t| + 0.1) < TOL (statsmodels' rule)
 MAX_STD_COEF = 30.0  # |b_j| on the standardised scale above this: separation -> NOT_CONVERGED
 SINGULAR_PIVOT = 1e-8  # smallest Cholesky pivot of A = Z'WZ/n (standardised) below this -> SINGULAR
-CONSTANT_SD = 1e-9  # a term whose population sd over the used rows is below this -> SINGULAR
+CONSTANT_SD = 2.0**-18  # a term whose population sd over the used rows is below this -> SINGULAR (the MPC: var < 2^-36)
 MAX_TERMS = 30  # p, the intercept included
 
 # The fit output's entries, in order (output "fit").
