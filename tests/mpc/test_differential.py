@@ -1,4 +1,8 @@
-"""Differential tests: on random tables and random plans, MPC equals the plain oracle."""
+"""Differential tests: on random tables and random plans, MPC equals the plain oracle.
+
+The default run checks EXAMPLES plans per test; before a change to a kernel, run the slow variants
+too (MANY plans each, ~10 min): ``pytest -m slow tests/mpc/test_differential.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import werkplaats as wp
@@ -125,14 +129,42 @@ def _check(cluster: LocalCluster, q: wp.LazyFrame, t: dict[str, pd.DataFrame], k
     assert not frame_differences(mpc, plain, loose={"sdf"})  # NB: floats within tolerance, the rest exactly
 
 
-@given(t=tables(), q=plans())
-def test_mpc_equals_plain_without_suppression(cluster: LocalCluster, t: dict[str, pd.DataFrame],
-                                              q: wp.LazyFrame) -> None:  # fmt: skip
+# NB: each example compiles a new MPC program (3-5 s of the suite's time each, more with var, std or a quantile):
+# the default run checks EXAMPLES random plans per test, the slow-marked variants (pytest -m slow) MANY.
+EXAMPLES = 12
+MANY = 60
+
+
+def _without_suppression(cluster: LocalCluster, t: dict[str, pd.DataFrame], q: wp.LazyFrame) -> None:
     # NB: the arithmetic alone, with k = 1 and no other rule (every rule on is the k = 10 test's, below)
     _check(cluster, q, t, 1, wp.DisclosureRules.cells_only())
 
 
+@settings(max_examples=EXAMPLES)
+@given(t=tables(), q=plans())
+def test_mpc_equals_plain_without_suppression(cluster: LocalCluster, t: dict[str, pd.DataFrame],
+                                              q: wp.LazyFrame) -> None:  # fmt: skip
+    _without_suppression(cluster, t, q)
+
+
+@settings(max_examples=EXAMPLES)
 @given(t=tables(), q=plans())
 def test_mpc_equals_plain_with_min_group_size_10(cluster: LocalCluster, t: dict[str, pd.DataFrame],
                                                  q: wp.LazyFrame) -> None:  # fmt: skip
+    _check(cluster, q, t, 10)
+
+
+@pytest.mark.slow
+@settings(max_examples=MANY)
+@given(t=tables(), q=plans())
+def test_mpc_equals_plain_without_suppression_many(cluster: LocalCluster, t: dict[str, pd.DataFrame],
+                                                   q: wp.LazyFrame) -> None:  # fmt: skip
+    _without_suppression(cluster, t, q)
+
+
+@pytest.mark.slow
+@settings(max_examples=MANY)
+@given(t=tables(), q=plans())
+def test_mpc_equals_plain_with_min_group_size_10_many(cluster: LocalCluster, t: dict[str, pd.DataFrame],
+                                                      q: wp.LazyFrame) -> None:  # fmt: skip
     _check(cluster, q, t, 10)
