@@ -121,16 +121,20 @@ class RemoteRequest:
 
     def result(self) -> pd.DataFrame:
         """The released result of the latest successful job: an aggregate with suppressed cells marked, or a
-        model's summary (one row per term) with its fit statistics in ``.attrs`` (a withheld number is NaN)."""
-        r = self.ws.client.get(f"/requests/{self.id}/result")
-        df = pd.DataFrame(r["rows"], columns=r["columns"])
-        for c in r.get("float_columns", []):
-            if c in df:  # NB: a column of withheld numbers is null in JSON: read it as floats (NaN), as released
-                df[c] = pd.to_numeric(df[c].astype(object).where(df[c].notna(), np.nan)).astype(float)
-        df.attrs.update({k: np.nan if v is None else v for k, v in r.get("attrs", {}).items()})
-        df.attrs["min_group_size"] = r.get("min_group_size")
-        df.attrs["job"] = r.get("job")
-        return df
+        model's summary (one row per term) with its fit statistics in ``.attrs`` (None where withheld)."""
+        return result_from(self.ws.client.get(f"/requests/{self.id}/result"))
+
+
+def result_from(r: dict[str, Any]) -> pd.DataFrame:
+    """Return the result frame of the hub's answer to ``GET /requests/{id}/result`` (`hub.schemas.ResultPublic`)."""
+    df = pd.DataFrame(r["rows"], columns=r["columns"])
+    for c in r.get("float_columns", []):
+        if c in df:  # NB: a column of withheld numbers is null in JSON: read it as floats (NaN), as released
+            df[c] = pd.to_numeric(df[c].astype(object).where(df[c].notna(), np.nan)).astype(float)
+    df.attrs.update(r.get("attrs", {}))  # NB: as the frame had them; a withheld statistic is None
+    df.attrs["min_group_size"] = r.get("min_group_size")
+    df.attrs["job"] = r.get("job")
+    return df
 
 
 class Workspace:

@@ -53,9 +53,7 @@ def release(hub: Hub, s: Session, j: db.Job, shares: list[list[Any]], actor: str
     except Exception as e:  # NB: nothing is released when reconstruction fails; the type says enough
         fail(hub, s, j, f"hub: could not reconstruct the result ({type(e).__name__})", "hub")
         return
-    data = {"columns": list(frame.columns), "rows": records(frame), "min_group_size": a.plan.min_group_size,
-            "attrs": jsonable(dict(frame.attrs)), "float_columns": float_columns(frame)}  # fmt: skip
-    s.add(db.Result(job_id=j.id, data=data))
+    s.add(db.Result(job_id=j.id, data=stored(frame, a.plan.min_group_size)))
     summary = is_summary(a.plan)
     # NB: rule 9 registers released cells; a model's or measure's summary is released whole, not registered
     entry = None if summary else entry_for(a, rev, request=str(r.id), job=str(j.id))
@@ -124,6 +122,12 @@ def job_register(s: Session, r: db.Request) -> tuple[list[dict[str, Any]], dict[
 def _collab_name(s: Session, r: db.Request) -> str:
     collab = s.get(db.Collaboration, r.collaboration_id)
     return collab.name if collab else ""
+
+
+def stored(frame: pd.DataFrame, k: int) -> dict[str, Any]:
+    """Return a result frame as the hub stores it (`db.Result.data`) and returns it (`schemas.ResultPublic`)."""
+    return {"columns": [str(c) for c in frame.columns], "rows": records(frame), "min_group_size": k,
+            "attrs": jsonable(dict(frame.attrs)), "float_columns": float_columns(frame)}  # fmt: skip
 
 
 def jsonable(v: Any) -> Any:
