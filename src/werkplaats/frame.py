@@ -161,7 +161,8 @@ class LazyFrame:
         LazyFrame
             A plan whose result has one row per cell of the keys' domains (a 'missing' cell per
             key last): the keys, ``rate``, ``ci_low``, ``ci_high``, ``suppressed`` and ``reason``.
-            A cell is released with at least k events and k persons; no counts are released.
+            A cell is released with at least k events, k persons and persons in at least 2 age
+            bands (else withheld, inside the secure computation); no counts are released.
 
         Examples
         --------

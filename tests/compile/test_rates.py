@@ -71,7 +71,7 @@ def hand(df: pd.DataFrame, by: list[str], events: str = "opnamen", per: int = 10
         rate = float((per * w * g["sum"] / g["size"]).sum())
         var = float((per**2 * w**2 * g["sum"] / g["size"] ** 2).sum())
         out[key] = {"rate": rate, "lo": max(rate - Z95 * math.sqrt(var), 0.0), "hi": rate + Z95 * math.sqrt(var),
-                    "n": len(cell), "d": float(cell["e"].sum())}  # fmt: skip
+                    "n": len(cell), "d": float(cell["e"].sum()), "bands": len(g)}  # fmt: skip
     return out
 
 
@@ -109,7 +109,7 @@ def test_plain_equals_hand_computation_on_random_tables(n: int, seed: int, p: fl
             assert row["suppressed"] and pd.isna(row["rate"])
             continue
         w = want[key]
-        released = w["n"] >= K and w["d"] >= K
+        released = w["n"] >= K and w["d"] >= K and w["bands"] >= 2
         assert row["suppressed"] == (not released)
         if released:
             assert row["rate"] == pytest.approx(w["rate"], rel=1e-9, abs=1e-9)
@@ -147,7 +147,7 @@ def test_a_cell_with_fewer_than_k_events_is_withheld() -> None:
     df["gemeente"] = pd.Categorical(df["gemeente"].tolist(), categories=["A", "B"])
     out = run(rate_query(), df)
     a, b = cell_of(out, gemeente="A"), cell_of(out, gemeente="B")
-    assert a["suppressed"] and pd.isna(a["rate"]) and a["reason"] == "fewer than 10 events or fewer than 10 persons"
+    assert a["suppressed"] and pd.isna(a["rate"]) and a["reason"].startswith("fewer than 10 events or 10 persons")
     assert not b["suppressed"] and b["rate"] > 0 and b["ci_low"] < b["rate"] < b["ci_high"]
 
 
@@ -204,6 +204,25 @@ def test_the_output_has_no_counts_and_the_default_rules_release_rates() -> None:
     out = run(rate_query(), df, rules=wp.DisclosureRules())
     assert list(out.columns) == ["gemeente", "rate", "ci_low", "ci_high", "suppressed", "reason"]
     assert out["suppressed"].tolist() == [False, False, False, True]
+
+
+def test_a_cell_with_persons_in_one_age_band_only_is_withheld() -> None:
+    # NB: one band: d = (1.96 · rate / half-width)² and n = per · w · d / rate would give back its exact counts
+    df = people(400, 12)
+    df.loc[df["gemeente"] == "C", "leeftijd"] = 90
+    out = run(rate_query(), df)
+    c = cell_of(out, gemeente="C")
+    assert c["suppressed"] and pd.isna(c["rate"]) and "fewer than 2 age bands" in c["reason"]
+    assert not cell_of(out, gemeente="A")["suppressed"]
+    df.loc[df["bsn"] == int(df.loc[df["gemeente"] == "C", "bsn"].iloc[0]), "leeftijd"] = 70
+    assert not cell_of(run(rate_query(), df), gemeente="C")["suppressed"]  # NB: a second band: released
+
+
+def test_a_rate_over_one_age_band_is_refused() -> None:
+    q = (wp.scan("p").with_columns(band=wp.col("leeftijd").cut([], labels=["alle"]))
+         .standardize(events="opnamen", age="band", standard={"alle": 1.0}, by="gemeente"))  # fmt: skip
+    with pytest.raises(wp.PlanError, match="one age band"):
+        run(q, people(50, 9))
 
 
 # --- hostile or wrong plans --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Directly age-standardised rates inside the MPC equal the plain executor's (tests/compile/test_rates.py).
 
 One fixed case with two keys (gemeente × vrouw): every cell's code, rate and interval agree, a
-cell below k events is withheld inside the computation, a cell with one populated age band
-still agrees, and rows with a missing event count, age or key are treated alike.
+cell below k events is withheld inside the computation, a cell with events in every person
+(two age bands) agrees, and rows with a missing event count, age or key are treated alike.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.mpc
 def fixed_case() -> pd.DataFrame:
     df = people(600, 11, p_event=0.1)
     df.loc[(df["gemeente"] == "C") & df["vrouw"], "opnamen"] = 0  # NB: C × vrouw: no events, withheld
-    df.loc[df["gemeente"] == "C", "leeftijd"] = 90  # NB: C: one age band only
+    df.loc[df["gemeente"] == "C", "leeftijd"] = np.where(df.loc[df["gemeente"] == "C", "bsn"] % 2, 90, 70)
     df.loc[(df["gemeente"] == "C") & ~df["vrouw"], "opnamen"] = 1
     df["opnamen"] = df["opnamen"].astype("Int64")
     df["leeftijd"] = df["leeftijd"].astype("Int64")
@@ -42,4 +42,4 @@ def test_rates_in_the_mpc_equal_plain_with_two_keys(cluster: LocalCluster) -> No
     released = mpc[~mpc["suppressed"]]
     assert len(released) == 6  # NB: B and missing (both sexes), A's women, C's men; A's men have 9 events
     assert np.isclose(mpc.loc[(mpc["gemeente"] == "C") & (mpc["vrouw"] == False), "rate"].iloc[0],  # noqa: E712
-                      100_000.0 * 2500 / 100_000)  # fmt: skip
+                      100_000.0 * (10_500 + 2500) / 100_000)  # fmt: skip

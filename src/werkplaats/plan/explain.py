@@ -303,8 +303,8 @@ SUMMARY_OUTPUT = {
            "prediction leaves the secure computation.",
     "Corr": "releases the correlation matrix and the number of rows used only, when at least k rows are used.",
     "Standardize": "releases per cell the standardised rate and its 95% interval only, when the cell holds at "
-                   "least k events and k persons; no count (of events or persons, per cell or per age band) "
-                   "leaves the secure computation.",
+                   "least k events and k persons, in at least 2 age bands; no count (of events or persons, per "
+                   "cell or per age band) leaves the secure computation.",
 }  # fmt: skip
 
 FAMILY_TEXT = {"gaussian": "linear regression (least squares)", "binomial": "logistic regression",

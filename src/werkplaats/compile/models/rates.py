@@ -9,10 +9,11 @@ the persons n_ca and sums the events d_ca; per cell it computes
     95% CI = rate ± 1.96 · sqrt(var)            (normal approximation; the lower end at least 0)
 
 where a band without persons in a cell contributes 0. Everything per band stays inside the
-computation: only the rate and its interval leave, and only for a cell with at least k events
-and at least k persons (else FEW_VALUES), where no event count is negative or absurdly large
-(else OUT_OF_RANGE). Rows whose events or age band is missing are left out; rows whose key is
-missing form the key's 'missing' cell, as in an aggregate.
+computation: only the rate and its interval leave, and only for a cell with at least k events,
+at least k persons and persons in at least 2 age bands (else FEW_VALUES), where no event
+count is negative or absurdly large (else OUT_OF_RANGE). Rows whose events or age band is
+missing are left out; rows whose key is missing form the key's 'missing' cell, as in an
+aggregate.
 
 Security model: as `kernels/aggregate.py`: per-row arrays and per-band counts are secret; the
 key domains, the age bands and the standard are public (the plan's). The program branches on
@@ -43,6 +44,9 @@ Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 EVENTS_LIMIT = 2**20  # events per person at most this (else OUT_OF_RANGE): keeps var below 2^60 in fixed point
 PER_LIMIT = 10**6  # rates per at most a million persons
 OUTPUTS = ("rate", "ci_low", "ci_high")
+# A released cell needs persons in at least this many age bands: in a cell of one band,
+# d = (1.96 · rate / half-width)² and n = per · w · d / rate give back its exact counts.
+MIN_BANDS = 2
 
 
 def _node(a: Analysis) -> n.Standardize:
@@ -104,6 +108,11 @@ def check_standard(standard: Any, bands: tuple[Any, ...], age: str = "age") -> N
         msg = f"{where} must give every band a finite number of persons above 0; it does not for {bad}"
         raise PlanError(msg)
     codes = [str(b) for b in bands]
+    if len(codes) < MIN_BANDS:
+        msg = (f"{where}: {age!r} has one age band; a rate over one band is the crude rate, and with its "
+               "interval it would give back each cell's exact counts. Use at least 2 bands, or count with "
+               "group_by(...).agg(...) (its counts are perturbed or rounded)")  # fmt: skip
+        raise PlanError(msg)
     missing = [b for b in codes if b not in names]
     extra = [b for b in names if b not in codes]
     if missing or extra:
@@ -164,7 +173,9 @@ def measures(nn: Any, d: Any, bad: Any, w: np.ndarray, per: int, k: int, xp: Any
     c = t * d  # NB: each band's part of the rate; 0 where the band is empty (d = 0)
     rate = c.sum(axis=0)
     half = Z95 * sqrt(xp.maximum((c * t).sum(axis=0), 0.0))
-    code = disclosure.first_failure([(OUT_OF_RANGE, ge(0, bad)), (FEW_VALUES, ge(tot_d, k) * ge(tot_n, k))])
+    bands = (ge(nn, 1) * 1).sum(axis=0)  # NB: with one band, rate and interval give back the cell's counts
+    few = ge(tot_d, k) * ge(tot_n, k) * ge(bands, MIN_BANDS)
+    code = disclosure.first_failure([(OUT_OF_RANGE, ge(0, bad)), (FEW_VALUES, few)])
     keep = (code == REVEALED) * 1.0
     return [code, rate * keep, xp.maximum(rate - half, 0.0) * keep, (rate + half) * keep]
 
@@ -237,7 +248,7 @@ def frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
         if whole:
             reasons.append("the whole result: " + reason_text(rev.withheld, k))
         elif int(code[c]) == FEW_VALUES:
-            reasons.append(f"fewer than {k} events or fewer than {k} persons")
+            reasons.append(f"fewer than {k} events or {k} persons, or persons in fewer than {MIN_BANDS} age bands")
         elif int(code[c]) != REVEALED:
             reasons.append(reason_text(int(code[c]), k))
         else:
