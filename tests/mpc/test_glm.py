@@ -20,7 +20,7 @@ from werkplaats.compile.kernels.cellkey import key_inputs
 from werkplaats.local import prepare
 from werkplaats.mpc import LocalCluster
 from werkplaats.mpc.runtime import precision_of
-from werkplaats.result import SMALL_CATEGORY, reason_text
+from werkplaats.result import NOT_CONVERGED, SINGULAR, SMALL_CATEGORY, reason_text
 
 pytestmark = pytest.mark.mpc
 
@@ -82,7 +82,7 @@ def fall_tables(n_rows: int, seed: int) -> dict[str, pd.DataFrame]:
 
 
 def test_binomial_over_a_left_join_with_a_categorical(cluster: LocalCluster) -> None:
-    tables = fall_tables(1200, 11)
+    tables = fall_tables(800, 11)
     per_person = wp.scan("visits").group_by("bsn").agg(bezoeken=wp.count())
     q = (wp.scan("clients").filter(wp.col("leeftijd") >= 65)
          .join(wp.scan("gp"), on="bsn", how="left")
@@ -109,10 +109,13 @@ def test_binomial_over_a_left_join_with_a_categorical(cluster: LocalCluster) -> 
 
 
 def test_a_check_withholds_alike(cluster: LocalCluster) -> None:
-    df = people(400, 5, nulls=0.0)
-    df["zorg"] = pd.Categorical(np.where(np.arange(len(df)) < K - 1, CODES[2], CODES[0]), categories=CODES)
-    df.loc[len(df) // 2 :, "zorg"] = CODES[1]
-    q = wp.scan("t").fit(wp.glm(y="score", x=["bmi", "zorg"], family="gaussian"))
+    """The gaussian case's plan and row count (so the cluster reuses its compiled program), one care type rare."""
+    df = people(1500, 7)
+    present = df["zorg"].notna().to_numpy()
+    codes = np.where(np.arange(len(df)) % 2 == 0, CODES[0], CODES[1]).astype(object)
+    codes[np.flatnonzero(present)[: K - 1]] = CODES[2]  # NB: K - 1 rows of "verpleeg" among the used rows at most
+    df["zorg"] = pd.Categorical(np.where(present, codes, None), categories=CODES)
+    q = wp.scan("t").fit(wp.glm(y=Y["gaussian"], x=X, family="gaussian"))
     out = both(cluster, q, {"t": df})
     assert out.attrs["withheld"] == reason_text(SMALL_CATEGORY, K)
     assert out["estimate"].isna().all() and out["std_error"].isna().all()
@@ -138,3 +141,15 @@ def test_logistic_accuracy_at_100k_rows(cluster: LocalCluster) -> None:
     assert out.attrs.get("withheld") is None and out.attrs["converged"]
     _, res = reference_fit(df, "val", X, "binomial", None, None)
     matches_statsmodels(out, res)
+
+
+@pytest.mark.slow
+def test_collinear_and_separated_are_withheld_alike(cluster: LocalCluster) -> None:
+    """A collinear design is SINGULAR and a separated outcome NOT_CONVERGED, in both executors (never garbage)."""
+    df = people(600, 9, nulls=0.0)
+    df["bmi2"] = df["bmi"] * 2.0 + 1.0
+    q = wp.scan("t").fit(wp.glm(y="val", x=["leeftijd", "bmi", "bmi2"], family="binomial"))
+    assert both(cluster, q, {"t": df}).attrs["withheld"] == reason_text(SINGULAR, K)
+    df["val"] = pd.array(df["bmi"].to_numpy(float) > 26.0, dtype="boolean")
+    q = wp.scan("t").fit(wp.glm(y="val", x=["leeftijd", "bmi"], family="binomial"))
+    assert both(cluster, q, {"t": df}).attrs["withheld"] == reason_text(NOT_CONVERGED, K)
