@@ -128,6 +128,13 @@ def _cached(c: LocalCluster) -> list[bool]:
     return [bool(p["program_cached"]) for p in c.last_stats.parties]
 
 
+ONE_COMPILES = [False, True, True]  # NB: the cluster's parties share a directory: one compiles, two read it
+
+
+def _compiled_once(c: LocalCluster) -> bool:
+    return sorted(_cached(c)) == ONE_COMPILES
+
+
 @pytest.mark.mpc
 def test_identical_job_reuses_the_compiled_program_and_a_changed_one_compiles(tmp_path: Path) -> None:
     # NB: a plan no other test runs, so its first job compiles
@@ -136,16 +143,16 @@ def test_identical_job_reuses_the_compiled_program_and_a_changed_one_compiles(tm
     plain = wp.run_local(q, t, engine="plain", min_group_size=1, perturbation_key=3)
     with LocalCluster(cache_dir=tmp_path) as c:
         first = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)
-        assert _cached(c) == [False] * 3
+        assert _compiled_once(c)
         second = wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)
         assert _cached(c) == [True] * 3
         pd.testing.assert_frame_equal(first, second)
         assert not frame_differences(first, plain)
         wp.run_local(q, t, engine="mpc", cluster=c, min_group_size=2, perturbation_key=3)  # another plan
-        assert _cached(c) == [False] * 3
+        assert _compiled_once(c)
         other = _tables(121)
         bigger = wp.run_local(q, other, engine="mpc", cluster=c, min_group_size=1, perturbation_key=3)  # other shapes
-        assert _cached(c) == [False] * 3
+        assert _compiled_once(c)
         assert not frame_differences(
             bigger, wp.run_local(q, other, engine="plain", min_group_size=1, perturbation_key=3)
         )

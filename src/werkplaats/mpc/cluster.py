@@ -75,8 +75,10 @@ class LocalCluster:
         self.host = host
         self.start_timeout = start_timeout
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="werkplaats-parties-"))
-        # NB: compiled programs stay in each party's memory; a directory keeps them across clusters too.
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        # NB: compiled programs stay in each party's memory and in a directory the three parties share, so
+        # that one compiles and the others read it (programs.ProgramCache.compiling); by default the log
+        # directory's, given one, it keeps them across clusters too.
+        self.cache_dir = Path(cache_dir) if cache_dir else self.log_dir / "programs"
         self.parties: list[PartyProcess] = []
         self.last_stats: JobStats | None = None
         self.last_addrs: list[str] = []

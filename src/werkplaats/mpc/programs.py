@@ -16,6 +16,9 @@ and, when the party is given a directory, on disk (an engine's party is a fresh
 process per job; it keeps programs in the engine's own state directory). Disk entries
 are written atomically (a temporary file, then ``os.replace``) and carry a digest; an
 entry that cannot be read or does not verify is logged, ignored and compiled afresh.
+Processes that share a directory compile a program once: the first takes an exclusive lock on
+the key (``<key>.lock``) while it compiles, the others wait for it and read the entry (the local
+cluster's three parties share their cluster's directory; each engine has its own).
 
 Security model: a program is derived from public metadata only — plan, schemas, row
 counts, configuration and software versions — never from data or shares, so caching it
@@ -33,6 +36,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -123,6 +127,21 @@ class ProgramCache:
         self.memory.move_to_end(key)
         while len(self.memory) > self.in_memory:
             self.memory.popitem(last=False)
+
+    @contextlib.contextmanager
+    def compiling(self, key: str) -> Iterator[None]:
+        """Hold the key's lock (with a directory), so that processes sharing it compile a program once."""
+        if self.directory is None:
+            yield
+            return
+        import fcntl
+
+        with open(self.directory / f"{key}.lock", "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
@@ -273,6 +292,12 @@ def load_program(h: PartyHeader, cache: ProgramCache) -> Program:
     t0 = time.perf_counter()
     public, build = _describe(h)
     key = program_key(public)
+    with cache.compiling(key):
+        return _get_or_compile(h, cache, key, public, build, t0)
+
+
+def _get_or_compile(h: PartyHeader, cache: ProgramCache, key: str, public: dict[str, Any], build: Any,
+                    t0: float) -> Program:  # fmt: skip
     got = cache.get(key)
     if got is not None:
         exe, took = got
