@@ -59,7 +59,10 @@ def test_explain_names_the_rules_applied_to_each_output_statistic() -> None:
     assert "  - kosten_sum: sum of a magnitude: dominance (2, 90%), p% 10, at least 10 contributors" in text
     assert "  - max_leeftijd: maximum: rounded to 5, released when 10 contributors share it" in text
     assert "  - max_ligduur: maximum: withheld (extremes, rule 4)" in text
-    assert "  - hiv: mean of a condition: a count of its true rows, withheld below 10 (rule 2)" in text
+    assert (
+        "  - hiv: mean of a condition: a count of its true rows, withheld below 10 true rows, or below 10 false "
+        "rows when not all are true (rule 2)"
+    ) in text
     assert "  - med: median: at least 10 contributors on each side (rule 4)" in text
     assert "each filter and inner join removes no rows or at least 10 (rule 5" in text
     assert "at most 10000 groups and at most one per 10 rows of the smallest source (rule 8)" in text

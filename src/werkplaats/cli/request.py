@@ -104,7 +104,7 @@ def request_result(
     request: Annotated[int, typer.Argument()],
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
-    """The released aggregate of a request."""
+    """The released aggregate (or model summary) of a request."""
     import pandas as pd
 
     try:
@@ -112,9 +112,12 @@ def request_result(
     except WerkplaatsError as e:
         fail(e)
     df = pd.DataFrame(r["rows"], columns=r["columns"])
+    attrs = r.get("attrs") or {}  # NB: a model summary's fit statistics, or why it was withheld
     if fmt == "json":
-        typer.echo(json.dumps(r["rows"], indent=1, default=str))
+        typer.echo(json.dumps({"rows": r["rows"], "attrs": attrs} if attrs else r["rows"], indent=1, default=str))
     elif fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     else:
         typer.echo(df.to_string(index=False))
+        for name, value in attrs.items():
+            typer.echo(f"{name}: {value}")

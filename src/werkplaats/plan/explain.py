@@ -161,7 +161,8 @@ def _stat_rules(agg: n.Agg, rel: n.Relation, rules: Any, catalog: Mapping[str, T
     if agg.func in ("sum", "mean"):
         what = "sum" if agg.func == "sum" else "mean"
         if agg.arg is not None and _is_condition(agg.arg, cols):
-            return f"{what} of a condition: a count of its true rows, withheld below {k} (rule 2)"
+            return (f"{what} of a condition: a count of its true rows, withheld below {k} true rows, or below {k} "
+                    "false rows when not all are true (rule 2)")  # fmt: skip
         if any(c.role == "magnitude" for c in cols):
             tests = [f"dominance ({rules.dominance_n}, {rules.dominance_pct:g}%)" if rules.dominance_pct < 100 else "",
                      f"p% {rules.p_percent:g}" if rules.p_percent > 0 else ""]  # fmt: skip
@@ -301,7 +302,9 @@ SUMMARY_OUTPUT = {
     "Glm": "releases coefficients, standard errors and fit statistics only, and only when the model checks "
            "pass (residual degrees of freedom, parameters per row, rows per category); no row and no "
            "prediction leaves the secure computation.",
-    "Corr": "releases the correlation matrix and the number of rows used only, when at least k rows are used.",
+    "Corr": "releases the correlation matrix and the number of rows used (rounded) only, when at least k rows are "
+            "used, no column is constant, and every value of a two-valued column (and every cell of two such "
+            "columns' table) holds at least k rows.",
     "Standardize": "releases per cell the standardised rate and its 95% interval only, when the cell holds at "
                    "least k events and k persons, in at least 2 age bands; no count (of events or persons, per "
                    "cell or per age band) leaves the secure computation.",
