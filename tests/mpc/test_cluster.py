@@ -115,7 +115,7 @@ SCRIPT = textwrap.dedent(
     import numpy as np, pandas as pd
     import werkplaats as wp
     from werkplaats.mpc import LocalCluster
-    n = 60_000
+    n = 200_000  # NB: a job of several seconds, so that the signal lands inside it even on a loaded machine
     rng = np.random.default_rng(0)
     t = {"l": pd.DataFrame({"bsn": np.arange(n), "g": pd.Categorical(rng.choice(list("abc"), n))}),
          "r": pd.DataFrame({"bsn": rng.permutation(n), "y": rng.integers(0, 5, n)})}
