@@ -111,11 +111,13 @@ def test_close_stops_parties_and_releases_ports() -> None:
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, threading, time
+    import signal, sys, threading, time
+    # NB: Ctrl-C as in a terminal: a shell's background job (nohup ... &) inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np, pandas as pd
     import werkplaats as wp
     from werkplaats.mpc import LocalCluster
-    n = 200_000  # NB: a job of several seconds, so that the signal lands inside it even on a loaded machine
+    n = 60_000
     rng = np.random.default_rng(0)
     t = {"l": pd.DataFrame({"bsn": np.arange(n), "g": pd.Categorical(rng.choice(list("abc"), n))}),
          "r": pd.DataFrame({"bsn": rng.permutation(n), "y": rng.integers(0, 5, n)})}
