@@ -4,7 +4,9 @@ import pandas as pd
 import pytest
 
 import werkplaats as wp
-from werkplaats.catalog.schema import ColumnSchema, TableSchema
+from werkplaats.catalog.schema import ColumnSchema, TableSchema, infer_schema
+from werkplaats.catalog.validate import validate_table
+from werkplaats.exceptions import DataValidationError
 
 
 def q() -> wp.LazyFrame:
@@ -39,3 +41,12 @@ def test_float_column_outside_fixed_point_range_is_refused() -> None:
     df = pd.DataFrame({"g": ["a"], "f": [3.0e12]})
     with pytest.raises(wp.DataValidationError, match="outside the fixed-point range"):
         wp.run_local(wp.scan("t").agg(s=wp.col("f").sum()), {"t": df})
+
+
+def test_a_categorical_with_one_category_is_text() -> None:
+    df = pd.DataFrame({"g": pd.Categorical(["a"] * 3), "h": pd.Categorical([1, 2, 1])})
+    schema = infer_schema("t", df[["g"]])
+    out = validate_table(df, schema, ("g",), set())
+    assert out["g"].tolist() == ["a", "a", "a"]
+    with pytest.raises(DataValidationError, match="column 'g': values are not of type str"):
+        validate_table(df.rename(columns={"g": "x", "h": "g"}), schema, ("g",), set())

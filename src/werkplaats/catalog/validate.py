@@ -106,7 +106,7 @@ def _normalise(s: pd.Series, kind: str) -> pd.Series:
         return s.astype("boolean")
     if kind == "date":
         return pd.to_datetime(s).astype("datetime64[s]")
-    nn = s.dropna()
+    nn = s.dropna().astype(object)  # NB: a Categorical maps its categories: one category gave a Categorical of bools
     if len(nn) and not nn.map(lambda v: isinstance(v, str)).all():
         raise TypeError
     return s.astype(object).where(s.notna(), None)
