@@ -39,6 +39,7 @@ from ...plan.types import DType, Schema
 from ...result import FEW_VALUES, OUT_OF_RANGE, REVEALED, Revealed, key_grid, reason_text
 from .. import disclosure
 from ..analyze import Analysis
+from ..plain import _py as plain_py
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 EVENTS_LIMIT = 2**20  # events per person at most this (else OUT_OF_RANGE): keeps var below 2^60 in fixed point
@@ -261,13 +262,6 @@ def frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
 
 
 def _py(v: Any) -> Any:
-    """Return a plain Python value, None for any missing value."""
-    if v is None or (not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v)):
-        return None
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, pd.Timestamp):
-        return v.date()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
+    """Return a plain Python value (the plain executor's `_py`), a whole float as an int."""
+    v = plain_py(v)
+    return int(v) if isinstance(v, float) and v.is_integer() else v
