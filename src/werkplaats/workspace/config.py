@@ -156,6 +156,47 @@ def _hub_key(base: Path, d: dict[str, Any], where: str) -> str:
     return _token(base, d, "hub_key", where)
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    """The [web] table: the human web application's own HTTPS listener (server certificate only).
+
+    The hub serves the analysts', inzichtvragers', privacy officers' and admins' pages on it; a
+    datastation serves its stewards' pages (review, approve, reject, its own log) on its own.
+    """
+
+    host: str
+    port: int
+    public_url: str  # NB: the address browsers use (links between hub and datastation pages)
+    geo_dir: Path | None = None  # NB: hub: gemeenten.geojson and wijken.geojson, the region's own boundaries
+    accounts: Path | None = None  # NB: datastation: its stewards' account store (SQLite file)
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    max_failures: int = 5  # NB: failed logins before the account locks
+    lockout_minutes: int = 15
+
+
+def _web(base: Path, doc: dict[str, Any], where: str) -> WebConfig | None:
+    """Read the optional [web] table."""
+    w = doc.get("web")
+    if not w:
+        return None
+    host, _, port = str(_need(w, "listen", f"{where} [web]")).rpartition(":")
+    if not host or not port.isdigit():
+        msg = f"{where} [web]: listen must be host:port"
+        raise ConfigError(msg)
+    return WebConfig(
+        host,
+        int(port),
+        str(w.get("public_url", f"https://{host}:{port}")).rstrip("/"),
+        _path(base, w["geo_dir"]) if w.get("geo_dir") else None,
+        _path(base, w["accounts"]) if w.get("accounts") else None,
+        int(w.get("session_idle_minutes", 30)),
+        int(w.get("session_max_hours", 12)),
+        int(w.get("max_failures", 5)),
+        int(w.get("lockout_minutes", 15)),
+    )
+
+
 @dataclass
 class HubConfig:
     """The hub's configuration (hub.toml)."""
@@ -170,6 +211,7 @@ class HubConfig:
     share_timeout_s: float = 600.0
     approval_limits: ApprovalLimits = field(default_factory=ApprovalLimits)  # NB: the most an approval may grant
     disclosure: dict[str, Any] = field(default_factory=dict)  # NB: [disclosure]: settings; a table per collaboration
+    web: WebConfig | None = None  # NB: [web]: the web application's listener
 
     @classmethod
     def load(cls, path: str | Path) -> HubConfig:
@@ -190,6 +232,7 @@ class HubConfig:
             float(h.get("share_timeout_s", 600.0)),
             _approval_limits(h, f"{path} [hub]"),
             _disclosure(doc, f"{path} [disclosure]"),
+            _web(base, doc, str(path)),
         )
 
 
@@ -288,6 +331,7 @@ class DatastationConfig:
     engines: list[EnginePin] = field(default_factory=list)  # NB: pinned by this organisation's operator
     hub_key: str = ""  # NB: the hub's public audit key, pinned at setup: signed chain heads are checked with it
     approval_limits: ApprovalLimits = field(default_factory=ApprovalLimits)  # NB: the most a steward may sign
+    web: WebConfig | None = None  # NB: [web]: the stewards' pages
 
     @classmethod
     def load(cls, path: str | Path) -> DatastationConfig:
@@ -334,6 +378,7 @@ class DatastationConfig:
             _engine_pins(doc, str(path)),
             hub_key=_hub_key(base, d, where),
             approval_limits=_approval_limits(d, where),
+            web=_web(base, doc, str(path)),
         )
 
 

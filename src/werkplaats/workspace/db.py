@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -91,6 +91,7 @@ class Node(Base):
     party: Mapped[int | None] = mapped_column(Integer, nullable=True)
     url: Mapped[str] = mapped_column(String(300), default="")
     mpc_address: Mapped[str] = mapped_column(String(300), default="")
+    web_url: Mapped[str] = mapped_column(String(300), default="")  # NB: a datastation's steward pages (HTTPS)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -247,6 +248,72 @@ class RegisteredTable(Base):
     universe: Mapped[str] = mapped_column(Text)  # NB: compile/register.universe: which rows the cells are made of
     entry: Mapped[dict[str, Any]] = mapped_column(JSON)  # NB: RegisterEntry.to_dict()
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebAccount(Base):
+    """A user's login to the web application: an argon2id password hash, a TOTP secret, lockout state.
+
+    One per user at most; the user (role, organisation, API token) stays in ``users``. The hub's
+    web accounts live here; a datastation keeps its stewards' accounts in its own store.
+    """
+
+    __tablename__ = "web_accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))  # NB: argon2id, in its PHC string form
+    totp_secret: Mapped[str] = mapped_column(String(64), default="")  # NB: base32; "" until enrolled
+    totp_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_totp_step: Mapped[int] = mapped_column(Integer, default=0)  # NB: a TOTP code is accepted once
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebSession(Base):
+    """A logged-in browser: the hash of its cookie's token, its CSRF token, when it expires."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    second_factor: Mapped[bool] = mapped_column(Boolean, default=False)  # NB: password and TOTP both passed
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Dashboard(Base):
+    """A released result published by an analyst for the inzichtvragers: title, duiding, chart."""
+
+    __tablename__ = "dashboards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collaboration_id: Mapped[int] = mapped_column(ForeignKey("collaborations.id"), index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))  # NB: the job whose released result is shown
+    title: Mapped[str] = mapped_column(String(200))
+    interpretation: Mapped[str] = mapped_column(Text, default="")  # NB: the duiding
+    chart: Mapped[str] = mapped_column(String(32))  # NB: choropleth-gemeente, choropleth-wijk, trend, bar, table
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # NB: which columns: value, key, time, flag
+    published_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Question(Base):
+    """A question an inzichtvrager asks the collaboration ("stel een vraag"), visible to its analysts."""
+
+    __tablename__ = "questions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collaboration_id: Mapped[int] = mapped_column(ForeignKey("collaborations.id"), index=True)
+    asked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # NB: open, answered
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditEntry(Base):
