@@ -92,6 +92,7 @@ class Node(Base):
     url: Mapped[str] = mapped_column(String(300), default="")
     mpc_address: Mapped[str] = mapped_column(String(300), default="")
     web_url: Mapped[str] = mapped_column(String(300), default="")  # NB: a datastation's steward pages (HTTPS)
+    version: Mapped[str] = mapped_column(String(40), default="")  # NB: the werkplaats version it last reported
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -1,4 +1,4 @@
-"""web: accounts and sessions of the web application, dashboards, questions, a datastation's web address
+"""web: accounts and sessions of the web application, dashboards, questions, a datastation's web address, a node's version
 
 Revision ID: 0006
 Revises: 0005
@@ -16,6 +16,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("nodes") as b:
         b.add_column(sa.Column("web_url", sa.String(length=300), nullable=False, server_default=""))
+        b.add_column(sa.Column("version", sa.String(length=40), nullable=False, server_default=""))
     op.create_table(
         "web_accounts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -95,4 +96,5 @@ def downgrade() -> None:
     op.drop_table("web_sessions")
     op.drop_table("web_accounts")
     with op.batch_alter_table("nodes") as b:
+        b.drop_column("version")
         b.drop_column("web_url")
