@@ -16,6 +16,7 @@ from ...plan.limits import MAX_PURPOSE_CHARS
 from ..messages import AuditHead, Contribution, JobState, ProgressReport
 
 RequestStatus = Literal["pending-approval", "approved", "rejected"]
+WEB_URL = r"^(https://[^\s<>\"']+)?$"  # NB: empty, or an https address (a link in the hub's pages)
 MAX_APPROVAL_BYTES = 64_000  # NB: a signed approval body is a few hundred bytes; a template's vary list a few more
 
 # -- requests ----------------------------------------------------------------------------------
@@ -80,6 +81,13 @@ class NodeIn(BaseModel):
     party: int | None = None
     url: str = ""
     mpc_address: str = ""
+    web_url: str = Field("", max_length=300, pattern=WEB_URL)  # NB: a datastation's steward pages (HTTPS)
+
+
+class NodeWebUrlIn(BaseModel):
+    """The address of a datastation's steward pages, which the hub's pages link to ("" removes it)."""
+
+    web_url: str = Field(max_length=300, pattern=WEB_URL)
 
 
 class CollaborationIn(BaseModel):

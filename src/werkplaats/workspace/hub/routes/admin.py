@@ -24,6 +24,7 @@ from ..schemas import (
     KeyRotationIn,
     Named,
     NodeIn,
+    NodeWebUrlIn,
     OrganisationIn,
     OrganisationPublic,
     UserIn,
@@ -102,11 +103,25 @@ def add_node(body: NodeIn, c: Admin, s: SessionDep) -> Issued:
             party=body.party,
             url=body.url,
             mpc_address=body.mpc_address,
+            web_url=body.web_url,
             token_hash=token_hash(token),
         )
     )
     s.commit()
     return Issued(name=body.name, token=token)
+
+
+@router.put("/nodes/{name}/web-url", response_model=Named)
+def set_web_url(name: str, body: NodeWebUrlIn, c: Admin, s: SessionDep) -> Named:
+    """Set (or remove, with "") the address of a datastation's steward pages, which the hub's pages link to."""
+    node = s.scalars(select(db.Node).where(db.Node.name == name)).first()
+    if node is None:
+        raise HTTPException(404, f"no node named {name!r}")
+    if node.kind != "datastation":
+        raise HTTPException(422, f"{name!r} is an {node.kind}: only a datastation has steward pages")
+    node.web_url = body.web_url
+    s.commit()
+    return Named(name=name)
 
 
 def _leave(hub: Hub, s: Session, o: db.Organisation, collab: db.Collaboration, reason: str) -> Departure:
