@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import random
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -103,6 +105,8 @@ class LocalWorkspace:
         self.hub_url = ""
         self.region = self.root / "region"
         self.pki = self.root / "pki"
+        self.web_ports: dict[str, int] = {}  # NB: node name -> port of its web listener (browsers, server TLS only)
+        self.logins: dict[str, Any] = {}  # NB: the demo users' web logins, also in root/logins.json (0600)
 
     def host(self, node: str) -> str:
         return self.hosts.get(node, "127.0.0.1")
@@ -133,6 +137,7 @@ class LocalWorkspace:
         (self.root / "keys" / "hub.pub").write_text(self.public_keys["hub"] + "\n")  # NB: nodes pin the audit key
         port = free_port(self.host("hub"))
         self.hub_url = f"https://{self.host('hub')}:{port}"
+        self.web_ports["hub"] = free_port(self.host("hub"))
         (self.root / "hub" / "hub.toml").write_text(
             f'[hub]\nname = "hub"\nlisten = "{self.host("hub")}:{port}"\ndatabase = "{self.database}"\n'
             f'signing_key = "../keys/hub.key"\nheartbeat_timeout_s = {self.heartbeat_timeout_s}\n'
@@ -140,6 +145,7 @@ class LocalWorkspace:
             # the demo's collaboration accepts that sparse table (rule 8's cells_per_source; docs/disclosure.md)
             + f"[disclosure.{COLLABORATION}]\ncells_per_source = false\n"
             + self._tls_toml("hub", "..")
+            + self._web_toml("hub", geo_dir="../region/kaart")
         )
         from ..workspace.hub import Hub
 
@@ -173,6 +179,17 @@ class LocalWorkspace:
             )
         text += "\n[organisations]\n" + "".join(f'{o} = "{self.public_keys[o]}"\n' for o in self.organisations)
         return text
+
+    def web_url(self, node: str = "hub") -> str:
+        """The address browsers use for a node's web pages (the hub's, or a datastation's stewards')."""
+        return f"https://{self.host(node)}:{self.web_ports[node]}"
+
+    def _web_toml(self, node: str, **paths: str) -> str:
+        """A node's [web] table: its own HTTPS listener for browsers (server certificate only)."""
+        return (
+            f'\n[web]\nlisten = "{self.host(node)}:{self.web_ports[node]}"\npublic_url = "{self.web_url(node)}"\n'
+            + ("".join(f'{k} = "{v}"\n' for k, v in paths.items()))
+        )
 
     def _tls_toml(self, node: str, rel: str) -> str:
         return f'\n[tls]\nca = "{rel}/pki/ca.crt"\ncert = "{rel}/pki/{node}.crt"\nkey = "{rel}/pki/{node}.key"\n'
@@ -234,13 +251,18 @@ class LocalWorkspace:
                 self.tokens[f"steward-{o}"] = adm.post(
                     "/users", {"name": f"steward-{o}", "role": "steward", "organisation": o}
                 )["token"]
+                self.web_ports[f"ds-{o}"] = free_port(self.host(f"ds-{o}"))
                 self.tokens[f"ds-{o}"] = adm.post(
-                    "/nodes", {"name": f"ds-{o}", "kind": "datastation", "organisation": o}
+                    "/nodes",
+                    {"name": f"ds-{o}", "kind": "datastation", "organisation": o, "web_url": self.web_url(f"ds-{o}")},
                 )["token"]
             self.tokens["analist"] = adm.post(
                 "/users", {"name": "analist", "role": "scientist", "organisation": self.organisations[0]}
             )["token"]
             self.tokens["fg"] = adm.post("/users", {"name": "fg", "role": "privacy-officer"})["token"]
+            self.tokens["inzichtvrager"] = adm.post(
+                "/users", {"name": "inzichtvrager", "role": "requester", "organisation": self.organisations[0]}
+            )["token"]
             self.engine_ports = {}
             for i in range(3):
                 nm = f"engine{i}"
@@ -285,6 +307,7 @@ class LocalWorkspace:
             f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\nhub_key_file = "../../keys/hub.pub"\n'
             + self._tls_toml(nd, "../..")
             + self._engine_pins_toml()  # NB: set when the organisation joins; changed only by its own operator
+            + self._web_toml(nd, accounts="state/web-accounts.db")
         )
         for ds in sets:
             table = ds.name.split("/")[1]
@@ -345,6 +368,64 @@ class LocalWorkspace:
                     raise
             finally:
                 st.close()
+
+    def _web_up(self, node: str) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(self.web_url(node) + "/login", verify=self.tls().client_context(), timeout=2).is_success
+        except httpx.HTTPError:
+            return False
+
+    def _cli(self, *args: str) -> str:
+        """Run a werkplaats command as an operator would; return its output."""
+        r = subprocess.run(
+            [sys.executable, "-m", "werkplaats", *args], capture_output=True, text=True, check=False, timeout=120
+        )
+        if r.returncode:
+            msg = f"werkplaats {' '.join(args[:3])} failed: {r.stdout[-1000:]}{r.stderr[-1000:]}"
+            raise RuntimeError(msg)
+        return r.stdout
+
+    def _web_account(self, app: str, name: str, config: Path) -> dict[str, str]:
+        """Create a web account with a fresh password through the operator's command; return the login."""
+        password = secrets.token_urlsafe(12)
+        while name in password:
+            password = secrets.token_urlsafe(12)
+        pw = self.root / "keys" / f".pw-{name}"
+        pw.touch(0o600)
+        pw.write_text(password + "\n")
+        try:
+            out = self._cli(app, "web-user", "add", name, "--config", str(config), "--password-file", str(pw))
+        finally:
+            pw.unlink()
+        m = re.search(r"\b[A-Z2-7]{16,}\b", out)  # NB: the TOTP secret (base32), printed once
+        return {"name": name, "password": password, "totp": m.group(0) if m else ""}
+
+    def start_web(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait for the web listeners, create the demo users' web accounts, write root/logins.json (0600).
+
+        The hub's pages: the analyst, the inzichtvrager, the privacy officer and the admin; each
+        datastation's pages: its steward (accounts kept at the datastation). TOTP secrets are the
+        demo's only: a real user enrols their own on first login.
+        """
+        for node in ("hub", *(f"ds-{o}" for o in self.organisations)):
+            self._wait(lambda node=node: self._web_up(node), node, timeout)
+        hub_toml = self.root / "hub" / "hub.toml"
+        users: list[dict[str, str]] = []
+        for name, role in (("analist", "scientist"), ("inzichtvrager", "requester"),
+                           ("fg", "privacy-officer"), ("beheerder", "admin")):  # fmt: skip
+            users.append({**self._web_account("hub", name, hub_toml), "role": role, "url": self.web_url("hub")})
+        for o in self.organisations:
+            cfg = self.root / "nodes" / f"ds-{o}" / "datastation.toml"
+            login = self._web_account("datastation", f"steward-{o}", cfg)
+            users.append({**login, "role": "steward", "organisation": o, "url": self.web_url(f"ds-{o}")})
+        self.logins = {"hub": self.web_url("hub"), "users": {u["name"]: u for u in users}}
+        path = self.root / "logins.json"
+        path.touch(0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(self.logins, indent=1) + "\n")
+        return self.logins
 
     def start(self) -> None:
         self.setup()
