@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -23,3 +24,17 @@ def cluster() -> Iterator[LocalCluster]:
     """Three SPU parties shared by the whole session (each job gets fresh links)."""
     with LocalCluster() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start one workspace of real processes (with its web apps) for every process-level test of the session."""
+    from werkplaats.demo.workspace import LocalWorkspace
+
+    w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=6000, organisations=("ggd", "huisartsen"),
+                       heartbeat_timeout_s=6)  # fmt: skip
+    try:
+        w.start()
+        yield w
+    finally:
+        w.stop()

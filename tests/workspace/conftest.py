@@ -6,7 +6,6 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -50,15 +49,4 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield from _pg_database()
 
 
-@pytest.fixture(scope="session")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Start one workspace of real processes for every process-level test of the session."""
-    from werkplaats.demo.workspace import LocalWorkspace
-
-    w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=6000, organisations=("ggd", "huisartsen"),
-                       heartbeat_timeout_s=6)  # fmt: skip
-    try:
-        w.start()
-        yield w
-    finally:
-        w.stop()
+# NB: the one live workspace of real processes, `ws`, is in tests/conftest.py (the browser tests share it)
