@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import HTTPException, Request
 
+from .. import __version__
 from ..exceptions import WerkplaatsError
 from .messages import JobPayload, MessageError, PartState, ProgressReport
 from .pki import TLSFiles, pinned_context
@@ -35,6 +36,7 @@ class Client:
         verify: Any = (pinned_context(tls, pin, url) if pin else tls.client_context()) if tls else True
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers["User-Agent"] = f"werkplaats/{__version__}"  # NB: the hub shows a node's version to its admin
         self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout, headers=headers)
 
     def close(self) -> None:

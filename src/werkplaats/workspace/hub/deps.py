@@ -7,6 +7,7 @@ the route looks anything up: ``c: Annotated[Caller, require("admin")]``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -73,9 +74,16 @@ def caller(request: Request, s: SessionDep) -> Caller:
         if org is not None and org.left_at is not None:
             raise HTTPException(403, f"node {nd.name}'s organisation {org.name} has left the workspace")
         nd.last_seen = db.utcnow()
+        nd.version = reported_version(request.headers.get("user-agent", "")) or nd.version
         s.commit()
         return Caller("node", nd.name, nd.kind, org.name if org else None, nd.id)
     raise HTTPException(401, "unknown token")
+
+
+def reported_version(user_agent: str) -> str:
+    """The werkplaats version a node reports in its User-Agent (``werkplaats/<version>``), else ''."""
+    m = re.fullmatch(r"werkplaats/([0-9A-Za-z.+_-]{1,40})", user_agent.strip())
+    return m.group(1) if m else ""
 
 
 def _revoked(s: Session, cert: Any) -> db.RevokedCertificate | None:
