@@ -157,8 +157,9 @@ def login(tab: Tab, url: str, user: dict[str, str], *, check: bool = False, keyb
 def tab_to(page: Any, selector: str, limit: int = 60) -> None:
     """Press Tab until the element matching selector has the focus; assert its focus is visible."""
     target = page.locator(selector).first.element_handle()
-    for _ in range(limit):
-        page.keyboard.press("Tab")
+    for i in range(limit):
+        if i or not page.evaluate("t => document.activeElement === t", target):  # NB: autofocus is keyboard-ready
+            page.keyboard.press("Tab")
         if page.evaluate("t => document.activeElement === t", target):
             assert_focus_visible(page)
             return

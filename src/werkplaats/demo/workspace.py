@@ -399,8 +399,8 @@ class LocalWorkspace:
             out = self._cli(app, "web-user", "add", name, "--config", str(config), "--password-file", str(pw))
         finally:
             pw.unlink()
-        m = re.search(r"\b[A-Z2-7]{16,}\b", out)  # NB: the TOTP secret (base32), printed once
-        return {"name": name, "password": password, "totp": m.group(0) if m else ""}
+        m = re.search(r"TOTP secret.*?: ([A-Z2-7]{16,})$", out, re.M)  # NB: printed once, when the role needs one
+        return {"name": name, "password": password, "totp": m.group(1) if m else ""}
 
     def start_web(self, timeout: float = 60.0) -> dict[str, Any]:
         """Wait for the web listeners, create the demo users' web accounts, write root/logins.json (0600).

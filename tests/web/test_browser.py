@@ -1,0 +1,210 @@
+"""The web workbench in a real browser, against the one live workspace of real processes (``ws``).
+
+Headless Debian chromium under Playwright; hub, three engines and two datastations as processes,
+each with its own HTTPS web listener. The story: an analyst submits a template, the GGD's steward
+reviews and approves it on the GGD datastation's own pages (keyboard only), the analyst runs it and
+watches its progress, opens the result and downloads it, publishes a dashboard (a choropleth by
+wijk); an inzichtvrager opens it; the huisartsen's steward rejects another request with a reason
+and the analyst reads why; the privacy officer finds all of it in the audit trail; the admin sees
+node health. axe-core (WCAG 2.1 A/AA) runs on every page visited, in Dutch, and on a set in
+English. Screenshots (docs/img/web-*.png) only with WERKPLAATS_SCREENSHOTS=1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .browser import Tab, chromium, login, require_browser, tab_to
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+REASON = "Het doel rechtvaardigt geen gegevens op wijkniveau over consulten; vraag het per gemeente aan."
+
+
+@pytest.fixture(scope="module")
+def story(ws: Any) -> Iterator[dict[str, Any]]:
+    """The workspace with its web accounts, and one chromium trusting exactly its web certificates."""
+    require_browser()
+    logins = ws.logins or ws.start_web()
+    certs = [ws.pki / "hub.crt", *(ws.pki / f"ds-{o}.crt" for o in ws.organisations)]
+    with chromium(certs) as browser:
+        yield {"ws": ws, "browser": browser, "users": logins["users"], "hub": ws.web_url("hub")}
+
+
+def _tab(story: dict[str, Any], who: str, *, lang: str = "nl", check: bool = False, keyboard: bool = False) -> Tab:
+    """A fresh browser context logged in as who (at the hub, or at their datastation for a steward)."""
+    user = story["users"][who]
+    tab = Tab(story["browser"], lang)
+    if lang == "en":
+        tab.goto(user["url"] + "/lang/en")
+    login(tab, user["url"], user, check=check, keyboard=keyboard)
+    return tab
+
+
+def _rid(url: str, what: str = "requests") -> int:
+    m = re.search(rf"/{what}/(\d+)", url)
+    assert m, f"no /{what}/<id> in {url}"
+    return int(m.group(1))
+
+
+def _submit_template(tab: Tab, hub: str, *, signal: str, level: str, shot: bool = False) -> int:
+    """Fill the infection-hotspots template, wait for its explain() text, submit; return the request id."""
+    page = tab.page
+    tab.goto(f"{hub}/templates/infection-hotspots")
+    page.select_option("select[name=signal]", signal)
+    page.select_option("select[name=level]", level)
+    explain = page.locator("#explain")
+    explain.get_by_text(re.compile(r"(meldingen|consulten)")).first.wait_for()  # NB: htmx fragment, as typed
+    assert ("huisartsen/consulten" if signal == "huisarts" else "ggd/meldingen") in explain.inner_text()
+    tab.check("template" if shot else "", context="template form with explain()")
+    page.locator("form[method=post] [type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/requests/\d+$"))
+    return _rid(page.url)
+
+
+def test_the_story(story: dict[str, Any]) -> None:
+    hub, ws = story["hub"], story["ws"]
+
+    # -- the analyst: catalog, template gallery, a template with its explain text, submit ---------------
+    analist = _tab(story, "analist", check=True)
+    page = analist.page
+    analist.goto(f"{hub}/catalog")
+    assert "ggd/meldingen" in page.inner_text("main") or "meldingen" in page.inner_text("main")
+    analist.check("catalog")
+    page.locator("main a[href^='/catalog/ggd/']").first.click()
+    page.wait_for_load_state()
+    assert "bsn" in page.inner_text("main")
+    analist.check("dataset")
+    analist.goto(f"{hub}/templates")
+    analist.check("templates")
+    rid = _submit_template(analist, hub, signal="ggd", level="wijk", shot=True)
+    assert "ggd" in page.inner_text("main")
+    analist.check("request")
+    analist.goto(f"{hub}/requests/{rid}/preview")
+    analist.check("preview")
+    analist.goto(f"{hub}/requests")
+    assert f"/requests/{rid}" in page.content()
+    analist.check("requests")
+
+    # -- the GGD's steward, on the GGD datastation's own pages: login and approve by keyboard only ------
+    st = _tab(story, "steward-ggd", check=True, keyboard=True)
+    sp, ds = st.page, story["users"]["steward-ggd"]["url"]
+    st.goto(f"{ds}/inbox")
+    assert f"/inbox/{rid}" in sp.content()
+    st.check("inbox")
+    st.goto(f"{ds}/inbox/{rid}")
+    text = sp.inner_text("main")
+    assert "ggd/meldingen" in text and "wijk" in text  # NB: the plan as computed at the datastation, our columns
+    st.check("review")
+    tab_to(sp, f"form[action$='/inbox/{rid}/approve'] [type=submit]")
+    sp.keyboard.press("Enter")
+    sp.wait_for_load_state()
+    assert sp.locator("main").get_by_text(re.compile(r"[Gg]oedgekeurd|ondertekend")).count() > 0, sp.inner_text("main")
+    st.check("", context="approved")
+    st.goto(f"{ds}/log")
+    st.check("station-log")
+
+    # -- the analyst runs it and watches the live progress until done -----------------------------------
+    analist.goto(f"{hub}/requests/{rid}")
+    assert "ggd" in page.inner_text("main")
+    page.locator(f"form[action='/requests/{rid}/run'] [type=submit]").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    analist.check("", context="job page, running")
+    result_link = page.locator(f"a[href='/requests/{rid}/result']")
+    result_link.wait_for(timeout=240_000)  # NB: the htmx fragment refreshes until the job is done
+    analist.check("job")
+    page.reload()  # NB: the progress survives a reload
+    result_link.wait_for()
+    result_link.click()
+    page.wait_for_load_state()
+    main = page.inner_text("main")
+    assert "< k" in main or "<k" in main or "< 10" in main, main[:1000]
+    analist.check("result")
+    with page.expect_download() as dl:
+        page.locator(f"a[href='/requests/{rid}/result.csv']").click()
+    csv = dl.value.path().read_text()
+    assert csv.splitlines()[0].startswith("wijk,"), csv[:200]
+
+    # -- a dashboard: a choropleth by wijk -------------------------------------------------------------
+    analist.goto(f"{hub}/dashboards/new?request={rid}")
+    analist.check("dashboard-new")
+    page.fill("input[name=title]", "Influenza A per wijk, 2024")
+    page.fill("textarea[name=interpretation]", "Meldingen van influenza A per wijk; kleine aantallen zijn afgeschermd.")
+    page.select_option("select[name=chart]", re.compile(r"wijk"))
+    page.locator("form[action='/dashboards'] [type=submit]").click()
+    page.wait_for_url(re.compile(r"/dashboards/\d+$"))
+    did = _rid(page.url, "dashboards")
+
+    # -- the inzichtvrager opens it: the map, suppressed wijken marked, the data table --------------------
+    iv = _tab(story, "inzichtvrager", check=True)
+    iv.goto(f"{hub}/dashboards")
+    assert f"/dashboards/{did}" in iv.page.content()
+    iv.check("dashboards")
+    iv.goto(f"{hub}/dashboards/{did}")
+    ip = iv.page
+    ip.locator("main svg, main canvas").first.wait_for()  # NB: vega-embed drew the map
+    table = ip.locator("main table")
+    assert table.count() >= 1 and re.search(r"<\s?k|afgeschermd", table.first.inner_text()), table.first.inner_text()
+    iv.check("dashboard")
+
+    # -- another request, rejected by the huisartsen' steward with a reason; the analyst reads why --------
+    rid2 = _submit_template(analist, hub, signal="huisarts", level="wijk")
+    ha = _tab(story, "steward-huisartsen")
+    hp, hds = ha.page, story["users"]["steward-huisartsen"]["url"]
+    ha.goto(f"{hds}/inbox/{rid2}")
+    hp.fill(f"form[action$='/inbox/{rid2}/reject'] textarea[name=reason]", REASON)
+    hp.locator(f"form[action$='/inbox/{rid2}/reject'] [type=submit]").click()
+    hp.wait_for_load_state()
+    ha.check("", context="rejected")
+    analist.goto(f"{hub}/requests/{rid2}")
+    assert REASON in page.inner_text("main")
+    analist.check("", context="rejected request")
+
+    # -- the privacy officer: the audit trail has all of it --------------------------------------------
+    fg = _tab(story, "fg", check=True)
+    fg.goto(f"{hub}/audit")
+    trail = fg.page.inner_text("main")
+    for action in ("web-login", "request", "approval", "rejection", "release"):
+        assert action in trail, f"{action} not in the audit trail"
+    fg.check("audit")
+    fg.goto(f"{hub}/register")
+    fg.check("register")
+
+    # -- the admin: node health ------------------------------------------------------------------------
+    adm = _tab(story, "beheerder", check=True)
+    adm.goto(f"{hub}/admin/nodes")
+    nodes = adm.page.inner_text("main")
+    assert all(n in nodes for n in ("engine0", "engine1", "engine2", *(f"ds-{o}" for o in ws.organisations)))
+    adm.check("admin-nodes")
+    for tab in (analist, st, iv, ha, fg, adm):
+        tab.close()
+
+
+def test_pages_in_english_pass_axe(story: dict[str, Any]) -> None:
+    hub = story["hub"]
+    tab = _tab(story, "analist", lang="en", check=True)
+    for path in ("/catalog", "/templates", "/requests", "/accessibility"):
+        tab.goto(hub + path)
+        assert tab.page.locator("html").get_attribute("lang") == "en"
+        tab.check("", context=f"{path} (en)")
+    tab.close()
+    st = _tab(story, "steward-huisartsen", lang="en")
+    st.goto(story["users"]["steward-huisartsen"]["url"] + "/inbox")
+    assert st.page.locator("html").get_attribute("lang") == "en"
+    st.check("", context="datastation inbox (en)")
+    st.close()
+
+
+def test_a_certificate_outside_the_workspace_is_refused(story: dict[str, Any]) -> None:
+    """The browser trusts exactly the workspace's web keys: its pinned list is no blanket 'ignore errors'."""
+    from .browser import chromium as launch
+
+    ws = story["ws"]
+    with launch([ws.pki / "engine0.crt"]) as other:  # NB: a workspace key, but not the hub's web key
+        page = other.new_page()
+        with pytest.raises(Exception, match="ERR_CERT"):
+            page.goto(story["hub"] + "/login")
