@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from ..workspace.config import WebConfig
@@ -50,9 +52,21 @@ def _common(app: FastAPI) -> None:
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
         return RedirectResponse("/login?next=" + quote(exc.next_url, safe=""), status_code=303)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)  # NB: Starlette's class: also the router's own 404 and 405
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return render(request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(request: Request, exc: RequestValidationError) -> Response:
+        return render(request, "error.html", {"status": 422, "detail": "invalid"}, status=422)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # NB: the page says nothing of the exception; the server's log gets the traceback (re-raised by Starlette)
+        try:
+            return render(request, "error.html", {"status": 500, "detail": ""}, status=500)
+        except Exception:  # NB: the error page itself failed (the database may be down)
+            return Response("500", status_code=500, media_type="text/plain")
 
 
 def create_hub_web(hub: Hub, cfg: WebConfig, *, station_urls: dict[str, str] | None = None) -> FastAPI:

@@ -34,11 +34,13 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     """Render a page (or an htmx fragment) in the request's language.
 
     Every template sees ``user`` (or None), ``lang``, ``csrf_field`` (a hidden input with the
-    session's CSRF token, to put in every form), ``app`` (``"hub"`` or ``"station"``), ``path``
-    and the gettext functions ``_``, ``gettext``, ``ngettext``.
+    session's CSRF token, to put in every form), ``app`` (``"hub"`` or ``"station"``), ``path``,
+    the header's ``nav``, ``site_org``, ``site_org_title``, ``role_label_id`` (web/public.py) and the
+    environment's newstyle gettext functions ``_``, ``gettext``, ``ngettext`` (``_("%(n)s rows", n=3)``).
     """
+    from .public import header_context  # NB: here, not at the top: public imports render
+
     lang = negotiate(request)
-    tr = translations(lang)
     user: WebUser | None = getattr(request.state, "user", None)
     ctx: dict[str, Any] = {
         "request": request,
@@ -48,9 +50,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "path": request.url.path,
         "csrf_name": CSRF_FIELD,
         "csrf": user.csrf if user else "",
-        "_": tr.gettext,
-        "gettext": tr.gettext,
-        "ngettext": tr.ngettext,
+        **header_context(request, user),
         **(context or {}),
     }
     html = environment(lang).get_template(template).render(ctx)
