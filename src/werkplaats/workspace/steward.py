@@ -8,7 +8,7 @@ plan's hash is checked first), never taken from the hub's stored text.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import WerkplaatsError
@@ -36,6 +36,10 @@ class Review:
     plan_hash: str
     explain: str
     literals: list[tuple[str, Any]]
+    dpia_annex: str = ""
+    created: str = ""
+    approvals: dict[str, Any] = field(default_factory=dict)  # NB: the hub's record of who approved (by organisation)
+    rejections: dict[str, Any] = field(default_factory=dict)
 
 
 class StewardDesk:
@@ -71,6 +75,10 @@ class StewardDesk:
             plan_hash=str(r["plan_hash"]),
             explain=explain(plan_from_dict(r["plan"])),  # NB: never the hub's stored explain text
             literals=literals(r["plan"]),
+            dpia_annex=str(collab.get("dpia_annex", "")),
+            created=str(r.get("created", "")),
+            approvals=dict(r.get("approvals", {})),
+            rejections=dict(r.get("rejections", {})),
         )
 
     def approve(
