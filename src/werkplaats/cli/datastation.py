@@ -10,8 +10,10 @@ import typer
 
 from ..exceptions import WerkplaatsError
 from .common import fail, service_logging
+from .web import station_app as web_users
 
 app = typer.Typer(help="A datastation: an organisation's data stays here.", no_args_is_help=True)
+app.add_typer(web_users, name="web-user")
 
 
 def _station(config: Path) -> Any:
@@ -33,6 +35,13 @@ def ds_serve(
         if publish:
             for name in st.publish():
                 logging.getLogger("werkplaats.datastation").info("published %s", name)
+        if st.cfg.web is not None:  # NB: its stewards' pages, beside the job loop, server certificate only
+            from ..web import create_station_web
+            from ..workspace.http import serve_web
+
+            web = st.cfg.web
+            serve_web(create_station_web(st, web), web.host, web.port, st.cfg.tls, background=True)
+            logging.getLogger("werkplaats.datastation").info("web pages on https://%s:%d", web.host, web.port)
         st.serve()
     except WerkplaatsError as e:
         fail(e)

@@ -11,8 +11,10 @@ import typer
 
 from ..exceptions import WerkplaatsError
 from .common import fail, service_logging
+from .web import hub_app as web_users
 
 app = typer.Typer(help="The hub: catalog, requests, approvals, jobs, results, audit log.", no_args_is_help=True)
+app.add_typer(web_users, name="web-user")
 
 
 def _hub(config: Path) -> Any:
@@ -60,6 +62,12 @@ def hub_serve(config: Annotated[Path, typer.Option(help="hub.toml")]) -> None:
     logging.getLogger("werkplaats.hub").info(
         "hub %s on https://%s:%d (%s)", cfg.name, cfg.host, cfg.port, cfg.database.split("://")[0]
     )
+    if cfg.web is not None:  # NB: the people's pages: their own listener, server certificate only
+        from ..web import create_hub_web
+        from ..workspace.http import serve_web
+
+        serve_web(create_hub_web(hub, cfg.web), cfg.web.host, cfg.web.port, cfg.tls, background=True)
+        logging.getLogger("werkplaats.hub").info("web pages on https://%s:%d", cfg.web.host, cfg.web.port)
     serve(create_app(hub), cfg.host, cfg.port, cfg.tls)
 
 

@@ -157,3 +157,29 @@ def serve(app: Any, host: str, port: int, tls: TLSFiles, *, background: bool = F
         return server
     server.run()
     return server
+
+
+def serve_web(app: Any, host: str, port: int, tls: TLSFiles, *, background: bool = False) -> Any:
+    """Run the web application (pages for people) with uvicorn over HTTPS with the node's server certificate.
+
+    No client certificate is asked: browsers do not carry one; the pages log people in themselves.
+    """
+    import uvicorn
+
+    cfg = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(tls.cert),
+        ssl_keyfile=str(tls.key),
+        server_header=False,
+        proxy_headers=False,  # NB: no proxy in front: X-Forwarded-* from a browser is not believed
+    )
+    server = uvicorn.Server(cfg)
+    if background:
+        t = threading.Thread(target=server.run, daemon=True, name="uvicorn-web")
+        t.start()
+        return server
+    server.run()
+    return server
