@@ -106,7 +106,8 @@ def preview(request: Request, rid: int, user: Scientist, s: SessionDep, page: in
             .to_dict(orient="records")]  # fmt: skip
     data = {"columns": [str(c) for c in frame.columns], "rows": rows, "min_group_size": 1}
     table = table_rows(data, keys, page)
-    caption = gettext_of(request)("Dummy result (not real data)")
+    gettext = gettext_of(request)
+    caption = gettext("Dummy result (not real data)")
     ctx = {"r": r, "table": table, "problem": "", "base": f"/requests/{rid}/preview", "caption": caption, "k": k}
     if request.headers.get("hx-request"):
         return render(request, "analyst/_table.html", ctx)

@@ -86,17 +86,17 @@ def result_page(request: Request, rid: int, user: Scientist, s: SessionDep, page
 
 
 def _note(request: Request, k: int) -> str:
-    gt = gettext_of(request)
-    return gt("< k: fewer than k persons or records (k = %(k)s); the value was suppressed and is not released.") % {
-        "k": k
-    }
+    gettext = gettext_of(request)
+    return gettext(
+        "< k: fewer than k persons or records (k = %(k)s); the value was suppressed and is not released."
+    ) % {"k": k}
 
 
 def _sheet_rows(request: Request, res: ResultPublic) -> tuple[list[str], list[list[Any]]]:
     """The result as rows for a download: suppressed cells empty, a note column saying why."""
     shown = [c for c in res.columns if c not in MARKS]
-    gt = gettext_of(request)
-    head = [*shown, gt("note")]
+    gettext = gettext_of(request)
+    head = [*shown, gettext("note")]
     out = []
     for row in res.rows:
         note = f"< {res.min_group_size}" if row.get("suppressed") else ""
@@ -128,20 +128,20 @@ def result_xlsx(request: Request, rid: int, user: Scientist, s: SessionDep) -> R
     from openpyxl import Workbook
 
     r, res, _keys = _result(s, user, rid)
-    gt = gettext_of(request)
+    gettext = gettext_of(request)
     head, rows = _sheet_rows(request, res)
     wb = Workbook()
     ws = wb.active
     assert ws is not None
-    ws.title = gt("result")
+    ws.title = gettext("result")
     ws.append(head)
     for row in rows:
         ws.append(row)
-    notes = wb.create_sheet(gt("notes"))
+    notes = wb.create_sheet(gettext("notes"))
     notes.append([_note(request, res.min_group_size)])
-    notes.append([gt("Request"), rid])
-    notes.append([gt("Job"), res.job])
-    notes.append([gt("Purpose"), r.purpose])
+    notes.append([gettext("Request"), rid])
+    notes.append([gettext("Job"), res.job])
+    notes.append([gettext("Purpose"), r.purpose])
     for k, v in res.attrs.items():
         notes.append([k, text(v) if not isinstance(v, dict | list) else str(v)])
     buf = io.BytesIO()

@@ -80,7 +80,7 @@ async def submit(request: Request, name: str, user: Scientist, _: CsrfDep, s: Se
     t = _template(name)
     form = await request.form()
     purpose, collab = str(form.get("purpose", "")), str(form.get("collaboration", ""))
-    gt = gettext_of(request)
+    gettext = gettext_of(request)
     try:
         plan = t.plan(t.values(form)).to_plan()
         body = RequestIn(collaboration=collab, purpose=purpose, plan=plan_to_dict(plan))
@@ -90,7 +90,7 @@ async def submit(request: Request, name: str, user: Scientist, _: CsrfDep, s: Se
             raise  # NB: not a member of that collaboration: the API's answer, as a page
         return _form(request, t, user, s, form, error=str(e.detail), purpose=purpose, collaboration=collab, status=422)
     except ValidationError:
-        error = gt("Give a purpose and choose a collaboration.")
+        error = gettext("Give a purpose and choose a collaboration.")
         return _form(request, t, user, s, form, error=error, purpose=purpose, collaboration=collab, status=422)
     except WerkplaatsError as e:
         return _form(request, t, user, s, form, error=str(e), purpose=purpose, collaboration=collab, status=422)
