@@ -23,7 +23,7 @@ from werkplaats.workspace.config import WebConfig
 from werkplaats.workspace.datastation import Datastation
 from werkplaats.workspace.http import HubError
 from werkplaats.workspace.jobs import columns_read
-from werkplaats.workspace.signing import canonical, literals
+from werkplaats.workspace.signing import ApprovalLimits, canonical, literals
 
 from .station_fixture import DPIA, Stations, both_orgs, gp_only, stations  # noqa: F401  (the fixture)
 
@@ -33,11 +33,16 @@ def _text(page: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
-def _section(page: str, ident: str) -> str:
-    """The text of the element with that id (to its closing tag; such elements hold none of their own kind)."""
+def _html(page: str, ident: str) -> str:
+    """The markup of the element with that id (to its closing tag; such elements hold none of their own kind)."""
     at = page.index(f'id="{ident}"')
     tag = re.findall(r"<([a-z0-9]+)\b", page[:at])[-1]
-    return _text(page[at : page.index(f"</{tag}>", at)])
+    return page[at : page.index(f"</{tag}>", at)]
+
+
+def _section(page: str, ident: str) -> str:
+    """The text of the element with that id."""
+    return _text(_html(page, ident))
 
 
 def _explained(page: str) -> str:
@@ -68,9 +73,9 @@ def test_inbox_lists_the_requests_that_read_our_data_waiting_first(stations: Sta
     # decided ones move from "waiting" to "decided", with the decision
     assert _approve(st, ggd, "ggd", both).status_code == 303
     r = ggd.get("/inbox")
-    assert f"/inbox/{both}" not in _section(r.text, "waiting").join(["", ""]) or f">{both}<" not in r.text
-    decided = r.text[r.text.index('id="decided"') :]
-    assert f"/inbox/{both}" in decided and "anna" in _text(decided)
+    assert f'"/inbox/{both}"' not in _html(r.text, "waiting")
+    decided = _html(r.text, "decided")
+    assert f'"/inbox/{both}"' in decided and "anna" in _text(decided) and "wp-status--approved" in decided
 
 
 def test_review_shows_the_text_computed_here_and_exactly_our_columns(stations: Stations) -> None:  # noqa: F811
@@ -133,8 +138,14 @@ def test_template_approval_with_a_range_and_the_earlier_approval_shown_on_the_ne
     assert body["ranges"] == {lits[i][0]: {"min": 18, "max": 99}}
     # the next request of the same analysis with another age is shown as covered by this template approval
     nxt = st.submit(both_orgs(65))
+    c.cookies.set("lang", "en")
     earlier = _section(c.get(f"/inbox/{nxt}").text, "earlier")
-    assert f"{rid}" in earlier and "anna" in earlier
+    assert f"Request {rid}" in earlier and "anna" in earlier and "yes" in earlier
+    # ... but not for another purpose (an approval is for its own collaboration and purpose), nor outside its range
+    other = _section(c.get(f"/inbox/{st.submit(both_orgs(66), purpose='iets anders')}").text, "earlier")
+    assert f"Request {rid}" in other and "another collaboration or purpose" in other
+    outside = _section(c.get(f"/inbox/{st.submit(both_orgs(17))}").text, "earlier")
+    assert f"Request {rid}" in outside and "outside its ranges" in outside
 
 
 def test_reject_needs_a_reason_and_the_analyst_sees_it_at_the_hub(stations: Stations) -> None:  # noqa: F811
@@ -314,3 +325,32 @@ def test_the_hub_stores_a_datastations_web_url_and_only_its_admin_changes_it(sta
     with pytest.raises(HubError) as e:
         st.api["beheerder"].put("/nodes/nobody/web-url", {"web_url": ""})
     assert e.value.status == 404
+
+
+def test_a_hub_refusal_is_shown_and_nothing_is_logged_as_approved(stations: Stations) -> None:  # noqa: F811
+    st = stations
+    rid = st.submit(both_orgs(38))
+    c = st.web("ggd", "anna")
+    c.cookies.set("lang", "en")
+    before = len(st.station["ggd"].log.check())
+    limits = st.hub.approval_limits
+    st.hub.approval_limits = ApprovalLimits(max_days=5, max_runs=1)  # NB: the hub allows less than the datastation
+    try:
+        r = _approve(st, c, "ggd", rid, days="10", max_runs="1")
+    finally:
+        st.hub.approval_limits = limits
+    assert r.status_code == 422 and "The hub did not accept the approval" in _section(r.text, "errors")
+    assert "ggd" not in st.request(rid)["approvals"]
+    assert [e["action"] for e in st.station["ggd"].log.check()[before:]] == []
+
+
+def test_an_unreachable_hub_is_said_so(stations: Stations, tmp_path: Any) -> None:  # noqa: F811
+    st = stations
+    cfg = st.station["ggd"].cfg
+    away = Datastation(dataclasses.replace(cfg, hub="https://127.0.0.1:9", state_dir=tmp_path / "state"))
+    st.app["away"] = create_station_web(away, WebConfig("127.0.0.1", 0, "https://ds-ggd.test:8443"))
+    c = st.web("away", "anna")
+    c.cookies.set("lang", "en")
+    for r in (c.get("/inbox"), c.get("/inbox/1")):
+        assert r.status_code == 502 and "The hub cannot be reached" in _text(r.text)
+    assert c.get("/log").status_code == 200  # NB: the datastation's own log needs no hub

@@ -15,7 +15,9 @@ plan hash shown, and the POST reviews the request again and refuses when the has
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
@@ -45,7 +47,7 @@ def _station(request: Request, user: WebUser) -> Datastation:
     """This app's datastation; refuse (403) a user who is not a steward of its organisation."""
     station: Datastation = request.app.state.station
     if user.organisation != station.cfg.organisation:
-        raise HTTPException(403, "forbidden-organisation")
+        raise HTTPException(403, "forbidden-role")  # NB: a steward, but of another organisation
     return station
 
 
@@ -54,12 +56,33 @@ def _tr(request: Request) -> Any:
     return translations(negotiate(request)).gettext
 
 
-def _hub_failed(request: Request, e: Exception) -> HTTPException:
-    """An error page for a hub that answered with an error or could not be reached."""
+class HubProblem(Exception):
+    """The hub answered a page's call with an error, or could not be reached (shown on a page of its own, 502)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _hub_failed(request: Request, e: Exception) -> HubProblem:
+    """The problem to show for a hub that answered with an error or could not be reached."""
     _ = _tr(request)
-    if isinstance(e, HubError):
-        return HTTPException(502, _("The hub answered: {detail}").format(detail=e.detail))
-    return HTTPException(502, _("The hub cannot be reached; try again later."))
+    if isinstance(e, HubError) and e.status:  # NB: status 0: the connection failed
+        return HubProblem(_("The hub answered: {detail}").format(detail=e.detail))
+    return HubProblem(_("The hub cannot be reached; try again later."))
+
+
+def shows_hub_problems(page: Callable[..., Response]) -> Callable[..., Response]:
+    """Render a HubProblem raised by a page as a page saying what the hub answered (nothing was done)."""
+
+    @functools.wraps(page)
+    def wrapper(request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return page(request, *args, **kwargs)
+        except HubProblem as e:
+            return render(request, "station/hub_problem.html", {"detail": e.detail}, status=502)
+
+    return wrapper
 
 
 def _requests(request: Request, station: Datastation) -> list[dict[str, Any]]:
@@ -73,7 +96,7 @@ def _requests(request: Request, station: Datastation) -> list[dict[str, Any]]:
     except (HubError, httpx.HTTPError, OSError) as e:
         raise _hub_failed(request, e) from None
     except WerkplaatsError as e:  # NB: no steward_token in datastation.toml
-        raise HTTPException(503, str(e)) from None
+        raise HubProblem(str(e)) from None
     return rows
 
 
@@ -112,6 +135,7 @@ def _pages(total: int, page: int) -> tuple[int, int]:
 
 
 @router.get("/inbox")
+@shows_hub_problems
 def inbox(request: Request, user: Steward, page: int = 1) -> Response:
     """The requests that read this organisation's data: waiting ones first, then decided ones."""
     station = _station(request, user)
@@ -156,7 +180,7 @@ def _review(request: Request, station: Datastation, rid: int) -> tuple[Review, d
         ).format(rid=rid)
         raise HTTPException(409, msg) from None
     except WerkplaatsError as e:
-        raise HTTPException(503, str(e)) from None
+        raise HubProblem(str(e)) from None
     ours = _ours(station, rv)
     if not ours:
         raise HTTPException(404, _("There is no request {rid} for this organisation.").format(rid=rid))
@@ -164,13 +188,20 @@ def _review(request: Request, station: Datastation, rid: int) -> tuple[Review, d
 
 
 def _earlier(rv: Review, rows: list[dict[str, Any]], org: str) -> list[dict[str, Any]]:
-    """This organisation's approvals of other requests that approve this plan or its template."""
+    """Our approvals of other requests that approve this plan or its template, and whether they cover this one.
+
+    An approval covers a plan only in its own collaboration and for its own purpose, before it expires, and
+    (a template approval) with each varied value within its range; the datastation checks all of this again
+    when a job comes.
+    """
+    now = dt.datetime.now(dt.UTC)
     out = []
     for r in rows:
         a = r.get("approvals", {}).get(org)
         if int(r["id"]) == rv.request or not a:
             continue
         body = a.get("body", {})
+        within = True
         if body.get("mode") == "template":
             try:
                 same = template_hash(rv.plan, list(body.get("vary", []))) == body.get("template_hash")
@@ -180,26 +211,31 @@ def _earlier(rv: Review, rows: list[dict[str, Any]], org: str) -> list[dict[str,
                 continue
             try:
                 check_in_ranges(body, rv.plan)
-                within = True
             except (ApprovalError, KeyError, TypeError):
                 within = False
-        elif body.get("plan_hash") == rv.plan_hash:
-            within = True
-        else:
+        elif body.get("plan_hash") != rv.plan_hash:
             continue
+        try:
+            expired = dt.datetime.fromisoformat(str(body.get("expires", ""))) <= now
+        except ValueError:
+            expired = True
+        context = body.get("collaboration") == rv.collaboration and body.get("purpose") == rv.purpose
         out.append(
             {
                 "request": r["id"],
-                "purpose": r.get("purpose", ""),
                 "mode": body.get("mode", "plan"),
                 "vary": body.get("vary", []),
                 "ranges": body.get("ranges", {}),
                 "steward": body.get("steward") or a.get("by", ""),
                 "issued": _when(body.get("issued", "")),
                 "expires": _when(body.get("expires", "")),
-                "max_runs": body.get("max_runs"),
-                "within": within,
-                "collaboration": r.get("collaboration", ""),
+                "covers": "yes"
+                if within and context and not expired
+                else "context"
+                if not context
+                else "expired"
+                if expired
+                else "range",
             }
         )
     return sorted(out, key=lambda x: -int(x["request"]))
@@ -286,6 +322,7 @@ def _review_page(
 
 
 @router.get("/inbox/{rid}")
+@shows_hub_problems
 def review(request: Request, rid: int, user: Steward) -> Response:
     """A request as this organisation's steward reads it before deciding."""
     station = _station(request, user)
@@ -304,6 +341,7 @@ def _log_intact(request: Request, station: Datastation) -> str:
 
 
 @router.post("/inbox/{rid}/approve")
+@shows_hub_problems
 def approve(
     request: Request,
     rid: int,
@@ -360,6 +398,8 @@ def approve(
     except ApprovalError as e:  # NB: e.g. a range the plan's own value is outside of, or beyond the limits
         return _review_page(request, station, rv, ours, form=form, errors=[str(e)], status=422)
     except HubError as e:
+        if not e.status:
+            raise _hub_failed(request, e) from None
         msg = _("The hub did not accept the approval: {detail}").format(detail=e.detail)
         return _review_page(
             request, station, rv, ours, form=form, errors=[msg], status=e.status if e.status < 500 else 502
@@ -395,6 +435,7 @@ def _whole(text: str) -> int | None:
 
 
 @router.post("/inbox/{rid}/reject")
+@shows_hub_problems
 def reject(request: Request, rid: int, user: Steward, _csrf: CsrfDep, reason: Annotated[str, Form()] = "") -> Response:
     """Reject a request with a reason; the hub records it and the analyst sees it."""
     station = _station(request, user)
@@ -417,6 +458,8 @@ def reject(request: Request, rid: int, user: Steward, _csrf: CsrfDep, reason: An
     try:
         station.reject(rid, reason)
     except HubError as e:
+        if not e.status:
+            raise _hub_failed(request, e) from None
         msg = _("The hub did not accept the rejection: {detail}").format(detail=e.detail)
         return _review_page(
             request,
@@ -455,6 +498,7 @@ SHOWN = (
 
 
 @router.get("/log")
+@shows_hub_problems
 def log_page(request: Request, user: Steward, page: int = 1) -> Response:
     """The datastation's own hash-chained log, newest first, with its chain checked."""
     station = _station(request, user)
