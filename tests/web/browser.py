@@ -57,17 +57,20 @@ def chromium(certs: list[Path]) -> Iterator[Any]:
     """Start headless chromium trusting exactly the keys of certs; yield the Playwright browser."""
     from playwright.sync_api import sync_playwright
 
-    pins = ",".join(spki_b64(c) for c in certs)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", f"--ignore-certificate-errors-spki-list={pins}"],
-            headless=True,
-        )
+        browser = launch(p.chromium, certs)
         try:
             yield browser
         finally:
             browser.close()
+
+
+def launch(browser_type: Any, certs: list[Path]) -> Any:
+    """Launch Debian's chromium headless (no sandbox: the tests run as root), pinning the keys of certs."""
+    pins = ",".join(spki_b64(c) for c in certs)
+    return browser_type.launch(
+        executable_path=str(CHROMIUM), args=["--no-sandbox", f"--ignore-certificate-errors-spki-list={pins}"]
+    )
 
 
 class Tab:
@@ -133,24 +136,26 @@ def login(tab: Tab, url: str, user: dict[str, str], *, check: bool = False, keyb
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.name") == "password"
         page.keyboard.type(user["password"])
-        page.keyboard.press("Enter")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
     else:
         page.fill("input[name=name]", user["name"])
         page.fill("input[name=password]", user["password"])
-        page.locator("form:has(input[name=password]) [type=submit]").click()
-    page.wait_for_load_state()
-    if "/login/totp" in page.url:
+        with page.expect_navigation():
+            page.locator("form:has(input[name=password]) [type=submit]").click()
+    if page.locator("input[name=code]").count():  # NB: the second step (its page may keep the /login address)
         if check:
             tab.check("login-totp" if "ds-" not in url else "", context="login/totp")
         assert user.get("totp"), f"{user['name']}: the page asks for a TOTP code but the account has none"
         if keyboard:
             tab_to(page, "input[name=code]")
             page.keyboard.type(totp_code(user["totp"]))
-            page.keyboard.press("Enter")
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
         else:
             page.fill("input[name=code]", totp_code(user["totp"]))
-            page.locator("form:has(input[name=code]) [type=submit]").click()
-        page.wait_for_load_state()
+            with page.expect_navigation():
+                page.locator("form:has(input[name=code]) [type=submit]").click()
     assert "/login" not in page.url, f"{user['name']} not logged in: {page.url}\n{page.inner_text('main')[:500]}"
 
 
