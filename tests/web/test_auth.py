@@ -31,6 +31,7 @@ from werkplaats.workspace.datastation import Datastation
 from .conftest import Web
 
 PW = "correct horse battery staple"
+ONE_DB = pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # NB: the flow itself runs on both
 CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 SECRET_ON_PAGE = re.compile(r"<code>([A-Z2-7]{32})</code>")
 
@@ -135,6 +136,7 @@ def test_new_session_token_at_every_login(web: Web) -> None:
     assert second and second.group(1) != first.group(1)
 
 
+@ONE_DB
 def test_first_login_without_secret_enrols(web: Web) -> None:
     web.as_("fg")  # NB: an account without a password and secret (the fixture's); give it a password
     with web.hub.sessions() as s:
@@ -159,6 +161,7 @@ def test_first_login_without_secret_enrols(web: Web) -> None:
     assert "web-totp-enrolled" in [e["action"] for e in audit(web)]
 
 
+@ONE_DB
 def test_same_error_for_unknown_name_and_wrong_password(web: Web) -> None:
     account(web, "analist")
     c = web.client()
@@ -250,6 +253,7 @@ EVIL_NEXT = ["https://evil.example/", "//evil.example/x", "/\\evil.example", "ja
              "/\r\nX: y"]  # fmt: skip
 
 
+@ONE_DB
 def test_next_goes_to_a_local_path_only(web: Web) -> None:
     account(web, "analist")
     r = post_login(web.client(), "analist", PW, nxt="//evil.example/x")
@@ -266,6 +270,7 @@ def test_safe_next_keeps_a_local_path_with_query() -> None:
     assert safe_next(None) == "/"
 
 
+@ONE_DB
 def test_password_rules_and_rehash(web: Web) -> None:
     with web.hub.sessions() as s:
         u = s.scalars(select(db.User).where(db.User.name == "analist")).one()
@@ -289,6 +294,7 @@ def test_password_rules_and_rehash(web: Web) -> None:
         assert "m=8192" not in row.password_hash and row.password_hash.startswith("$argon2id$")
 
 
+@ONE_DB
 def test_account_page_changes_password_and_ends_other_sessions(web: Web) -> None:
     account(web, "analist")
     a, b = web.client(), web.client()
@@ -304,6 +310,7 @@ def test_account_page_changes_password_and_ends_other_sessions(web: Web) -> None
     assert post_login(web.client(), "analist", new).status_code == 303
 
 
+@ONE_DB
 def test_optional_totp_enrolment_on_the_account_page(web: Web) -> None:
     account(web, "analist")
     c = web.client()
@@ -404,3 +411,15 @@ def test_station_store_defaults_to_the_state_dir(station: Any, tmp_path: Path) -
     accounts = StationAccounts(station, WebConfig("127.0.0.1", 0, "https://testserver"))
     accounts.create_account("steward-ggd", PW)
     assert (tmp_path / "web-accounts.sqlite").exists()
+
+
+@ONE_DB
+def test_a_user_of_an_organisation_that_left_cannot_log_in(web: Web) -> None:
+    account(web, "buiten")
+    c = web.client()
+    assert post_login(c, "buiten", PW).status_code == 303 and logged_in(c)
+    r = web.api["beheerder"].c.delete("/api/v1/organisations/ggz", headers=web.api["beheerder"].h)
+    assert r.status_code == 200, r.text
+    assert not logged_in(c)  # NB: the live session ends with the membership
+    r = post_login(web.client(), "buiten", PW)
+    assert r.status_code == 401 and "wp_session" not in r.headers.get("set-cookie", "")

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyotp
@@ -157,6 +158,10 @@ class _Accounts:
         """Whether the account must pass a TOTP code."""
         return bool(account.totp_required)
 
+    def _may_login(self, s: Session, account: Any) -> bool:
+        """Whether the account's user may log in at all (the same test as for a live session)."""
+        return True
+
     # -- sessions -----------------------------------------------------------------------
     def open_session(self, s: Session, account: Any, *, second_factor: bool) -> str:
         """Start a session for an account; return its cookie token (only its hash is stored)."""
@@ -258,6 +263,8 @@ class _Accounts:
         name = name.strip()[:100]
         with self._db() as s:
             acc = self._find(s, name) if name else None
+            if acc is not None and not self._may_login(s, acc):
+                acc = None  # NB: a removed user, an organisation that left: as if unknown
             if acc is None or len(password) > MAX_PASSWORD:
                 _verify(_DUMMY, password[:MAX_PASSWORD])
                 why = "unknown name" if acc is None else "password"
@@ -428,6 +435,9 @@ class HubAccounts(_Accounts):
         if org is not None and org.left_at is not None:
             return None
         return WebUser(u.name, u.role, org.name if org else None, u.id, ws.csrf, ws.id)
+
+    def _may_login(self, s: Session, account: Any) -> bool:
+        return self._user(s, account, SimpleNamespace(csrf="", id=0)) is not None
 
     def _audit(self, s: Session, *, actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
         self.hub.log(s, actor=actor, action=action, subject=subject, details=details)
