@@ -53,37 +53,50 @@ def request_public(s: Session, r: db.Request) -> RequestPublic:
 
 def request_summary(s: Session, r: db.Request) -> RequestSummary:
     """Return a request with its status, approvals, rejections and jobs, without its plan."""
-    collab = s.get(db.Collaboration, r.collaboration_id)
-    user = s.get(db.User, r.requester_id)
-    approvals: dict[str, ApprovalPublic] = {}
-    for a in s.scalars(select(db.Approval).where(db.Approval.request_id == r.id)):
-        approvals[str(a.body.get("organisation"))] = ApprovalPublic(body=a.body, signature=a.signature, by=a.signed_by)
-    rejections = {}
-    for j in s.scalars(select(db.Rejection).where(db.Rejection.request_id == r.id)):
-        org = s.get(db.Organisation, j.organisation_id)
-        rejections[org.name if org else "?"] = RejectionPublic(reason=j.reason, by=j.by)
-    jobs = [
-        JobSummary(
-            id=j.id, state=JobState(j.state), reason=j.reason, progress=j.progress, created=j.created.isoformat()
+    return request_summaries(s, [r])[0]
+
+
+def request_summaries(s: Session, rs: list[db.Request]) -> list[RequestSummary]:
+    """Return requests as `request_summary` does, reading their approvals, rejections and jobs in a few queries."""
+    ids = [r.id for r in rs]
+    collabs = {c.id: c.name for c in s.scalars(select(db.Collaboration))}
+    users = {u.id: u.name for u in s.scalars(select(db.User).where(db.User.id.in_({r.requester_id for r in rs})))}
+    orgs = {o.id: o.name for o in s.scalars(select(db.Organisation))}
+    approvals: dict[int, dict[str, ApprovalPublic]] = {i: {} for i in ids}
+    rejections: dict[int, dict[str, RejectionPublic]] = {i: {} for i in ids}
+    jobs: dict[int, list[JobSummary]] = {i: [] for i in ids}
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):  # NB: bounded IN lists
+        for a in s.scalars(select(db.Approval).where(db.Approval.request_id.in_(chunk)).order_by(db.Approval.id)):
+            org = str(a.body.get("organisation"))
+            approvals[a.request_id][org] = ApprovalPublic(body=a.body, signature=a.signature, by=a.signed_by)
+        for j in s.scalars(select(db.Rejection).where(db.Rejection.request_id.in_(chunk)).order_by(db.Rejection.id)):
+            rejections[j.request_id][orgs.get(j.organisation_id, "?")] = RejectionPublic(reason=j.reason, by=j.by)
+        for jb in s.scalars(select(db.Job).where(db.Job.request_id.in_(chunk)).order_by(db.Job.id)):
+            jobs[jb.request_id].append(
+                JobSummary(id=jb.id, state=JobState(jb.state), reason=jb.reason, progress=jb.progress,
+                           created=jb.created.isoformat())
+            )  # fmt: skip
+    out = []
+    for r in rs:
+        pending = [o for o in r.organisations if o not in approvals[r.id] and o not in rejections[r.id]]
+        status: RequestStatus = "rejected" if rejections[r.id] else "pending-approval" if pending else "approved"
+        out.append(
+            RequestSummary(
+                id=r.id,
+                collaboration=collabs.get(r.collaboration_id, ""),
+                purpose=r.purpose,
+                requester=users.get(r.requester_id, ""),
+                plan_hash=r.plan_hash,
+                explain=r.explain,
+                organisations=r.organisations,
+                datasets=r.datasets,
+                columns=r.columns,
+                status=status,
+                pending=pending,
+                approvals=approvals[r.id],
+                rejections=rejections[r.id],
+                jobs=jobs[r.id],
+                created=r.created.isoformat(),
+            )
         )
-        for j in s.scalars(select(db.Job).where(db.Job.request_id == r.id).order_by(db.Job.id))
-    ]
-    pending = [o for o in r.organisations if o not in approvals and o not in rejections]
-    status: RequestStatus = "rejected" if rejections else "pending-approval" if pending else "approved"
-    return RequestSummary(
-        id=r.id,
-        collaboration=collab.name if collab else "",
-        purpose=r.purpose,
-        requester=user.name if user else "",
-        plan_hash=r.plan_hash,
-        explain=r.explain,
-        organisations=r.organisations,
-        datasets=r.datasets,
-        columns=r.columns,
-        status=status,
-        pending=pending,
-        approvals=approvals,
-        rejections=rejections,
-        jobs=jobs,
-        created=r.created.isoformat(),
-    )
+    return out
