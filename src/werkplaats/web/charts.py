@@ -80,6 +80,32 @@ def load_geo(path: Path) -> dict[str, Any]:
     return fc
 
 
+def _signed_area(ring: list[list[float]]) -> float:
+    """Twice the planar signed area of a ring in (lon, lat): positive when counter-clockwise."""
+    return sum(x0 * y1 - x1 * y0 for (x0, y0, *_), (x1, y1, *_) in zip(ring, ring[1:] + ring[:1], strict=True))
+
+
+def _polygon_for_d3(rings: list[list[list[float]]]) -> list[list[list[float]]]:
+    """A polygon's rings wound as d3-geo (Vega) reads them: exterior clockwise, holes counter-clockwise.
+
+    NB: RFC 7946 GeoJSON winds the other way; d3 then reads the polygon as the whole globe minus the area.
+    """
+    out = []
+    for i, ring in enumerate(rings):
+        ccw = _signed_area(ring) > 0
+        out.append(ring[::-1] if ccw == (i == 0) else ring)
+    return out
+
+
+def d3_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Polygon or MultiPolygon with its rings wound for d3-geo (other geometries unchanged)."""
+    if geometry.get("type") == "Polygon":
+        return {"type": "Polygon", "coordinates": _polygon_for_d3(geometry["coordinates"])}
+    if geometry.get("type") == "MultiPolygon":
+        return {"type": "MultiPolygon", "coordinates": [_polygon_for_d3(p) for p in geometry["coordinates"]]}
+    return geometry
+
+
 def fmt(v: Any) -> str:
     """A released number as text: whole numbers without decimals, others with at most two."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -122,7 +148,7 @@ def table(
 ) -> DataTable:
     """The text alternative of a frame: the given columns, a suppressed row's numbers written '< k'.
 
-    A suppressed row's numeric cells (every column but the first, the key) read ``< k``; a number
+    A suppressed row's withheld cells (null: its keys are kept) read ``< k``; a number
     withheld in a released row (a statistic of too few values) reads ``withheld``; a missing key
     (the cell of rows without a value) reads ``missing``.
     """
@@ -132,8 +158,8 @@ def table(
     for i, rec in enumerate(frame[columns].itertuples(index=False, name=None)):
         cells = [fmt(rec[0]) or missing]
         for c, v in zip(columns[1:], rec[1:], strict=True):
-            if supp[i] and numeric[c]:
-                cells.append(f"< {k}")
+            if supp[i] and _number(v) is None and (numeric[c] or v is None or v is pd.NA):
+                cells.append(f"< {k}")  # NB: a suppressed cell's numbers are null; its keys stay
             elif numeric[c] and _number(v) is None:
                 cells.append(withheld)
             else:
@@ -143,10 +169,13 @@ def table(
 
 
 def _is_numeric(series: pd.Series) -> bool:
-    """Whether a column holds numbers (not text, not booleans)."""
-    return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)) or (
-        series.dtype == object and any(_number(v) is not None for v in series)
-    )
+    """Whether a column holds numbers (not text, not booleans); one with no values at all is withheld numbers."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return True
+    values = [v for v in series if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return all(_number(v) is not None for v in values) and not any(isinstance(v, str) for v in values)
 
 
 def choropleth(
@@ -196,7 +225,8 @@ def choropleth(
         frame = frame[frame[time] == chosen]
     supp = dict(zip(frame[key].astype(str), _suppressed(frame), strict=True))
     values = {str(kv): _number(v) for kv, v in zip(frame[key], frame[value], strict=True)}
-    features = []
+    features: list[dict[str, Any]] = []
+    statuses: list[tuple[str, str]] = []
     rows, flags = [], []
     for f in geo.get("features", []):
         props = f.get("properties", {})
@@ -210,11 +240,12 @@ def choropleth(
             status, v, text = lab["withheld"], None, lab["withheld"]
         else:
             status, v, text = lab["no_data"], None, ""
+        statuses.append((code, status))
         props = {"code": code, "naam": name, "value": v, "status": status, "text": text}
-        features.append({"type": "Feature", "geometry": f["geometry"], "properties": props})
+        features.append({"type": "Feature", "geometry": d3_geometry(f["geometry"]), "properties": props})
         rows.append((name, code, text if text else lab["no_data"]))
         flags.append(bool(supp.get(code)))
-    present = {f["properties"]["status"] for f in features}
+    present = {status for *_, status in statuses}
     marks = [x for x in ("suppressed", "withheld", "no_data") if lab[x] in present]  # NB: only what the map has
     shape = alt.InlineData(values=features)
     base = alt.Chart(shape).mark_geoshape(stroke="#ffffff", strokeWidth=1)
@@ -242,10 +273,9 @@ def choropleth(
             tooltip=tooltip,
         )
     )
+    layers = [released, marked] if marks else [released]
     chart = (
-        alt.layer(released, marked)
-        if marks
-        else alt.layer(released)
+        alt.layer(*layers)
         .resolve_scale(color="independent")
         .project(type="mercator")
         .properties(width=WIDTH, height=int(WIDTH * 0.8), title=title)
