@@ -14,7 +14,7 @@ import openpyxl
 import pandas as pd
 from sqlalchemy import select
 
-from werkplaats import col, count, scan
+from werkplaats import count, scan
 from werkplaats.web.gallery import TEMPLATES
 from werkplaats.workspace import db
 
@@ -281,4 +281,11 @@ def test_pages_are_in_english_on_request(web: Web) -> None:
     t = _text(c.get(f"/requests/{r['id']}/result").text)
     assert "Result of request" in t and "Download CSV" in t
     assert "Infection hotspots" in _text(c.get("/templates").text)
-    _ = col  # NB: the expression API is what the factories' plans use
+
+
+def test_a_result_with_one_key_has_a_bar_chart_beside_its_table(web: Web) -> None:
+    r, _jid = released_request(web, scan("huisartsen/patienten").group_by("gemeente").agg(n=count()))
+    page = web.as_("analist").get(f"/requests/{r['id']}/result").text
+    assert 'class="wp-chart__view" data-spec="' in page and "/static/vendor/vega-embed.min.js" in page
+    assert "de tabel hieronder geeft dezelfde getallen" in page
+    assert "<script>" not in page.split('data-spec="', 1)[1].split('"', 1)[0]  # NB: the spec is escaped

@@ -11,6 +11,7 @@ import io
 import math
 from typing import Any
 
+import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -64,11 +65,26 @@ def _result(s: Any, user: Any, rid: int) -> tuple[Any, ResultPublic, tuple[str, 
 
 
 def chart(res: ResultPublic, keys: tuple[str, ...]) -> Any:
-    """The result's natural chart, when `web.charts` offers one (NB: hook for the dashboards/look helpers' charts)."""
+    """The result's natural chart (`web.charts`), or None: a weekly trend per region, or bars of one key's cells.
+
+    A trend when a key is ``week`` (one line per other key, at most 12 lines); bars when there is one
+    key and at most 60 cells. The value is the first numeric column that is not a key.
+    """
+    from ...workspace.client import result_from
     from .. import charts
 
-    make = getattr(charts, "for_result", None)
-    return make(res.model_dump(), keys) if callable(make) else None
+    frame = result_from(res.model_dump())
+    values = [c for c in frame.columns if c not in (*keys, *MARKS) and pd.api.types.is_numeric_dtype(frame[c])]
+    if not values or not keys or "term" in frame.columns:
+        return None
+    if "week" in keys and len(keys) <= 2:
+        group = next((k for k in keys if k != "week"), None)
+        if group is not None and frame[group].nunique() > 12:
+            return None
+        return charts.trend(frame, "week", values[0], group=group, k=res.min_group_size)
+    if len(keys) == 1 and len(frame) <= 60:
+        return charts.bar(frame, keys[0], values[0], k=res.min_group_size)
+    return None
 
 
 @router.get("/requests/{rid}/result", response_class=HTMLResponse)
