@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -65,6 +66,12 @@ def post_code(c: TestClient, code: str, nxt: str = "/") -> Any:
 def code(secret: str, step: int = 0) -> str:
     """The TOTP code of the current time step plus step (each step is accepted once)."""
     return pyotp.TOTP(secret).at(time.time() + 30 * step)
+
+
+def few_failures(web: Web, n: int = 3) -> None:
+    """Lock accounts after n failures (fewer password hashes to compute in a test)."""
+    web.cfg = replace(web.cfg, max_failures=n)
+    web.app.state.accounts = HubAccounts(web.hub, web.cfg)
 
 
 def logged_in(c: TestClient) -> bool:
@@ -181,6 +188,7 @@ def test_same_error_for_unknown_name_and_wrong_password(web: Web) -> None:
 
 
 def test_brute_force_locks_even_the_right_password(web: Web) -> None:
+    few_failures(web)
     account(web, "analist")
     c = web.client()
     for _ in range(web.cfg.max_failures - 1):
@@ -207,6 +215,7 @@ def test_brute_force_locks_even_the_right_password(web: Web) -> None:
 
 
 def test_wrong_totp_codes_count_as_failures_and_lock(web: Web) -> None:
+    few_failures(web)
     secret = account(web, "fg")
     c = web.client()
     post_login(c, "fg", PW)
