@@ -68,7 +68,8 @@ def demo(
         _say(
             "3. Registered by the admin",
             "   organisations ggd, ziekenhuis, huisartsen, vvt with their public signing keys; a steward each;\n"
-            "   the analyst (scientist, GGD) and the privacy officer (fg); nodes engine0-2 and ds-<organisation>;\n"
+            "   the analyst (scientist, GGD), an inzichtvrager (requester, GGD) and the privacy officer (fg);\n"
+            "   nodes engine0-2 and ds-<organisation>;\n"
             f"   collaboration {COLLABORATION!r} with all four as members. Tokens: {root / 'tokens.json'}",
         )
         ws.start_nodes()
@@ -90,10 +91,12 @@ def demo(
             "   each datastation validated its sources and published their metadata to the catalog:\n"
             + "\n".join(lines),
         )
+        ws.start_web()
+        _say("5. The web application (open it in a browser; the workspace CA signs its certificates)", _logins(ws))
         q = uc.infection_hotspots(2024, risk_counts=True, hospital=True)
         req = ws_client.submit(q, collaboration=COLLABORATION, purpose=PURPOSE)
         _say(
-            f"5. The analyst submits the infection-hotspot analysis: request {req.id}",
+            f"6. The analyst submits the infection-hotspot analysis: request {req.id}",
             "   The plan as every steward reads it:\n\n" + _indent(req.explain(), 5),
         )
         for org in ws.organisations:
@@ -103,7 +106,7 @@ def demo(
         info = req.refresh()
         appr = ", ".join(f"{o} ({a['by']})" for o, a in sorted(info["approvals"].items()))
         _say(
-            "6. Each steward approves for their own organisation",
+            "7. Each steward approves for their own organisation",
             f"   Ed25519 signatures over (plan hash, collaboration, purpose, expiry, max runs) by {appr}.\n"
             f"   Request status: {info['status']}.",
         )
@@ -119,14 +122,14 @@ def demo(
         eng = [job["progress"].get(f"engine{i}", {}) for i in range(3)]
         mb = ", ".join(f"{e.get('bytes_sent', 0) / 1e6:.0f} MB" for e in eng)
         _say(
-            f"7. Job {job['id']}: {job['state']} in {took:.0f} s",
+            f"8. Job {job['id']}: {job['state']} in {took:.0f} s",
             "   Each datastation checked its own steward's approval, validated its source, secret-shared only the\n"
             "   columns the plan reads and sent share i straight to engine i. The engines verified every approval,\n"
             f"   computed under MPC (data sent per engine: {mb}) and sent result shares to the hub,\n"
             "   which reconstructed only the disclosure-controlled aggregate.",
         )
         _say(
-            "8. Result: infection hotspots (influenza A, 2024), cells of at least 10 cases",
+            "9. Result: infection hotspots (influenza A, 2024), cells of at least 10 cases",
             _result_table(result, ws.region),
         )
         fg = ws.client("fg")
@@ -139,7 +142,7 @@ def demo(
             for e in audit["entries"]
         )
         _say(
-            "9. Audit trail (verwerkingsregister), hash-chained and signed",
+            "10. Audit trail (verwerkingsregister), hash-chained and signed",
             trail + f"\n   Chain and signatures: {'intact' if not problems else 'BROKEN: ' + '; '.join(problems)}"
             f" ({time.perf_counter() - t0:.0f} s in all)",
         )
@@ -157,6 +160,23 @@ def demo(
         typer.echo("\nstopping")
     finally:
         ws.stop()
+
+
+def _logins(ws: Any) -> str:
+    """The web addresses and the demo users' logins (TOTP secrets: the demo's only, printed as such)."""
+    lines = [
+        f"   hub pages:  {ws.web_url('hub')}   (CA certificate to trust: {ws.pki / 'ca.crt'})",
+        *(f"   {o} datastation (its stewards):  {ws.web_url(f'ds-{o}')}" for o in ws.organisations),
+        "",
+        f"   {'login':<20} {'role':<16} {'where':<26} {'password':<18} TOTP secret (demo only)",
+    ]
+    for u in ws.logins["users"].values():
+        where = "hub" if u["role"] != "steward" else f"datastation {u['organisation']}"
+        lines.append(f"   {u['name']:<20} {u['role']:<16} {where:<26} {u['password']:<18} {u['totp'] or '-'}")
+    return "\n".join(lines) + (
+        f"\n   (also in {ws.root / 'logins.json'}; any TOTP app gives the codes from the secret. Real users set"
+        "\n   their own password and enrol their own TOTP secret: these are for this demo only.)"
+    )
 
 
 def _indent(text: str, n: int) -> str:
