@@ -481,20 +481,52 @@ def reject(request: Request, rid: int, user: Steward, _csrf: CsrfDep, reason: An
     return RedirectResponse(f"/inbox/{rid}?done=rejected", status_code=303)
 
 
-SHOWN = (
-    "request",
-    "job",
-    "collaboration",
-    "purpose",
-    "mode",
-    "max_runs",
-    "expires",
-    "datasets",
-    "rows",
-    "reason",
-    "detail",
-    "approval",
-)
+def N_(message: str) -> str:
+    """Mark a message id for extraction; it is translated where it is shown."""
+    return message
+
+
+ACTIONS = {  # NB: the log's actions as a steward reads them; an action not listed is shown as it is
+    "contribution": N_("contribution to a job"),
+    "refusal": N_("job refused"),
+    "nothing-sent": N_("contribution withdrawn, nothing sent"),
+    "approval": N_("approval signed here"),
+    "rejection": N_("rejection"),
+    "hub-head": N_("hub's audit head anchored"),
+    "reanchor": N_("re-anchored by the operator"),
+    "web-login": N_("login"),
+    "web-login-failed": N_("failed login"),
+    "web-locked": N_("account locked"),
+    "web-logout": N_("logout"),
+    "web-totp-enrolled": N_("second factor set up"),
+    "web-totp-reset": N_("second factor reset"),
+    "web-unlocked": N_("account unlocked"),
+}
+SHOWN = {  # NB: the facts of an entry shown on the log page (never a signature or a source row)
+    "request": N_("request"),
+    "job": N_("job"),
+    "collaboration": N_("collaboration"),
+    "purpose": N_("purpose"),
+    "mode": N_("kind of approval"),
+    "max_runs": N_("maximum runs"),
+    "expires": N_("valid until"),
+    "datasets": N_("datasets"),
+    "rows": N_("rows (rounded)"),
+    "reason": N_("reason"),
+    "detail": N_("reason"),
+    "approval": N_("approval"),
+}
+
+
+def _fact(value: Any) -> str:
+    """A log entry's value as the page shows it."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, str) and len(value) > 19 and value[4:5] == "-" and value[10:11] == "T":
+        return _when(value)
+    return str(value)
 
 
 @router.get("/log")
@@ -502,6 +534,7 @@ SHOWN = (
 def log_page(request: Request, user: Steward, page: int = 1) -> Response:
     """The datastation's own hash-chained log, newest first, with its chain checked."""
     station = _station(request, user)
+    _ = _tr(request)
     try:
         entries = station.log.check()
         problem = ""
@@ -517,13 +550,13 @@ def log_page(request: Request, user: Steward, page: int = 1) -> Response:
     for entry in newest:
         raw = entry.get("details")
         d: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        facts = [(k, d[k]) for k in SHOWN if k in d and d[k] not in ("", None, [], {})]
+        facts = [(_(label), _fact(d[k])) for k, label in SHOWN.items() if k in d and d[k] not in ("", None, [], {})]
         rows.append(
             {
                 "seq": entry.get("seq"),
                 "ts": _when(str(entry.get("ts", ""))),
                 "actor": entry.get("actor", ""),
-                "action": entry.get("action", ""),
+                "action": _(ACTIONS[a]) if (a := str(entry.get("action", ""))) in ACTIONS else a,
                 "subject": entry.get("subject", ""),
                 "facts": facts,
             }
