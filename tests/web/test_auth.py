@@ -20,7 +20,9 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from werkplaats.cli.app import app
 from werkplaats.web import create_station_web
 from werkplaats.web.accounts import AccountError, HubAccounts, StationAccounts, safe_next, totp_step
 from werkplaats.web.deps import COOKIE
@@ -28,6 +30,7 @@ from werkplaats.workspace import db, pki
 from werkplaats.workspace.audit import FileLog
 from werkplaats.workspace.config import WebConfig
 from werkplaats.workspace.datastation import Datastation
+from werkplaats.workspace.hub import Hub
 
 from .conftest import Web
 
@@ -432,3 +435,84 @@ def test_a_user_of_an_organisation_that_left_cannot_log_in(web: Web) -> None:
     assert not logged_in(c)  # NB: the live session ends with the membership
     r = post_login(web.client(), "buiten", PW)
     assert r.status_code == 401 and "wp_session" not in r.headers.get("set-cookie", "")
+
+
+# -- the operator's commands: hub web-user / datastation web-user (add, unlock, reset-totp) ----------------
+
+PRINTED_SECRET = re.compile(r"\b[A-Z2-7]{32}\b")
+
+
+def _tls(tmp: Path, node: str) -> str:
+    if not (tmp / "pki" / "ca.crt").exists():
+        pki.init_ca(tmp / "pki")
+    pki.issue(tmp / "pki", node, hosts=("127.0.0.1",))
+    return f'\n[tls]\nca = "pki/ca.crt"\ncert = "pki/{node}.crt"\nkey = "pki/{node}.key"\n'
+
+
+def test_hub_web_user_add_unlock_reset(tmp_path: Path) -> None:
+    pki.new_signing_key(tmp_path / "hub.key")
+    database = f"sqlite:///{tmp_path / 'hub.db'}"
+    (tmp_path / "hub.toml").write_text(
+        f'[hub]\nname = "hub"\nlisten = "127.0.0.1:1"\ndatabase = "{database}"\nsigning_key = "hub.key"\n'
+        + _tls(tmp_path, "hub")
+        + '\n[web]\nlisten = "127.0.0.1:2"\n'
+    )
+    hub = Hub(database, name="hub", signing_key=pki.load_signing_key(tmp_path / "hub.key"))
+    hub.create_admin("beheerder")
+    (tmp_path / "pw").write_text(PW + "\n")
+    (tmp_path / "short").write_text("kort\n")
+    run = CliRunner().invoke
+    cfg = ["--config", str(tmp_path / "hub.toml")]
+    r = run(app, ["hub", "web-user", "add", "beheerder", *cfg, "--password-file", str(tmp_path / "short")])
+    assert r.exit_code == 1 and "12 characters" in r.output and "kort" not in r.output
+    r = run(app, ["hub", "web-user", "add", "niemand", *cfg, "--password-file", str(tmp_path / "pw")])
+    assert r.exit_code == 1 and "no hub user" in r.output
+    r = run(app, ["hub", "web-user", "add", "beheerder", *cfg, "--password-file", str(tmp_path / "pw")])
+    assert r.exit_code == 0, r.output
+    m = PRINTED_SECRET.search(r.output)  # NB: an admin needs TOTP: the secret is printed once
+    assert m and PW not in r.output
+    with hub.sessions() as s:
+        acc = s.scalars(select(db.WebAccount)).one()
+        assert acc.totp_secret == m.group(0) and acc.password_hash.startswith("$argon2id$")
+        acc.locked_until = db.utcnow().replace(year=2100)
+        s.commit()
+    assert run(app, ["hub", "web-user", "unlock", "beheerder", *cfg]).exit_code == 0
+    assert run(app, ["hub", "web-user", "reset-totp", "beheerder", *cfg]).exit_code == 0
+    with hub.sessions() as s:
+        acc = s.scalars(select(db.WebAccount)).one()
+        assert acc.locked_until is None and acc.totp_secret == ""
+        actions = [e["action"] for e in hub.audit_entries(s)]
+    assert actions[-2:] == ["web-unlocked", "web-totp-reset"]
+    assert run(app, ["hub", "web-user", "unlock", "niemand", *cfg]).exit_code == 1
+    hub.engine.dispose()
+
+
+def test_datastation_web_user_add_keeps_accounts_at_the_station(tmp_path: Path) -> None:
+    pub = pki.new_signing_key(tmp_path / "ggd.key")
+    (tmp_path / "ds.toml").write_text(
+        '[datastation]\nname = "ds-ggd"\norganisation = "ggd"\nhub = "https://127.0.0.1:1"\ntoken = "t"\n'
+        f'signing_key = "ggd.key"\nstate_dir = "state"\nhub_key = "{pub}"\n'
+        + _tls(tmp_path, "ds-ggd")
+        + "".join(
+            f'\n[[engines]]\nparty = {i}\nurl = "https://127.0.0.1:{3 + i}"\n'
+            f'spki_sha256 = "{pki.fingerprint(tmp_path / "pki" / "ds-ggd.crt")}"\n'
+            for i in range(3)
+        )
+        + '\n[web]\nlisten = "127.0.0.1:2"\naccounts = "state/web.db"\n'
+    )
+    (tmp_path / "pw").write_text(PW + "\n")
+    cfg = ["--config", str(tmp_path / "ds.toml")]
+    r = CliRunner().invoke(
+        app, ["datastation", "web-user", "add", "steward-ggd", *cfg, "--password-file", str(tmp_path / "pw")]
+    )
+    assert r.exit_code == 0, r.output
+    m = PRINTED_SECRET.search(r.output)
+    assert m and PW not in r.output and (tmp_path / "state" / "web.db").exists()
+    assert pyotp.TOTP(m.group(0)).now()  # NB: a valid base32 secret
+    r = CliRunner().invoke(
+        app, ["datastation", "web-user", "add", "steward-ggd", *cfg, "--password-file", str(tmp_path / "pw")]
+    )
+    assert r.exit_code == 1 and "already" in r.output
+    assert CliRunner().invoke(app, ["datastation", "web-user", "unlock", "steward-ggd", *cfg]).exit_code == 0
+    log = FileLog(tmp_path / "state" / "contributions.jsonl", "ggd")
+    assert [e["action"] for e in log.check()] == ["web-unlocked"]

@@ -8,7 +8,7 @@ datastation's own store. The TOTP secret is printed once: whoever holds it can m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,16 +47,12 @@ def hub_web_user_add(
     """Create the web account of an existing hub user; prints the TOTP secret once when the role needs one."""
     from sqlalchemy import select
 
-    from ..web.accounts import HubAccounts
     from ..workspace import db
-    from ..workspace.config import WebConfig
-    from .hub import _hub
 
     try:
-        cfg, hub = _hub(config)
-        accounts = HubAccounts(hub, cfg.web or WebConfig("127.0.0.1", 0, ""))
+        accounts = _hub_accounts(config)
         password = _password(password_file)
-        with hub.sessions() as s:
+        with accounts.hub.sessions() as s:
             user = s.scalars(select(db.User).where(db.User.name == name)).first()
             if user is None:
                 fail(WerkplaatsError(f"no hub user named {name!r}; create the user first (POST /users)"))
@@ -77,15 +73,72 @@ def station_web_user_add(
     password_file: PasswordFile = None,
 ) -> None:
     """Create a steward's web account at this datastation; prints the TOTP secret once."""
+    try:
+        accounts = _station_accounts(config)
+        secret = accounts.create_account(name, _password(password_file))
+    except (WerkplaatsError, OSError) as e:
+        fail(e)
+    st = accounts.station
+    typer.echo(f"steward web account {name} created at {st.cfg.name} ({st.cfg.organisation})")
+    _print_secret(name, secret)
+
+
+def _hub_accounts(config: Path) -> Any:
+    from ..web.accounts import HubAccounts
+    from ..workspace.config import WebConfig
+    from .hub import _hub
+
+    cfg, hub = _hub(config)
+    return HubAccounts(hub, cfg.web or WebConfig("127.0.0.1", 0, ""))
+
+
+def _station_accounts(config: Path) -> Any:
     from ..web.accounts import StationAccounts
     from ..workspace.config import WebConfig
     from .datastation import _station
 
+    st = _station(config)
+    return StationAccounts(st, st.cfg.web or WebConfig("127.0.0.1", 0, ""))
+
+
+Name = Annotated[str, typer.Argument(help="The account's login name.")]
+
+
+@hub_app.command("unlock")
+def hub_web_user_unlock(name: Name, config: Annotated[Path, typer.Option(help="hub.toml")]) -> None:
+    """Lift the lockout of a web account after too many failed logins."""
     try:
-        st = _station(config)
-        accounts = StationAccounts(st, st.cfg.web or WebConfig("127.0.0.1", 0, ""))
-        secret = accounts.create_account(name, _password(password_file))
+        _hub_accounts(config).unlock(name)
     except (WerkplaatsError, OSError) as e:
         fail(e)
-    typer.echo(f"steward web account {name} created at {st.cfg.name} ({st.cfg.organisation})")
-    _print_secret(name, secret)
+    typer.echo(f"web account {name} unlocked")
+
+
+@hub_app.command("reset-totp")
+def hub_web_user_reset_totp(name: Name, config: Annotated[Path, typer.Option(help="hub.toml")]) -> None:
+    """Forget a web account's TOTP secret (a lost phone) and log it out; it enrols a new one at its next login."""
+    try:
+        _hub_accounts(config).reset_totp(name)
+    except (WerkplaatsError, OSError) as e:
+        fail(e)
+    typer.echo(f"second factor of {name} reset: it enrols a new one at its next login")
+
+
+@station_app.command("unlock")
+def station_web_user_unlock(name: Name, config: Annotated[Path, typer.Option(help="datastation.toml")]) -> None:
+    """Lift the lockout of a steward's web account after too many failed logins."""
+    try:
+        _station_accounts(config).unlock(name)
+    except (WerkplaatsError, OSError) as e:
+        fail(e)
+    typer.echo(f"steward web account {name} unlocked")
+
+
+@station_app.command("reset-totp")
+def station_web_user_reset_totp(name: Name, config: Annotated[Path, typer.Option(help="datastation.toml")]) -> None:
+    """Forget a steward's TOTP secret (a lost phone) and log them out; they enrol a new one at their next login."""
+    try:
+        _station_accounts(config).reset_totp(name)
+    except (WerkplaatsError, OSError) as e:
+        fail(e)
+    typer.echo(f"second factor of {name} reset: they enrol a new one at their next login")

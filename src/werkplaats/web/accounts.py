@@ -332,6 +332,26 @@ class _Accounts:
             s.delete(ws)
             self._audit(s, actor=name, action="web-logout", subject=f"web/{name}", details={"name": name})
 
+    # -- the operator's commands -------------------------------------------------------
+    def unlock(self, name: str, *, operator: str = "operator") -> None:
+        """Lift an account's lockout (AccountError when there is no such account)."""
+        with self._db() as s:
+            acc = self._find(s, name)
+            if acc is None:
+                raise AccountError("No such account.")
+            acc.failed_logins, acc.locked_until = 0, None
+            self._audit(s, actor=operator, action="web-unlocked", subject=f"web/{name}", details={"name": name})
+
+    def reset_totp(self, name: str, *, operator: str = "operator") -> None:
+        """Forget an account's TOTP secret (a lost phone) and end its sessions: it enrols anew at its next login."""
+        with self._db() as s:
+            acc = self._find(s, name)
+            if acc is None:
+                raise AccountError("No such account.")
+            acc.totp_secret = ""
+            s.execute(delete(self.WSession).where(self.WSession.account_id == acc.id))
+            self._audit(s, actor=operator, action="web-totp-reset", subject=f"web/{name}", details={"name": name})
+
     # -- the account page ---------------------------------------------------------------
     def _account_of(self, s: Session, user: WebUser) -> Any:
         ws = s.get(self.WSession, user.session_id)
