@@ -411,15 +411,20 @@ class LocalWorkspace:
         """
         for node in ("hub", *(f"ds-{o}" for o in self.organisations)):
             self._wait(lambda node=node: self._web_up(node), node, timeout)
+        from concurrent.futures import ThreadPoolExecutor
+
         hub_toml = self.root / "hub" / "hub.toml"
-        users: list[dict[str, str]] = []
-        for name, role in (("analist", "scientist"), ("inzichtvrager", "requester"),
-                           ("fg", "privacy-officer"), ("beheerder", "admin")):  # fmt: skip
-            users.append({**self._web_account("hub", name, hub_toml), "role": role, "url": self.web_url("hub")})
-        for o in self.organisations:
-            cfg = self.root / "nodes" / f"ds-{o}" / "datastation.toml"
-            login = self._web_account("datastation", f"steward-{o}", cfg)
-            users.append({**login, "role": "steward", "organisation": o, "url": self.web_url(f"ds-{o}")})
+        todo = [("hub", name, hub_toml, {"role": role, "url": self.web_url("hub")})
+                for name, role in (("analist", "scientist"), ("inzichtvrager", "requester"),
+                                   ("fg", "privacy-officer"), ("beheerder", "admin"))]  # fmt: skip
+        todo += [
+            ("datastation", f"steward-{o}", self.root / "nodes" / f"ds-{o}" / "datastation.toml",
+             {"role": "steward", "organisation": o, "url": self.web_url(f"ds-{o}")})
+            for o in self.organisations
+        ]  # fmt: skip
+        with ThreadPoolExecutor(4) as pool:  # NB: each command is a Python start-up; together they take seconds
+            done = pool.map(lambda a: {**self._web_account(a[0], a[1], a[2]), **a[3]}, todo)
+            users = list(done)
         self.logins = {"hub": self.web_url("hub"), "users": {u["name"]: u for u in users}}
         path = self.root / "logins.json"
         path.touch(0o600)
