@@ -25,6 +25,7 @@ from ..workspace.hub.routes import admin as admin_api
 from ..workspace.hub.routes import catalog as catalog_api
 from ..workspace.hub.schemas import UserIn
 from .deps import CsrfDep, HubDep, SessionDep, WebUser, require_role
+from .public import N_
 from .render import render
 
 router = APIRouter()
@@ -99,9 +100,9 @@ def add_user(
     form = {"name": name, "role": role, "organisation": organisation}
     name = name.strip()
     if not name:
-        return _users_page(request, s, 422, error="Give the user a name.", form=form)
+        return _users_page(request, s, 422, error=N_("Give the user a name."), form=form)
     if s.scalars(select(db.User).where(db.User.name == name)).first() is not None:
-        return _users_page(request, s, 409, error="A user of that name exists already.", form=form)
+        return _users_page(request, s, 409, error=N_("A user of that name exists already."), form=form)
     body = UserIn(name=name, role=role, organisation=organisation or None)
     try:
         issued = admin_api.add_user(body, user.caller(), s)
@@ -110,7 +111,7 @@ def add_user(
         return _users_page(request, s, e.status_code, error_detail=str(e.detail), form=form)
     except IntegrityError:  # NB: a concurrent add of the same name
         s.rollback()
-        return _users_page(request, s, 409, error="A user of that name exists already.", form=form)
+        return _users_page(request, s, 409, error=N_("A user of that name exists already."), form=form)
     return _users_page(request, s, 201, added=issued.name, token=issued.token)
 
 
@@ -126,7 +127,7 @@ def add_account(
     """Give a user a web account with an initial password; show the TOTP secret once when the role needs one."""
     u = s.scalars(select(db.User).where(db.User.name == name)).first()
     if u is None:
-        return _users_page(request, s, 404, error="There is no user of that name.")
+        return _users_page(request, s, 404, error=N_("There is no user of that name."))
     try:
         secret = request.app.state.accounts.create_account(s, u, password)
     except WerkplaatsError as e:  # NB: AccountError: its message is an English message id, no secret in it
