@@ -124,12 +124,17 @@ def totp_code(secret: str) -> str:
     return pyotp.TOTP(secret).at(step * 30)
 
 
-def login(tab: Tab, url: str, user: dict[str, str], *, check: bool = False, keyboard: bool = False) -> None:
-    """Log in with name, password and, when the account has one, a TOTP code; axe-check each step if asked."""
+def login(
+    tab: Tab, url: str, user: dict[str, str], *, check: bool = False, keyboard: bool = False, shots: str = ""
+) -> None:
+    """Log in with name, password and, when the account has one, a TOTP code.
+
+    check: axe-check each step; shots: screenshot them as <shots>login and <shots>login-totp.
+    """
     page = tab.page
     tab.goto(url.rstrip("/") + "/login")
     if check:
-        tab.check("login" if not user.get("totp") else "", context="login")
+        tab.check(f"{shots}login" if shots else "", context="login")
     if keyboard:
         tab_to(page, "input[name=name]")
         page.keyboard.type(user["name"])
@@ -145,7 +150,7 @@ def login(tab: Tab, url: str, user: dict[str, str], *, check: bool = False, keyb
             page.locator("form:has(input[name=password]) [type=submit]").click()
     if page.locator("input[name=code]").count():  # NB: the second step (its page may keep the /login address)
         if check:
-            tab.check("login-totp" if "ds-" not in url else "", context="login/totp")
+            tab.check(f"{shots}login-totp" if shots else "", context="login/totp")
         assert user.get("totp"), f"{user['name']}: the page asks for a TOTP code but the account has none"
         if keyboard:
             tab_to(page, "input[name=code]")

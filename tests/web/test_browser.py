@@ -35,13 +35,15 @@ def story(ws: Any) -> Iterator[dict[str, Any]]:
         yield {"ws": ws, "browser": browser, "users": logins["users"], "hub": ws.web_url("hub")}
 
 
-def _tab(story: dict[str, Any], who: str, *, lang: str = "nl", check: bool = False, keyboard: bool = False) -> Tab:
+def _tab(
+    story: dict[str, Any], who: str, *, lang: str = "nl", check: bool = False, keyboard: bool = False, shots: str = ""
+) -> Tab:
     """A fresh browser context logged in as who (at the hub, or at their datastation for a steward)."""
     user = story["users"][who]
     tab = Tab(story["browser"], lang)
     if lang == "en":
         tab.goto(user["url"] + "/lang/en")
-    login(tab, user["url"], user, check=check, keyboard=keyboard)
+    login(tab, user["url"], user, check=check, keyboard=keyboard, shots=shots)
     return tab
 
 
@@ -71,7 +73,7 @@ def test_the_story(story: dict[str, Any]) -> None:
     hub, ws = story["hub"], story["ws"]
 
     # -- the analyst: catalog, template gallery, a template with its explain text, submit ---------------
-    analist = _tab(story, "analist", check=True)
+    analist = _tab(story, "analist", check=True, shots="hub-")
     page = analist.page
     analist.goto(f"{hub}/catalog")
     assert "ggd/meldingen" in page.inner_text("main") or "meldingen" in page.inner_text("main")
@@ -92,20 +94,20 @@ def test_the_story(story: dict[str, Any]) -> None:
     analist.check("requests")
 
     # -- the GGD's steward, on the GGD datastation's own pages: login and approve by keyboard only ------
-    st = _tab(story, "steward-ggd", check=True, keyboard=True)
+    st = _tab(story, "steward-ggd", check=True, keyboard=True, shots="station-")
     sp, ds = st.page, story["users"]["steward-ggd"]["url"]
     st.goto(f"{ds}/inbox")
     assert f"/inbox/{rid}" in sp.content()
-    st.check("inbox")
+    st.check("station-inbox")
     st.goto(f"{ds}/inbox/{rid}")
     text = sp.inner_text("main")
     assert "ggd/meldingen" in text and "wijk" in text  # NB: the plan as computed at the datastation, our columns
-    st.check("review")
+    st.check("station-review")
     tab_to(sp, f"form[action$='/inbox/{rid}/approve'] [type=submit]")
     with sp.expect_navigation():
         sp.keyboard.press("Enter")
     assert sp.locator("#confirmation").count() == 1, sp.inner_text("main")
-    st.check("", context="approved")
+    st.check("station-approved", context="approved")
     st.goto(f"{ds}/log")
     st.check("station-log")
 
@@ -169,7 +171,7 @@ def test_the_story(story: dict[str, Any]) -> None:
     ha.check("", context="rejected")
     analist.goto(f"{hub}/requests/{rid2}")
     assert REASON in page.inner_text("main")
-    analist.check("", context="rejected request")
+    analist.check("request-rejected", context="rejected request")
 
     # -- the privacy officer: the audit trail has all of it --------------------------------------------
     fg = _tab(story, "fg", check=True)
