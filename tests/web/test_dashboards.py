@@ -7,13 +7,14 @@ import json
 import re
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import select
 
 import werkplaats as wp
 from werkplaats.workspace import db
 
 from .conftest import Web
-from .factories import released_request
+from .factories import approved_request, release_result, released_request, start_job
 
 PER_GEMEENTE = wp.scan("huisartsen/patienten").group_by("gemeente").agg(n=wp.count())
 # NB: in the fixture's region 2 of the 12 gemeenten have fewer than 10 such patients
@@ -221,3 +222,26 @@ def test_questions_are_asked_answered_and_kept_in_the_collaboration(web: Web) ->
     assert answer in beleid.get("/questions").text
     with web.hub.sessions() as s:
         assert len(list(s.scalars(select(db.Question)))) == 1
+
+
+def test_long_data_table_is_paginated(web: Web) -> None:
+    r = approved_request(web, CHRONIC)
+    jid = start_job(web, r["id"])
+    weeks = pd.DataFrame({"gemeente": "GM9001", "week": range(1, 451), "n": [10 + w % 20 for w in range(450)],
+                          "suppressed": False, "reason": None})  # fmt: skip
+    release_result(web, jid, weeks, k=10)
+    did = int(_publish(web, r["id"], chart="trend", key="", time="week").headers["location"].rsplit("/", 1)[1])
+    c = web.as_("beleid")
+    first, last = c.get(f"/dashboards/{did}"), c.get(f"/dashboards/{did}?page=3")
+    assert first.text.count('<th scope="row"') == 200 and last.text.count('<th scope="row"') == 50
+    assert 'href="?page=3#dashboard-table" aria-current="page"' in last.text and ">401</th>" in last.text
+    assert c.get(f"/dashboards/{did}?page=0").status_code == 422
+    table = int(_publish(web, r["id"], chart="table", key="", value="").headers["location"].rsplit("/", 1)[1])
+    page = c.get(f"/dashboards/{table}?page=2").text
+    assert (
+        page.count('<th scope="row"') == 200 and ">GM9001</th>" in page and "Rijen 201 tot en met 400 van 450" in page
+    )
+    # NB: a chart that could not be read is refused: a trend of 450 lines, a bar chart of 450 bars
+    weekly = {"chart": "trend", "time": "week"}
+    assert _publish(web, r["id"], **weekly, key="n").status_code == 422
+    assert _publish(web, r["id"], chart="bar", key="week").status_code == 422

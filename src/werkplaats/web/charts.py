@@ -247,7 +247,7 @@ def choropleth(
         flags.append(bool(supp.get(code)))
     present = {status for *_, status in statuses}
     marks = [x for x in ("suppressed", "withheld", "no_data") if lab[x] in present]  # NB: only what the map has
-    shape = alt.InlineData(values=features)
+    shape = alt.NamedData(name="areas")
     base = alt.Chart(shape).mark_geoshape(stroke="#ffffff", strokeWidth=1)
     tooltip = [alt.Tooltip("properties.naam:N", title=lab["area"]), alt.Tooltip("properties.text:N", title=value)]
     released = base.transform_filter("datum.properties.value != null").encode(
@@ -281,7 +281,7 @@ def choropleth(
         .properties(width=WIDTH, height=int(WIDTH * 0.8), title=title)
     )
     cols = (lab["area"], "code", value)
-    return Chart(chart.to_dict(validate=False), DataTable(cols, tuple(rows), tuple(flags), k))
+    return Chart(_spec(chart, areas=features), DataTable(cols, tuple(rows), tuple(flags), k))
 
 
 def trend(
@@ -320,7 +320,7 @@ def trend(
             "text": f"< {k}" if supp[i] else fmt(rec[value]),
         })  # fmt: skip
     points.sort(key=lambda p: (p["g"], p["t"] if isinstance(p["t"], float) else 0.0, str(p["t"])))
-    data = alt.InlineData(values=points)
+    data = alt.NamedData(name="points")
     ttype = "Q" if all(isinstance(p["t"], float) for p in points) else "O"
     x = alt.X(f"t:{ttype}", title=time, axis=alt.Axis(tickMinStep=1, format="d") if ttype == "Q" else alt.Axis())
     y = alt.Y("v:Q", title=value, scale=alt.Scale(zero=True))
@@ -347,7 +347,7 @@ def trend(
             .transform_calculate(flagged=f"'{_js(lab['flag'])}'")
         )
     if any(p["supp"] for p in points):
-        layers.append(alt.Chart(alt.InlineData(values=[{"k": k}])).mark_rule(strokeDash=[4, 3], color="#555555")
+        layers.append(alt.Chart(alt.NamedData(name="threshold")).mark_rule(strokeDash=[4, 3], color="#555555")
                       .encode(y="k:Q"))  # fmt: skip
         layers.append(
             alt.Chart(data)
@@ -365,7 +365,7 @@ def trend(
     rows_tbl = table(
         shown, cols, k=k, withheld=lab.get("withheld", "withheld"), missing=lab.get("missing", "(missing)")
     )
-    return Chart(chart.to_dict(validate=False), rows_tbl)
+    return Chart(_spec(chart, points=points, threshold=[{"k": k}]), rows_tbl)
 
 
 def bar(
@@ -388,7 +388,7 @@ def bar(
     for i, (c, v) in enumerate(zip(frame[category], frame[value], strict=True)):
         bars.append({"c": fmt(c), "v": None if supp[i] else _number(v), "supp": supp[i],
                      "text": lab["suppressed"] if supp[i] else fmt(v)})  # fmt: skip
-    data = alt.InlineData(values=bars)
+    data = alt.NamedData(name="bars")
     order = [str(b["c"]) for b in bars]
     y = alt.Y("c:N", title=category, sort=order)
     tip = [alt.Tooltip("c:N", title=category), alt.Tooltip("text:N", title=value)]
@@ -403,7 +403,7 @@ def bar(
         )  # fmt: skip
     chart = alt.layer(*layers).properties(width=WIDTH, height=max(60, 22 * len(bars)), title=title)
     return Chart(
-        chart.to_dict(validate=False),
+        _spec(chart, bars=bars),
         table(
             frame,
             [category, value],
@@ -412,6 +412,17 @@ def bar(
             missing=lab.get("missing", "(missing)"),
         ),
     )
+
+
+def _spec(chart: alt.TopLevelMixin, **datasets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chart's Vega-Lite dict with its data inline as named datasets.
+
+    NB: Altair walks (and hashes) inline values on every ``to_dict``; for a few thousand points that
+    took seconds, so the layers name their data and the values are put in afterwards.
+    """
+    spec: dict[str, Any] = chart.to_dict(validate=False)
+    spec["datasets"] = {**spec.get("datasets", {}), **datasets}
+    return spec
 
 
 def _js(text: str) -> str:

@@ -14,6 +14,7 @@ for every dashboard and question; publishing reads the result through the API's 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Annotated, Any
 
@@ -49,6 +50,9 @@ META = ("suppressed", "reason")  # NB: the release's own columns: shown as "< k"
 MAX_TITLE = 200
 MAX_TEXT = 5000
 MAX_QUESTION = 2000
+MAX_LINES = 12  # NB: more lines in one trend cannot be told apart
+MAX_BARS = 60
+PAGE_ROWS = 200  # NB: rows of a dashboard's data table per page (a weekly result per wijk has thousands)
 
 
 def _tr(request: Request) -> Any:
@@ -98,8 +102,8 @@ def _frame(data: dict[str, Any]) -> pd.DataFrame:
     return frame[cols + [c for c in frame.columns if c not in cols]]
 
 
-def build_chart(request: Request, d: db.Dashboard, data: dict[str, Any]) -> charts.Chart:
-    """The dashboard's chart and data table from its job's released result."""
+def build_chart(request: Request, d: db.Dashboard, data: dict[str, Any], rows: slice | None = None) -> charts.Chart:
+    """The dashboard's chart and data table from its job's released result (a table: only ``rows`` of it)."""
     _ = _tr(request)
     frame = _frame(data)
     k = int(data.get("min_group_size", 10))
@@ -120,7 +124,8 @@ def build_chart(request: Request, d: db.Dashboard, data: dict[str, Any]) -> char
     if d.chart == "bar":
         return charts.bar(frame, o["key"], o["value"], k=k, labels=labels)
     cols = [c for c in data.get("columns", []) if c not in META]
-    return charts.Chart({}, charts.table(frame, cols, k=k, withheld=labels["withheld"], missing=labels["missing"]))
+    shown = frame.iloc[rows] if rows is not None else frame  # NB: format only the page that is shown
+    return charts.Chart({}, charts.table(shown, cols, k=k, withheld=labels["withheld"], missing=labels["missing"]))
 
 
 # -- dashboards ------------------------------------------------------------------------------
@@ -202,6 +207,13 @@ def dashboard_publish(
             errors[opt] = _("This chart type needs this column.")
     if not errors and chart.startswith("choropleth-") and _repeats(res.rows, [key, time] if time else [key]):
         errors["key"] = _("A map needs one row per area (per week, with a time column); this result has more.")
+    if not errors and chart == "trend":
+        if _repeats(res.rows, [key, time] if key else [time]):
+            errors["time"] = _("A trend needs one row per week (per line, with a key); this result has more.")
+        elif key and len({row.get(key) for row in res.rows}) > MAX_LINES:
+            errors["key"] = _("A trend shows at most %(n)s lines; this key has more values.") % {"n": MAX_LINES}
+    if not errors and chart == "bar" and len(res.rows) > MAX_BARS:
+        errors["chart"] = _("A bar chart shows at most %(n)s bars; choose a table or a map.") % {"n": MAX_BARS}
     if errors:
         return render(request, "dashboards/new.html", _form_ctx(request, r, res, values, errors), status=422)
     collab = hub_deps.collaboration_of(s, r)
@@ -219,8 +231,10 @@ def dashboard_publish(
 
 
 @router.get("/dashboards/{did}")
-def dashboard_view(request: Request, did: int, user: Viewer, s: SessionDep) -> Response:
-    """A dashboard: title, duiding, the chart with its data table, its source and when it was released."""
+def dashboard_view(
+    request: Request, did: int, user: Viewer, s: SessionDep, page: Annotated[int, Query(ge=1)] = 1
+) -> Response:
+    """A dashboard: title, duiding, the chart with its data table (PAGE_ROWS rows a page), its source, its release."""
     d, collab = _live(s, user, did)
     res = s.scalars(select(db.Result).where(db.Result.job_id == d.job_id)).one()
     r = s.get(db.Request, d.request_id)
@@ -228,10 +242,25 @@ def dashboard_view(request: Request, did: int, user: Viewer, s: SessionDep) -> R
     orgs = list(s.scalars(select(db.Organisation).where(db.Organisation.name.in_(list(r.organisations)))
                           .order_by(db.Organisation.name)))  # fmt: skip
     publisher = s.get(db.User, d.published_by)
-    chart = build_chart(request, d, res.data)
+    n = len(res.data.get("rows", []))
+    if d.chart == "table":
+        pages = max(1, -(-n // PAGE_ROWS))
+        page = min(page, pages)
+        lo, hi = (page - 1) * PAGE_ROWS, page * PAGE_ROWS
+        chart = build_chart(request, d, res.data, slice(lo, hi))
+        total = n
+    else:
+        chart = build_chart(request, d, res.data)
+        total = len(chart.table.rows)
+        pages = max(1, -(-total // PAGE_ROWS))
+        page = min(page, pages)
+        lo, hi = (page - 1) * PAGE_ROWS, page * PAGE_ROWS
+        t = chart.table
+        chart = charts.Chart(chart.spec, dataclasses.replace(t, rows=t.rows[lo:hi], suppressed=t.suppressed[lo:hi]))
     return render(request, "dashboards/view.html", {
         "d": d, "collab": collab, "r": r, "released": res.created, "orgs": orgs, "chart": chart,
         "publisher": publisher.name if publisher else "", "date": _date, "chart_names": chart_names(request),
+        "page": page, "pages": pages, "total_rows": total, "first_row": lo + 1, "last_row": min(hi, total),
     })  # fmt: skip
 
 
