@@ -39,6 +39,7 @@ from ..workspace import db
 from ..workspace.config import WebConfig
 from ..workspace.hub.core import Hub, token_hash
 from .deps import WebUser
+from .public import N_
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # NB: argon2 hashes any length; this only bounds the work a request can cause
@@ -63,11 +64,11 @@ def _aware(t: dt.datetime) -> dt.datetime:
 def check_password(name: str, password: str) -> None:
     """Refuse (AccountError) a password too short, too long, or containing the account name."""
     if len(password) < MIN_PASSWORD:
-        raise AccountError("The password must be at least 12 characters long.")
+        raise AccountError(N_("The password must be at least 12 characters long."))
     if len(password) > MAX_PASSWORD:
-        raise AccountError("The password is too long.")
+        raise AccountError(N_("The password is too long."))
     if name and name.casefold() in password.casefold():
-        raise AccountError("The password must not contain the account name.")
+        raise AccountError(N_("The password must not contain the account name."))
 
 
 def hash_password(password: str) -> str:
@@ -338,7 +339,7 @@ class _Accounts:
         with self._db() as s:
             acc = self._find(s, name)
             if acc is None:
-                raise AccountError("No such account.")
+                raise AccountError(N_("No such account."))
             acc.failed_logins, acc.locked_until = 0, None
             self._audit(s, actor=operator, action="web-unlocked", subject=f"web/{name}", details={"name": name})
 
@@ -347,7 +348,7 @@ class _Accounts:
         with self._db() as s:
             acc = self._find(s, name)
             if acc is None:
-                raise AccountError("No such account.")
+                raise AccountError(N_("No such account."))
             acc.totp_secret = ""
             s.execute(delete(self.WSession).where(self.WSession.account_id == acc.id))
             self._audit(s, actor=operator, action="web-totp-reset", subject=f"web/{name}", details={"name": name})
@@ -357,7 +358,7 @@ class _Accounts:
         ws = s.get(self.WSession, user.session_id)
         acc = s.get(self.Account, ws.account_id) if ws is not None else None
         if acc is None:
-            raise AccountError("No such account.")
+            raise AccountError(N_("No such account."))
         return acc
 
     def change_password(self, user: WebUser, current: str, new: str) -> None:
@@ -365,7 +366,7 @@ class _Accounts:
         with self._db() as s:
             acc = self._account_of(s, user)
             if not _verify(acc.password_hash, current[:MAX_PASSWORD]):
-                raise AccountError("The current password is not right.")
+                raise AccountError(N_("The current password is not right."))
             check_password(user.name, new)
             acc.password_hash = hash_password(new)
             s.execute(
@@ -385,7 +386,7 @@ class _Accounts:
         with self._db() as s:
             acc = self._account_of(s, user)
             if acc.totp_secret and not acc.totp_secret.startswith(_PENDING):
-                raise AccountError("A second factor is enrolled already.")
+                raise AccountError(N_("A second factor is enrolled already."))
             secret = new_totp_secret()
             acc.totp_secret = _PENDING + secret
             s.commit()
@@ -405,11 +406,11 @@ class _Accounts:
         with self._db() as s:
             acc = self._account_of(s, user)
             if not acc.totp_secret.startswith(_PENDING):
-                raise AccountError("Start the enrolment first.")
+                raise AccountError(N_("Start the enrolment first."))
             secret = acc.totp_secret.removeprefix(_PENDING)
             step = totp_step(secret, code, acc.last_totp_step)
             if step is None:
-                raise AccountError("The code is not right. Try the next one.")
+                raise AccountError(N_("The code is not right. Try the next one."))
             acc.totp_secret, acc.last_totp_step = secret, step
             self._audit(s, actor=user.name, action="web-totp-enrolled", subject=f"web/{user.name}",
                         details={"name": user.name})  # fmt: skip
@@ -474,7 +475,7 @@ class HubAccounts(_Accounts):
         >>> secret = hub_accounts.create_account(s, user, "a long passphrase")  # doctest: +SKIP
         """
         if s.scalars(select(db.WebAccount).where(db.WebAccount.user_id == user.id)).first() is not None:
-            raise AccountError("This user has a web account already.")
+            raise AccountError(N_("This user has a web account already."))
         check_password(user.name, password)
         required = user.role in TOTP_REQUIRED_HUB
         secret = new_totp_secret() if required else ""
@@ -585,11 +586,11 @@ class StationAccounts(_Accounts):
         """
         name = name.strip()
         if not name or len(name) > 100:
-            raise AccountError("A name of 1 to 100 characters is needed.")
+            raise AccountError(N_("A name of 1 to 100 characters is needed."))
         check_password(name, password)
         with self._db() as s:
             if self._find(s, name) is not None:
-                raise AccountError("This name has a web account already.")
+                raise AccountError(N_("This name has a web account already."))
             secret = new_totp_secret()
             s.add(StationAccount(name=name, password_hash=hash_password(password), totp_secret=secret,
                                  totp_required=True))  # fmt: skip

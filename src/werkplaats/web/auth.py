@@ -20,6 +20,7 @@ from ..workspace.db import ROLES
 from .accounts import AccountError, safe_next
 from .deps import COOKIE, CsrfDep, WebUser, require_role
 from .i18n import negotiate, translations
+from .public import N_
 from .render import render
 
 router = APIRouter()
@@ -27,6 +28,12 @@ router = APIRouter()
 PENDING = "wp_pending"  # NB: password checked, code not yet: only /login/totp reads it
 LOGIN_CSRF = "wp_login"  # NB: the login form's CSRF token before there is a session
 AnyUser = Annotated[WebUser, require_role(*ROLES)]
+
+WRONG = N_("Unknown name or wrong password.")
+LOCKED = N_(
+    "This account is locked for a while after too many failed attempts. Try again later, or ask the administrator."
+)
+WRONG_CODE = N_("The code is not right. Try the next code of your app.")
 
 
 def _cookie(response: Response, name: str, value: str, path: str = "/") -> None:
@@ -90,11 +97,6 @@ def login(
     if step.state == "locked":
         return _login_page(request, nxt, _t(request, LOCKED), 401)
     return _login_page(request, nxt, _t(request, WRONG), 401)
-
-
-WRONG = "Unknown name or wrong password."
-LOCKED = "This account is locked for a while after too many failed attempts. Try again later, or ask the administrator."
-WRONG_CODE = "The code is not right. Try the next code of your app."
 
 
 def _quote(path: str) -> str:
@@ -174,12 +176,12 @@ def change_password(
 ) -> Response:
     """Set a new password (the current one first); the account's other sessions end."""
     if new != repeat:
-        return _account_page(request, user, error=_t(request, "The two new passwords differ."), status=400)
+        return _account_page(request, user, error=_t(request, N_("The two new passwords differ.")), status=400)
     try:
         request.app.state.accounts.change_password(user, current, new)
     except AccountError as e:
         return _account_page(request, user, error=_t(request, str(e)), status=400)
-    return _account_page(request, user, message=_t(request, "Your password has been changed."))
+    return _account_page(request, user, message=_t(request, N_("Your password has been changed.")))
 
 
 @router.post("/account/totp")
@@ -200,4 +202,4 @@ def confirm_totp(request: Request, user: AnyUser, _: CsrfDep, code: Annotated[st
     except AccountError as e:
         secret, uri = request.app.state.accounts.enrolment_pending(user) or ("", "")
         return _account_page(request, user, error=_t(request, str(e)), secret=secret, uri=uri, status=400)
-    return _account_page(request, user, message=_t(request, "Your second factor is enrolled."))
+    return _account_page(request, user, message=_t(request, N_("Your second factor is enrolled.")))
