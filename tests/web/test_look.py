@@ -27,6 +27,7 @@ from werkplaats.workspace import db
 from werkplaats.workspace.config import WebConfig
 
 from .conftest import Web
+from .station_fixture import Stations, both_orgs, stations  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "src" / "werkplaats" / "web" / "static"
@@ -342,3 +343,21 @@ def test_stylesheets_fetch_nothing_from_outside() -> None:
         urls = re.findall(r"url\(\s*['\"]?([^'\")]+)", text)
         assert all(u.startswith("data:") for u in urls), (css.name, [u for u in urls if not u.startswith("data:")])
         assert "@import" not in text, css.name
+
+
+def test_datastation_pages_are_dutch_then_english_and_load_nothing_from_outside(stations: Stations) -> None:  # noqa: F811
+    rid = stations.submit(both_orgs())
+    c = stations.web("ggd", "look-steward")
+    paths = ["/inbox", f"/inbox/{rid}", "/log", "/account", "/accessibility"]
+    for path in paths:
+        r = c.get(path)
+        assert r.status_code == 200 and '<html lang="nl"' in r.text, (path, r.status_code)
+        page = parse(r.text)
+        assert page.h1 == 1, path
+        assert not [ref for ref in page.refs if not local(ref[2])], path
+        assert "Datastation ggd" in r.text and "unsafe-eval" not in r.headers["content-security-policy"]
+        current = [h for h, cur in page.nav if cur]
+        assert current == ([h for h in ("/inbox", "/log", "/account") if path.startswith(h)]), path
+    c.get("/lang/en")
+    for path in paths:
+        assert '<html lang="en"' in c.get(path).text, path
