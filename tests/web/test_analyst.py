@@ -186,8 +186,14 @@ def test_preview_runs_the_plan_on_dummy_data_and_says_so(web: Web) -> None:
     page = c.get(f"/requests/{r['id']}/preview")
     assert page.status_code == 200
     t = _text(page.text)
-    assert "Nepgegevens." in t and "Resultaat op nepgegevens (geen echte gegevens)" in t and "k ≥ 10" in t
-    assert "GM9001" in t and _rows(page.text) > 0
+    assert (
+        "Nepgegevens." in t and "k ≥ 10" in t and f'hx-get="/requests/{r["id"]}/preview" hx-trigger="load"' in page.text
+    )
+    table = c.get(f"/requests/{r['id']}/preview", headers={"HX-Request": "true"}).text
+    assert "<html" not in table and "Resultaat op nepgegevens (geen echte gegevens)" in _text(table)
+    assert "GM9001" in table and _rows(table) > 0
+    full = c.get(f"/requests/{r['id']}/preview?page=1").text  # NB: without JavaScript
+    assert "Nepgegevens." in _text(full) and _rows(full) == _rows(table)
 
 
 def test_run_creates_a_job_whose_progress_page_shows_the_stored_node_states(web: Web) -> None:

@@ -93,22 +93,27 @@ def preview_frame(s: Any, r: RequestPublic) -> Any:
 
 
 @router.get("/requests/{rid}/preview", response_class=HTMLResponse)
-def preview(request: Request, rid: int, user: Scientist, s: SessionDep, page: int = 1) -> HTMLResponse:
-    """The plan run on dummy data made from the catalog's schemas: how the result will look, not what it says."""
+def preview(request: Request, rid: int, user: Scientist, s: SessionDep, page: int | None = None) -> HTMLResponse:
+    """The plan run on dummy data made from the catalog's schemas: how the result will look, not what it says.
+
+    The page comes at once, labelled as dummy data; its table is computed when htmx asks for it
+    (a fragment), or in the page itself when a page of it is asked for (``?page=1``, without JavaScript).
+    """
     r = api.get_request(user.caller(), request_by_id(s, rid), s)
     k = plan_from_dict(r.plan).min_group_size
+    fragment = bool(request.headers.get("hx-request"))
+    ctx: dict[str, Any] = {"r": r, "k": k, "problem": "", "table": None, "base": f"/requests/{rid}/preview"}
+    if page is None and not fragment:
+        return render(request, "analyst/preview.html", ctx)
     try:
         frame = preview_frame(s, r)
     except WerkplaatsError as e:
-        return render(request, "analyst/preview.html", {"r": r, "problem": str(e), "k": k})
+        ctx["problem"] = str(e)
+        return render(request, "analyst/_preview_problem.html" if fragment else "analyst/preview.html", ctx)
     keys = tuple(getattr(plan_from_dict(r.plan).root, "keys", ()))
-    rows = [{str(k): v for k, v in row.items()} for row in frame.astype(object).where(frame.notna(), None)
+    rows = [{str(c): v for c, v in row.items()} for row in frame.astype(object).where(frame.notna(), None)
             .to_dict(orient="records")]  # fmt: skip
     data = {"columns": [str(c) for c in frame.columns], "rows": rows, "min_group_size": 1}
-    table = table_rows(data, keys, page)
     gettext = gettext_of(request)
-    caption = gettext("Dummy result (not real data)")
-    ctx = {"r": r, "table": table, "problem": "", "base": f"/requests/{rid}/preview", "caption": caption, "k": k}
-    if request.headers.get("hx-request"):
-        return render(request, "analyst/_table.html", ctx)
-    return render(request, "analyst/preview.html", ctx)
+    ctx |= {"table": table_rows(data, keys, page or 1), "caption": gettext("Dummy result (not real data)")}
+    return render(request, "analyst/_table.html" if fragment else "analyst/preview.html", ctx)
