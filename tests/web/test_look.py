@@ -361,3 +361,20 @@ def test_datastation_pages_are_dutch_then_english_and_load_nothing_from_outside(
     c.get("/lang/en")
     for path in paths:
         assert '<html lang="en"' in c.get(path).text, path
+
+
+def test_templates_put_the_csrf_token_in_every_post_form_and_never_mark_data_safe() -> None:
+    templates = ROOT / "src" / "werkplaats" / "web" / "templates"
+    problems = []
+    for path in sorted(templates.rglob("*.html")):
+        text = path.read_text()
+        for m in re.finditer(r"<form\b[^>]*>", text, re.I):
+            body = text[m.end() : text.find("</form>", m.end())]
+            if re.search(r'method="post"', m.group(0), re.I) and "{{ csrf }}" not in body:
+                problems.append(f"{path.relative_to(templates)}: a POST form without the CSRF field")
+        if re.search(r"\|\s*safe\b|autoescape\s+false", text):
+            problems.append(f"{path.relative_to(templates)}: |safe or autoescape false")
+    for path in sorted((ROOT / "src" / "werkplaats" / "web").rglob("*.py")):
+        if "Markup(" in path.read_text():
+            problems.append(f"{path.name}: Markup() bypasses autoescaping")
+    assert not problems, "\n".join(problems)
