@@ -54,7 +54,9 @@ def test_audit_trail_newest_first_filtered_with_intact_self_check(web: Web, used
     assert r.status_code == 200
     seqs = _seqs(r.text)
     assert seqs == sorted(seqs, reverse=True) and len(seqs) == 4  # request, approval, job-created, member-removed
-    assert "Self-check: intact." in r.text and "NOT intact" not in r.text
+    assert 'hx-get="/audit/self-check"' in r.text  # NB: the self-check is loaded beside the page (it reads every entry)
+    check = _officer(web).get("/audit/self-check", headers={"HX-Request": "true"}).text
+    assert "Self-check: intact." in check and "NOT intact" not in check and "All 4 entries" in check
     assert "werkplaats audit verify --hub-key keys/hub.pub --anchors nodes/" in r.text
     assert "self-check" in r.text.lower() and "anchored" in r.text
     assert "<script>alert(1)</script>" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
@@ -82,14 +84,19 @@ def test_audit_pages_and_a_tampered_entry_fails_the_self_check(web: Web) -> None
     assert first == list(range(60, 10, -1)) and second == list(range(10, 0, -1))
     assert 'href="?page=2"' in c.get("/audit").text
     assert _seqs(c.get("/audit", params={"page": 99}).text) == second  # NB: clamped to the last page
+    assert "Self-check: intact." in c.get("/audit/self-check", headers={"HX-Request": "true"}).text
     with web.hub.engine.begin() as conn:  # NB: as an attacker with database access (tests/workspace/test_hub.py)
         conn.execute(text("UPDATE audit SET actor = 'iemand' WHERE seq = 2"))
-    r = _officer(web).get("/audit", params={"page": 2})
-    assert "Self-check: NOT intact." in r.text and "entry 2: changed (its content does not match its hash)" in r.text
-    row = r.text.split('id="entry-2"', 1)[1].split("</tr>", 1)[0]
-    assert "broken" in row and "iemand" in row
-    other = r.text.split('id="entry-1"', 1)[1].split("</tr>", 1)[0]
-    assert "intact" in other and "broken" not in other
+    frag = c.get("/audit/self-check", headers={"HX-Request": "true"})
+    assert frag.status_code == 200 and "<html" not in frag.text and "<h1" not in frag.text
+    assert (
+        "Self-check: NOT intact." in frag.text and "entry 2: changed (its content does not match its hash)" in frag.text
+    )
+    assert 'href="/audit?page=2#entry-2"' in frag.text and 'data-entry="1"' not in frag.text
+    page = c.get("/audit/self-check")  # NB: without JavaScript: a page of its own
+    assert "<h1" in page.text and "NOT intact" in page.text
+    row = c.get("/audit", params={"page": 2}).text.split('id="entry-2"', 1)[1].split("</tr>", 1)[0]
+    assert "iemand" in row
 
 
 def test_register_exports_match_the_hub_and_use_per_collaboration(web: Web, used: dict[str, Any]) -> None:
@@ -122,7 +129,14 @@ def test_register_exports_match_the_hub_and_use_per_collaboration(web: Web, used
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # NB: the role check runs before any query
 def test_only_the_privacy_officer(web: Web) -> None:
     others = [web.as_(name) for name in ("analist", "beleid", "st-ggd", "beheerder")]
-    for path in ("/audit", "/register", "/register.csv", "/register.json", "/collaborations/pp/use"):
+    for path in (
+        "/audit",
+        "/audit/self-check",
+        "/register",
+        "/register.csv",
+        "/register.json",
+        "/collaborations/pp/use",
+    ):
         assert [c.get(path).status_code for c in others] == [403] * 4, path
         anonymous = web.client().get(path)
         assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")

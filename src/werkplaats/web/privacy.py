@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..workspace import audit, db, register
@@ -30,6 +30,7 @@ Officer = Annotated[WebUser, require_role("privacy-officer")]
 PAGE = 50  # NB: entries per page of the audit trail and the register
 VERIFY_COMMAND = "werkplaats audit verify --hub-key keys/hub.pub --anchors nodes/"
 _ENTRY = re.compile(r"^entry (\d+)\b")
+USE_ACTIONS = ("request", "approval", "rejection", "job-created", "contribution", "nothing-sent", "result-release")
 
 
 def _date(v: str) -> str:
@@ -112,11 +113,28 @@ def summary(e: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def self_check(hub: Hub, s: Session, entries: list[dict[str, Any]]) -> tuple[list[str], set[int]]:
-    """The hub's own check of its chain (hashes, order, signatures): the problems and the entries they name."""
+def self_check(hub: Hub, s: Session) -> tuple[list[str], list[tuple[int, int]], int]:
+    """The hub's own check of its chain (hashes, order, signatures).
+
+    Returns the problems, the entries they name with the page of the (unfiltered) trail each is on, and
+    the number of entries.
+    """
+    entries = hub.audit_entries(s)
     problems = audit.verify_chain(entries, hub.audit_keys(s))
-    broken = {int(m.group(1)) for p in problems if (m := _ENTRY.match(p))}
-    return problems, broken
+    named = {int(m.group(1)) for p in problems if (m := _ENTRY.match(p))}
+    newest_first = [int(e["seq"]) for e in reversed(entries)]
+    broken = [(seq, i // PAGE + 1) for i, seq in enumerate(newest_first) if seq in named]
+    return problems, sorted(broken), len(entries)
+
+
+def _entry(e: db.AuditEntry) -> dict[str, Any]:
+    """A stored audit entry as the chain's JSON (as hub.audit_entries gives it)."""
+    return {k: getattr(e, k) for k in (*audit.FIELDS, "hash", "signature")}
+
+
+def _count(s: Session, q: Any) -> int:
+    """The number of rows a select would give."""
+    return int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
 
 
 @router.get("/audit")
@@ -132,68 +150,94 @@ def audit_trail(
     date_to: str = "",
     page: int = 1,
 ) -> Response:
-    """The hub's audit trail, newest first, filtered, with the hub's self-check of its chain."""
-    entries = hub.audit_entries(s)
-    problems, broken = self_check(hub, s, entries)
+    """The hub's audit trail, newest first, filtered; the hub's self-check of its chain is loaded beside it.
+
+    NB: action and dates filter in SQL and an unfiltered page reads only its own rows; collaboration and
+    organisation are read from each entry's details and the requests it names, so they scan the entries.
+    """
     ctx = Context(s)
     since, until = _date(date_from), _date(date_to)
-    rows = []
-    for e in reversed(entries):
-        collab = ctx.collaboration(e)
-        if collaboration and collab != collaboration:
-            continue
-        if organisation and organisation not in ctx.organisations_of(e):
-            continue
-        if action and e.get("action") != action:
-            continue
-        day = str(e.get("ts", ""))[:10]
-        if (since and day < since) or (until and day > until):
-            continue
-        rows.append({"e": e, "collaboration": collab, "summary": summary(e), "broken": e["seq"] in broken})
-    shown, page, pages = _page(rows, page)
+    q = select(db.AuditEntry)
+    if action:
+        q = q.where(db.AuditEntry.action == action)
+    if since:
+        q = q.where(db.AuditEntry.ts >= since)
+    if until:
+        q = q.where(db.AuditEntry.ts < (dt.date.fromisoformat(until) + dt.timedelta(days=1)).isoformat())
+    q = q.order_by(db.AuditEntry.seq.desc())
+    if collaboration or organisation:
+        found = [
+            e
+            for e in map(_entry, s.scalars(q))
+            if (not collaboration or ctx.collaboration(e) == collaboration)
+            and (not organisation or organisation in ctx.organisations_of(e))
+        ]
+        total = len(found)
+        shown, page, pages = _page(found, page)
+    else:
+        total = _count(s, q)
+        pages = max(1, -(-total // PAGE))
+        page = min(max(1, page), pages)
+        shown = [_entry(e) for e in s.scalars(q.offset((page - 1) * PAGE).limit(PAGE))]
+    rows = [{"e": e, "collaboration": ctx.collaboration(e), "summary": summary(e)} for e in shown]
     filters = {"collaboration": collaboration, "organisation": organisation, "action": action,
                "date_from": since, "date_to": until}  # fmt: skip
     return render(
         request,
         "privacy/audit.html",
         {
-            "rows": shown,
-            "total": len(rows),
-            "all": len(entries),
+            "rows": rows,
+            "total": total,
+            "all": _count(s, select(db.AuditEntry.seq)),
             "page": page,
             "pages": pages,
             "filters": filters,
             "query": {k: v for k, v in filters.items() if v},
             "collaborations": ctx.collaborations,
             "organisations": ctx.organisations,
-            "actions": sorted({str(e.get("action", "")) for e in entries}),
-            "problems": problems,
+            "actions": sorted(s.scalars(select(db.AuditEntry.action).distinct())),
             "hub_fingerprint": audit.key_fingerprint(hub.public_key),
             "verify_command": VERIFY_COMMAND,
         },
     )
 
 
+@router.get("/audit/self-check")
+def audit_self_check(request: Request, user: Officer, s: SessionDep, hub: HubDep) -> Response:
+    """The hub's self-check of its whole chain: an htmx fragment for the audit page, or a page of its own."""
+    problems, broken, n = self_check(hub, s)
+    ctx = {"problems": problems, "broken": broken, "all": n, "fragment": bool(request.headers.get("hx-request"))}
+    return render(request, "privacy/self_check.html", ctx)
+
+
 @router.get("/register")
 def register_page(
     request: Request, user: Officer, s: SessionDep, hub: HubDep, collaboration: str = "", page: int = 1
 ) -> Response:
-    """The processing register (verwerkingsregister): what data was used, for which purpose, by whom, when."""
+    """The processing register (verwerkingsregister): what data was used, for which purpose, by whom, when.
+
+    The page shows the entries about the use of data (USE_ACTIONS); the exports hold every entry.
+    """
     ctx = Context(s)
-    rows = register.register_rows(hub.audit_entries(s))
-    used = [r for r in reversed(rows) if r["datasets"] or r["purpose"]]  # NB: entries about the use of data
-    for r in used:  # NB: an entry naming only its request is placed by the request's collaboration
-        if not r["collaboration"] and isinstance(r["request"], int):
-            r["collaboration"] = ctx.request_collab.get(r["request"], "")
+    q = select(db.AuditEntry).where(db.AuditEntry.action.in_(USE_ACTIONS)).order_by(db.AuditEntry.seq.desc())
     if collaboration:
-        used = [r for r in used if r["collaboration"] == collaboration]
-    shown, page, pages = _page(used, page)
+        found = [e for e in map(_entry, s.scalars(q)) if ctx.collaboration(e) == collaboration]
+        total = len(found)
+        shown, page, pages = _page(found, page)
+    else:
+        total = _count(s, q)
+        pages = max(1, -(-total // PAGE))
+        page = min(max(1, page), pages)
+        shown = [_entry(e) for e in s.scalars(q.offset((page - 1) * PAGE).limit(PAGE))]
+    rows = register.register_rows(shown)
+    for r, e in zip(rows, shown, strict=True):  # NB: an entry naming only its request is placed by the request's
+        r["collaboration"] = r["collaboration"] or ctx.collaboration(e)
     return render(
         request,
         "privacy/register.html",
         {
-            "rows": shown,
-            "total": len(used),
+            "rows": rows,
+            "total": total,
             "page": page,
             "pages": pages,
             "collaboration": collaboration,
@@ -247,10 +291,10 @@ def collaboration_use(request: Request, name: str, user: Officer, s: SessionDep,
     for j in s.scalars(select(db.Job).where(db.Job.request_id.in_(ids)).order_by(db.Job.id)):
         jobs[j.request_id].append(j)
     releases: dict[int, dict[str, Any]] = {}
-    for e in hub.audit_entries(s):
-        d = e.get("details") or {}
-        if e.get("action") == "result-release" and d.get("request") in approvals:
-            releases[int(d["job"])] = {"ts": e["ts"], **d}
+    for e in s.scalars(select(db.AuditEntry).where(db.AuditEntry.action == "result-release")):
+        d = e.details or {}
+        if d.get("request") in approvals:
+            releases[int(d["job"])] = {"ts": e.ts, **d}
     rows = [
         {
             "r": r,
