@@ -95,17 +95,20 @@ def main() -> None:
             rid, jid = r.id, job.id
         c = TestClient(create_hub_web(hub, cfg), base_url="https://testserver")
         c.cookies.set(COOKIE, token)
-        pages = ["/catalog", "/catalog/huisartsen/consulten", "/catalog/ggd/meldingen/codes/wijk?page=2",
-                 "/templates", "/templates/infection-hotspots", "/requests", f"/requests/{rid}",
-                 f"/requests/{rid}/preview", f"/jobs/{jid}", f"/jobs/{jid}/progress", f"/requests/{rid}/result",
-                 f"/requests/{rid}/result?page=80", f"/requests/{rid}/result.csv",
-                 f"/requests/{rid}/result.xlsx"]  # fmt: skip
+        pages = [
+            "/catalog", "/catalog/huisartsen/consulten", "/catalog/ggd/meldingen/codes/wijk?page=2", "/templates",
+            "/templates/infection-hotspots", "/requests", f"/requests/{rid}", f"/requests/{rid}/preview",
+            f"/requests/{rid}/preview?page=1", f"/jobs/{jid}", f"/jobs/{jid}/progress", f"/requests/{rid}/result",
+            f"/requests/{rid}/result?page=80", f"/requests/{rid}/result?page=2&hx", f"/requests/{rid}/result.csv",
+            f"/requests/{rid}/result.xlsx",
+        ]  # fmt: skip
         print(f"{'page':48} {'median ms':>10} {'max ms':>8}")
         for p in pages:
             times = []
             for _ in range(REPEAT):
                 t = time.perf_counter()
-                got = c.get(p)
+                hx = {"HX-Request": "true"} if p.endswith("&hx") else {}
+                got = c.get(p.removesuffix("&hx"), headers=hx)
                 times.append((time.perf_counter() - t) * 1000)
                 assert got.status_code == 200, (p, got.status_code, got.text[:500])
             print(f"{p:48} {statistics.median(times):10.1f} {max(times):8.1f}")
