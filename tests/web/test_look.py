@@ -163,6 +163,8 @@ def test_header_shows_who_is_logged_in_and_a_logout_form_with_csrf(web: Web) -> 
     form = re.search(r'<form class="wp-logout" method="post" action="/logout">(.*?)</form>', text, re.S)
     assert form and f'name="csrf_token" value="{web.csrf(c)}"' in form.group(1)
     assert 'lang="en" hreflang="en"' in text and 'lang="nl" hreflang="nl" aria-current="true"' in text
+    config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", text).group(1))  # type: ignore[union-attr]
+    assert config["historyCacheSize"] == 0 and config["allowEval"] is False  # NB: no page copies in localStorage
     anon = web.client().get("/accessibility").text
     assert "Ingelogd als" not in anon and "wp-logout" not in anon and "wp-nav" not in anon
 
