@@ -119,3 +119,10 @@ def test_trend_table_keeps_the_keys_of_a_suppressed_week() -> None:
     frame = pd.DataFrame({"gemeente": ["GM1", "GM1"], "week": [1, 2], "n": [12, None], "suppressed": [False, True]})
     c = charts.trend(frame, "week", "n", group="gemeente")
     assert c.table.rows == (("GM1", "1", "12"), ("GM1", "2", "< 10"))
+
+
+def test_choropleth_says_which_week_it_shows(wijken: dict[str, Any]) -> None:
+    code = wijken["features"][0]["properties"]["code"]
+    frame = pd.DataFrame({"wijk": [code, code], "week": [7, 8], "n": [11, 12], "suppressed": [False, False]})
+    assert charts.choropleth(frame, wijken, "wijk", "n", time="week").period == 8
+    assert charts.choropleth(frame, wijken, "wijk", "n").period is None

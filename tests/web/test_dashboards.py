@@ -64,6 +64,7 @@ def test_publish_list_and_view_for_scientist_and_requester(web: Web) -> None:
         assert page.status_code == 200
         html = page.text
         assert "Patiënten per gemeente" in html and "Vooral in het noorden." in html
+        assert "Patiënten per gemeente</figcaption>" in html  # NB: no time column: the whole result
         assert "<figure" in html and "<figcaption" in html and 'scope="col"' in html and 'scope="row"' in html
         assert "data-spec=" in html and "/static/charts.js" in html
         assert "&lt; 10</td>" in html  # NB: some gemeenten have fewer than 10 such patients

@@ -60,6 +60,7 @@ class Chart:
 
     spec: dict[str, Any]
     table: DataTable
+    period: Any = None  # NB: a map of a weekly result shows one week: which
 
     def spec_json(self) -> str:
         """The spec as compact JSON (for the page's data attribute; autoescaped there)."""
@@ -220,9 +221,11 @@ def choropleth(
     """
     lab = {"suppressed": f"< {k}", "withheld": "withheld", "no_data": "no data", "area": "area", **(labels or {})}
     key = key or level
+    chosen = None
     if time is not None and time in frame and len(frame):
         chosen = period if period is not None else frame[time].dropna().max()
         frame = frame[frame[time] == chosen]
+        chosen = chosen.item() if hasattr(chosen, "item") else chosen
     supp = dict(zip(frame[key].astype(str), _suppressed(frame), strict=True))
     values = {str(kv): _number(v) for kv, v in zip(frame[key], frame[value], strict=True)}
     features: list[dict[str, Any]] = []
@@ -281,7 +284,7 @@ def choropleth(
         .properties(width=WIDTH, height=int(WIDTH * 0.8), title=title)
     )
     cols = (lab["area"], "code", value)
-    return Chart(_spec(chart, areas=features), DataTable(cols, tuple(rows), tuple(flags), k))
+    return Chart(_spec(chart, areas=features), DataTable(cols, tuple(rows), tuple(flags), k), chosen)
 
 
 def trend(

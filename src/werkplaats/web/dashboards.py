@@ -256,7 +256,9 @@ def dashboard_view(
         page = min(page, pages)
         lo, hi = (page - 1) * PAGE_ROWS, page * PAGE_ROWS
         t = chart.table
-        chart = charts.Chart(chart.spec, dataclasses.replace(t, rows=t.rows[lo:hi], suppressed=t.suppressed[lo:hi]))
+        chart = dataclasses.replace(
+            chart, table=dataclasses.replace(t, rows=t.rows[lo:hi], suppressed=t.suppressed[lo:hi])
+        )
     return render(request, "dashboards/view.html", {
         "d": d, "collab": collab, "r": r, "released": res.created, "orgs": orgs, "chart": chart,
         "publisher": publisher.name if publisher else "", "date": _date, "chart_names": chart_names(request),
