@@ -107,6 +107,8 @@ def test_publish_refuses_bad_forms_and_outsiders(web: Web) -> None:
     assert _publish(web, r["id"], value="bsn").status_code == 422  # NB: not a column of the result
     assert _publish(web, r["id"], title="").status_code == 422
     assert _publish(web, r["id"], chart="pie").status_code == 422
+    wrong_map = _publish(web, r["id"], chart="choropleth-wijk")  # NB: gemeente codes are no wijken
+    assert wrong_map.status_code == 422 and "geen codes van de gebieden (wijk)" in wrong_map.text
     assert _publish(web, r["id"], csrf=False).status_code == 403
     assert _publish(web, r["id"], by="buiten").status_code == 403  # NB: a scientist outside the collaboration
     assert web.as_("buiten").get(f"/dashboards/new?request={r['id']}").status_code == 403
@@ -162,6 +164,10 @@ def test_questions_are_asked_answered_and_kept_in_the_collaboration(web: Web) ->
     beleid, analist = web.as_("beleid"), web.as_("analist")
     page = beleid.get("/questions")
     assert page.status_code == 200 and "dialoog" in page.text and '<option value="pp"' in page.text
+    assert '<option value="pp" selected>' in beleid.get("/questions?collaboration=pp").text  # NB: from a dashboard
+    english = web.as_("beleid")
+    english.cookies.set("lang", "en")
+    assert '<h1 class="utrecht-heading-1">Ask a question</h1>' in english.get("/questions").text
     text = "Waarom stijgt het aantal meldingen in de wijk Noord?"
     assert beleid.post("/questions", data={"collaboration": "pp", "text": text}).status_code == 403  # NB: CSRF
     ask = beleid.post("/questions", data={"collaboration": "pp", "text": text, "csrf_token": web.csrf(beleid)})

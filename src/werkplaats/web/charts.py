@@ -19,6 +19,7 @@ spec with vega-embed (SVG renderer, the vega-interpreter: the page's CSP allows 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -76,7 +77,17 @@ def geo_file(geo_dir: Path, level: str) -> Path:
 
 
 def load_geo(path: Path) -> dict[str, Any]:
-    """Read a GeoJSON FeatureCollection (the region's own boundaries)."""
+    """Read a GeoJSON FeatureCollection (the region's own boundaries); read again only when the file changed.
+
+    NB: the returned dict is shared between callers: do not change it.
+    """
+    st = path.stat()
+    return _read_geo(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_geo(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    """Parse a GeoJSON file (cached by path, modification time and size)."""
     fc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return fc
 

@@ -207,6 +207,13 @@ def dashboard_publish(
             errors[opt] = _("This chart type needs this column.")
     if not errors and chart.startswith("choropleth-") and _repeats(res.rows, [key, time] if time else [key]):
         errors["key"] = _("A map needs one row per area (per week, with a time column); this result has more.")
+    if not errors and chart.startswith("choropleth-"):
+        level = chart.removeprefix("choropleth-")
+        codes = _geo_codes(request, level)
+        if codes is not None and not codes & {str(row.get(key)) for row in res.rows}:
+            errors["key"] = _("The values of this column are not codes of the region's %(level)s areas.") % {
+                "level": level
+            }
     if not errors and chart == "trend":
         if _repeats(res.rows, [key, time] if key else [time]):
             errors["time"] = _("A trend needs one row per week (per line, with a key); this result has more.")
@@ -279,6 +286,15 @@ def dashboard_withdraw(
     return RedirectResponse("/dashboards", status_code=303)
 
 
+def _geo_codes(request: Request, level: str) -> set[str] | None:
+    """The area codes of the region's map of a level (None when no map is configured)."""
+    geo_dir = request.app.state.cfg.geo_dir
+    if geo_dir is None:
+        return None
+    geo = charts.load_geo(charts.geo_file(geo_dir, level))
+    return {str(f.get("properties", {}).get(charts.CODE)) for f in geo.get("features", [])}
+
+
 def _repeats(rows: list[dict[str, Any]], cols: list[str]) -> bool:
     """Whether some rows share their values of cols."""
     seen = {tuple(row.get(c) for c in cols) for row in rows}
@@ -294,9 +310,11 @@ def _date(t: dt.datetime | None) -> str:
 
 
 @router.get("/questions")
-def questions(request: Request, user: Viewer, s: SessionDep) -> Response:
+def questions(
+    request: Request, user: Viewer, s: SessionDep, collaboration: Annotated[str, Query(max_length=100)] = ""
+) -> Response:
     """A requester: the form and their own questions; a scientist: their collaborations' questions, to answer."""
-    return _questions_page(request, user, s, {}, {})
+    return _questions_page(request, user, s, {"collaboration": collaboration}, {})
 
 
 def _questions_page(
