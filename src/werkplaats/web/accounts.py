@@ -168,6 +168,7 @@ class _Accounts:
         """Start a session for an account; return its cookie token (only its hash is stored)."""
         token = secrets.token_urlsafe(32)
         now = db.utcnow()
+        s.execute(delete(self.WSession).where(self.WSession.expires <= now))  # NB: housekeeping: expired ones
         life = (
             dt.timedelta(hours=self.cfg.session_max_hours) if second_factor else dt.timedelta(minutes=PENDING_MINUTES)
         )
@@ -266,13 +267,12 @@ class _Accounts:
             acc = self._find(s, name) if name else None
             if acc is not None and not self._may_login(s, acc):
                 acc = None  # NB: a removed user, an organisation that left: as if unknown
-            if acc is None or len(password) > MAX_PASSWORD:
+            if acc is None:
                 _verify(_DUMMY, password[:MAX_PASSWORD])
-                why = "unknown name" if acc is None else "password"
                 self._audit(s, actor=name or "-", action="web-login-failed", subject=f"web/{name}",
-                            details={"name": name, "reason": why})  # fmt: skip
+                            details={"name": name, "reason": "unknown name"})  # fmt: skip
                 return LoginStep("failed")
-            right = _verify(acc.password_hash, password)
+            right = len(password) <= MAX_PASSWORD and _verify(acc.password_hash, password)
             if self._locked(acc):
                 self._audit(s, actor=name, action="web-login-failed", subject=f"web/{name}",
                             details={"name": name, "reason": "locked"})  # fmt: skip

@@ -47,7 +47,8 @@ def _drop(response: Response, name: str, path: str = "/") -> None:
 
 def _login_page(request: Request, nxt: str, error: str = "", status: int = 200) -> Response:
     """The name-and-password form, with a fresh pre-session CSRF token."""
-    token = secrets.token_urlsafe(32)
+    kept = request.cookies.get(LOGIN_CSRF, "")
+    token = kept if len(kept) == 43 else secrets.token_urlsafe(32)  # NB: one token for all tabs of a browser
     r = render(request, "auth/login.html", {"csrf": token, "next": safe_next(nxt), "error": error}, status=status)
     _cookie(r, LOGIN_CSRF, token, "/login")
     return r
