@@ -74,10 +74,10 @@ def test_choropleth_draws_every_area_with_exact_values_and_marks_suppressed(wijk
 def test_choropleth_of_a_weekly_result_shows_one_week(wijken: dict[str, Any]) -> None:
     code = wijken["features"][0]["properties"]["code"]
     frame = pd.DataFrame({"wijk": [code, code], "week": [1, 2], "n": [11, None], "suppressed": [False, True]})
-    latest = charts.choropleth(frame, wijken, "wijk", "n", time="week")
-    first = charts.choropleth(frame, wijken, "wijk", "n", time="week", period=1)
-    assert _data(latest.spec, "geometry")[0]["properties"]["status"] == "< 10"
-    assert _data(first.spec, "geometry")[0]["properties"]["value"] == 11
+    latest = charts.choropleth(frame, wijken, "wijk", "n", time="week")  # NB: week 2 is all withheld
+    second = charts.choropleth(frame, wijken, "wijk", "n", time="week", period=2)
+    assert latest.period == 1 and _data(latest.spec, "geometry")[0]["properties"]["value"] == 11
+    assert second.period == 2 and _data(second.spec, "geometry")[0]["properties"]["status"] == "< 10"
 
 
 def test_trend_highlights_flagged_weeks_and_breaks_at_suppressed_ones() -> None:
@@ -126,3 +126,5 @@ def test_choropleth_says_which_week_it_shows(wijken: dict[str, Any]) -> None:
     frame = pd.DataFrame({"wijk": [code, code], "week": [7, 8], "n": [11, 12], "suppressed": [False, False]})
     assert charts.choropleth(frame, wijken, "wijk", "n", time="week").period == 8
     assert charts.choropleth(frame, wijken, "wijk", "n").period is None
+    later = pd.concat([frame, pd.DataFrame({"wijk": [code], "week": [9], "n": [None], "suppressed": [True]})])
+    assert charts.choropleth(later, wijken, "wijk", "n", time="week").period == 8  # NB: week 9 is all withheld

@@ -217,7 +217,8 @@ def choropleth(
     value
         The column that colours the areas.
     time, period
-        With a time column (e.g. ``week``), the map shows one period: ``period``, or the latest.
+        With a time column (e.g. ``week``), the map shows one period: ``period``, or the latest with
+        a released number (`Chart.period` says which).
     k
         The disclosure threshold, for the "< k" legend entry and table cells.
     labels
@@ -234,7 +235,10 @@ def choropleth(
     key = key or level
     chosen = None
     if time is not None and time in frame and len(frame):
-        chosen = period if period is not None else frame[time].dropna().max()
+        if period is None:  # NB: the latest period with a released number (else the latest: all marked)
+            released = frame.loc[[not x for x in _suppressed(frame)], time].dropna()
+            period = released.max() if len(released) else frame[time].dropna().max()
+        chosen = period
         frame = frame[frame[time] == chosen]
         chosen = chosen.item() if hasattr(chosen, "item") else chosen
     supp = dict(zip(frame[key].astype(str), _suppressed(frame), strict=True))
