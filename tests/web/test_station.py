@@ -52,7 +52,11 @@ def _explained(page: str) -> str:
 
 
 def _approve(st: Stations, c: Any, org: str, rid: int, **form: Any) -> Any:
-    data = {"csrf_token": st.csrf(org, c), "plan_hash": st.request(rid)["plan_hash"], "days": "10", "max_runs": "2"}
+    """Open the review page and send its approve form with these fields changed."""
+    page = c.get(f"/inbox/{rid}").text
+    read = re.search(r'name="read" value="([0-9a-f]+)"', page)
+    data = {"csrf_token": st.csrf(org, c), "plan_hash": st.request(rid)["plan_hash"], "days": "10", "max_runs": "2",
+            "read": read.group(1) if read else ""}  # fmt: skip
     data.update(form)
     return c.post(f"/inbox/{rid}/approve", data=data)
 
@@ -204,6 +208,23 @@ def test_a_plan_changed_after_it_was_read_is_not_signed(stations: Stations) -> N
     r = _approve(st, c, "ggd", rid, plan_hash="0" * 64)
     assert r.status_code == 409 and "ggd" not in st.request(rid)["approvals"]
     assert 'id="errors"' in r.text and 'id="approve"' in r.text  # NB: shown again, to be read again
+
+
+def test_a_purpose_changed_after_it_was_read_is_not_signed(stations: Stations) -> None:  # noqa: F811
+    st = stations
+    rid = st.submit(both_orgs(37), purpose="griep bij ouderen")
+    c = st.web("ggd", "anna")
+    page = c.get(f"/inbox/{rid}").text
+    read = re.search(r'name="read" value="([0-9a-f]+)"', page)
+    assert read is not None and "griep bij ouderen" in _section(page, "purpose")
+    with st.hub.sessions() as s:  # NB: the hub swaps the purpose (part of what is signed) after the steward read it
+        s.get(db.Request, rid).purpose = "alle gegevens voor marketing"  # type: ignore[union-attr]
+        s.commit()
+    form = {"csrf_token": st.csrf("ggd", c), "plan_hash": st.request(rid)["plan_hash"], "read": read.group(1),
+            "days": "5", "max_runs": "1"}  # fmt: skip
+    r = c.post(f"/inbox/{rid}/approve", data=form)
+    assert r.status_code == 409 and "ggd" not in st.request(rid)["approvals"]
+    assert "alle gegevens voor marketing" in _section(r.text, "purpose")  # NB: the new purpose, to be read first
 
 
 def test_approve_and_reject_without_the_csrf_token_are_refused(stations: Stations) -> None:  # noqa: F811

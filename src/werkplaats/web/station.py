@@ -29,7 +29,15 @@ from ..plan.serde import plan_from_dict
 from ..workspace.audit import LogError
 from ..workspace.http import HubError
 from ..workspace.jobs import columns_read
-from ..workspace.signing import ApprovalError, approval_id, check_in_ranges, parse_range, template_hash
+from ..workspace.signing import (
+    ApprovalError,
+    approval_id,
+    canonical,
+    check_in_ranges,
+    parse_range,
+    sha256,
+    template_hash,
+)
 from ..workspace.steward import Review
 from .deps import CsrfDep, WebUser, require_role
 from .i18n import negotiate, translations
@@ -280,6 +288,11 @@ def _rules(station: Datastation, rv: Review, ours: dict[str, list[str]]) -> dict
     }
 
 
+def shown(rv: Review) -> str:
+    """A digest of what the steward read and signs: request, collaboration, purpose, plan hash."""
+    return sha256(canonical([rv.request, rv.collaboration, rv.purpose, rv.plan_hash]))
+
+
 def _review_page(
     request: Request,
     station: Datastation,
@@ -297,6 +310,7 @@ def _review_page(
     decision = _decision({"approvals": rv.approvals, "rejections": rv.rejections}, org)
     ctx = {
         "rv": rv,
+        "shown": shown(rv),
         "organisation": org,
         "ours": ours,
         "held": {d: d in station.schemas for d in ours},
@@ -348,6 +362,7 @@ def approve(
     user: Steward,
     _csrf: CsrfDep,
     plan_hash: Annotated[str, Form()] = "",
+    read: Annotated[str, Form()] = "",
     days: Annotated[str, Form()] = "",
     max_runs: Annotated[str, Form()] = "",
     vary: Annotated[list[int], Form()] = [],  # noqa: B006  (FastAPI copies the default)
@@ -360,8 +375,8 @@ def approve(
     limits = station.cfg.approval_limits
     form = {"days": days, "max_runs": max_runs, "vary": vary, "ranges": dict(enumerate(ranges)), "reason": ""}
     errors: list[str] = []
-    if plan_hash != rv.plan_hash:
-        msg = _("The request's plan changed since you read it. Read it again below before you decide.")
+    if plan_hash != rv.plan_hash or read != shown(rv):  # NB: the hub changed the plan or its purpose meanwhile
+        msg = _("The request changed since you read it. Read it again below before you decide.")
         return _review_page(request, station, rv, ours, errors=[msg], status=409)
     d = _whole(days)
     if d is None or not 1 <= d <= limits.max_days:
