@@ -1,4 +1,4 @@
-// Draw every chart of the page: <div class="wp-chart" data-spec="{Vega-Lite JSON}">, built by web/charts.py.
+// Draw every chart of the page: <div class="wp-chart__view" data-spec="{Vega-Lite JSON}">, from templates/charts/figure.html.
 // NB: the page's CSP has no 'unsafe-eval': vega-embed runs with the vega-interpreter (ast: true), SVG renderer.
 // Separate from werkplaats.js's [data-vega-spec] charts: this one draws [data-spec] (templates/charts/figure.html).
 // Without JavaScript the figure's data table carries the same numbers.
