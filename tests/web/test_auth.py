@@ -180,7 +180,7 @@ def test_same_error_for_unknown_name_and_wrong_password(web: Web) -> None:
     assert unknown.status_code == wrong.status_code == 401
 
     def error(text: str) -> str:
-        m = re.search(r'role="alert">([^<]*)<', text)
+        m = re.search(r'utrecht-alert__message">([^<]*)<', text)
         assert m
         return m.group(1)
 
@@ -197,11 +197,11 @@ def test_brute_force_locks_even_the_right_password(web: Web) -> None:
     for _ in range(web.cfg.max_failures - 1):
         assert post_login(c, "analist", "guess guess guess").status_code == 401
     r = post_login(c, "analist", "guess guess guess")
-    locked_text = re.search(r'role="alert">([^<]*)<', r.text)
+    locked_text = re.search(r'utrecht-alert__message">([^<]*)<', r.text)
     assert locked_text
     r = post_login(c, "analist", PW)  # NB: the right password while locked
     assert r.status_code == 401 and "wp_session" not in r.headers.get("set-cookie", "")
-    assert re.search(r'role="alert">([^<]*)<', r.text).group(1) == locked_text.group(1)  # type: ignore[union-attr]
+    assert re.search(r'utrecht-alert__message">([^<]*)<', r.text).group(1) == locked_text.group(1)  # type: ignore[union-attr]
     wrong_while_locked = post_login(c, "analist", "guess guess guess")
     assert wrong_while_locked.text.count(locked_text.group(1)) == 1  # NB: same page right or wrong
     actions = [e["action"] for e in audit(web)]
