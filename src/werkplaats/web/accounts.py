@@ -18,8 +18,10 @@ datastation never touches the hub's database.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,8 +50,8 @@ TOTP_REQUIRED_HUB = ("admin", "privacy-officer")
 ISSUER = "werkplaats"
 _PENDING = "pending:"  # NB: a TOTP secret shown at enrolment, not yet confirmed by a code
 
-_hasher = PasswordHasher()  # NB: argon2id with RFC 9106's low-memory defaults
-_DUMMY = _hasher.hash("not a password of anybody")  # NB: an unknown name costs as much as a wrong password
+_hasher = PasswordHasher()  # NB: argon2id with RFC 9106's low-memory defaults (64 MiB, 3 passes, 4 lanes)
+_hashing = threading.BoundedSemaphore(4)  # NB: at most 4 hashes at once (256 MiB): a login flood cannot exhaust memory
 
 
 class AccountError(WerkplaatsError):
@@ -73,7 +75,8 @@ def check_password(name: str, password: str) -> None:
 
 def hash_password(password: str) -> str:
     """Return the argon2id hash (PHC string) of a password."""
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
 
 
 def new_totp_secret() -> str:
@@ -268,7 +271,7 @@ class _Accounts:
             if acc is not None and not self._may_login(s, acc):
                 acc = None  # NB: a removed user, an organisation that left: as if unknown
             if acc is None:
-                _verify(_DUMMY, password[:MAX_PASSWORD])
+                _verify(_dummy(), password[:MAX_PASSWORD])
                 self._audit(s, actor=name or "-", action="web-login-failed", subject=f"web/{name}",
                             details={"name": name, "reason": "unknown name"})  # fmt: skip
                 return LoginStep("failed")
@@ -416,10 +419,17 @@ class _Accounts:
                         details={"name": user.name})  # fmt: skip
 
 
+@functools.cache
+def _dummy() -> str:
+    """A hash to check an unknown name's password against: it costs as much as a wrong password."""
+    return hash_password("not a password of anybody")
+
+
 def _verify(hashed: str, password: str) -> bool:
     """Whether a password matches an argon2 hash (a malformed or placeholder hash matches nothing)."""
     try:
-        return _hasher.verify(hashed, password)
+        with _hashing:
+            return _hasher.verify(hashed, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
