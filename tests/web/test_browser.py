@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from .browser import Tab, chromium, launch, login, require_browser, tab_to
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
+QUESTION = "Waarom zijn bijna alle wijken afgeschermd, en kan het per gemeente?"
 REASON = "Het doel rechtvaardigt geen gegevens op wijkniveau over consulten; vraag het per gemeente aan."
 
 
@@ -53,15 +55,25 @@ def _rid(url: str, what: str = "requests") -> int:
     return int(m.group(1))
 
 
+def _request(ws: Any, rid: int) -> dict[str, Any]:
+    """The request as the hub's API shows it to its analyst."""
+    c = ws.client("analist")
+    try:
+        r: dict[str, Any] = c.get(f"/requests/{rid}")
+    finally:
+        c.close()
+    return r
+
+
 def _submit_template(tab: Tab, hub: str, *, signal: str, level: str, shot: bool = False) -> int:
     """Fill the infection-hotspots template, wait for its explain() text, submit; return the request id."""
     page = tab.page
     tab.goto(f"{hub}/templates/infection-hotspots")
     page.select_option("select[name=signal]", signal)
     page.select_option("select[name=level]", level)
-    explain = page.locator("#explain")
-    explain.get_by_text(re.compile(r"(meldingen|consulten)")).first.wait_for()  # NB: htmx fragment, as typed
-    assert ("huisartsen/consulten" if signal == "huisarts" else "ggd/meldingen") in explain.inner_text()
+    reads = "huisartsen/consulten" if signal == "huisarts" else "ggd/meldingen"
+    expect(page.locator("#explain")).to_contain_text(reads)  # NB: the htmx fragment follows the form as it changes
+    expect(page.locator("#explain")).to_contain_text(level)
     tab.check("template" if shot else "", context="template form with explain()")
     with page.expect_navigation():
         page.locator("form[method=post] [type=submit]").last.click()
@@ -103,10 +115,23 @@ def test_the_story(story: dict[str, Any]) -> None:
     text = sp.inner_text("main")
     assert "ggd/meldingen" in text and "wijk" in text  # NB: the plan as computed at the datastation, our columns
     st.check("station-review")
+    tab_to(sp, "input[name=days]")
+    sp.keyboard.press("Control+A")
+    sp.keyboard.type("7")
+    sp.keyboard.press("Tab")
+    sp.keyboard.press("Control+A")
+    sp.keyboard.type("2")
+    assert sp.evaluate("document.activeElement.name") == "max_runs"
     tab_to(sp, f"form[action$='/inbox/{rid}/approve'] [type=submit]")
     with sp.expect_navigation():
         sp.keyboard.press("Enter")
     assert sp.locator("#confirmation").count() == 1, sp.inner_text("main")
+    seen = _request(ws, rid)
+    signed = seen["approvals"]["ggd"]
+    assert (
+        signed["by"] == "steward-ggd" and signed["body"]["max_runs"] == 2 and signed["body"]["steward"] == "steward-ggd"
+    )
+    assert seen["status"] == "approved", seen
     st.check("station-approved", context="approved")
     st.goto(f"{ds}/log")
     st.check("station-log")
@@ -159,6 +184,20 @@ def test_the_story(story: dict[str, Any]) -> None:
     assert table.count() >= 1 and re.search(r"<\s?(k|10)\b", table.first.inner_text()), table.first.inner_text()
     iv.check("dashboard")
 
+    # -- ... and asks a question about it, which the analyst reads ---------------------------------------
+    iv.goto(f"{hub}/questions")
+    ip.fill("form[action='/questions'] textarea[name=text]", QUESTION)
+    with ip.expect_navigation():
+        ip.locator("form[action='/questions'] [type=submit]").click()
+    assert QUESTION in ip.inner_text("main")
+    iv.check("questions")
+    analist.goto(f"{hub}/questions")
+    assert QUESTION in page.inner_text("main")
+    analist.check("", context="questions (analyst)")
+    for path in ("/account", "/accessibility"):
+        analist.goto(hub + path)
+        analist.check("", context=path)
+
     # -- another request, rejected by the huisartsen' steward with a reason; the analyst reads why --------
     rid2 = _submit_template(analist, hub, signal="huisarts", level="wijk")
     ha = _tab(story, "steward-huisartsen")
@@ -169,6 +208,7 @@ def test_the_story(story: dict[str, Any]) -> None:
         hp.locator(f"form[action$='/inbox/{rid2}/reject'] [type=submit]").click()
     assert hp.locator("#confirmation").count() == 1, hp.inner_text("main")
     ha.check("", context="rejected")
+    assert _request(ws, rid2)["rejections"]["huisartsen"] == {"reason": REASON, "by": "steward-huisartsen"}
     analist.goto(f"{hub}/requests/{rid2}")
     assert REASON in page.inner_text("main")
     analist.check("request-rejected", context="rejected request")
