@@ -1,9 +1,9 @@
 """Server-side render times of the analyst's pages on the 200K region (a benchmark, not a test).
 
 A hub on SQLite in a temporary directory with the 200,000-person reference region's catalog (all
-eight datasets, rounded row counts, completeness), one collaboration with every organisation, and
-a released result of a few thousand cells: infection hotspots by wijk and ISO week (GP consults),
-computed with the plain executor on the region's data and stored as the hub stores a release.
+eight datasets, rounded row counts, completeness), one collaboration with every organisation, 300
+other requests, and a released result of a few thousand cells: infection hotspots by wijk and ISO
+week (GP consults), computed with the plain executor on the region's data and stored as the hub stores a release.
 Each page is fetched in process (FastAPI's TestClient) ``REPEAT`` times; the median and the slowest
 are printed in milliseconds.
 
@@ -37,6 +37,7 @@ from werkplaats.workspace.messages import JobState
 
 REPEAT = 15
 PERSONS = 200_000
+EXTRA_REQUESTS = 300
 
 
 def main() -> None:
@@ -81,6 +82,10 @@ def main() -> None:
                            plan_hash="0" * 64, explain="(bench)", organisations=["huisartsen"], datasets=used,
                            columns={u: [] for u in used})  # fmt: skip
             s.add(r)
+            for i in range(EXTRA_REQUESTS):  # NB: a busy collaboration's list of requests
+                s.add(db.Request(collaboration_id=collab.id, requester_id=user.id, purpose=f"bench {i}", plan=plan,
+                                 plan_hash=f"{i:064d}", explain="(bench)", organisations=["huisartsen"],
+                                 datasets=used, columns={u: [] for u in used}))  # fmt: skip
             s.flush()
             job = db.Job(request_id=r.id, state=JobState.SUCCEEDED.value, progress={}, approvals=[],
                          started=db.utcnow(), finished=db.utcnow())  # fmt: skip
