@@ -137,6 +137,20 @@ def _count(s: Session, q: Any) -> int:
     return int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
 
 
+def _scan(s: Session, q: Any, keep: Any, page: int) -> tuple[list[dict[str, Any]], int, int, int]:
+    """The page of entries of q that keep(entry) accepts: the entries, how many match, the page, the pages.
+
+    NB: the scan reads actor, subject and details only, without ORM objects (~2x faster); the page's own
+    entries are read whole.
+    """
+    lean = q.with_only_columns(db.AuditEntry.seq, db.AuditEntry.actor, db.AuditEntry.subject, db.AuditEntry.details)
+    found = [seq for seq, actor, subject, details in s.execute(lean)
+             if keep({"actor": actor, "subject": subject, "details": details})]  # fmt: skip
+    seqs, page, pages = _page(found, page)
+    got = {e.seq: e for e in s.scalars(select(db.AuditEntry).where(db.AuditEntry.seq.in_(seqs)))}
+    return [_entry(got[n]) for n in seqs], len(found), page, pages
+
+
 @router.get("/audit")
 def audit_trail(
     request: Request,
@@ -166,14 +180,13 @@ def audit_trail(
         q = q.where(db.AuditEntry.ts < (dt.date.fromisoformat(until) + dt.timedelta(days=1)).isoformat())
     q = q.order_by(db.AuditEntry.seq.desc())
     if collaboration or organisation:
-        found = [
-            e
-            for e in map(_entry, s.scalars(q))
-            if (not collaboration or ctx.collaboration(e) == collaboration)
-            and (not organisation or organisation in ctx.organisations_of(e))
-        ]
-        total = len(found)
-        shown, page, pages = _page(found, page)
+
+        def keep(e: dict[str, Any]) -> bool:
+            return (not collaboration or ctx.collaboration(e) == collaboration) and (
+                not organisation or organisation in ctx.organisations_of(e)
+            )
+
+        shown, total, page, pages = _scan(s, q, keep, page)
     else:
         total = _count(s, q)
         pages = max(1, -(-total // PAGE))
@@ -221,9 +234,7 @@ def register_page(
     ctx = Context(s)
     q = select(db.AuditEntry).where(db.AuditEntry.action.in_(USE_ACTIONS)).order_by(db.AuditEntry.seq.desc())
     if collaboration:
-        found = [e for e in map(_entry, s.scalars(q)) if ctx.collaboration(e) == collaboration]
-        total = len(found)
-        shown, page, pages = _page(found, page)
+        shown, total, page, pages = _scan(s, q, lambda e: ctx.collaboration(e) == collaboration, page)
     else:
         total = _count(s, q)
         pages = max(1, -(-total // PAGE))
