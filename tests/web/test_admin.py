@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+import werkplaats
 from werkplaats.workspace import audit, db, pki
+from werkplaats.workspace.http import Client
 from werkplaats.workspace.hub.core import token_hash
 from werkplaats.workspace.hub.deps import reported_version
 
@@ -132,6 +134,9 @@ def test_collaborations_and_node_health(web: Web) -> None:
 
 
 def test_reported_version() -> None:
+    client = Client("https://hub.invalid", token="t")  # NB: what datastations and engines call the hub with
+    assert reported_version(client.http.headers["User-Agent"]) == werkplaats.__version__
+    client.close()
     assert reported_version("werkplaats/0.1.0") == "0.1.0"
     assert reported_version("python-httpx/0.28") == "" and reported_version("werkplaats/<x>") == ""
     assert reported_version("werkplaats/" + "9" * 41) == ""
