@@ -276,8 +276,8 @@ def test_long_results_are_paged_and_a_model_summary_is_shown(web: Web) -> None:
     fit.attrs.update({"family": "binomial", "n": 812, "deviance": 1001.5})
     release_result(web, mj, fit)
     t = _text(c.get(f"/requests/{m['id']}/result").text)
-    assert "Samenvatting van het model" in t and "binomial" in t and "812" in t and "1,001.50" in t
-    assert "Coëfficiënten" in t and "intercept" in t and "-1.25" in t
+    assert "Samenvatting van het model" in t and "binomial" in t and "812" in t and "1.001,50" in t
+    assert "Coëfficiënten" in t and "intercept" in t and "-1,25" in t
 
 
 def test_pages_are_in_english_on_request(web: Web) -> None:

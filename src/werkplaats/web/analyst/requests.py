@@ -23,6 +23,7 @@ from ...workspace.hub.schemas import RequestPublic
 from ...workspace.hub.views import request_summary
 from ...workspace.jobs import catalog_of
 from ..deps import CsrfDep, HubDep, SessionDep
+from ..i18n import negotiate
 from ..render import render
 from .common import Scientist, gettext_of, pages
 from .results import table_rows
@@ -132,5 +133,8 @@ def preview(request: Request, rid: int, user: Scientist, s: SessionDep, page: in
             .to_dict(orient="records")]  # fmt: skip
     data = {"columns": [str(c) for c in frame.columns], "rows": rows, "min_group_size": 1}
     gettext = gettext_of(request)
-    ctx |= {"table": table_rows(data, keys, page or 1), "caption": gettext("Dummy result (not real data)")}
+    ctx |= {
+        "table": table_rows(data, keys, page or 1, negotiate(request)),
+        "caption": gettext("Dummy result (not real data)"),
+    }
     return render(request, "analyst/_table.html" if fragment else "analyst/preview.html", ctx)

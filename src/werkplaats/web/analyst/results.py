@@ -20,27 +20,31 @@ from ...workspace.hub.deps import request_by_id
 from ...workspace.hub.routes import requests as api
 from ...workspace.hub.schemas import ResultPublic
 from ..deps import SessionDep
+from ..i18n import negotiate
 from ..render import render
 from .common import Scientist, gettext_of, pages
 
 router = APIRouter()
+DUTCH = str.maketrans(",.", ".,")
 MARKS = ("suppressed", "reason")  # NB: the result frame's columns that say what was withheld and why
 SUMMARY_ATTRS = ("family", "n", "df_model", "df_resid", "deviance", "null_deviance", "aic", "iterations", "converged",
                  "events", "persons", "per", "standard", "withheld", "reason")  # fmt: skip
 
 
-def text(v: Any) -> str:
-    """A released value as the table shows it (numbers rounded to 4 significant digits past the integer part)."""
+def text(v: Any, lang: str = "en") -> str:
+    """A released value as the table shows it: whole numbers as they are, others with 4 significant digits
+    (below 1) or 2 decimals; in Dutch with a decimal comma and a dot between thousands."""
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, float):
         if not math.isfinite(v):
             return ""
-        return f"{v:.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}" if abs(v) < 1 else f"{v:,.2f}"
+        out = f"{v:.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}" if abs(v) < 1 else f"{v:,.2f}"
+        return out.translate(DUTCH) if lang == "nl" else out
     return "" if v is None else str(v)
 
 
-def table_rows(data: dict[str, Any], keys: tuple[str, ...], page: int) -> dict[str, Any]:
+def table_rows(data: dict[str, Any], keys: tuple[str, ...], page: int, lang: str = "en") -> dict[str, Any]:
     """One page of a result's rows: each cell's text, and whether it is suppressed (``< k``) or withheld (—)."""
     shown = [c for c in data["columns"] if c not in MARKS]
     p = pages(len(data["rows"]), page)
@@ -52,7 +56,7 @@ def table_rows(data: dict[str, Any], keys: tuple[str, ...], page: int) -> dict[s
             v = row.get(c)
             missing = v is None or (isinstance(v, float) and math.isnan(v))
             mark = "" if not missing or c in keys else "suppressed" if sup else "withheld"
-            cells.append({"text": text(v) if not missing else "", "mark": mark, "key": c in keys})
+            cells.append({"text": text(v, lang) if not missing else "", "mark": mark, "key": c in keys})
         rows.append({"cells": cells, "reason": row.get("reason") or "", "suppressed": sup})
     return {"columns": shown, "keys": keys, "rows": rows, "p": p, "k": data["min_group_size"],
             "has_reason": "reason" in data["columns"]}  # fmt: skip
@@ -92,8 +96,9 @@ def result_page(request: Request, rid: int, user: Scientist, s: SessionDep, page
     """The released result: its table (50 rows a page), a model's summary, a chart, the downloads."""
     r, res, keys = _result(s, user, rid)
     data = res.model_dump()
-    table = table_rows(data, keys, page)
-    summary = [(k, text(res.attrs[k])) for k in SUMMARY_ATTRS if k in res.attrs]
+    lang = negotiate(request)
+    table = table_rows(data, keys, page, lang)
+    summary = [(k, text(res.attrs[k], lang)) for k in SUMMARY_ATTRS if k in res.attrs]
     ctx = {"rid": rid, "res": res, "table": table, "summary": summary, "purpose": r.purpose,
            "chart": chart(res, keys), "base": f"/requests/{rid}/result"}  # fmt: skip
     if request.headers.get("hx-request"):
