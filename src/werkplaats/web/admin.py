@@ -25,7 +25,7 @@ from ..workspace.hub.routes import admin as admin_api
 from ..workspace.hub.routes import catalog as catalog_api
 from ..workspace.hub.schemas import UserIn
 from .deps import CsrfDep, HubDep, SessionDep, WebUser, require_role
-from .public import N_
+from .public import N_, ROLE_LABELS
 from .render import render
 
 router = APIRouter()
@@ -72,6 +72,7 @@ def _users_page(request: Request, s: Session, status: int = 200, **extra: Any) -
     ctx = {
         "rows": rows,
         "roles": list(db.ROLES),
+        "role_labels": ROLE_LABELS,
         "organisations": sorted(orgs.values()),
         "without_account": without,
         "form": {},
