@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .browser import Tab, chromium, launch, login, require_browser, tab_to
+from .browser import Tab, assert_focus_visible, chromium, launch, login, require_browser, tab_to
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -257,3 +257,35 @@ def test_a_certificate_outside_the_workspace_is_refused(story: dict[str, Any]) -
             other.new_page().goto(story["hub"] + "/login")
     finally:
         other.close()
+
+
+def test_every_tab_stop_shows_its_focus(story: dict[str, Any]) -> None:
+    """Tab through a whole page (skip link, navigation, language switch, logout, content): each stop shows focus."""
+    tab = _tab(story, "analist")
+    tab.goto(story["hub"] + "/templates")
+    seen: list[str] = []
+    for _ in range(40):
+        tab.page.keyboard.press("Tab")
+        name = tab.page.evaluate("document.activeElement.outerHTML.slice(0, 80)")
+        if name in seen or name.startswith("<body"):
+            break  # NB: around the page once
+        seen.append(name)
+        assert_focus_visible(tab.page)
+    assert len(seen) >= 5 and ("skip" in seen[0].lower() or "#main" in seen[0]), seen[:3]
+    tab.close()
+
+
+def test_a_steward_logs_in_only_at_their_own_datastation(story: dict[str, Any]) -> None:
+    """Stewards' accounts are kept per datastation: the huisartsen' steward is nobody at the GGD's, nor at the hub."""
+    users = story["users"]
+    for where in (users["steward-ggd"]["url"], story["hub"]):
+        tab = Tab(story["browser"])
+        tab.goto(where + "/login")
+        tab.page.fill("input[name=name]", "steward-huisartsen")
+        tab.page.fill("input[name=password]", users["steward-huisartsen"]["password"])
+        with tab.page.expect_navigation():
+            tab.page.locator("form:has(input[name=password]) [type=submit]").click()
+        assert "/login" in tab.page.url and tab.page.locator("input[name=code]").count() == 0
+        tab.goto(where + "/inbox" if where != story["hub"] else where + "/catalog")
+        assert "/login" in tab.page.url  # NB: no session
+        tab.close()
