@@ -165,6 +165,10 @@ def test_header_shows_who_is_logged_in_and_a_logout_form_with_csrf(web: Web) -> 
     assert 'lang="en" hreflang="en"' in text and 'lang="nl" hreflang="nl" aria-current="true"' in text
     config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", text).group(1))  # type: ignore[union-attr]
     assert config["historyCacheSize"] == 0 and config["allowEval"] is False  # NB: no page copies in localStorage
+    live = re.search(
+        r'<div id="wp-htmx-error" class="wp-live" aria-live="assertive" data-message="([^"]*)"></div>', text
+    )
+    assert live and live.group(1).startswith("Dit is niet gelukt (fout {code})")  # NB: werkplaats.js fills it
     anon = web.client().get("/accessibility").text
     assert "Ingelogd als" not in anon and "wp-logout" not in anon and "wp-nav" not in anon
 

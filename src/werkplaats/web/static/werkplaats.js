@@ -1,26 +1,35 @@
-/* werkplaats: the little JavaScript the pages need. No inline scripts (the CSP forbids them).
+/* werkplaats: the little JavaScript every page needs. No inline scripts (the CSP forbids them).
  *
- * Charts: an element with data-vega-spec="ID" is rendered from the JSON in <script type="application/json"
- * id="ID"> with vega-embed, using the bundled expression interpreter (ast: true) so that Vega never compiles
- * code with Function() — the page CSP has no 'unsafe-eval'. Also after htmx swaps in new content.
+ * When an htmx request fails (the server answers 4xx/5xx, or cannot be reached), htmx swaps nothing, so
+ * the page would look as if nothing happened. Say so instead, in the page's alert region
+ * (#wp-htmx-error in base.html, aria-live="assertive", its text translated there), and clear it after
+ * the next request that works. Charts are drawn by charts.js (templates/charts/figure.html).
  */
 (function () {
   "use strict";
 
-  function renderCharts(root) {
-    if (typeof window.vegaEmbed !== "function") return;
-    var views = (root || document).querySelectorAll("[data-vega-spec]:not([data-vega-done])");
-    Array.prototype.forEach.call(views, function (el) {
-      var source = document.getElementById(el.getAttribute("data-vega-spec"));
-      if (!source) return;
-      el.setAttribute("data-vega-done", "");
-      var spec = JSON.parse(source.textContent);
-      window.vegaEmbed(el, spec, { ast: true, actions: false, renderer: "svg" }).catch(function (err) {
-        el.setAttribute("data-vega-error", String(err && err.message || err));
-      });
-    });
+  function region() {
+    return document.getElementById("wp-htmx-error");
   }
 
-  document.addEventListener("DOMContentLoaded", function () { renderCharts(document); });
-  document.addEventListener("htmx:afterSettle", function (evt) { renderCharts(evt.target); });
+  function show(code) {
+    var el = region();
+    if (!el) return;
+    var box = document.createElement("div");
+    box.className = "utrecht-alert utrecht-alert--error";
+    var p = document.createElement("p");
+    p.className = "utrecht-alert__message";
+    p.textContent = el.getAttribute("data-message").replace("{code}", code);
+    box.appendChild(p);
+    el.replaceChildren(box);
+  }
+
+  document.addEventListener("htmx:responseError", function (evt) {
+    show(String(evt.detail && evt.detail.xhr ? evt.detail.xhr.status : "?"));
+  });
+  document.addEventListener("htmx:sendError", function () { show("—"); });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var el = region();
+    if (el && evt.detail && evt.detail.successful) el.replaceChildren();
+  });
 })();
