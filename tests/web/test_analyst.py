@@ -107,6 +107,7 @@ def test_explain_fragment_follows_the_form_and_needs_the_csrf_token(web: Web) ->
     got = c.post("/templates/infection-hotspots/explain", data=form, headers={"X-CSRF-Token": web.csrf(c)})
     assert got.status_code == 200 and "<html" not in got.text and 'aria-live="polite"' in got.text
     assert "wijk" in got.text and "huisartsen/consulten" in got.text
+    assert "Disclosure rules per output" in got.text  # NB: the collaboration's rules, as the stewards will read
     bad = c.post("/templates/infection-hotspots/explain", data=form | {"year": "1999"},
                  headers={"X-CSRF-Token": web.csrf(c)})  # fmt: skip
     assert "year: 1999 is outside" in _text(bad.text)

@@ -12,11 +12,12 @@ from ...exceptions import WerkplaatsError
 from ...plan import nodes as n
 from ...plan.explain import explain
 from ...plan.serde import plan_to_dict
+from ...workspace.hub.core import Hub
 from ...workspace.hub.routes import catalog as catalog_api
 from ...workspace.hub.routes import requests as api
 from ...workspace.hub.schemas import RequestIn
 from ...workspace.hub.views import catalog_docs
-from ...workspace.jobs import catalog_of
+from ...workspace.jobs import catalog_of, job_rules
 from ..deps import CsrfDep, HubDep, SessionDep
 from ..gallery import BY_NAME, TEMPLATES, Template
 from ..render import render
@@ -32,24 +33,32 @@ def _template(name: str) -> Template:
     return t
 
 
-def _explained(s: Any, t: Template, form: Any) -> tuple[dict[str, Any], str, str]:
-    """The form's values, the plan's explanation, and what is wrong ("" when nothing)."""
+def _explained(s: Any, hub: Hub, t: Template, form: Any) -> tuple[dict[str, Any], str, str]:
+    """The form's values, the plan's explanation with the rules its collaboration applies, and what is wrong.
+
+    The rules are those a job of the chosen collaboration applies (`workspace.jobs.job_rules`, as the
+    API's submit uses them), so the text reads as the stewards will read it after submitting.
+    """
     try:
         values = t.values(form)
         plan = t.plan(values).to_plan()
         used = sorted({src.dataset for src in n.sources(plan.root)})
-        return values, explain(plan, catalog=catalog_of(catalog_docs(s, used))), ""
+        catalog = catalog_of(catalog_docs(s, used))
+        collab = str(form.get("collaboration") or "")
+        rules = job_rules(hub.rules_settings(collab), catalog, used) if collab else None
+        return values, explain(plan, rules=rules, catalog=catalog), ""
     except (WerkplaatsError, ValueError, KeyError) as e:
         return t.defaults() | {k: form.get(k) for k in form}, "", str(e)
 
 
-def _form(request: Request, t: Template, user: Any, s: Any, form: Any, *, error: str = "",
+def _form(request: Request, t: Template, user: Any, s: Any, hub: Hub, form: Any, *, error: str = "",
           purpose: str | None = None, collaboration: str = "", status: int = 200) -> HTMLResponse:  # fmt: skip
-    values, text, problem = _explained(s, t, form)
     collabs = [c.name for c in catalog_api.list_collabs(user.caller(), s)]
+    chosen = collaboration or (collabs[0] if collabs else "")
+    values, text, problem = _explained(s, hub, t, {**form, "collaboration": chosen})
     ctx = {"t": t, "values": values, "explain": text, "problem": problem, "error": error,
            "purpose": t.purpose if purpose is None else purpose, "collaborations": collabs,
-           "collaboration": collaboration}  # fmt: skip
+           "collaboration": chosen}  # fmt: skip
     return render(request, "analyst/template.html", ctx, status=status)
 
 
@@ -60,17 +69,19 @@ def gallery(request: Request, user: Scientist) -> HTMLResponse:
 
 
 @router.get("/templates/{name}", response_class=HTMLResponse)
-def template_form(request: Request, name: str, user: Scientist, s: SessionDep) -> HTMLResponse:
+def template_form(request: Request, name: str, user: Scientist, s: SessionDep, hub: HubDep) -> HTMLResponse:
     """A use case's form: its parameters with their allowed values, the purpose, and the plan explained."""
     t = _template(name)
-    return _form(request, t, user, s, {k: str(v) if v is not False else "" for k, v in t.defaults().items()})
+    return _form(request, t, user, s, hub, {k: str(v) if v is not False else "" for k, v in t.defaults().items()})
 
 
 @router.post("/templates/{name}/explain", response_class=HTMLResponse)
-async def explain_fragment(request: Request, name: str, user: Scientist, _: CsrfDep, s: SessionDep) -> HTMLResponse:
+async def explain_fragment(
+    request: Request, name: str, user: Scientist, _: CsrfDep, s: SessionDep, hub: HubDep
+) -> HTMLResponse:
     """The explanation of the plan of the form's current values (an htmx fragment)."""
     t = _template(name)
-    _values, text, problem = _explained(s, t, await request.form())
+    _values, text, problem = _explained(s, hub, t, await request.form())
     return render(request, "analyst/_explain.html", {"explain": text, "problem": problem})
 
 
@@ -88,10 +99,12 @@ async def submit(request: Request, name: str, user: Scientist, _: CsrfDep, s: Se
     except HTTPException as e:
         if e.status_code == 403:
             raise  # NB: not a member of that collaboration: the API's answer, as a page
-        return _form(request, t, user, s, form, error=str(e.detail), purpose=purpose, collaboration=collab, status=422)
+        return _form(
+            request, t, user, s, hub, form, error=str(e.detail), purpose=purpose, collaboration=collab, status=422
+        )
     except ValidationError:
         error = gettext("Give a purpose and choose a collaboration.")
-        return _form(request, t, user, s, form, error=error, purpose=purpose, collaboration=collab, status=422)
+        return _form(request, t, user, s, hub, form, error=error, purpose=purpose, collaboration=collab, status=422)
     except WerkplaatsError as e:
-        return _form(request, t, user, s, form, error=str(e), purpose=purpose, collaboration=collab, status=422)
+        return _form(request, t, user, s, hub, form, error=str(e), purpose=purpose, collaboration=collab, status=422)
     return RedirectResponse(f"/requests/{r.id}", status_code=303)
