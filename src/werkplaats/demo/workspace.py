@@ -390,7 +390,7 @@ class LocalWorkspace:
     def _web_account(self, app: str, name: str, config: Path) -> dict[str, str]:
         """Create a web account with a fresh password through the operator's command; return the login."""
         password = secrets.token_urlsafe(12)
-        while name in password:
+        while name.casefold() in password.casefold():  # NB: refused by the account rules
             password = secrets.token_urlsafe(12)
         pw = self.root / "keys" / f".pw-{name}"
         pw.touch(0o600)
