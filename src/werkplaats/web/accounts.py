@@ -352,7 +352,7 @@ class _Accounts:
             acc = self._find(s, name)
             if acc is None:
                 raise AccountError(N_("No such account."))
-            acc.totp_secret = ""
+            acc.totp_secret, acc.last_totp_step = "", 0  # NB: the old secret's codes mean nothing now
             s.execute(delete(self.WSession).where(self.WSession.account_id == acc.id))
             self._audit(s, actor=operator, action="web-totp-reset", subject=f"web/{name}", details={"name": name})
 
