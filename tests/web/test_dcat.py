@@ -55,7 +55,7 @@ def test_catalog_is_public_dcat_ap_and_conforms(web: Web, doc: dict[str, Any]) -
     with web.hub.sessions() as s:
         names = {d.name: d for d in s.scalars(select(db.Dataset))}
     assert {str(g.value(d, DCT.identifier)) for d in datasets} == set(names)
-    meldingen = URIRef("https://testserver/catalog/ggd/meldingen")
+    meldingen = URIRef("https://testserver/dcat/datasets/ggd/meldingen")
     assert meldingen in datasets
     publisher = g.value(meldingen, DCT.publisher)
     assert (publisher, RDF.type, FOAF.Agent) in g and str(g.value(publisher, FOAF.name)) == "ggd Referentieregio"
@@ -102,5 +102,5 @@ def test_a_script_title_stays_data(web: Web) -> None:
     )
     r = web.client().get("/dcat/catalog.jsonld")
     g = _graph(r.json())
-    assert str(g.value(URIRef("https://testserver/catalog/ggd/x"), DCT.title)) == "<script>alert(1)</script>"
+    assert str(g.value(URIRef("https://testserver/dcat/datasets/ggd/x"), DCT.title)) == "<script>alert(1)</script>"
     assert "text/html" not in r.headers["content-type"]

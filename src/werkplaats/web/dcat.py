@@ -95,7 +95,8 @@ def _region(geo_dir: Path | None, base: str, hub_name: str) -> dict[str, Any]:
 
 def _dataset(d: db.Dataset, org: db.Organisation, base: str, service: str, region: str) -> dict[str, Any]:
     """One catalog entry as a dcat:Dataset with its (no-download) distribution."""
-    uri = f"{base}/catalog/{d.name}"
+    uri = f"{base}/dcat/datasets/{d.name}"
+    page = f"{base}/catalog/{d.name}"  # NB: the analysts' catalog page of the dataset (after login)
     fields = [f.get("name", "") for f in (d.table_schema or {}).get("fields", []) if isinstance(f, dict)]
     rows = f" Ongeveer {rounded(d.row_count):,} rijen (afgerond).".replace(",", ".") if d.row_count is not None else ""
     description = d.description or f"Tabel {d.name} van {org.title or org.name}; kolommen: {', '.join(fields)}."
@@ -111,7 +112,7 @@ def _dataset(d: db.Dataset, org: db.Organisation, base: str, service: str, regio
         "dct:accessRights": {"@id": NON_PUBLIC},
         "dct:spatial": {"@id": region},
         "dct:modified": {"@value": d.updated.date().isoformat(), "@type": "xsd:date"},
-        "dcat:landingPage": {"@id": uri},
+        "dcat:landingPage": {"@id": page, "@type": ["foaf:Document", "rdfs:Resource"]},
         "dcat:distribution": {
             "@id": uri + "#distribution",
             "@type": "dcat:Distribution",
@@ -125,7 +126,7 @@ def _dataset(d: db.Dataset, org: db.Organisation, base: str, service: str, regio
                 "only after the organisation's data steward approved it, under secure multi-party computation, "
                 "and gives back aggregated, disclosure-controlled results only.",
             ),
-            "dcat:accessURL": {"@id": uri},
+            "dcat:accessURL": {"@id": page},
             "dcat:accessService": {"@id": service},
             "dct:accessRights": {"@id": NON_PUBLIC},
             "dct:conformsTo": {
@@ -183,7 +184,7 @@ def catalog_document(s: Any, *, base: str, hub_name: str, geo_dir: Path | None) 
             "multi-party computation. Descriptions and table schemas only; no data.",
         ),
         "dct:publisher": {"@id": hub_agent["@id"]},
-        "foaf:homepage": {"@id": base + "/"},
+        "foaf:homepage": {"@id": base + "/", "@type": ["foaf:Document", "rdfs:Resource"]},
         "dct:spatial": {"@id": region["@id"]},
         "dct:language": {"@id": EU + "language/NLD"},
         "dcat:themeTaxonomy": {"@id": EU + "data-theme"},
@@ -205,7 +206,32 @@ def catalog_document(s: Any, *, base: str, hub_name: str, geo_dir: Path | None) 
         "dct:publisher": {"@id": hub_agent["@id"]},
         "dcat:servesDataset": [{"@id": e["@id"]} for e in entries],
     }
-    return {"@context": CONTEXT, "@graph": [catalog, hub_agent, *agents, region, access, *entries]}
+    return {"@context": CONTEXT, "@graph": [catalog, hub_agent, *agents, region, access, *entries, *_typed(entries)]}
+
+
+def _typed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The classes of the resources the document points to (EU authority tables, the hub's address).
+
+    NB: DCAT-AP's full shapes check the class of each value (a frequency is a dct:Frequency, ...); a
+    harvester does not fetch the authority tables, so the document says so itself.
+    """
+    freqs = sorted({e["dct:accrualPeriodicity"]["@id"] for e in entries if "dct:accrualPeriodicity" in e})
+    return [
+        {
+            "@id": EU + "data-theme",
+            "@type": "skos:ConceptScheme",
+            "dct:title": {"@value": "Data theme", "@language": "en"},
+        },
+        {
+            "@id": HEALTH,
+            "@type": "skos:Concept",
+            "skos:inScheme": {"@id": EU + "data-theme"},
+            "skos:prefLabel": _text("Gezondheid", "Health"),
+        },
+        {"@id": NON_PUBLIC, "@type": "dct:RightsStatement"},
+        {"@id": EU + "language/NLD", "@type": "dct:LinguisticSystem"},
+        *({"@id": f, "@type": "dct:Frequency"} for f in freqs),
+    ]
 
 
 @router.get("/dcat/catalog.jsonld")
