@@ -73,6 +73,10 @@ def launch(browser_type: Any, certs: list[Path]) -> Any:
     )
 
 
+TIMINGS: dict[str, int] = {}  # NB: page path -> ms from request to the first byte of the response
+CHECKED: list[str] = []  # NB: every page axe-core passed
+
+
 class Tab:
     """One browser context (one person's cookies) with its page, watching for CSP violations and errors."""
 
@@ -101,7 +105,12 @@ class Tab:
 
         Also fail on any CSP violation or script error seen so far; screenshot the page as name if asked.
         """
+        TIMINGS[self.page.url.split("//", 1)[-1].split("/", 1)[-1].split("?")[0] or "/"] = self.page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return n ? Math.round(n.responseStart - n.requestStart) : -1; }"
+        )  # NB: time to first byte of the page: the server's rendering, measured, not asserted
         violations = axe(self.page)
+        CHECKED.append(self.page.url)
         where = f"{context or self.page.url}"
         assert not violations, f"axe on {where}:\n" + "\n".join(violations)
         assert not self.problems, f"{where}: " + "; ".join(self.problems)

@@ -13,13 +13,14 @@ English. Screenshots (docs/img/web-*.png) only with WERKPLAATS_SCREENSHOTS=1.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from .browser import Tab, assert_focus_visible, chromium, launch, login, require_browser, tab_to
+from .browser import CHECKED, TIMINGS, Tab, assert_focus_visible, chromium, launch, login, require_browser, tab_to
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -31,10 +32,14 @@ REASON = "Het doel rechtvaardigt geen gegevens op wijkniveau over consulten; vra
 def story(ws: Any) -> Iterator[dict[str, Any]]:
     """The workspace with its web accounts, and one chromium trusting exactly its web certificates."""
     require_browser()
+    t0 = time.perf_counter()
     logins = ws.logins or ws.start_web()
+    print(f"\nweb accounts and listeners ready in {time.perf_counter() - t0:.1f} s")
     certs = [ws.pki / "hub.crt", *(ws.pki / f"ds-{o}.crt" for o in ws.organisations)]
     with chromium(certs) as browser:
         yield {"ws": ws, "browser": browser, "users": logins["users"], "hub": ws.web_url("hub")}
+    slow = sorted(TIMINGS.items(), key=lambda kv: -kv[1])[:5]
+    print(f"\naxe-core: no violations on {len(CHECKED)} pages; slowest (ms to first byte): {slow}")
 
 
 def _tab(
