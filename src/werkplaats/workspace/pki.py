@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import ipaddress
 import ssl
 from dataclasses import dataclass
@@ -319,6 +320,7 @@ def sign(key: ed25519.Ed25519PrivateKey, message: bytes) -> str:
     return base64.b64encode(key.sign(message)).decode()
 
 
+@functools.lru_cache(maxsize=65_536)  # NB: pure; a node's log page re-checks its whole chain, only new entries cost
 def verify(public_b64: str, message: bytes, signature_b64: str) -> bool:
     """Return whether signature is a valid Ed25519 signature of message by the public key."""
     try:
