@@ -176,6 +176,7 @@ def test_the_story(story: dict[str, Any]) -> None:
         page.locator("form[action='/dashboards'] [type=submit]").click()
     assert re.search(r"/dashboards/\d+$", page.url), page.url
     did = _rid(page.url, "dashboards")
+    analist.check("", context="dashboard as its analyst sees it (withdraw)")
 
     # -- the inzichtvrager opens it: the map, suppressed wijken marked, the data table --------------------
     iv = _tab(story, "inzichtvrager", check=True)
@@ -208,6 +209,7 @@ def test_the_story(story: dict[str, Any]) -> None:
     ha = _tab(story, "steward-huisartsen")
     hp, hds = ha.page, story["users"]["steward-huisartsen"]["url"]
     ha.goto(f"{hds}/inbox/{rid2}")
+    ha.check("", context="review before rejecting")
     hp.fill(f"form[action$='/inbox/{rid2}/reject'] textarea[name=reason]", REASON)
     with hp.expect_navigation():
         hp.locator(f"form[action$='/inbox/{rid2}/reject'] [type=submit]").click()
