@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup lint typecheck bench bench-quick clean
+.PHONY: demo test setup lint typecheck bench bench-quick screenshots clean
 
 $(BIN)/werkplaats: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "werkplaats needs Python 3.11 ($(PY) not found)"; exit 1; }
@@ -35,6 +35,9 @@ bench: setup  ## W1 at n = 10K, 100K, 1M (takes several minutes)
 
 bench-quick: setup
 	$(BIN)/werkplaats bench --sizes 10000,100000
+
+screenshots: setup  ## docs/img/web-*.png: the browser story's main pages (needs /usr/bin/chromium)
+	WERKPLAATS_SCREENSHOTS=1 WERKPLAATS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests/web/test_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
