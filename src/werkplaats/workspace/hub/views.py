@@ -60,7 +60,9 @@ def request_summaries(s: Session, rs: list[db.Request]) -> list[RequestSummary]:
     """Return requests as `request_summary` does, reading their approvals, rejections and jobs in a few queries."""
     ids = [r.id for r in rs]
     collabs = {c.id: c.name for c in s.scalars(select(db.Collaboration))}
-    users = {u.id: u.name for u in s.scalars(select(db.User).where(db.User.id.in_({r.requester_id for r in rs})))}
+    users = {
+        u.id: u.name for u in s.scalars(select(db.User).where(db.User.id.in_(sorted({r.requester_id for r in rs}))))
+    }
     orgs = {o.id: o.name for o in s.scalars(select(db.Organisation))}
     approvals: dict[int, dict[str, ApprovalPublic]] = {i: {} for i in ids}
     rejections: dict[int, dict[str, RejectionPublic]] = {i: {} for i in ids}
