@@ -121,6 +121,12 @@ def test_approve_is_signed_here_with_the_org_key_and_the_logged_in_stewards_name
     assert 'id="approve"' not in done.text  # NB: decided: no second form
     entry = st.station["ggd"].log.check()[-1]
     assert entry["action"] == "approval" and entry["actor"] == "anna" and entry["details"]["request"] == rid
+    # a second click (or a second steward) signs nothing more
+    again = _approve(st, st.web("ggd", "bert"), "ggd", rid)
+    assert again.status_code == 409 and st.request(rid)["approvals"]["ggd"]["signature"] == a["signature"]
+    with st.hub.sessions() as s:
+        assert len(s.scalars(select(db.Approval).where(db.Approval.request_id == rid)).all()) == 1
+    assert st.station["ggd"].log.check()[-1]["seq"] == entry["seq"]
 
 
 def test_template_approval_with_a_range_and_the_earlier_approval_shown_on_the_next(stations: Stations) -> None:  # noqa: F811

@@ -344,6 +344,16 @@ def review(request: Request, rid: int, user: Steward) -> Response:
     return _review_page(request, station, rv, ours)
 
 
+def _decided(request: Request, station: Datastation, rv: Review) -> str:
+    """'' while the request waits for this organisation, else that it was decided (a second click signs nothing)."""
+    if (
+        _decision({"approvals": rv.approvals, "rejections": rv.rejections}, station.cfg.organisation)["state"]
+        == "pending"
+    ):
+        return ""
+    return _tr(request)("Your organisation has already decided on this request.")
+
+
 def _log_intact(request: Request, station: Datastation) -> str:
     """'' when the datastation's own log is intact, else why not (nothing is signed onto a damaged log)."""
     try:
@@ -372,6 +382,9 @@ def approve(
     station = _station(request, user)
     _ = _tr(request)
     rv, ours = _review(request, station, rid)  # NB: read again: what is signed is what the hub holds now
+    decided = _decided(request, station, rv)
+    if decided:
+        return _review_page(request, station, rv, ours, errors=[decided], status=409)
     limits = station.cfg.approval_limits
     form = {"days": days, "max_runs": max_runs, "vary": vary, "ranges": dict(enumerate(ranges)), "reason": ""}
     errors: list[str] = []
@@ -456,6 +469,9 @@ def reject(request: Request, rid: int, user: Steward, _csrf: CsrfDep, reason: An
     station = _station(request, user)
     _ = _tr(request)
     rv, ours = _review(request, station, rid)
+    decided = _decided(request, station, rv)
+    if decided:
+        return _review_page(request, station, rv, ours, errors=[decided], status=409)
     reason = reason.strip()
     if not reason:
         msg = _("Give the reason for the rejection: the analyst reads it.")
