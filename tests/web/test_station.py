@@ -23,7 +23,7 @@ from werkplaats.workspace.config import WebConfig
 from werkplaats.workspace.datastation import Datastation
 from werkplaats.workspace.http import HubError
 from werkplaats.workspace.jobs import columns_read
-from werkplaats.workspace.signing import ApprovalLimits, canonical, literals
+from werkplaats.workspace.signing import ApprovalLimits, approval_id, canonical, literals
 
 from .station_fixture import DPIA, Stations, both_orgs, gp_only, stations  # noqa: F401  (the fixture)
 
@@ -381,3 +381,20 @@ def test_an_unreachable_hub_is_said_so(stations: Stations, tmp_path: Any) -> Non
     for r in (c.get("/inbox"), c.get("/inbox/1")):
         assert r.status_code == 502 and "The hub cannot be reached" in _text(r.text)
     assert c.get("/log").status_code == 200  # NB: the datastation's own log needs no hub
+
+
+def test_an_approval_used_for_all_its_runs_can_be_renewed(stations: Stations) -> None:  # noqa: F811
+    st = stations
+    rid = st.submit(both_orgs(36))
+    c = st.web("ggd", "anna")
+    assert _approve(st, c, "ggd", rid, max_runs="1").status_code == 303
+    first = st.request(rid)["approvals"]["ggd"]
+    assert 'id="spent"' not in c.get(f"/inbox/{rid}").text
+    # the datastation contributed once under it (counted in its own log): the approval is used up
+    used = {"job": 9001, "request": rid, "approval": approval_id(first["signature"])}
+    st.station["ggd"].log.append(actor="ds-ggd", action="contribution", subject="job/9001", details=used)
+    page = c.get(f"/inbox/{rid}")
+    assert 'id="spent"' in page.text and 'id="approve"' in page.text
+    assert _approve(st, c, "ggd", rid, max_runs="3").status_code == 303
+    renewed = st.request(rid)["approvals"]["ggd"]
+    assert renewed["signature"] != first["signature"] and renewed["body"]["max_runs"] == 3

@@ -317,6 +317,7 @@ def _review_page(
         "created_at": _when(rv.created),
         "status": summary.get("status", ""),
         "decision": decision,
+        "spent": _spent(station, rv),
         "others": _others(rv, org),
         "earlier": _earlier(rv, rows, org),
         "rules": _rules(station, rv, ours),
@@ -344,12 +345,25 @@ def review(request: Request, rid: int, user: Steward) -> Response:
     return _review_page(request, station, rv, ours)
 
 
+def _spent(station: Datastation, rv: Review) -> str:
+    """Why this organisation's approval of the request no longer covers a run ("expired", "used") or ''."""
+    a = rv.approvals.get(station.cfg.organisation)
+    if not a or station.cfg.organisation in rv.rejections:
+        return ""
+    body = a.get("body", {})
+    try:
+        if dt.datetime.fromisoformat(str(body.get("expires", ""))) <= dt.datetime.now(dt.UTC):
+            return "expired"
+        used = station.runs_used().get(approval_id(str(a.get("signature", ""))), 0)  # NB: counted in its own log
+    except (ValueError, LogError):
+        return ""
+    return "used" if used >= int(body.get("max_runs", 1)) else ""
+
+
 def _decided(request: Request, station: Datastation, rv: Review) -> str:
-    """'' while the request waits for this organisation, else that it was decided (a second click signs nothing)."""
-    if (
-        _decision({"approvals": rv.approvals, "rejections": rv.rejections}, station.cfg.organisation)["state"]
-        == "pending"
-    ):
+    """'' while the request waits for us (or our approval is spent), else that it was decided: nothing is signed."""
+    state = _decision({"approvals": rv.approvals, "rejections": rv.rejections}, station.cfg.organisation)["state"]
+    if state == "pending" or (state == "approved" and _spent(station, rv)):
         return ""
     return _tr(request)("Your organisation has already decided on this request.")
 
