@@ -287,8 +287,8 @@ def collaboration_use(request: Request, name: str, user: Officer, s: SessionDep,
         raise HTTPException(404, f"no collaboration {name!r}")
     reqs = list(s.scalars(select(db.Request).where(db.Request.collaboration_id == collab.id).order_by(db.Request.id)))
     ids = [r.id for r in reqs]
-    users = dict(s.execute(select(db.User.id, db.User.name)).tuples().all())
-    orgs = dict(s.execute(select(db.Organisation.id, db.Organisation.name)).tuples().all())
+    users = {i: n for i, n in s.execute(select(db.User.id, db.User.name))}
+    orgs = {i: n for i, n in s.execute(select(db.Organisation.id, db.Organisation.name))}
     approvals: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     for a in s.scalars(select(db.Approval).where(db.Approval.request_id.in_(ids)).order_by(db.Approval.id)):
         approvals[a.request_id].append({
