@@ -24,6 +24,7 @@ from .browser import CHECKED, TIMINGS, Tab, assert_focus_visible, chromium, laun
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
+COLLABORATION = "pandemische-paraatheid"
 QUESTION = "Waarom zijn bijna alle wijken afgeschermd, en kan het per gemeente?"
 REASON = "Het doel rechtvaardigt geen gegevens op wijkniveau over consulten; vraag het per gemeente aan."
 
@@ -162,6 +163,9 @@ def test_the_story(story: dict[str, Any]) -> None:
         page.locator(f"a[href='/requests/{rid}/result.csv']").click()
     csv = dl.value.path().read_text()
     assert csv.splitlines()[0].startswith("wijk,"), csv[:200]
+    with page.expect_download() as dl:
+        page.locator(f"a[href='/requests/{rid}/result.xlsx']").click()
+    assert dl.value.path().read_bytes()[:2] == b"PK"  # NB: an XLSX is a zip
 
     # -- a dashboard: a choropleth by wijk -------------------------------------------------------------
     analist.goto(f"{hub}/dashboards/new?request={rid}")
@@ -229,6 +233,9 @@ def test_the_story(story: dict[str, Any]) -> None:
     fg.check("audit")
     fg.goto(f"{hub}/register")
     fg.check("register")
+    fg.goto(f"{hub}/collaborations/{COLLABORATION}/use")
+    assert "analist" in fg.page.inner_text("main")
+    fg.check("collaboration-use")
 
     # -- the admin: node health ------------------------------------------------------------------------
     adm = _tab(story, "beheerder", check=True)
@@ -236,6 +243,9 @@ def test_the_story(story: dict[str, Any]) -> None:
     nodes = adm.page.inner_text("main")
     assert all(n in nodes for n in ("engine0", "engine1", "engine2", *(f"ds-{o}" for o in ws.organisations)))
     adm.check("admin-nodes")
+    for what in ("organisations", "users", "collaborations"):
+        adm.goto(f"{hub}/admin/{what}")
+        adm.check(f"admin-{what}" if what == "organisations" else "", context=f"/admin/{what}")
     for tab in (analist, st, iv, ha, fg, adm):
         tab.close()
 
