@@ -30,9 +30,10 @@ REASON = "Het doel rechtvaardigt geen gegevens op wijkniveau over consulten; vra
 
 
 @pytest.fixture(scope="module")
-def story(ws: Any) -> Iterator[dict[str, Any]]:
+def story(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """The workspace with its web accounts, and one chromium trusting exactly its web certificates."""
-    require_browser()
+    require_browser()  # NB: before the workspace starts
+    ws = request.getfixturevalue("ws")
     t0 = time.perf_counter()
     logins = ws.logins or ws.start_web()
     print(f"\nweb accounts and listeners ready in {time.perf_counter() - t0:.1f} s")
