@@ -6,15 +6,26 @@ import logging
 import ssl
 import threading
 import time
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import httpx
 from fastapi import HTTPException, Request
 
-from .. import __version__
 from ..exceptions import WerkplaatsError
 from .messages import JobPayload, MessageError, PartState, ProgressReport
 from .pki import TLSFiles, pinned_context
+
+
+def _version() -> str:
+    """This installation's werkplaats version (the package root's ``__version__``, read from its metadata)."""
+    try:
+        return version("werkplaats")
+    except PackageNotFoundError:  # NB: run from a source tree that was never installed
+        return "unknown"
+
+
+VERSION = _version()
 
 
 class HubError(WerkplaatsError):
@@ -36,7 +47,7 @@ class Client:
         verify: Any = (pinned_context(tls, pin, url) if pin else tls.client_context()) if tls else True
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        headers["User-Agent"] = f"werkplaats/{__version__}"  # NB: the hub shows a node's version to its admin
+        headers["User-Agent"] = f"werkplaats/{VERSION}"  # NB: the hub shows a node's version to its admin
         self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout, headers=headers)
 
     def close(self) -> None:
