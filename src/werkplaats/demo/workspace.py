@@ -251,7 +251,8 @@ class LocalWorkspace:
                 self.tokens[f"steward-{o}"] = adm.post(
                     "/users", {"name": f"steward-{o}", "role": "steward", "organisation": o}
                 )["token"]
-                self.web_ports[f"ds-{o}"] = free_port(self.host(f"ds-{o}"))
+                nd = f"ds-{o}"  # NB: a fresh network namespace has every port free (and its address is not ours)
+                self.web_ports[nd] = random.randint(20_000, 31_999) if nd in self.netns else free_port(self.host(nd))
                 self.tokens[f"ds-{o}"] = adm.post(
                     "/nodes",
                     {"name": f"ds-{o}", "kind": "datastation", "organisation": o, "web_url": self.web_url(f"ds-{o}")},
