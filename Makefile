@@ -18,14 +18,14 @@ demo: setup  ## the main job: a whole workspace (hub, 3 engines, 4 datastations)
 	$(BIN)/werkplaats demo
 
 test: setup  ## ruff, mypy, then the whole test suite (MPC included)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 typecheck: setup
 	$(BIN)/mypy
