@@ -46,7 +46,7 @@ from .public import N_
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # NB: argon2 hashes any length; this only bounds the work a request can cause
 PENDING_MINUTES = 5  # NB: how long a password-checked browser may take to give its TOTP code
-TOTP_REQUIRED_HUB = ("admin", "privacy-officer")
+TOTP_REQUIRED_HUB = ("admin", "privacy-officer", "steward")  # NB: NEN 7510; stewards sign at their datastation
 ISSUER = "werkplaats"
 _PENDING = "pending:"  # NB: a TOTP secret shown at enrolment, not yet confirmed by a code
 
