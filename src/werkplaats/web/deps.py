@@ -15,14 +15,13 @@ request without the right one (403).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy.orm import Session
 
-from ..workspace.hub.core import Caller, Hub
+from ..workspace.hub.core import Caller
+from ..workspace.hub.deps import HubDep, SessionDep, get_hub, session  # NB: the API's own: app.state.hub
 
 COOKIE = "wp_session"  # NB: Secure, HttpOnly, SameSite=Strict; holds a random token, its hash is stored
 CSRF_FIELD = "csrf_token"
@@ -104,20 +103,20 @@ async def csrf_check(request: Request, user: UserDep) -> WebUser:
 
 CsrfDep = Annotated[WebUser, Depends(csrf_check)]
 
-
-def get_hub(request: Request) -> Hub:
-    """Return the hub the web app serves (hub app only)."""
-    hub: Hub = request.app.state.hub
-    return hub
-
-
-HubDep = Annotated[Hub, Depends(get_hub)]
-
-
-def session(hub: HubDep) -> Iterator[Session]:
-    """Yield a database session of the hub for one request."""
-    with hub.sessions() as s:
-        yield s
-
-
-SessionDep = Annotated[Session, Depends(session)]
+__all__ = [
+    "COOKIE",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "Accounts",
+    "CsrfDep",
+    "HubDep",
+    "LoginRequired",
+    "SessionDep",
+    "UserDep",
+    "WebUser",
+    "csrf_check",
+    "current_user",
+    "get_hub",
+    "require_role",
+    "session",
+]
