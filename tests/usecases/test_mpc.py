@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import werkplaats as wp
@@ -24,6 +25,7 @@ PLANS = {
     "waiting-list": lambda: uc.waiting_list(by=("gemeente", "leeftijdsgroep")),
     "care-stacking": lambda: uc.care_stacking(),
     "care-overlap": lambda: uc.care_overlap(),
+    "chronic-notifications": lambda: uc.chronic_notifications(2024, disease="COVID-19"),
 }
 
 
@@ -50,3 +52,21 @@ def test_template_mpc_equals_plain(small: LoadedRegion, cluster: LocalCluster, n
     )
     assert not frame_differences(mpc, plain)
     assert (~plain["suppressed"]).sum() > 0
+
+
+def test_chronic_notifications_counts_each_patient_once(small: LoadedRegion) -> None:
+    """Patients, the chronically ill, and who of them the GGD notified, per gemeente: as pandas counts them."""
+    exact = wp.DisclosureRules(cells_per_source=False, counts="exact")  # NB: rule 6's perturbation off
+    plan = uc.chronic_notifications(2024, disease="COVID-19")
+    got = wp.run_local(plan, small.tables, schemas=small.catalog, min_group_size=1, rules=exact)
+    m, p = small.tables["ggd/meldingen"], small.tables["huisartsen/patienten"]
+    day = pd.to_datetime(m["eerste_ziektedag"])
+    ill = set(m.loc[(m["ziekte"] == "COVID-19") & (day.dt.year == 2024), "bsn"])
+    p = p.assign(chronisch=p["chronische_aandoeningen"] >= 1, gemeld=p["bsn"].isin(ill))
+    p = p.assign(gemeld_chronisch=p["chronisch"] & p["gemeld"])
+    truth = p.groupby("gemeente")[["chronisch", "gemeld", "gemeld_chronisch"]].sum()
+    truth.insert(0, "n", p.groupby("gemeente").size())
+    got = got[got["gemeente"].notna()].set_index("gemeente")
+    assert len(got) == len(truth) and truth["gemeld"].sum() > 0
+    for col in truth:
+        assert got.loc[truth.index, col].fillna(0).astype(int).tolist() == truth[col].astype(int).tolist(), col

@@ -128,3 +128,16 @@ def test_choropleth_says_which_week_it_shows(wijken: dict[str, Any]) -> None:
     assert charts.choropleth(frame, wijken, "wijk", "n").period is None
     later = pd.concat([frame, pd.DataFrame({"wijk": [code], "week": [9], "n": [None], "suppressed": [True]})])
     assert charts.choropleth(later, wijken, "wijk", "n", time="week").period == 8  # NB: week 9 is all withheld
+
+
+def test_choropleth_without_a_released_number_has_no_colour_scale_legend(wijken: dict[str, Any]) -> None:
+    codes = [f["properties"]["code"] for f in wijken["features"]]
+    frame = pd.DataFrame({"wijk": codes[:-2], "n": [None] * (len(codes) - 2), "suppressed": [True] * (len(codes) - 2)})
+    c = charts.choropleth(frame, wijken, "wijk", "n", labels={"no_data": "geen gegevens"})
+    alt.LayerChart.from_dict(c.spec)
+    released, marked = c.spec["layer"]
+    assert released["encoding"]["color"]["legend"] is None  # NB: no "NaN" colour scale
+    assert marked["encoding"]["color"]["scale"]["domain"] == ["< 10", "geen gegevens"]  # NB: only the marks' legend
+    one = frame.assign(n=[12] + [None] * (len(frame) - 1), suppressed=[False] + [True] * (len(frame) - 1))
+    some = charts.choropleth(one, wijken, "wijk", "n")
+    assert some.spec["layer"][0]["encoding"]["color"]["legend"] == {"orient": "right"}

@@ -21,7 +21,7 @@ from .fall_risk import (
     region_age_structure,
     standard_from,
 )
-from .hotspots import early_warning, incidence, infection_hotspots, iso_year_bounds
+from .hotspots import chronic_notifications, early_warning, incidence, infection_hotspots, iso_year_bounds
 from .stacking import KINDS, care_overlap, care_stacking, overlap_table, stacking_table
 from .waiting import waiting_list
 
@@ -32,6 +32,7 @@ __all__ = [
     "calibration_by_tier",
     "care_overlap",
     "care_stacking",
+    "chronic_notifications",
     "decile_bins",
     "early_warning",
     "fall_admissions_by_gemeente",

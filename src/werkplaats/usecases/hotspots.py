@@ -193,3 +193,34 @@ def early_warning(
         out = out.merge(pop, on=level, how="left")
         out["per_100k"] = out["n"].astype(float) / out["inwoners"] * 100_000
     return out
+
+
+def chronic_notifications(year: int = 2024, *, disease: str = "influenza A", level: str = "gemeente") -> LazyFrame:
+    """Return the plan: per region, GP patients, the chronically ill, and who of them the GGD notified.
+
+    The risk group of a pandemic, counted where it lives, with the GGD's notifications of
+    ``disease`` (first day of illness in calendar ``year``) among them. It starts from the GP's
+    patient record (``huisartsen/patienten``: residence, ``chronisch`` = one or more chronic
+    conditions) and left-joins the persons the GGD notified that year, so every patient counts
+    once however often they were notified. Per ``level`` (gemeente or wijk):
+
+    - ``n``: registered patients; ``chronisch``: of them with a chronic condition;
+    - ``gemeld``: patients notified with ``disease``; ``gemeld_chronisch``: of those, the chronically ill.
+
+    Each is a count under the k rule. Notifications of people not registered with a GP of the
+    region are not counted (the GP record gives the residence and the condition).
+    """
+    if level not in LEVELS:
+        msg = f"level must be one of {LEVELS}, got {level!r}"
+        raise PlanError(msg)
+    first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    notified = (scan("ggd/meldingen")
+                .filter((col("ziekte") == disease) & col("eerste_ziektedag").is_between(first, last))
+                .group_by("bsn").agg(meldingen=count()))  # fmt: skip
+    patients = scan("huisartsen/patienten").select("bsn", level, chronisch=col("chronische_aandoeningen") >= 1)
+    gemeld = col("meldingen").fill_null(0) >= 1
+    return (patients.join(notified, on="bsn", how="left")
+            .with_columns(gemeld=gemeld, gemeld_chronisch=gemeld & col("chronisch"))
+            .group_by(level)
+            .agg(n=count(), chronisch=col("chronisch").sum(), gemeld=col("gemeld").sum(),
+                 gemeld_chronisch=col("gemeld_chronisch").sum()))  # fmt: skip

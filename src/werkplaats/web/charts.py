@@ -273,7 +273,8 @@ def choropleth(
             "properties.value:Q",
             title=value,
             scale=alt.Scale(scheme=SCHEME, zero=True),
-            legend=alt.Legend(orient="right"),
+            # NB: no number on the map (all suppressed or absent): no colour scale, its legend would read NaN
+            legend=alt.Legend(orient="right") if any(f["properties"]["value"] is not None for f in features) else None,
         ),
         tooltip=tooltip,
     )

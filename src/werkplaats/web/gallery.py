@@ -154,6 +154,15 @@ TEMPLATES: tuple[Template, ...] = (
         _hotspots,
     ),
     Template(
+        "chronic-notifications",
+        _("Chronically ill and notifications"),
+        _("GP patients with a chronic condition per municipality, and how many of them the GGD notified in a year."),
+        "Kwetsbare inwoners (chronisch zieken bij de huisarts) per gemeente in beeld brengen, en hoeveel van hen "
+        "de GGD een melding van de ziekte kreeg (pandemische paraatheid).",
+        (YEAR, DISEASE, LEVEL),
+        lambda year, disease, level: uc.chronic_notifications(year, disease=disease, level=level),
+    ),
+    Template(
         "early-warning",
         _("Incidence and early warning"),
         _("Weekly counts per municipality; with the year before they give incidence and early warnings."),
