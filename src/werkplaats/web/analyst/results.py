@@ -20,7 +20,8 @@ from ...workspace.hub.deps import request_by_id
 from ...workspace.hub.routes import requests as api
 from ...workspace.hub.schemas import ResultPublic
 from ..deps import SessionDep
-from ..i18n import negotiate
+from ..i18n import negotiate, translations
+from ..reasons import translate
 from ..render import render
 from .common import Scientist, gettext_of, pages
 
@@ -57,7 +58,8 @@ def table_rows(data: dict[str, Any], keys: tuple[str, ...], page: int, lang: str
             missing = v is None or (isinstance(v, float) and math.isnan(v))
             mark = "" if not missing or c in keys else "suppressed" if sup else "withheld"
             cells.append({"text": text(v, lang) if not missing else "", "mark": mark, "key": c in keys})
-        rows.append({"cells": cells, "reason": row.get("reason") or "", "suppressed": sup})
+        reason = translate(row.get("reason") or "", translations(lang).gettext)
+        rows.append({"cells": cells, "reason": reason, "suppressed": sup})
     return {"columns": shown, "keys": keys, "rows": rows, "p": p, "k": data["min_group_size"],
             "has_reason": "reason" in data["columns"]}  # fmt: skip
 
@@ -122,7 +124,8 @@ def _sheet_rows(request: Request, res: ResultPublic) -> tuple[list[str], list[li
     for row in res.rows:
         note = f"< {res.min_group_size}" if row.get("suppressed") else ""
         if row.get("reason"):
-            note = f"{note} ({row['reason']})" if note else str(row["reason"])
+            why = translate(str(row["reason"]), gettext)
+            note = f"{note} ({why})" if note else why
         out.append([row.get(c) for c in shown] + [note])
     return head, out
 
