@@ -5,7 +5,7 @@ each with its own HTTPS web listener. The story: an analyst submits a template t
 organisations (chronically ill GP patients and GGD notifications per gemeente), the GGD's steward
 reviews and approves it on the GGD datastation's own pages (keyboard only) and the huisartsen' steward
 on theirs, the analyst runs it and watches its progress, opens the result and downloads it, publishes
-a dashboard (a choropleth by gemeente with released, coloured values); an inzichtvrager opens it; the
+a dashboard (a choropleth by gemeente with released, coloured values) and a second one whose areas are mostly held back (marked, never a number below k); an inzichtvrager opens them; the
 huisartsen' steward rejects another request with a reason and the analyst reads why; the privacy
 officer finds all of it in the audit trail; the admin sees node health. axe-core (WCAG 2.1 A/AA)
 runs on every page visited, in Dutch, and on a set in English. Screenshots (docs/img/web-*.png) only
@@ -219,6 +219,23 @@ def test_the_story(story: dict[str, Any]) -> None:
     released = [c for c in cells if c.isdigit()]
     assert len(released) >= len(cells) // 2 > 0, cells  # NB: coloured areas, real numbers; "< 10" where withheld
     iv.check("dashboard")
+
+    # -- a second map of the same result: the notified among them, mostly below k; held-back areas are marked --
+    analist.goto(f"{hub}/dashboards/new?request={rid}")
+    page.fill("input[name=title]", "Gemelde chronisch zieken per gemeente, 2024")
+    page.fill("textarea[name=interpretation]", "Chronisch zieken die de GGD meldde; kleine aantallen zijn afgeschermd.")
+    page.select_option("select[name=chart]", "choropleth-gemeente")
+    page.select_option("select[name=key]", "gemeente")
+    page.select_option("select[name=value]", "gemeld_chronisch")
+    with page.expect_navigation():
+        page.locator("form[action='/dashboards'] [type=submit]").click()
+    did2 = _rid(page.url, "dashboards")
+    iv.goto(f"{hub}/dashboards/{did2}")
+    ip.locator("main svg, main canvas").first.wait_for()
+    cells = [c.strip() for c in ip.locator("main table").first.locator("tbody tr td:last-child").all_inner_texts()]
+    marked = [c for c in cells if not c.isdigit()]
+    assert marked and all(c in ("niet vrijgegeven", "< 10") for c in marked), cells  # NB: never a number below k
+    iv.check("", context="dashboard with held-back areas")
 
     # -- ... and asks a question about it, which the analyst reads ---------------------------------------
     iv.goto(f"{hub}/questions")
