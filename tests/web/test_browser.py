@@ -5,7 +5,8 @@ each with its own HTTPS web listener. The story: an analyst submits a template t
 organisations (chronically ill GP patients and GGD notifications per gemeente), the GGD's steward
 reviews and approves it on the GGD datastation's own pages (keyboard only) and the huisartsen' steward
 on theirs, the analyst runs it and watches its progress, opens the result and downloads it, publishes
-a dashboard (a choropleth by gemeente with released, coloured values) and a second one whose areas are mostly held back (marked, never a number below k); an inzichtvrager opens them; the
+a dashboard (a choropleth by gemeente with released, coloured values) and a second one whose areas
+are mostly held back (marked, never a number below k); an inzichtvrager opens them; the
 huisartsen' steward rejects another request with a reason and the analyst reads why; the privacy
 officer finds all of it in the audit trail; the admin sees node health. axe-core (WCAG 2.1 A/AA)
 runs on every page visited, in Dutch, and on a set in English. Screenshots (docs/img/web-*.png) only
