@@ -33,7 +33,7 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, create_engine, delete, event, select
+from sqlalchemy import Boolean, String, create_engine, delete, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ..exceptions import WerkplaatsError
@@ -499,34 +499,18 @@ class _StationBase(DeclarativeBase):
     pass
 
 
-class StationAccount(_StationBase):
+class StationAccount(db.WebAccountColumns, _StationBase):
     """A steward's login at a datastation (the columns of db.WebAccount, with the name itself)."""
 
     __tablename__ = "web_accounts"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(200))
-    totp_secret: Mapped[str] = mapped_column(String(64), default="")
-    totp_required: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    last_totp_step: Mapped[int] = mapped_column(Integer, default=0)
-    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=db.utcnow)
-    last_login: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    totp_required: Mapped[bool] = mapped_column(Boolean, default=True)  # NB: every steward
 
 
-class StationSession(_StationBase):
+class StationSession(db.WebSessionColumns, _StationBase):
     """A steward's browser session at a datastation (the columns of db.WebSession)."""
 
     __tablename__ = "web_sessions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    csrf: Mapped[str] = mapped_column(String(64))
-    second_factor: Mapped[bool] = mapped_column(Boolean, default=False)
-    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=db.utcnow)
-    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=db.utcnow)
-    expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 def station_store(station: Any, cfg: WebConfig) -> Path:

@@ -251,16 +251,10 @@ class RegisteredTable(Base):
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class WebAccount(Base):
-    """A user's login to the web application: an argon2id password hash, a TOTP secret, lockout state.
+class WebAccountColumns:
+    """The columns of a web login: argon2id password hash, TOTP secret, lockout state (hub and datastation alike)."""
 
-    One per user at most; the user (role, organisation, API token) stays in ``users``. The hub's
-    web accounts live here; a datastation keeps its stewards' accounts in its own store.
-    """
-
-    __tablename__ = "web_accounts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))  # NB: argon2id, in its PHC string form
     totp_secret: Mapped[str] = mapped_column(String(64), default="")  # NB: base32; "" until enrolled
     totp_required: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -271,10 +265,9 @@ class WebAccount(Base):
     last_login: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class WebSession(Base):
-    """A logged-in browser: the hash of its cookie's token, its CSRF token, when it expires."""
+class WebSessionColumns:
+    """The columns of a logged-in browser: the hash of its cookie's token, its CSRF token, when it expires."""
 
-    __tablename__ = "web_sessions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -283,6 +276,23 @@ class WebSession(Base):
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebAccount(WebAccountColumns, Base):
+    """A user's login to the web application (one per user at most).
+
+    The user (role, organisation, API token) stays in ``users``. The hub's web accounts live here; a
+    datastation keeps its stewards' accounts in its own store, with the same columns.
+    """
+
+    __tablename__ = "web_accounts"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+
+
+class WebSession(WebSessionColumns, Base):
+    """A logged-in browser at the hub."""
+
+    __tablename__ = "web_sessions"
 
 
 class Dashboard(Base):
