@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..compile.analyze import Analysis
 from ..compile.layout import Slot
+from ..compile.order import order_rows
 from ..plan.types import column_dtype, date_part_domain
 
 
@@ -62,7 +63,7 @@ def encode(a: Analysis, dataset: str, df: pd.DataFrame, slots: list[Slot]) -> li
             arr = _date_part(col, s.encoding, t.years)
         assert arr.shape == s.shape, (s, arr.shape)
         out.append(arr.astype(s.dtype))
-    return out
+    return order_rows(a, dataset, [s for s in slots if s.dataset == dataset], out)
 
 
 def _date_part(col: pd.Series, enc: str, years: tuple[int, int] | None) -> np.ndarray:
