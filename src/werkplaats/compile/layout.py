@@ -6,8 +6,13 @@ alone, so the data owners (who encode and share the arrays, `werkplaats.mpc.enco
 the parties (who compile the program over them) and the result receiver agree without
 talking.
 
+With ``bucketed=True`` (issue 13, `werkplaats.compile.staged`) the row counts are the padded
+bucket sizes and every dataset's slots begin with its row-validity slot ``(dataset, ROW, "ok")``:
+1 for a real row, 0 for a padding row, which becomes the dataset's row mask.
+
 Security model: everything here is public metadata — the plan, the schemas with their
-code lists and date ranges, and the row counts. No value of any table is read.
+code lists and date ranges, and the row counts (with buckets: the padded sizes). No value
+of any table is read.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
 from .analyze import Analysis
+
+ROW = "__row"  # NB: the column name of a bucket's row-validity slot (never a catalog column: names are identifiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +81,11 @@ def _merged_sources(plans: list[n.Plan]) -> list[n.Source]:
     return [n.Source(ds, tuple(used)) for ds, used in cols.items()]
 
 
-def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
-    """Return every input array of the MPC program, in order (of the datasets in rows)."""
+def layout(a: Analysis, rows: dict[str, int], *, bucketed: bool = False) -> list[Slot]:
+    """Return every input array of the MPC program, in order (of the datasets in rows).
+
+    bucketed: rows are the padded bucket sizes, and each dataset's slots begin with its ROW slot.
+    """
     plans = [a.plan, *(r.analysis.plan for r in a.register)]  # NB: rule 9 reads what registered results read
     parts: dict[str, set[str]] = {}
     grouped: set[str] = set()
@@ -89,6 +99,8 @@ def layout(a: Analysis, rows: dict[str, int]) -> list[Slot]:
             continue  # NB: an owner lays out only its own datasets
         real = rows[src.dataset]
         nrow = max(real, 1)  # NB: SPU cannot reduce empty arrays; the row count is public anyway
+        if bucketed:
+            slots.append(Slot(src.dataset, ROW, "ok", (nrow,), "int64", real))
         for col in src.columns or ():
             t = column_dtype(a.catalog[src.dataset].column(col))
 

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analyze import Analysis
+from .layout import ROW as ROW
 from .layout import Slot
 
-ROW = "__row"  # NB: the column name of a bucket's row-validity slot (never a catalog column: names are identifiers)
 COMBINE_OPS = ("add", "min", "max")  # and "top:N"
 
 
