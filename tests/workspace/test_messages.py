@@ -30,7 +30,7 @@ WIRE: dict[type[m.Message], dict[str, Any]] = {
                            "at": "2025-01-02T03:04:05.678901+00:00"},
     m.ShareHeader: {"v": 1, "job": 7, "dataset": "ggd/meldingen", "organisation": "ggd", "rows": 1234,
                     "share_blobs": [3, 3], "digest": "d" * 64, "plan_hash": "a" * 64, "schema_sha256": "e" * 64,
-                    "rules_sha256": "f" * 64, "signature": "c2ln"},
+                    "rules_sha256": "f" * 64, "bucket": None, "buckets": 0, "signature": "c2ln"},
     m.ResultShare: {"v": 1, "share_blobs": [2, 2, 2]},
 }  # fmt: skip
 WIRE[m.Contribution] = {"v": 1, "record": WIRE[m.ContributionRecord], "signature": "c2ln"}
@@ -50,6 +50,7 @@ WIRE[m.JobPayload] = {
             "job": "5",
         }
     ],
+    "buckets": {"count": 4, "key_version": 2},
 }
 WIRE[m.JobStatus] = {**WIRE[m.JobStatus], "audit_head": WIRE[m.AuditHead]}
 WIRE[m.NothingSentRecord] = {"v": 1, "kind": "werkplaats-nothing-sent/v1", "organisation": "ggd", "job": 7,
@@ -123,6 +124,18 @@ def test_the_share_signature_covers_every_other_field() -> None:
     part = header.signed_part()
     assert "signature" not in part and set(part) == set(WIRE[m.ShareHeader]) - {"signature"}
     assert part["v"] == 1
+
+
+def test_a_bucketed_share_names_its_bucket_and_a_bucket_plan_is_checked() -> None:
+    header = m.ShareHeader.from_dict(WIRE[m.ShareHeader] | {"bucket": 3, "buckets": 4})
+    assert header.signed_part()["bucket"] == 3 and header.signed_part()["buckets"] == 4
+    with pytest.raises(m.MessageError, match="share header: bucket"):
+        m.ShareHeader.from_dict(WIRE[m.ShareHeader] | {"bucket": -1, "buckets": 4})
+    with pytest.raises(m.MessageError, match="job payload: buckets.count"):
+        m.JobPayload.from_dict(WIRE[m.JobPayload] | {"buckets": {"count": 1, "key_version": 1}})
+    with pytest.raises(m.MessageError, match="job payload: buckets.key_version"):
+        m.JobPayload.from_dict(WIRE[m.JobPayload] | {"buckets": {"count": 2, "key_version": 0}})
+    assert m.JobPayload.from_dict(WIRE[m.JobPayload] | {"buckets": None}).buckets is None
 
 
 def test_job_states_are_the_strings_of_the_database() -> None:

@@ -32,6 +32,7 @@ def _hub(config: Path) -> Any:
         share_timeout_s=cfg.share_timeout_s,
         approval_limits=cfg.approval_limits,
         disclosure=cfg.disclosure,
+        jobs=cfg.jobs,
     )
 
 

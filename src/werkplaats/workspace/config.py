@@ -15,6 +15,11 @@ hub.toml::
     counts = "perturb"                    #   (docs/disclosure.md; they can only make the defaults stricter,
     [disclosure.covid-2025]               #   or choose counts = "round") and per collaboration, by name
     dominance_pct = 80.0
+    [jobs]                                # how jobs run (issue 13: bucketed execution)
+    memory_budget_gb = 2.0                #   the memory one MPC party may use for a job; above it, buckets
+    buckets = 0                           #   0: as the budget asks; N (a power of two): at least N buckets
+    [jobs.covid-2025]                     #   and per collaboration, by name
+    memory_budget_gb = 4.0
     [tls]
     ca = "pki/ca.crt"
     cert = "pki/hub.crt"
@@ -38,6 +43,8 @@ datastation.toml::
     party = 0
     url = "https://127.0.0.1:8410"
     spki_sha256 = "..."                   # `werkplaats pki fingerprint engine0.crt`
+    [organisations]                       # the other organisations' signing keys, pinned: they check the
+    ziekenhuis = "..."                    #   collaboration's bucket key (docs/workspace.md, "Bucket key")
     [[datasets]]
     name = "ggd/meldingen"
     source = "region/ggd/meldingen.csv"   # .csv, .parquet, a DuckDB file, or postgresql://...
@@ -60,7 +67,8 @@ engine.toml::
     mpc = "127.0.0.1:8420"                # brpc link to the two peers (TLS)
     state_dir = "state/engine0"
     hub_key_file = "keys/hub.pub"         # the hub's public audit key, pinned (or hub_key = "...")
-    max_share_mb = 512                    # the largest share message the inbox takes (413 above it)
+    max_share_mb = 512                    # the largest share message (one bucket's, when bucketed) it takes
+    memory_budget_gb = 2.0                # a job whose party would need more (per bucket) is refused
     share_timeout_s = 600                 # a job whose shares do not all arrive in time fails
     [tls] ...
     [link]                                # this engine's self-signed certificate for its MPC links
@@ -212,6 +220,7 @@ class HubConfig:
     approval_limits: ApprovalLimits = field(default_factory=ApprovalLimits)  # NB: the most an approval may grant
     disclosure: dict[str, Any] = field(default_factory=dict)  # NB: [disclosure]: settings; a table per collaboration
     web: WebConfig | None = None  # NB: [web]: the web application's listener
+    jobs: dict[str, Any] = field(default_factory=dict)  # NB: [jobs]: budget, buckets; per collaboration
 
     @classmethod
     def load(cls, path: str | Path) -> HubConfig:
@@ -233,6 +242,7 @@ class HubConfig:
             _approval_limits(h, f"{path} [hub]"),
             _disclosure(doc, f"{path} [disclosure]"),
             _web(base, doc, str(path)),
+            _jobs(doc, f"{path} [jobs]"),
         )
 
 
@@ -254,6 +264,39 @@ def _disclosure(doc: dict[str, Any], where: str) -> dict[str, Any]:
     except PlanError as e:
         raise ConfigError(str(e)) from None
     return table
+
+
+JOB_SETTINGS = {"memory_budget_gb": 2.0, "buckets": 0}  # NB: [jobs] and their defaults
+
+
+def _jobs(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """Read and check the hub's [jobs] table: the memory budget per party and a bucket count, per collaboration too."""
+    table = doc.get("jobs", {})
+    if not isinstance(table, dict):
+        msg = f"{where}: must be a table (memory_budget_gb, buckets)"
+        raise ConfigError(msg)
+    for name, v in table.items():
+        if isinstance(v, dict):
+            _jobs({"jobs": {k: x for k, x in v.items() if not isinstance(x, dict)}}, f"{where[:-1]}.{name}]")
+            continue
+        if name not in JOB_SETTINGS:
+            msg = f"{where}: unknown setting {name!r} (known: {', '.join(JOB_SETTINGS)})"
+            raise ConfigError(msg)
+        if name == "memory_budget_gb" and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
+            msg = f"{where}: memory_budget_gb must be a positive number of gigabytes"
+            raise ConfigError(msg)
+        if name == "buckets" and (isinstance(v, bool) or not isinstance(v, int) or v < 0 or v & (v - 1)):
+            msg = f"{where}: buckets must be 0 (as the memory budget asks) or a power of two"
+            raise ConfigError(msg)
+    return table
+
+
+def job_settings(jobs: dict[str, Any], collaboration: str) -> tuple[float, int]:
+    """Return a collaboration's (memory_budget_gb, buckets): the defaults, then [jobs], then [jobs.<collaboration>]."""
+    common = {k: v for k, v in jobs.items() if not isinstance(v, dict)}
+    own = jobs.get(collaboration, {})
+    got = {**JOB_SETTINGS, **common, **(own if isinstance(own, dict) else {})}
+    return float(got["memory_budget_gb"]), int(got["buckets"])
 
 
 @dataclass
@@ -332,6 +375,7 @@ class DatastationConfig:
     hub_key: str = ""  # NB: the hub's public audit key, pinned at setup: signed chain heads are checked with it
     approval_limits: ApprovalLimits = field(default_factory=ApprovalLimits)  # NB: the most a steward may sign
     web: WebConfig | None = None  # NB: [web]: the stewards' pages
+    organisations: dict[str, str] = field(default_factory=dict)  # NB: [organisations]: pinned keys (bucket keys)
 
     @classmethod
     def load(cls, path: str | Path) -> DatastationConfig:
@@ -379,6 +423,7 @@ class DatastationConfig:
             hub_key=_hub_key(base, d, where),
             approval_limits=_approval_limits(d, where),
             web=_web(base, doc, str(path)),
+            organisations=_organisation_keys(doc, str(path)),
         )
 
 
@@ -402,6 +447,7 @@ class EngineConfig:
     max_share_bytes: int = 512 << 20
     share_timeout_s: float = 600.0
     hub_key: str = ""  # NB: the hub's public audit key, pinned at setup: signed chain heads are checked with it
+    memory_budget_gb: float = 2.0  # NB: a job whose party would need more than this (per bucket) is refused
 
     @classmethod
     def load(cls, path: str | Path, party: int | None = None) -> EngineConfig:
@@ -432,7 +478,16 @@ class EngineConfig:
             int(float(e.get("max_share_mb", 512)) * (1 << 20)),
             float(e.get("share_timeout_s", 600.0)),
             hub_key=_hub_key(base, e, where),
+            memory_budget_gb=_budget(e.get("memory_budget_gb", 2.0), where),
         )
+
+
+def _budget(v: Any, where: str) -> float:
+    """Return a memory budget in gigabytes, or raise ConfigError."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        msg = f"{where}: memory_budget_gb must be a positive number of gigabytes"
+        raise ConfigError(msg)
+    return float(v)
 
 
 def _link(base: Path, doc: dict[str, Any], where: str) -> tuple[Path, Path]:

@@ -10,7 +10,8 @@ Who sends what (HTTPS with mutual TLS throughout)::
                                  (a ContributionRecord signed by the organisation, before any share is sent)
     datastation → hub           NothingSent      POST /api/v1/node/jobs/{job}/nothing-sent
                                  (it withdraws its contribution: no share left; signed by the organisation)
-    datastation → engine        ShareHeader      POST /jobs/{job}/shares      (+ the shares, framed)
+    datastation → engine        ShareHeader      POST /jobs/{job}/shares      (+ the shares, framed;
+                                 in a bucketed job one message per dataset and bucket)
     engine → hub                ResultShare      POST /api/v1/node/jobs/{job}/result-share (+ framed)
 
 Framed messages (`pack`/`unpack`) are a `werkplaats.mpc.wire` frame: a JSON header and
@@ -34,7 +35,7 @@ import io
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..exceptions import WerkplaatsError
 from ..mpc import wire
@@ -169,6 +170,20 @@ class EngineAddress(BaseModel):
     mpc: str
 
 
+class BucketPlan(BaseModel):
+    """How a job's rows are split (issue 13): ``count`` buckets by the collaboration's bucket key ``key_version``.
+
+    The hub decides it at job creation from public metadata only (the plan, the catalog's rounded
+    row counts, its memory budget); every owner splits its rows with the same key version, so that
+    a person lands in the same bucket of every table (`werkplaats.mpc.buckets`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    count: int = Field(ge=2)
+    key_version: int = Field(ge=1)
+
+
 class JobPayload(Message):
     """A job as the hub hands it to datastations and engines: the checked plan, approvals, keys, engines.
 
@@ -195,6 +210,7 @@ class JobPayload(Message):
     rules: dict[str, Any] = {}  # NB: the collaboration's disclosure settings (workspace.jobs.job_rules applies them)
     # NB: rule 9: the collaboration's released tables of the same rows (compile/register.RegisterEntry.to_dict)
     registered: list[dict[str, Any]] = []
+    buckets: BucketPlan | None = None  # NB: None: one program over whole tables (unbucketed, as before issue 13)
 
     def organisations(self) -> list[str]:
         """The organisations whose data the job reads, sorted."""
@@ -278,6 +294,8 @@ class ShareHeader(Message):
 
     ``share_blobs`` is the blob count of each share (slot) that follows; ``digest`` the
     SHA-256 of all blobs. The signature covers every other field (`signed_part`).
+    In a bucketed job (`JobPayload.buckets`) one message carries one bucket: ``bucket`` is its
+    index, ``buckets`` the job's count and ``rows`` the dataset's public padded bucket size.
     """
 
     NAME: ClassVar[str] = "share header"
@@ -291,6 +309,8 @@ class ShareHeader(Message):
     plan_hash: str
     schema_sha256: str  # NB: of the dataset's schema as the job gives it (its rules and ranges): engines compare
     rules_sha256: str  # NB: of the job's disclosure settings as the datastation saw them: engines compare
+    bucket: int | None = Field(default=None, ge=0)  # NB: None: the whole table (an unbucketed job)
+    buckets: int = Field(default=0, ge=0)  # NB: the job's bucket count; 0 when unbucketed
     signature: str = ""
 
     def signed_part(self) -> dict[str, Any]:

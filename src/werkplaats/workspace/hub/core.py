@@ -53,6 +53,7 @@ class Hub:
         share_timeout_s: float = SHARE_TIMEOUT_S,
         approval_limits: ApprovalLimits | None = None,
         disclosure: dict[str, Any] | None = None,
+        jobs: dict[str, Any] | None = None,
     ) -> None:
         self.engine = make_engine(database)
         db.migrate(self.engine)
@@ -64,6 +65,7 @@ class Hub:
         self.share_timeout_s = share_timeout_s  # NB: a datastation that has not sent by then fails the job
         self.approval_limits = approval_limits or ApprovalLimits()  # NB: the most an approval it records may grant
         self.disclosure = disclosure or {}  # NB: hub.toml's [disclosure]: settings, and a table per collaboration
+        self.jobs = jobs or {}  # NB: hub.toml's [jobs]: memory_budget_gb, buckets, and a table per collaboration
         self.result_shares: dict[int, dict[int, list[Any]]] = {}  # NB: job → party → output shares
         self.lock = threading.Lock()
         self.audit_lock = threading.Lock()
