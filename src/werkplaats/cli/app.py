@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import audit, bench, compare, datastation, demo, engine, hub, pki, plan, request, rules, synth
+from . import audit, bench, bucketkey, compare, datastation, demo, engine, hub, pki, plan, request, rules, synth
 
 app = typer.Typer(
     name="werkplaats",
@@ -19,6 +19,7 @@ app.command("synth")(synth.synth)
 app.add_typer(plan.app, name="plan")
 app.add_typer(pki.app, name="pki")
 app.add_typer(hub.app, name="hub")
+datastation.app.add_typer(bucketkey.app, name="bucket-key")
 app.add_typer(datastation.app, name="datastation")
 app.add_typer(engine.app, name="engine")
 app.add_typer(audit.app, name="audit")

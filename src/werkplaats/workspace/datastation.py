@@ -125,6 +125,9 @@ class Datastation(StewardDesk):
             )
             self.hub.put(f"/datasets/{org}/{table}", entry)
             done.append(name)
+        from .bucketkey import BucketKeys  # NB: its encryption key too: bucket keys are sealed to it
+
+        BucketKeys.for_station(self).publish_encryption_key()
         return done
 
     # -- jobs --------------------------------------------------------------------------

@@ -251,6 +251,36 @@ class RegisteredTable(Base):
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class EncryptionKey(Base):
+    """A datastation's published X25519 encryption key, signed by its organisation (bucket keys are sealed to it)."""
+
+    __tablename__ = "encryption_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), unique=True)
+    public_key: Mapped[str] = mapped_column(String(64))  # NB: raw X25519, base64: public
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # NB: bucketkey.signed_encryption_key's record
+    signature: Mapped[str] = mapped_column(String(200))
+    published: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BucketKeySet(Base):
+    """One version of a collaboration's bucket key as ciphertext: the creator's signed manifest and the envelopes.
+
+    The hub cannot open an envelope (each is sealed to one member datastation's encryption key).
+    """
+
+    __tablename__ = "bucket_keys"
+    __table_args__ = (UniqueConstraint("collaboration_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collaboration_id: Mapped[int] = mapped_column(ForeignKey("collaborations.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    creator: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)  # NB: bucketkey.key_set's manifest, signed
+    signature: Mapped[str] = mapped_column(String(200))
+    envelopes: Mapped[dict[str, Any]] = mapped_column(JSON)  # NB: organisation → its envelope (base64)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class WebAccountColumns:
     """The columns of a web login: argon2id password hash, TOTP secret, lockout state (hub and datastation alike)."""
 

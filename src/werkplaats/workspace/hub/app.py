@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from .core import Hub
 from .lifecycle import fail_interrupted, fail_late_datastations, fail_silent_engines
-from .routes import API, admin, audit, catalog, health, jobs, requests
+from .routes import API, admin, audit, bucketkeys, catalog, health, jobs, requests
 
 log = logging.getLogger("werkplaats.hub")
 
@@ -45,7 +45,7 @@ def create_app(hub: Hub) -> FastAPI:
     app = FastAPI(title="werkplaats hub", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.hub = hub
     app.include_router(health.router)
-    for r in (admin, catalog, requests, jobs, audit):
+    for r in (admin, catalog, requests, jobs, audit, bucketkeys):
         app.include_router(r.router, prefix=API)
     return app
 
