@@ -42,6 +42,7 @@ SMALL_CATEGORY = 13  # a category of a binary outcome or of a binary/categorical
 NOT_CONVERGED = 14  # the fit did not converge in the fixed number of iterations (e.g. separation)
 SINGULAR = 15  # the predictors are (nearly) collinear: the model is not identified
 LEVERAGE = 16  # a row's leverage or share of the outcome is 1/(k-1) or more: fewer than k rows determine it
+UNSORTED = 17  # an input a merge join needs sorted by its owner was not (compile/kernels/merge.py): nothing is released
 
 REASONS = {
     FEW_VALUES: "fewer than {k} values (or a count below {k})",
@@ -60,6 +61,7 @@ REASONS = {
     NOT_CONVERGED: "the model did not converge (e.g. a predictor separates the outcome perfectly)",
     SINGULAR: "the predictors are collinear: the model cannot be estimated",
     LEVERAGE: "fewer than {k} rows determine part of the model (a row's leverage or share of the outcome; model check)",
+    UNSORTED: "a data owner's rows did not arrive sorted on the join key as the plan requires (check its software)",
 }
 
 
