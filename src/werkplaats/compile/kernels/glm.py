@@ -28,17 +28,22 @@ zeroed unless every check passes (compile/spu.withhold_whole), are revealed.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from ...plan import nodes as n
 from ...result import LEVERAGE, NOT_CONVERGED, RESIDUAL_DF, SINGULAR, SMALL_CATEGORY, TOO_MANY_PARAMETERS
 from ..analyze import Analysis
+from ..models import MAX_ROW_BITS, BucketReader, Pass, run_passes, stage_list
 from ..models import glm as model
+from ..staged import Leaf
 from .core import F64, I64, SCol, SFrame, b2i, ratio, select, tree_reduce, wide_sqrt
 from .expr import align, str_ok
+
+if TYPE_CHECKING:
+    from ..staged import Stage
 
 ETA_LIMIT = 40.0  # |η| is clamped here inside the MPC (e^40 fits the fixed point; a fit this far is not converged)
 VAR_FLOOR = model.CONSTANT_SD**2  # a variance below this counts as constant (2^-36: the plain check sd < 2^-18)
@@ -149,47 +154,165 @@ def inverse_spd(A: Any) -> tuple[Any, Any, Any]:
     return X, jnp.stack(pivots) * diag, r
 
 
-# --- the fit ----------------------------------------------------------------------------
+# --- the fit, as passes over the rows (models/__init__.py: Pass) --------------------------
 
 
-def fit_arrays(X: Any, y: Any, off: Any, u: Any, family: str, iters: int) -> dict[str, Any]:
-    """Fit a GLM on raw secret arrays: X (rows × q, the non-intercept terms), y, off (rows), u (0/1 used rows).
+@dataclass
+class Rows:
+    """A frame's (or one bucket's) model rows: X (rows × q, the non-intercept terms), y, offset, used (0/1 int).
 
-    Returns secret scalars and vectors: n, beta, se, deviance, null_deviance, llf, scale, iterations,
-    converged, constant (any term constant), smallest (the smallest pivot of A/n), b (standardised).
+    cats: the 0/1 int columns whose counts the SMALL_CATEGORY check needs (`small_groups` order);
+    Z: the standardised design (rows × p, zero on unused rows) once a pass's prep has made it.
     """
-    q = X.shape[1]
-    p = q + 1
-    uf = u.astype(F64)
-    nobs = u.sum()
-    mean = ratio((X * uf[:, None]).sum(axis=0), nobs)
-    D = (X - mean[None, :]) * uf[:, None]
-    var = ratio((D * D).sum(axis=0), nobs)
-    constant = b2i(var < VAR_FLOOR)
-    inv_s = _rsqrt(jnp.maximum(var, VAR_FLOOR))
-    Z = jnp.concatenate([uf[:, None], D * inv_s[None, :]], axis=1)
-    yu = y * uf
-    off = off * uf
 
-    # The start: the intercept-only fit, closed form for canonical links (also the null deviance's model).
-    ybar = ratio(yu.sum(), nobs)
-    if family == "gaussian":
-        b0 = ybar
-    elif family == "binomial":
-        q1 = jnp.clip(ybar, 1e-9, 1 - 1e-9)
-        b0 = _log(q1) - _log(1.0 - q1)
-    else:
-        ebar = ratio((_exp(off) * uf).sum(), nobs)
-        b0 = _log(jnp.maximum(ybar, 1e-9)) - _log(jnp.maximum(ebar, 1e-9))
-    b = jnp.zeros((p,), dtype=F64).at[0].set(b0)
-    ylogy = yu * _log(jnp.maximum(y, 1.0), 0, 60) if family == "poisson" else None
+    X: Any
+    y: Any
+    off: Any
+    u: Any
+    cats: list[Any]
+    Z: Any = None
 
-    def evaluate(b: Any) -> tuple[Any, Any, Any, Any]:
-        """Return (η, μ, the weights, the deviance) at b, on the used rows (zeros elsewhere)."""
-        eta = (Z @ b + off) * uf
+
+class GlmState(NamedTuple):
+    """What one pass hands the next (every field secret; the shapes follow from p, public)."""
+
+    nobs: Any  # int: the used rows
+    sy: Any  # Σ y over the used rows
+    ybar: Any
+    mean: Any  # (q,): the terms' means
+    inv_s: Any  # (q,): 1 / their population sd
+    constant: Any  # int 0/1: some term is constant
+    ss: Any  # Σ (y - ybar)² (the outcome's share in the LEVERAGE check)
+    small: Any  # int 0/1: SMALL_CATEGORY passes
+    sylogy: Any  # poisson: Σ y log y
+    slgamma: Any  # poisson: Σ log(y!)
+    Ginv: Any  # (p, p), rG (p,): the design's (Z'Z) scaled inverse for the leverage (not gaussian: its last A is Z'Z)
+    rG: Any
+    b: Any  # (p,): the standardised coefficients
+    dev: Any  # the deviance at the previous b
+    null_dev: Any
+    smallest: Any  # the smallest LDL' pivot of A over the solves
+    Ainv: Any  # (p, p), r (p,): the last solve's scaled inverse and its Jacobi scale
+    r: Any
+    t: Any  # solves done (float)
+    started: Any  # int 0/1: a deviance has been evaluated
+    first: Any  # the first step at which the convergence rule held (float)
+    found: Any  # int 0/1
+    conv: Any  # int 0/1: the rule held at the last evaluation
+
+
+def small_groups(a: Analysis) -> list[tuple[str, list[int]]]:
+    """Return the SMALL_CATEGORY check's groups (public): ("both", [one column]) or ("codes", [dummy columns]).
+
+    "both": a 0/1 column whose ones and zeros each need k rows (a binomial outcome, a bool predictor);
+    "codes": a categorical's dummies, each and the reference (the rest) needing k rows. Indices count `Rows.cats`.
+    """
+    node = a.plan.root
+    assert isinstance(node, n.Glm)
+    out: list[tuple[str, list[int]]] = []
+    i = 0
+    if node.family == "binomial":
+        out.append(("both", [i]))
+        i += 1
+    codes: dict[str, list[int]] = {}
+    for t in model.terms(a)[1:]:
+        if t.kind == "bool":
+            out.append(("both", [i]))
+            i += 1
+        elif t.kind == "dummy":
+            assert t.column is not None
+            codes.setdefault(t.column, []).append(i)
+            i += 1
+    return out + [("codes", idx) for idx in codes.values()]
+
+
+def glm_passes(a: Analysis) -> list[Pass]:
+    """Return the model's passes: moments, spread, the IRLS steps (one repeated pass), the final statistics."""
+    node = a.plan.root
+    assert isinstance(node, n.Glm)
+    family, iters, k, rules = node.family, model.ITERS[node.family], a.plan.min_group_size, a.rules
+    p = len(model.terms(a))
+    q = p - 1
+    groups = small_groups(a)
+    ncat = sum(len(idx) for _, idx in groups)
+    bits = MAX_ROW_BITS
+
+    def moments(rows: Rows, _: Any) -> list[Any]:
+        uf = rows.u.astype(F64)
+        yu = rows.y * uf
+        counts = jnp.stack([rows.u.sum(), *((c.astype(I64) * rows.u).sum() for c in rows.cats)])
+        if family == "poisson":
+            sexp = (_exp(rows.off * uf) * uf).sum()
+            sylogy = (yu * _log(jnp.maximum(rows.y, 1.0), 0, 60)).sum()
+            pois = jnp.stack([sexp, sylogy, (_lgamma1(rows.y) * uf).sum()])
+        else:
+            pois = jnp.zeros((3,), dtype=F64) + yu.sum() * 0.0
+        return [counts, (rows.X * uf[:, None]).sum(axis=0), yu.sum(), pois]
+
+    def after_moments(acc: list[Any], _: Any) -> GlmState:
+        counts, sx, sy, pois = acc
+        nobs = counts[0]
+        ybar = ratio(sy, nobs, bits)
+        # The start: the intercept-only fit, closed form for canonical links (also the null deviance's model).
+        if family == "gaussian":
+            b0 = ybar
+        elif family == "binomial":
+            q1 = jnp.clip(ybar, 1e-9, 1 - 1e-9)
+            b0 = _log(q1) - _log(1.0 - q1)
+        else:
+            ebar = ratio(pois[0], nobs, bits)
+            b0 = _log(jnp.maximum(ybar, 1e-9)) - _log(jnp.maximum(ebar, 1e-9))
+        small: Any = jnp.ones((), dtype=I64) + nobs * 0
+        for _, idx in groups:
+            cs = [counts[1 + i] for i in idx]
+            for c in cs:
+                small = small * b2i(c >= k)
+            small = small * b2i(nobs - sum(cs) >= k)  # NB: a 0/1 column's zeros; a categorical's reference
+        zi = nobs * 0
+        zf = zi.astype(F64)
+        return GlmState(
+            nobs=nobs, sy=sy, ybar=ybar, mean=ratio(sx, nobs, bits), inv_s=jnp.zeros((q,), F64) + zf, constant=zi,
+            ss=zf, small=small, sylogy=pois[1], slgamma=pois[2], Ginv=jnp.zeros((p, p), F64) + zf,
+            rG=jnp.ones((p,), F64) + zf, b=(jnp.zeros((p,), dtype=F64) + zf).at[0].set(b0), dev=zf, null_dev=zf,
+            smallest=zf + 2.0**60, Ainv=jnp.zeros((p, p), F64) + zf, r=jnp.ones((p,), F64) + zf, t=zf, started=zi,
+            first=zf + float(iters), found=zi, conv=zi,
+        )  # fmt: skip
+
+    def spread(rows: Rows, st: GlmState) -> list[Any]:
+        uf = rows.u.astype(F64)
+        D = (rows.X - st.mean[None, :]) * uf[:, None]
+        dy = (rows.y - st.ybar) * uf
+        out = [(D * D).sum(axis=0), (dy * dy).sum()]
+        return out if family == "gaussian" else [*out, D.T @ D, D.sum(axis=0)]
+
+    def after_spread(acc: list[Any], st: GlmState) -> GlmState:
+        var = ratio(acc[0], st.nobs, bits)
+        inv_s = _rsqrt(jnp.maximum(var, VAR_FLOOR))
+        st = st._replace(inv_s=inv_s, constant=b2i(b2i(var < VAR_FLOOR).sum() > 0), ss=acc[1])
+        if family == "gaussian":
+            return st
+        DD, sD = acc[2], acc[3]
+        zs = sD * inv_s
+        top = jnp.concatenate([st.nobs.astype(F64)[None], zs])
+        ZZ = jnp.concatenate([top[None, :], jnp.concatenate([zs[:, None], DD * inv_s[:, None] * inv_s[None, :]],
+                                                            axis=1)], axis=0)  # fmt: skip
+        Ginv, _, rG = inverse_spd(ZZ)  # NB: Z'Z of the standardised design, as the unweighted hat matrix needs
+        return st._replace(Ginv=Ginv, rG=rG)
+
+    def prep(rows: Rows, st: GlmState) -> Rows:
+        uf = rows.u.astype(F64)
+        D = (rows.X - st.mean[None, :]) * uf[:, None]
+        Z = jnp.concatenate([uf[:, None], D * st.inv_s[None, :]], axis=1)
+        return replace(rows, Z=Z)
+
+    def evaluate(rows: Rows, b: Any) -> tuple[Any, Any, Any]:
+        """Return (μ, the weights, the deviance's row sum) at b, on the used rows (zeros elsewhere)."""
+        uf = rows.u.astype(F64)
+        yu = rows.y * uf
+        eta = (rows.Z @ b + rows.off * uf) * uf
         if family == "gaussian":
             res = yu - eta
-            return eta, eta, uf, (res * res).sum()
+            return eta, uf, (res * res).sum()
         eta = jnp.clip(eta, -ETA_LIMIT, ETA_LIMIT)
         if family == "binomial":
             pos = b2i(eta >= 0)
@@ -197,57 +320,123 @@ def fit_arrays(X: Any, y: Any, off: Any, u: Any, family: str, iters: int) -> dic
             inv1e = 1.0 / (1.0 + e)
             mu = select(pos, inv1e, e * inv1e) * uf
             softplus = jnp.maximum(eta, 0.0) + jnp.log(1.0 + e)
-            return eta, mu, mu * (1.0 - mu), 2.0 * ((softplus - yu * eta) * uf).sum()
+            return mu, mu * (1.0 - mu), ((softplus - yu * eta) * uf).sum()
         mu = _exp(eta) * uf
-        return eta, mu, mu, 2.0 * (ylogy - yu * eta - yu + mu).sum()
+        return mu, mu, (mu - yu * eta).sum()  # NB: the rest of the poisson deviance (Σ y log y - y) is in the state
 
-    eta, mu, w, dev = evaluate(b)
-    null_dev = dev
+    def deviance(part: Any, st: GlmState) -> Any:
+        if family == "gaussian":
+            return part
+        if family == "binomial":
+            return 2.0 * part
+        return 2.0 * (st.sylogy - st.sy + part)
 
-    def step(t: Any, c: tuple[Any, ...]) -> tuple[Any, ...]:
-        """One IRLS step (a loop body, so the program holds it once): solve, update, the new deviance."""
-        b, eta, mu, w, dev, smallest, _, _, first, found, _ = c
+    def convergence(dev: Any, st: GlmState) -> tuple[Any, Any, Any]:
+        """statsmodels' rule |dev_t − dev_{t−1}| < 1e-8 (|dev_t| + 0.1), from the second evaluation on."""
+        conv = b2i(jnp.abs(dev - st.dev) * (1.0 / model.TOL) < jnp.abs(dev) + 0.1) * st.started
+        first = select(conv * (1 - st.found), st.t, st.first)
+        return conv, first, st.found + conv * (1 - st.found)
+
+    def irls(rows: Rows, st: GlmState) -> list[Any]:
+        mu, w, part = evaluate(rows, st.b)
+        yu = rows.y * rows.u.astype(F64)
+        Z = rows.Z
         Ag = Z.T @ jnp.concatenate([Z * w[:, None], (yu - mu)[:, None]], axis=1)  # NB: one product for A and g
+        return [part, Ag]
+
+    def after_irls(acc: list[Any], st: GlmState) -> GlmState:
+        part, Ag = acc
+        dev = deviance(part, st)
+        conv, first, found = convergence(dev, st)
         A, g = Ag[:, :p], Ag[:, p]
         Ainv, piv, r = inverse_spd(A)
-        smallest = jnp.minimum(smallest, tree_reduce(piv, "min"))
-        b = b + r * (Ainv @ (r * g))
-        eta, mu, w, dev_t = evaluate(b)
-        conv = b2i(jnp.abs(dev_t - dev) * (1.0 / model.TOL) < jnp.abs(dev_t) + 0.1)
-        first = select(conv * (1 - found), (t + 1).astype(F64), first)
-        found = found + conv * (1 - found)
-        return b, eta, mu, w, dev_t, smallest, Ainv, r, first, found, conv
+        return st._replace(
+            b=st.b + r * (Ainv @ (r * g)), dev=dev, null_dev=select(st.started, st.null_dev, dev),
+            smallest=jnp.minimum(st.smallest, tree_reduce(piv, "min")), Ainv=Ainv, r=r, t=st.t + 1.0,
+            started=st.started * 0 + 1, first=first, found=found, conv=conv,
+        )  # fmt: skip
 
-    zero_i = nobs * 0
-    start = (b, eta, mu, w, dev, jnp.asarray(2.0**60, dtype=F64), jnp.zeros((p, p), dtype=F64),
-             jnp.ones((p,), dtype=F64), jnp.asarray(float(iters), dtype=F64), zero_i, zero_i)  # fmt: skip
-    b, eta, mu, w, dev, smallest, Ainv, r, first, _, converged = jax.lax.fori_loop(0, iters, step, start)
-    iterations = select(converged, first, jnp.asarray(float(iters), dtype=F64))
+    def final(rows: Rows, st: GlmState) -> list[Any]:
+        _, _, part = evaluate(rows, st.b)
+        if k <= 1:
+            return [part, jnp.zeros((2,), dtype=I64) + rows.u.sum() * 0]
+        # LEVERAGE: no row's design leverage h_i = z_i'(Z'Z)⁻¹z_i, nor its share of the outcome's sum of squares
+        # about the mean, reaches 1/(k-1) (models/glm.leverage_ok); compared row by row, counted
+        G, rg = (st.Ainv, st.r) if family == "gaussian" else (st.Ginv, st.rG)  # NB: gaussian: W = 1, A = Z'Z
+        Zr = rows.Z * rg[None, :]
+        h = ((Zr @ G) * Zr).sum(axis=1)
+        dy = (rows.y - st.ybar) * rows.u.astype(F64)
+        high = b2i(h * float(k - 1) >= 1.0).sum()
+        share = b2i(dy * dy * float(k - 1) >= st.ss).sum()
+        return [part, jnp.stack([high, share])]
 
-    resid_df = jnp.maximum(nobs - p, 1)
-    if family == "gaussian":
-        scale = ratio(dev, resid_df)
-        llf = _gaussian_llf(nobs, dev)
-    else:
-        scale = jnp.ones((), dtype=F64)
-        llf = -0.5 * dev if family == "binomial" else (yu * eta - mu - _lgamma1(y) * uf).sum()
-    # Standard errors. Cov(b) = A⁻¹ · scale (A = Z'WZ, unscaled by n), A⁻¹ = r Â⁻¹ r; Ainv here is Â⁻¹.
-    root_scale = wide_sqrt(scale)
-    se_rest = r[1:] * inv_s * jnp.sqrt(jnp.diagonal(Ainv)[1:]) * root_scale
-    v = jnp.concatenate([jnp.ones((1,), F64), -mean * inv_s * (r[1:] * _recip(r[0]))])  # NB: M's first row, ÷ r0
-    se0 = r[0] * jnp.sqrt(jnp.maximum(v @ Ainv @ v, 0.0)) * root_scale
-    beta = jnp.concatenate([(b[0] - (b[1:] * mean * inv_s).sum())[None], b[1:] * inv_s])
-    return {
-        "n": nobs, "beta": beta, "se": jnp.concatenate([se0[None], se_rest]), "deviance": dev,
-        "null_deviance": null_dev, "llf": llf, "scale": scale, "iterations": iterations,
-        "converged": converged, "constant": b2i(constant.sum() > 0), "smallest_raw": smallest, "b": b,
-        "Z": Z, "ybar": ybar, "Ainv": Ainv, "r": r,
-    }  # fmt: skip
+    def after_final(acc: list[Any], st: GlmState) -> tuple[list[tuple[int, Any]], list[Any]]:
+        part, lev = acc
+        dev = deviance(part, st)
+        conv, first, _ = convergence(dev, st)
+        iterations = select(conv, first, jnp.asarray(float(iters), dtype=F64))
+        nobs = st.nobs
+        if family == "gaussian":
+            scale = ratio(dev, jnp.maximum(nobs - p, 1), bits)
+            llf = _gaussian_llf(nobs, dev)
+        else:
+            scale = jnp.ones((), dtype=F64)
+            llf = -0.5 * dev if family == "binomial" else -part - st.slgamma  # NB: Σ (y η − μ − log y!)
+        # Standard errors. Cov(b) = A⁻¹ · scale (A = Z'WZ, unscaled by n), A⁻¹ = r Â⁻¹ r; Ainv here is Â⁻¹.
+        Ainv, r, inv_s, mean = st.Ainv, st.r, st.inv_s, st.mean
+        root_scale = wide_sqrt(scale)
+        se_rest = r[1:] * inv_s * jnp.sqrt(jnp.diagonal(Ainv)[1:]) * root_scale
+        v = jnp.concatenate([jnp.ones((1,), F64), -mean * inv_s * (r[1:] * _recip(r[0]))])  # NB: M's first row, ÷ r0
+        se0 = r[0] * jnp.sqrt(jnp.maximum(v @ Ainv @ v, 0.0)) * root_scale
+        b = st.b
+        beta = jnp.concatenate([(b[0] - (b[1:] * mean * inv_s).sum())[None], b[1:] * inv_s])
+        sep: Any = 1  # NB: slopes only, and not for gaussian (b on y's own scale), as models/glm.fit_plain
+        if family != "gaussian":
+            sep = b2i(b2i(jnp.abs(b[1:]) > model.MAX_STD_COEF).sum() == 0)
+        singular_ok = (1 - st.constant) * b2i(st.smallest >= model.SINGULAR_PIVOT * nobs.astype(F64))
+        lev_ok = b2i(lev[0] == 0) * b2i(lev[1] == 0) if k > 1 else jnp.ones((), dtype=I64)
+        flags: list[tuple[int, Any]] = [
+            (TOO_MANY_PARAMETERS, b2i(nobs >= min_rows(p, rules.model_max_params))),
+            (RESIDUAL_DF, b2i(nobs >= p + rules.model_min_df)),
+            (SMALL_CATEGORY, st.small),
+            (SINGULAR, singular_ok),
+            (NOT_CONVERGED, conv * sep),
+            (LEVERAGE, lev_ok),
+        ]
+        stats = [nobs.astype(F64), dev, st.null_dev, llf, scale, iterations, conv.astype(F64)]
+        term_ok = jnp.ones((p,), dtype=I64) + nobs * 0
+        se = jnp.concatenate([se0[None], se_rest])
+        return flags, [term_ok, beta, se, jnp.stack([jnp.asarray(s, dtype=F64) for s in stats])]
+
+    f_ = "float64"
+    spread_leaves = [Leaf((q,), f_, "add"), Leaf((), f_, "add")]
+    if family != "gaussian":
+        spread_leaves += [Leaf((q, q), f_, "add"), Leaf((q,), f_, "add")]
+    return [
+        Pass(
+            "moments",
+            moments,
+            [Leaf((1 + ncat,), "int64", "add"), Leaf((q,), f_, "add"), Leaf((), f_, "add"), Leaf((3,), f_, "add")],
+            after_moments,
+            state=GlmState,
+        ),
+        Pass("spread", spread, spread_leaves, after_spread, state=GlmState),
+        Pass(
+            "irls",
+            irls,
+            [Leaf((), f_, "add"), Leaf((p, p + 1), f_, "add")],
+            after_irls,
+            prep=prep,
+            repeat=iters,
+            state=GlmState,
+        ),
+        Pass("final", final, [Leaf((), f_, "add"), Leaf((2,), "int64", "add")], after_final, prep=prep),
+    ]
 
 
 def _gaussian_llf(nobs: Any, dev: Any) -> Any:
     """Return -n/2 (log(2π dev / n) + 1), with the logs taken on numbers near 1 (power-of-two buckets)."""
-    sigma2 = ratio(dev, nobs)
+    sigma2 = ratio(dev, nobs, MAX_ROW_BITS)
     log_sigma2 = _log(jnp.maximum(sigma2, 2.0**-40))
     return -0.5 * nobs.astype(F64) * (log_sigma2 + math.log(2 * math.pi) + 1.0)
 
@@ -267,8 +456,8 @@ def _lgamma1(y: Any) -> Any:
 # --- the plan's model --------------------------------------------------------------------
 
 
-def design(a: Analysis, f: SFrame) -> tuple[Any, Any, Any, Any, list[tuple[str, Any]]]:
-    """Return (X without the intercept, y, offset, used rows, [(term kind, its 0/1 column)]) from the frame."""
+def design(a: Analysis, f: SFrame) -> tuple[Any, Any, Any, Any, list[Any]]:
+    """Return (X without the intercept, y, offset, used rows, the 0/1 columns of `small_groups`) from the frame."""
     node = a.plan.root
     assert isinstance(node, n.Glm)
     base = a.schema(node.input)
@@ -304,69 +493,29 @@ def design(a: Analysis, f: SFrame) -> tuple[Any, Any, Any, Any, list[tuple[str, 
             if t.kind == "bool":
                 kinds.append(("bool", c.v))
             cols.append(c.v.astype(F64))
-    return jnp.stack(cols, axis=1), y, off, used, kinds
+    cats = [ycol.v] if node.family == "binomial" else []
+    return jnp.stack(cols, axis=1), y, off, used, cats + [col for _, col in kinds]
+
+
+def rows_of(a: Analysis, f: SFrame) -> Rows:
+    """Return a frame's model rows (design: the terms' columns, the used rows, the check's category columns)."""
+    X, y, off, used, cats = design(a, f)
+    return Rows(X, y, off, used, cats)
 
 
 def glm_mpc(a: Analysis, f: SFrame) -> tuple[list[tuple[int, Any]], list[Any]]:
     """Return the model's checks (reason code, secret passes) in the shared order and its outputs.
 
     Outputs (models/glm.output_kinds): term_ok [p], estimate [p], std_error [p], fit [7] (FIT_STATS).
+    The unbucketed program: every pass of `glm_passes` over the one frame.
     """
-    node = a.plan.root
-    assert isinstance(node, n.Glm)
-    X, y, off, used, kinds = design(a, f)
-    p = X.shape[1] + 1
-    fit = fit_arrays(X, y, off, used, node.family, model.ITERS[node.family])
-    nobs = fit["n"]
-    k = a.plan.min_group_size
-    rules = a.rules
+    flags, outs = run_passes(rows_of(a, f), glm_passes(a))
+    return flags, outs
 
-    small: Any = jnp.ones((), dtype=I64)
 
-    def both_sides(count: Any) -> Any:
-        return b2i(count >= k) * b2i(nobs - count >= k)
-
-    if node.family == "binomial":
-        small = small * both_sides((f.cols[node.y].v * used).sum())
-    dummies: dict[str, list[Any]] = {}
-    for kind, col in kinds:
-        if kind == "bool":
-            small = small * both_sides((col.astype(I64) * used).sum())
-        else:
-            dummies.setdefault(kind, []).append((col * used).sum())
-    for counts in dummies.values():
-        for c in counts:
-            small = small * b2i(c >= k)
-        small = small * b2i(nobs - sum(counts) >= k)  # NB: the reference category's rows
-
-    sep: Any = 1  # NB: slopes only, and not for gaussian (b on y's own scale), as models/glm.fit_plain
-    if node.family != "gaussian":
-        sep = b2i(b2i(jnp.abs(fit["b"][1:]) > model.MAX_STD_COEF).sum() == 0)
-    # LEVERAGE: no row's design leverage h_i = z_i'(Z'Z)⁻¹z_i, nor its share of the outcome's sum of squares
-    # about the mean, reaches 1/(k-1) (models/glm.leverage_ok); compared row by row, (k-1)·h_i < 1
-    Z = fit["Z"]
-    if node.family == "gaussian":  # NB: W = 1 on the used rows: the last step's A is Z'Z already
-        Ginv, r = fit["Ainv"], fit["r"]
-    else:
-        Ginv, _, r = inverse_spd(Z.T @ Z)
-    Zr = Z * r[None, :]
-    h = ((Zr @ Ginv) * Zr).sum(axis=1)
-    dy = (y - fit["ybar"]) * used
-    ss = (dy * dy).sum()
-    lev_ok = b2i(b2i(h * float(k - 1) >= 1.0).sum() == 0) * b2i(b2i(dy * dy * float(k - 1) >= ss).sum() == 0)
-    singular_ok = (1 - fit["constant"]) * b2i(fit["smallest_raw"] >= model.SINGULAR_PIVOT * nobs.astype(F64))
-    flags: list[tuple[int, Any]] = [
-        (TOO_MANY_PARAMETERS, b2i(nobs >= min_rows(p, rules.model_max_params))),
-        (RESIDUAL_DF, b2i(nobs >= p + rules.model_min_df)),
-        (SMALL_CATEGORY, small),
-        (SINGULAR, singular_ok),
-        (NOT_CONVERGED, fit["converged"] * sep),
-        (LEVERAGE, lev_ok if k > 1 else jnp.ones((), dtype=I64)),
-    ]
-    stats = [nobs.astype(F64), fit["deviance"], fit["null_deviance"], fit["llf"], fit["scale"],
-             fit["iterations"], fit["converged"].astype(F64)]  # fmt: skip
-    term_ok = jnp.ones((p,), dtype=I64) + nobs * 0
-    return flags, [term_ok, fit["beta"], fit["se"], jnp.stack([jnp.asarray(s, dtype=F64) for s in stats])]
+def glm_stages(a: Analysis, reader: BucketReader) -> list[Stage]:
+    """Return the model as stages over buckets: the same passes, each one stage (models/__init__.py)."""
+    return stage_list(reader, lambda f: rows_of(a, f), glm_passes(a))
 
 
 def min_rows(p: int, max_params: float) -> int:
