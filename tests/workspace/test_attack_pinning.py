@@ -395,7 +395,7 @@ def test_inbox_takes_a_signed_share_once(node: Node) -> None:
     assert r.status_code == 200, r.text
     r = _post(node, _share(node, key=node.key, size=50))
     assert r.status_code == 409 and "not overwritten" in r.json()["detail"]  # NB: on the old code: replaced
-    assert len(node.engine.inbox[7]["ggd/meldingen"][1][0]) == 100
+    assert len(node.engine.spool.read(7, 0, 0)[1][0]) == 100  # NB: the first share kept, on disk
 
 
 def test_inbox_refuses_unsigned_and_foreign_shares(node: Node, tmp_path: Path) -> None:

@@ -7,7 +7,10 @@ message signed by its organisation), runs the SPU program with its two peers ove
 with TLS in a fresh child process, sends its share of the output to the hub, and deletes
 every share when the job ends, whether it succeeded or failed. Jobs run one at a time,
 each in its own process, so two jobs never share state; a job still waiting for its
-shares holds no slot, other jobs run meanwhile.
+shares holds no slot, other jobs run meanwhile. Shares wait on disk (`inbox.Spool`), not in
+memory; a bucketed job's shares (one message per dataset and bucket) are streamed to the party
+bucket by bucket, and a job whose party would need more memory per bucket than this engine's
+``memory_budget_gb`` is refused.
 
 Security model: nothing the hub says is taken on trust. Organisations' public keys come
 from engine.toml ([organisations]), never from the job; the inbox takes only share
@@ -37,7 +40,7 @@ from .audit import FileLog, LogError, gap_refusal
 from .config import EngineConfig
 from .engine_run import run_party
 from .http import Client, HubError, next_jobs, report, serve
-from .inbox import inbox_app
+from .inbox import Spool, inbox_app
 from .messages import (
     AuditHead,
     JobPayload,
@@ -73,12 +76,14 @@ class Engine:
         cfg.tls.check(cfg.name)  # NB: refuse to start with a missing, foreign or expired certificate
         self.cfg = cfg
         self.hub = Client(cfg.hub, token=cfg.token, tls=cfg.tls)
-        self.inbox: dict[int, dict[str, tuple[ShareHeader, list[bytes]]]] = {}  # NB: job → dataset → share
+        self.inbox: dict[int, dict[str, dict[int, ShareHeader]]] = {}  # NB: job → dataset → bucket → header (on disk)
         self.jobs: dict[int, Taken] = {}  # NB: jobs taken from the hub and verified; only their shares are taken
         self.ended: set[int] = set()  # NB: jobs that ended here: their shares are dropped (410)
         self.lock = threading.Lock()
         self.stop = threading.Event()
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(cfg.state_dir)  # NB: the shares, one 0700 directory per job
+        self.spool.clear()  # NB: a previous run's leftovers are of jobs that ended with it
         self.ledger = FileLog(cfg.state_dir / "runs.jsonl", cfg.name)  # NB: hash-chained; its head in runs.jsonl.head
         self.last_head: AuditHead | None = None  # NB: the newest signed hub head seen while polling a job
         self.server: Any = None
@@ -194,14 +199,35 @@ class Engine:
         if h.rules_sha256 != sha256(canonical(job.rules)):
             msg = f"the job's disclosure rules are not those {org} saw when it shared {h.dataset}"
             raise WerkplaatsError(msg)
+        count = job.buckets.count if job.buckets is not None else 0
+        if h.buckets != count or (h.bucket is None) != (count == 0):
+            got = f"bucket {h.bucket} of {h.buckets}" if h.bucket is not None else "a whole table"
+            want = f"{count} buckets" if count else "whole tables (unbucketed)"
+            msg = f"the share of {h.dataset} is {got}; job {job.job} takes {want}"
+            raise WerkplaatsError(msg)
+        if h.bucket is not None and h.bucket >= count:
+            msg = f"the share of {h.dataset} is of bucket {h.bucket}; job {job.job} has buckets 0 to {count - 1}"
+            raise WerkplaatsError(msg)
+
+    def complete(self, jid: int, t: Taken) -> bool:
+        """Whether every share of a job has arrived: each dataset's, of each bucket (call with the lock held)."""
+        held = self.inbox.get(jid, {})
+        n = t.job.buckets.count if t.job.buckets is not None else 1
+        return all(len(held.get(d, {})) == n for d in t.job.datasets)
+
+    def missing(self, jid: int, t: Taken) -> list[str]:
+        """Return which shares of a job have not arrived: datasets, with how many of their buckets did."""
+        with self.lock:
+            held = {d: len(b) for d, b in self.inbox.get(jid, {}).items()}
+        if t.job.buckets is None:
+            return sorted(d for d in t.job.datasets if not held.get(d))
+        n = t.job.buckets.count
+        return sorted(f"{d} ({held.get(d, 0)} of {n} buckets)" for d in t.job.datasets if held.get(d, 0) != n)
 
     def other_ready(self, jid: int) -> bool:
         """Whether a job other than jid has all its shares here and waits to run."""
         with self.lock:
-            return any(
-                j != jid and not t.running and all(d in self.inbox.get(j, {}) for d in t.job.datasets)
-                for j, t in self.jobs.items()
-            )
+            return any(j != jid and not t.running and self.complete(j, t) for j, t in self.jobs.items())
 
     def peer_bundle(self) -> Path:
         """Write the peers' link certificates, each checked against its pin, as this engine's MPC trust bundle."""
@@ -228,6 +254,7 @@ class Engine:
             self.inbox.pop(jid, None)
             self.jobs.pop(jid, None)
             self.ended.add(jid)
+            self.spool.remove(jid)  # NB: under the lock: the inbox keeps no share of an ended job
 
     def expire(self) -> None:
         """Drop waiting jobs that ended at the hub; fail those whose shares did not all arrive in time."""
@@ -236,9 +263,7 @@ class Engine:
             waiting = {jid: t for jid, t in self.jobs.items() if not t.running}
         for jid, t in waiting.items():
             if now - t.since > self.cfg.share_timeout_s:
-                with self.lock:
-                    got = set(self.inbox.get(jid, {}))
-                missing = sorted(set(t.job.datasets) - got)
+                missing = self.missing(jid, t)
                 self.drop(jid)
                 self.progress(jid, PartState.FAILED, f"shares of {missing} did not arrive within "
                               f"{self.cfg.share_timeout_s:.0f} s")  # fmt: skip
@@ -250,8 +275,7 @@ class Engine:
         now = time.monotonic()
         with self.lock:
             for jid, t in sorted(self.jobs.items()):
-                held = self.inbox.get(jid, {})
-                if not t.running and now >= t.not_before and all(d in held for d in t.job.datasets):
+                if not t.running and now >= t.not_before and self.complete(jid, t):
                     t.running = True
                     return jid
         return None
@@ -274,7 +298,7 @@ class Engine:
         """Run a job whose shares have all arrived: this engine's party, its output share to the hub."""
         with self.lock:
             t = self.jobs[jid]
-            inputs = {d: self.inbox[jid][d] for d in t.job.datasets}
+            inputs = {d: dict(self.inbox[jid][d]) for d in t.job.datasets}
         job = t.job
         backed_off = False
         try:
@@ -290,8 +314,7 @@ class Engine:
                 self.hub.post(
                     f"/node/jobs/{jid}/result-share", content=pack(ResultShare(share_blobs=reply["share_blobs"]), blobs)
                 )
-                stats = {k: round(float(v), 3) for k, v in reply.get("stats", {}).items()}
-                self.progress(jid, PartState.DONE, "", **stats)
+                self.progress(jid, PartState.DONE, "", **_stats(reply.get("stats", {})))
 
             backed_off = self.run_party(job, inputs, deliver)
         except WerkplaatsError as e:
@@ -304,7 +327,7 @@ class Engine:
                 self.drop(jid)  # NB: every share of the job is dropped, whatever happened
             self.anchor(self.last_head)
 
-    def run_party(self, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]], deliver: Any) -> bool:
+    def run_party(self, job: JobPayload, inputs: dict[str, dict[int, ShareHeader]], deliver: Any) -> bool:
         """Run the job's SPU program in a fresh party process (workspace/engine_run.py)."""
         return run_party(self, job, inputs, deliver)
 
@@ -349,3 +372,14 @@ class Engine:
             self.stop.set()
             if self.server is not None:
                 self.server.should_exit = True
+
+
+def _stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """Return a party's public figures for a progress report: numbers rounded, lists of numbers too."""
+    out: dict[str, Any] = {}
+    for k, v in stats.items():
+        if isinstance(v, list | tuple):
+            out[k] = [round(float(x), 3) for x in v]
+        elif isinstance(v, bool | int | float):
+            out[k] = round(float(v), 3)
+    return out

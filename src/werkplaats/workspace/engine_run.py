@@ -7,6 +7,13 @@ abort a party on that). Security model: the party gets this engine's share of ea
 public plan, catalog and row counts; its output is this engine's share of the disclosure-controlled
 result, which goes to the hub. The MPC links use the engine's own link certificate and trust exactly
 its two pinned peers.
+
+The shares wait on disk (`werkplaats.workspace.inbox.Spool`) and go to the party straight from
+there: an unbucketed job's with its "run" message, a bucketed job's (`JobPayload.buckets`) as
+one "bucket" message per bucket after the link barrier (`werkplaats.mpc.process`), so the engine
+never holds a job's shares in memory. Before it starts the party, the engine refuses a job whose
+party would need more memory per bucket than its own ``memory_budget_gb`` (the memory model of
+`werkplaats.mpc.buckets`, with the padded sizes the owners sent).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
 from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
 from .catalog_io import rounded
+from .inbox import send_from_files
 from .jobs import catalog_of, job_analysis
 from .messages import JobPayload, JobState, PartState, ShareHeader
 
@@ -65,7 +73,19 @@ def perturbation_key_part(state_dir: Path) -> int:
     return int.from_bytes(path.read_bytes()[:8], "little", signed=True)
 
 
-def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHeader, list[bytes]]],
+def check_memory(a: Any, rows: dict[str, int], bucketed: bool, budget_gb: float) -> None:
+    """Raise unless one (bucket's) program over tables of `rows` rows fits this engine's memory budget."""
+    from ..mpc.buckets import estimate_bytes
+
+    need = estimate_bytes(a, rows, bucketed=bucketed)
+    if need > budget_gb * 1e9:
+        what = "per bucket" if bucketed else "for the job"
+        msg = (f"the party would need about {need / 1e9:.1f} GB {what}, more than this engine's memory budget "
+               f"of {budget_gb:g} GB (memory_budget_gb in engine.toml): refused")  # fmt: skip
+        raise WerkplaatsError(msg)
+
+
+def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, ShareHeader]],
               deliver: Any) -> bool:  # fmt: skip
     """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere.
 
@@ -77,17 +97,19 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
     jid = job.job
     plan = plan_from_dict(job.plan)
     catalog = catalog_of(job.schemas)
-    rows = {d: h.rows for d, (h, _) in inputs.items()}
+    count = job.buckets.count if job.buckets is not None else 0
+    rows = {d: next(iter(hs.values())).rows for d, hs in inputs.items()}  # NB: bucketed: the padded sizes (public)
     # NB: rule 8 with the public (rounded) row counts, as the hub checked it: never an exact count in a refusal
-    public = {d: rounded(r) for d, r in rows.items()}
+    public = {d: rounded(r * max(count, 1)) for d, r in rows.items()}
     a = job_analysis(job.plan, catalog, job.rules, public, job.registered)  # NB: refuses a k below the datasets' own
+    check_memory(a, rows, count > 0, engine.cfg.memory_budget_gb)
     order = list(dict.fromkeys(s.dataset for s in n.sources(plan.root)))
-    counts: list[int] = []
-    blobs: list[bytes] = []
-    for d in order:
-        h, b = inputs[d]
-        counts += h.share_blobs
-        blobs += b
+    counts = [c for d in order for c in inputs[d][0].share_blobs]
+    index = {d: job.datasets.index(d) for d in order}
+
+    def files(b: int) -> list[Path]:
+        return [engine.spool.path(job.job, index[d], b) for d in order]
+
     engines = sorted(job.engines, key=lambda e: e.party)
     names = [e.name for e in engines]
     peers = [e.name for e in engines if e.party != engine.cfg.party]
@@ -96,19 +118,21 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
         job=f"werkplaats-job-{jid}",
         plan=canonical_json(plan),
         catalog=catalog_to_dict(catalog),
-        rows={d: inputs[d][0].rows for d in order},
+        rows={d: rows[d] for d in order},
         rules=a.rules.to_settings(),
         register=entries_to_json(a),  # NB: rule 9: the registered cells are compiled into the same program
         addrs=tuple(e.mpc for e in engines),
-        share_blobs=tuple(counts),
+        share_blobs=() if count else tuple(counts),  # NB: bucketed: each "bucket" message says its own
         recv_timeout_ms=120_000,
         barrier=True,
         # NB: its own self-signed link certificate; the trust anchors are its two peers' pinned certificates
         tls=TlsFiles(ca=str(engine.link_bundle), cert=str(engine.cfg.link_cert), key=str(engine.cfg.link_key)),
         key_part=bool(key_inputs(a)),
+        buckets=count,
     ).to_dict()
+    extra: list[bytes] = []
     if key_inputs(a):  # NB: rule 6: this engine's own part of the perturbation key; it leaves the party only as shares
-        blobs.append(key_part_blob(perturbation_key_part(engine.cfg.state_dir)))
+        extra.append(key_part_blob(perturbation_key_part(engine.cfg.state_dir)))
     # NB: compiled programs are kept in the engine's own state directory (public metadata only).
     log_file, programs = engine.cfg.state_dir / f"job{jid}.log", engine.cfg.state_dir / "programs"
     party = spawn_party(engine.cfg.party, log_file, cache_dir=programs)
@@ -122,7 +146,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
     def talk() -> None:
         try:
             party.recv()  # ready
-            party.send(header, blobs)
+            send_from_files(party.to, header, [] if count else files(0), extra)  # NB: the shares, from disk
             msg = party.recv()
             if msg[0].get("cmd") == Command.COMPILED:
                 q.put(("compiled", []))
@@ -131,6 +155,10 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, tuple[ShareHead
                         party.send({"cmd": Command.CANCEL.value})
                         return
                 party.send({"cmd": Command.LINK.value})
+                for b in range(count):  # NB: a bucketed job's shares, bucket by bucket, from disk
+                    bucket_counts = [c for d in order for c in inputs[d][b].share_blobs]
+                    send_from_files(party.to, {"cmd": Command.BUCKET.value, "index": b,
+                                               "share_blobs": bucket_counts}, files(b))  # fmt: skip
                 msg = party.recv()
             q.put(msg)
         except Exception as e:  # NB: a dead child shows up as a closed pipe
