@@ -5,7 +5,9 @@ hashes to the hash its steward signed, its own steward's approval covers this
 collaboration, purpose, date and number of runs (counted in its own log). It then
 validates the source against its schema (a clear message to the steward — columns,
 counts, rules, never values — and nothing is sent), extracts only the columns the plan
-reads, encodes and secret-shares them, and sends share *i* straight to engine *i*. Every
+reads, encodes and secret-shares them, and sends share *i* straight to engine *i*. A bucketed
+job (`JobPayload.buckets`) is split by the collaboration's bucket key (which only datastations
+hold) into buckets padded to a public size, sent bucket by bucket. Every
 contribution and refusal goes into its own append-only, hash-chained log.
 
 Security model: the engines are this datastation's own choice, not the hub's. Its
@@ -27,11 +29,15 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+import pandas as pd
 
 from ..catalog.frictionless import read_schema, to_frictionless
 from ..catalog.schema import TableSchema
 from ..catalog.validate import validate_table
+from ..compile.analyze import Analysis
+from ..compile.perturb import person_key_column
 from ..exceptions import PlanError, SchemaError, WerkplaatsError
+from ..mpc.buckets import padded_size, split
 from ..mpc.share import share_dataset
 from . import pki
 from .approvals import recheck_hash, verify_job
@@ -169,13 +175,18 @@ class Datastation(StewardDesk):
             self.progress(job.job, PartState.VERIFIED)
             # NB: as the engines will, with rule 9's registered tables (their columns are shared too)
             a = job_analysis(job.plan, catalog_of(job.schemas), job.rules, register=job.registered)
+            secret = self.bucket_secret(job)  # NB: None for an unbucketed job; BucketKeyError when it is not here
             tables = {}
             for d in mine:
                 schema = self.schemas[d]
-                cols = tuple(c for c in schema.names if c in job.columns.get(d, []))
+                need = set(job.columns.get(d, []))
+                if secret is not None:  # NB: rows are split by their person key, shared or not
+                    need.add(person_key_column(a, d) or self.sources[d].person_key)
+                cols = tuple(c for c in schema.names if c in need)
                 uniq = {c for ds, c in a.unique_keys if ds == d}
                 keys = frozenset(c for ds, c in a.key_columns if ds == d)
                 tables[d] = validate_table(read_source(self.sources[d], schema), schema, cols, uniq, keys)
+            parts = self.split_tables(job, a, tables, secret)  # NB: a bucket over its padded size: refused here
             engines = self.connect_engines(job)  # NB: only the pinned engines, each checked on its live connection
         except WerkplaatsError as e:
             self.refuse(job, str(e))
@@ -209,6 +220,10 @@ class Datastation(StewardDesk):
                 return
             self.anchor(_head(receipt))
             for d, df in tables.items():
+                if d in parts:
+                    count = len(parts[d])
+                    self.send_buckets(engines, job, a, d, parts.pop(d), padded_size(len(df), count))
+                    continue
                 per_party = share_dataset(a, d, df)
                 for party, c in engines.items():
                     self.send(c, job, d, len(df), per_party[party])
@@ -318,8 +333,57 @@ class Datastation(StewardDesk):
             raise
         return clients
 
-    def send(self, c: Client, job: JobPayload, dataset: str, rows: int, slots: list[list[bytes]]) -> None:
-        """Send this dataset's share for one engine straight to that engine (pinned mutual TLS), signed."""
+    def bucket_secret(self, job: JobPayload) -> bytes | None:
+        """Return the collaboration's bucket key of the version a bucketed job names (None: the job is unbucketed).
+
+        Raises BucketKeyError (a refusal: nothing is sent) when this datastation does not hold that version.
+        """
+        if job.buckets is None:
+            return None
+        from .bucketkey import BucketKeyError, BucketKeys
+
+        try:
+            # NB: with this station's identity: a version it lacks is fetched from the hub, checked and kept
+            return BucketKeys.for_station(self).get(job.collaboration, job.buckets.key_version)
+        except BucketKeyError as e:
+            msg = (f"the job is split into {job.buckets.count} buckets with version {job.buckets.key_version} of "
+                   f"the bucket key of {job.collaboration}, which this datastation cannot use ({e})")  # fmt: skip
+            raise BucketKeyError(msg) from None
+
+    def split_tables(self, job: JobPayload, a: Analysis, tables: dict[str, pd.DataFrame],
+                     secret: bytes | None) -> dict[str, list[pd.DataFrame]]:  # fmt: skip
+        """Return each table's rows per bucket of a bucketed job (empty for an unbucketed one).
+
+        Raises (a refusal: nothing has been sent yet) when a bucket holds more rows than the
+        table's public padded size; the reason names the dataset, never a bucket's count.
+        """
+        if job.buckets is None or secret is None:
+            return {}
+        return {d: split(a, d, df, secret, job.buckets.count) for d, df in tables.items()}
+
+    def send_buckets(self, engines: dict[int, Client], job: JobPayload, a: Analysis, dataset: str,
+                     parts: list[pd.DataFrame], padded: int) -> None:  # fmt: skip
+        """Send a table's buckets one by one: encode, share, one upload per engine.
+
+        Only one bucket's arrays and shares are in memory at a time; every bucket is padded to the
+        table's public padded size, so what leaves is that size and the shares.
+        """
+        from ..compile.layout import layout
+        from ..mpc.encode import encode
+        from ..mpc.runtime import precision_of
+        from ..mpc.share import share_arrays
+
+        slots = layout(a, {dataset: padded}, bucketed=True)
+        for b in range(len(parts)):
+            per_party = share_arrays(encode(a, dataset, parts[b], slots), precision_of(a.plan))
+            parts[b] = parts[b].iloc[0:0]  # NB: this bucket's rows are no longer needed here
+            for party, c in engines.items():
+                self.send(c, job, dataset, padded, per_party[party], bucket=b)
+            del per_party
+
+    def send(self, c: Client, job: JobPayload, dataset: str, rows: int, slots: list[list[bytes]],
+             bucket: int | None = None) -> None:  # fmt: skip
+        """Send this dataset's share (of one bucket) for one engine straight to it (pinned mutual TLS), signed."""
         blobs = [b for s in slots for b in s]
         header = ShareHeader(
             job=job.job,
@@ -331,6 +395,8 @@ class Datastation(StewardDesk):
             plan_hash=job.plan_hash,
             schema_sha256=sha256(canonical(job.schemas[dataset])),  # NB: checked equal to its own schema
             rules_sha256=sha256(canonical(job.rules)),
+            bucket=bucket,
+            buckets=job.buckets.count if job.buckets is not None and bucket is not None else 0,
         )
         header = header.model_copy(update={"signature": pki.sign(self.key, canonical(header.signed_part()))})
         r = c.http.post(

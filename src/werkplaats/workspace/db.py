@@ -203,6 +203,7 @@ class Job(Base):
     offered: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # NB: first handed out
     started: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    buckets: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # NB: a BucketPlan; None: unbucketed
 
 
 class JobContribution(Base):

@@ -12,6 +12,11 @@ A job is handed out (`offerable`) only while all three engines are online: each 
 parties 0, 1 and 2 has an engine and every engine was heard from (any call, its
 heartbeat) within the heartbeat timeout. Until then it stays ``approved`` and no node
 sees it, so no data moves and no node counts a run.
+
+At creation the hub decides whether the job runs in buckets (`plan_buckets`, issue 13): from
+public metadata only (the plan, the catalog's rounded row counts, hub.toml's ``[jobs]``
+memory budget), fixed for the job's life, so that every owner splits with the same count and
+the same version of the collaboration's bucket key.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...exceptions import WerkplaatsError
 from .. import db
-from ..messages import EngineAddress, JobPayload, JobState, PartState, SignedApproval
+from ..config import job_settings
+from ..messages import BucketPlan, EngineAddress, JobPayload, JobState, PartState, SignedApproval
 from .core import Hub
 from .deps import request_by_id
 from .views import catalog_docs
@@ -77,7 +84,54 @@ def payload(s: Session, j: db.Job) -> JobPayload:
         engines=engines,
         state=JobState(j.state),
         registered=register,
+        buckets=BucketPlan.model_validate(j.buckets) if j.buckets else None,
     )
+
+
+def upper_rows(rounded: int | None) -> int:
+    """Return an upper bound of a table's rows from the catalog's rounded count (datastation.rounded's rounding)."""
+    if not rounded:
+        return 0
+    unit = 10 if rounded < 1000 else 10 ** (len(str(rounded)) - 2)
+    return rounded + unit // 2
+
+
+def plan_buckets(hub: Hub, s: Session, j: db.Job, r: db.Request, collaboration: str) -> str:
+    """Decide whether a new job runs in buckets and store its BucketPlan; return why it cannot run ("" if it can).
+
+    The count is `werkplaats.mpc.buckets.bucket_count` over the catalog's rounded row counts (as
+    upper bounds) and the collaboration's ``memory_budget_gb``; hub.toml's ``buckets`` can ask for
+    more (never fewer). A job that needs buckets must be stageable (`staged_reason`) and the
+    collaboration must have a bucket key, whose newest version the job then names.
+    """
+    from ...compile.staged import staged_reason
+    from ...mpc.buckets import bucket_count
+    from ..jobs import catalog_of, job_analysis
+    from .bucketkeys import latest_bucket_key_version
+
+    budget, forced = job_settings(hub.jobs, collaboration)
+    datasets = {d.name: d for d in s.scalars(select(db.Dataset).where(db.Dataset.name.in_(r.datasets)))}
+    try:
+        catalog = catalog_of({name: d.table_schema for name, d in datasets.items()})
+        a = job_analysis(r.plan, catalog, hub.rules_settings(collaboration), register=None)
+        rows = {name: upper_rows(d.row_count) for name, d in datasets.items()}
+        count = bucket_count(a, rows, budget)
+    except WerkplaatsError as e:
+        return f"the hub cannot plan the job's memory: {e}"
+    reason = staged_reason(a) if max(count, forced) > 1 else None
+    if count == 1 and (forced <= 1 or reason):
+        return ""  # NB: fits the budget unbucketed (a forced count is only a preference for what can be staged)
+    count = max(count, forced)
+    if reason:
+        return (f"the job needs {count} buckets to stay within the memory budget of {budget:g} GB per party, "
+                f"and it cannot run in buckets: {reason}")  # fmt: skip
+    version = latest_bucket_key_version(s, collaboration)
+    if version is None:
+        return (f"the job needs {count} buckets (memory budget {budget:g} GB per party) and collaboration "
+                f"{collaboration} has no bucket key yet: a steward of a member organisation creates one with "
+                f"`werkplaats datastation bucket-key create --collaboration {collaboration}`")  # fmt: skip
+    j.buckets = BucketPlan(count=count, key_version=version).model_dump()
+    return ""
 
 
 def start(hub: Hub, s: Session, j: db.Job, actor: str) -> None:

@@ -14,7 +14,7 @@ from ... import db
 from ...jobs import catalog_of, check_plan, describe, job_rules, required_k
 from ...messages import JobState, SignedApproval
 from ...signing import ApprovalError, approval_id
-from .. import approvals
+from .. import approvals, lifecycle
 from ..core import Caller
 from ..deps import (
     CallerDep,
@@ -196,6 +196,7 @@ def run(c: Scientist, r: RequestDep, s: SessionDep, hub: HubDep) -> JobRef:
     )
     s.add(job)
     s.flush()
+    cannot = lifecycle.plan_buckets(hub, s, job, r, collab.name)  # NB: issue 13: buckets within the memory budget
     hub.log(
         s,
         actor=c.name,
@@ -209,8 +210,11 @@ def run(c: Scientist, r: RequestDep, s: SessionDep, hub: HubDep) -> JobRef:
             "datasets": r.datasets,
             "columns": r.columns,
             "approved_by": [a.body["organisation"] + ":" + a.body.get("steward", "") for a in chosen],
+            "buckets": job.buckets,
         },
     )
+    if cannot:
+        lifecycle.fail(hub, s, job, cannot, "hub")
     s.commit()
     return JobRef(job=job.id, state=JobState(job.state))
 
