@@ -143,24 +143,34 @@ async def spooled_body(request: Request) -> AsyncIterator[Path]:
 
 
 def read_share(path: Path) -> ShareHeader:
-    """Read a received share message from disk and check its blobs against its header (counts, digest).
+    """Read a received share message's header from disk and check its blobs against it (counts, digest).
 
+    The blobs are hashed as they are read, in chunks: checking a share holds none of it in memory.
     Raise MessageError when it is not a share message or is damaged.
     """
+    digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            header, blobs = wire.recv(f)
+            (size,) = _LEN.unpack(f.read(_LEN.size))
+            if size > wire.MAX_HEADER:
+                raise ValueError(size)
+            header = json.loads(f.read(size))
+            lengths = [int(n) for n in header.pop("blobs")]
+            for n in lengths:
+                while n:
+                    chunk = f.read(min(CHUNK, n))
+                    if not chunk:
+                        raise ValueError(n)
+                    digest.update(chunk)
+                    n -= len(chunk)
             rest = f.read(1)
-    except (wire.WireClosed, ValueError, KeyError, TypeError, struct.error):
+    except (ValueError, KeyError, TypeError, AttributeError, struct.error):
         msg = f"{ShareHeader.NAME}: not a framed message"
         raise MessageError(msg) from None
     h = ShareHeader.from_dict(header)
-    if sum(h.share_blobs) != len(blobs) or rest:
-        msg = f"{ShareHeader.NAME}: {len(blobs)} blobs do not match the counts of {len(h.share_blobs)} shares"
+    if sum(h.share_blobs) != len(lengths) or rest:
+        msg = f"{ShareHeader.NAME}: {len(lengths)} blobs do not match the counts of {len(h.share_blobs)} shares"
         raise MessageError(msg)
-    digest = hashlib.sha256()
-    for b in blobs:
-        digest.update(b)
     if digest.hexdigest() != h.digest:
         msg = "share message damaged (digest)"
         raise MessageError(msg)
