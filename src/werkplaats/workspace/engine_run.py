@@ -155,10 +155,13 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
                         party.send({"cmd": Command.CANCEL.value})
                         return
                 party.send({"cmd": Command.LINK.value})
-                for b in range(count):  # NB: a bucketed job's shares, bucket by bucket, from disk
-                    bucket_counts = [c for d in order for c in inputs[d][b].share_blobs]
-                    send_from_files(party.to, {"cmd": Command.BUCKET.value, "index": b,
-                                               "share_blobs": bucket_counts}, files(b))  # fmt: skip
+                try:
+                    for b in range(count):  # NB: a bucketed job's shares, bucket by bucket, from disk
+                        bucket_counts = [c for d in order for c in inputs[d][b].share_blobs]
+                        send_from_files(party.to, {"cmd": Command.BUCKET.value, "index": b,
+                                                   "share_blobs": bucket_counts}, files(b))  # fmt: skip
+                except OSError:
+                    pass  # NB: the party stopped reading (it failed): its answer says why
                 msg = party.recv()
             q.put(msg)
         except Exception as e:  # NB: a dead child shows up as a closed pipe
