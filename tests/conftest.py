@@ -32,7 +32,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from werkplaats.demo.workspace import LocalWorkspace
 
     w = LocalWorkspace(tmp_path_factory.mktemp("ws"), persons=6000, organisations=("ggd", "huisartsen"),
-                       heartbeat_timeout_s=6)  # fmt: skip
+                       heartbeat_timeout_s=6,
+                       jobs={"pp-buckets": {"buckets": 2}})  # NB: tests/workspace/test_bucketed_jobs.py  # fmt: skip
     try:
         w.start()
         yield w

@@ -92,6 +92,7 @@ class LocalWorkspace:
         heartbeat_timeout_s: float = 15.0,
         hosts: dict[str, str] | None = None,
         netns: dict[str, str] | None = None,
+        jobs: dict[str, Any] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.persons, self.seed = persons, seed
@@ -100,6 +101,7 @@ class LocalWorkspace:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.hosts = hosts or {}  # node name -> address it listens on (default 127.0.0.1)
         self.netns = netns or {}  # node name -> network namespace it runs in
+        self.jobs = jobs or {}  # NB: hub.toml's [jobs] (memory_budget_gb, buckets; a table per collaboration)
         self.procs: dict[str, Proc] = {}
         self.tokens: dict[str, str] = {}
         self.hub_url = ""
@@ -144,6 +146,7 @@ class LocalWorkspace:
             # NB: the weekly hotspot analysis has more region-week cells than a small region has notifications / k;
             # the demo's collaboration accepts that sparse table (rule 8's cells_per_source; docs/disclosure.md)
             + f"[disclosure.{COLLABORATION}]\ncells_per_source = false\n"
+            + _jobs_toml(self.jobs)
             + self._tls_toml("hub", "..")
             + self._web_toml("hub", geo_dir="../region/kaart")
         )
@@ -451,3 +454,13 @@ class LocalWorkspace:
 
 
 __all__ = ["ConfigError", "LocalWorkspace"]
+
+
+def _jobs_toml(jobs: dict[str, Any]) -> str:
+    """Return hub.toml's [jobs] table (its settings, then a table per collaboration) from a dict."""
+    if not jobs:
+        return ""
+    common = "".join(f"{k} = {v!r}\n" for k, v in jobs.items() if not isinstance(v, dict))
+    own = "".join(f"[jobs.{c}]\n" + "".join(f"{k} = {v!r}\n" for k, v in t.items())
+                  for c, t in jobs.items() if isinstance(t, dict))  # fmt: skip
+    return "[jobs]\n" + common + own
