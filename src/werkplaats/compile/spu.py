@@ -18,17 +18,18 @@ from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
 from ..plan.visitor import Visitor
-from ..result import COMPLEMENT, REGISTER, REVEALED
-from . import disclosure
+from ..result import COMPLEMENT, REGISTER, REVEALED, UNSORTED
+from . import disclosure, order
 from .analyze import Analysis, join_renames
-from .kernels.aggregate import aggregate
+from .kernels.aggregate import Aggregation, Leaves, needs_second_pass, values
 from .kernels.cellkey import CountRule, combine_key, group_key_is_person_key, person_key_column, record_keys
 from .kernels.core import I64, SCol, SFrame, b2i
 from .kernels.expr import ExprEval
 from .kernels.groupby import group_by_secret_key
 from .kernels.join import join
 from .kernels.margins import Margins
-from .layout import Slot
+from .kernels.merge import merge_join, use_merge
+from .layout import ROW, Slot
 from .ranges import statically_in_range
 
 
@@ -61,8 +62,10 @@ class SpuCompiler(Visitor[SFrame]):
             (s.dataset, s.column, s.encoding): x for s, x in zip(slots, inputs, strict=True)
         }
         self.rows = {ds: (max(real, 1), real) for ds, real in rows.items()}
-        # (code, passes) flags of the whole result, collected while compiling: rule 5 (complement), rule 9 (register)
-        self.whole: list[tuple[int, Any]] = []
+        # rule 5 (complement): each filter's and inner join's input and output row counts, collected while compiling
+        self.counted: list[tuple[Any, Any]] = []
+        # merge joins (kernels/merge.py): 1 where an input did not arrive sorted as its owner should have sent it
+        self.unsorted: list[Any] = []
 
     def visit_Source(self, r: n.Source) -> SFrame:
         ds = r.dataset
@@ -82,7 +85,9 @@ class SpuCompiler(Visitor[SFrame]):
                     col.parts[p] = SCol("int", ok, self.inputs[(ds, c, p)], oh=get((ds, c, p + "_oh")),
                                         domain=date_part_domain(p, t.years))  # fmt: skip
             cols[c] = col
-        mask = jnp.ones((nrow,), dtype=I64) if real else jnp.zeros((nrow,), dtype=I64)
+        mask = self.inputs.get((ds, ROW, "ok"))  # NB: a bucket's rows: 1 real, 0 padding (layout(bucketed=True))
+        if mask is None:
+            mask = jnp.ones((nrow,), dtype=I64) if real else jnp.zeros((nrow,), dtype=I64)
         pk = person_key_column(self.a, ds, r.columns) if self.key is not None else None
         return SFrame(nrow, mask, cols, rk=record_keys(cols[pk], self.key) if pk is not None else None)
 
@@ -109,7 +114,11 @@ class SpuCompiler(Visitor[SFrame]):
     def visit_Join(self, r: n.Join) -> SFrame:
         left, right = self.visit(r.left), self.visit(r.right)
         ren = join_renames(self.a.schema(r.left), self.a.schema(r.right), r.on)
-        out = join(left, right, r.on, r.how, ren)
+        if order.merges(self.a, r) and use_merge(left.n + right.n):  # NB: public: the plan and the row counts
+            out, sorted_ok = merge_join(left, right, r.on, r.how, ren)
+            self.unsorted.append(1 - sorted_ok)  # NB: an owner that did not sort: the whole result is withheld
+        else:
+            out = join(left, right, r.on, r.how, ren)
         if r.how == "inner":
             self.complement(left.mask, out.mask)  # NB: the left rows without a match (rule 5)
             if disclosure.unique_left(self.a, r):
@@ -117,10 +126,19 @@ class SpuCompiler(Visitor[SFrame]):
         return out
 
     def complement(self, before: Any, after: Any) -> None:
-        """Add rule 5's flag for a filter or inner join: its input's and output's row masks (padding is 0)."""
+        """Count rule 5's rows for a filter or inner join: its input's and output's row masks (padding is 0)."""
         if self.a.rules.complement:
-            ok = disclosure.complement_ok(before.sum(), after.sum(), self.a.plan.min_group_size, _ge)
-            self.whole.append((COMPLEMENT, ok))
+            self.counted.append((before.sum(), after.sum()))
+
+    def whole_leaves(self) -> Leaves:
+        """Return rule 5's counts so far as partials ("whole:i": [before, after]); they add up over buckets.
+
+        The whole result's flags come from them once combined (`whole_flags`).
+        """
+        out = {f"whole:{i}": (jnp.stack([b, a]), "add") for i, (b, a) in enumerate(self.counted)}
+        if self.unsorted:
+            out["unsorted"] = (sum(self.unsorted), "add")
+        return out
 
     def visit_Aggregate(self, r: n.Aggregate) -> SFrame:
         if len(r.keys) != 1:
@@ -132,6 +150,18 @@ class SpuCompiler(Visitor[SFrame]):
         if self.key is not None and group_key_is_person_key(self.a, r):  # NB: rule 6: one record per person again
             out = replace(out, rk=record_keys(out.cols[r.keys[0]], self.key))
         return out
+
+    def visit_Concat(self, r: n.Concat) -> SFrame:
+        from .kernels.concat import concat, distinct  # NB: the union across organisations (H4)
+
+        out = concat([self.visit(i) for i in r.inputs], self.a.schema(r))
+        if r.distinct_on is None:
+            return out
+        kept = distinct(out, r.distinct_on)
+        self.complement(out.mask, kept.mask)  # NB: the rows distinct leaves out (rule 5)
+        if self.key is not None:  # NB: rule 6: one record per person again, keyed by the kept row's person key
+            kept = replace(kept, rk=record_keys(kept.cols[r.distinct_on], self.key))
+        return kept
 
     def visit_Glm(self, r: n.Glm) -> SFrame:
         return self.visit(r.input)  # NB: a summary is only a root: program() computes it from its input
@@ -149,22 +179,102 @@ class SpuCompiler(Visitor[SFrame]):
             from .models import summary_module
 
             flags, outs = summary_module(root).mpc(self.a, self.visit(root.input))
-            return withhold_whole([*self.whole, *flags], outs)
+            return withhold_whole([*whole_flags(self.a, values(self.whole_leaves())), *flags], outs)
         assert isinstance(root, n.Aggregate)
         f = self.visit(root.input)
-        schema = self.a.schema(root.input)
-        domains = [schema[k].grouping_domain or () for k in root.keys]
-        kinds = {k: t.kind for k, t in self.a.schema(root).items()}
-        known = statically_in_range(self.a, f.n)  # NB: f.n is public: the padded row count
-        outs = aggregate(f, root.keys, domains, root.aggs, kinds, self.a.plan.min_group_size, known,
-                         count_rule=CountRule(self.a), rules=disclosure.stat_rules(self.a),
-                         margins=Margins(self.a))  # fmt: skip
-        # NB: the whole result's flags (self.whole) are complete here: rule 9 appends its own above this line
-        if self.a.register:  # NB: rule 9: registered cells recomputed from the same inputs (kernels/register.py)
-            from .kernels.register import register_passes
+        passes = AggregatePasses(self.a, 1)
+        p1 = values(passes.first(self, f))
+        derived = passes.between(p1)
+        p2 = values(passes.second(self, f, p1, derived)) if passes.two_pass else {}
+        return passes.finish(p1, derived, p2)
 
-            self.whole.append((REGISTER, register_passes(self)))
-        return withhold_whole(self.whole, outs)
+
+UNKNOWN_ROWS_BOUND = 2**40  # NB: the rows bound of a bucketed program that is not told the bucket count
+
+
+class AggregatePasses:
+    """A plan's final aggregate as passes over the rows of its input frame (`kernels.aggregate.Aggregation`).
+
+    One code path for both programs: the unbucketed program runs ``first``, ``between``,
+    ``second`` and ``finish`` on one frame; the bucketed one (`compile.staged`) runs each pass
+    per bucket and combines the partials before the next step. ``scale`` times a frame's
+    padded rows bounds the whole job's rows (the bucket count; 1 unbucketed; None: unknown,
+    so that every range is checked obliviously and counts round up to `UNKNOWN_ROWS_BOUND`).
+    The partials include rule 5's counts and rule 9's sums; ``finish`` returns the outputs.
+    """
+
+    def __init__(self, a: Analysis, scale: int | None) -> None:
+        root = a.plan.root
+        assert isinstance(root, n.Aggregate)
+        self.a, self.root, self.scale = a, root, scale
+        self.rules = disclosure.stat_rules(a)
+        self.agg: Aggregation | None = None
+        self.bound = UNKNOWN_ROWS_BOUND
+
+    @property
+    def two_pass(self) -> bool:
+        """Whether a second pass over the rows is needed (variances, rule 4's rounded extremes)."""
+        none = disclosure.StatRule()
+        return any(needs_second_pass(agg, self.rules.get(name, none)) for name, agg in self.root.aggs)
+
+    def aggregation(self, f: SFrame) -> Aggregation:
+        """Return the aggregation (made at the first pass's trace, from the frame's public row count)."""
+        if self.agg is None:
+            a, root = self.a, self.root
+            schema = a.schema(root.input)
+            domains = [schema[k].grouping_domain or () for k in root.keys]
+            kinds = {k: t.kind for k, t in a.schema(root).items()}
+            known: frozenset[str] = frozenset()
+            if self.scale is not None:
+                self.bound = self.scale * f.n  # NB: public: the whole job's padded rows bound its real rows
+                known = statically_in_range(a, self.bound)
+            self.agg = Aggregation(root.keys, domains, root.aggs, kinds, a.plan.min_group_size, known,
+                                   count_rule=CountRule(a), margins=Margins(a), rules=self.rules)  # fmt: skip
+        return self.agg
+
+    def first(self, compiler: SpuCompiler, f: SFrame) -> Leaves:
+        """Return the first pass's partials over the frame f that compiler built (and rules 9 and 5's)."""
+        out = self.aggregation(f).first(f)
+        if self.a.register:  # NB: rule 9: registered cells recomputed from the same inputs (kernels/register.py)
+            from .kernels.register import register_partial
+
+            out.update(register_partial(compiler))
+        out.update(compiler.whole_leaves())
+        return out
+
+    def between(self, p1: dict[str, Any]) -> dict[str, Any]:
+        """Return the per-cell values the second pass needs, from the combined first pass."""
+        assert self.agg is not None, "the first pass is traced first"
+        return self.agg.between(p1)
+
+    def second(self, compiler: SpuCompiler, f: SFrame, p1: dict[str, Any], derived: dict[str, Any]) -> Leaves:
+        """Return the second pass's partials over the frame f."""
+        del compiler
+        return self.aggregation(f).second(f, p1, derived)
+
+    def finish(self, p1: dict[str, Any], derived: dict[str, Any], p2: dict[str, Any]) -> list[Any]:
+        """Return the program's outputs ([__withheld, __cell_ok, ...]) from the combined partials."""
+        assert self.agg is not None, "the first pass is traced first"
+        outs = self.agg.finish(p1, derived, p2, self.bound)
+        flags = whole_flags(self.a, p1)
+        if self.a.register:
+            from .kernels.register import register_finish
+
+            flags.append((REGISTER, register_finish(self.a, p1)))
+        return withhold_whole(flags, outs)
+
+
+def whole_flags(a: Analysis, combined: dict[str, Any]) -> list[tuple[int, Any]]:
+    """Return rule 5's flags of the whole result from the combined counts (`SpuCompiler.whole_leaves`), in order."""
+    out: list[tuple[int, Any]] = []
+    i = 0
+    while f"whole:{i}" in combined:
+        v = combined[f"whole:{i}"]
+        out.append((COMPLEMENT, disclosure.complement_ok(v[0], v[1], a.plan.min_group_size, _ge)))
+        i += 1
+    if "unsorted" in combined:  # NB: a merge join's inputs were not sorted (kernels/merge.py): nothing is released
+        out.insert(0, (UNSORTED, 1 - _ge(combined["unsorted"], 1)))
+    return out
 
 
 def withhold_whole(flags: list[tuple[int, Any]], outs: list[Any]) -> list[Any]:
@@ -184,7 +294,8 @@ def _ge(x: Any, t: int) -> Any:
 def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Callable[..., tuple[Any, ...]]:
     """Return the JAX function of a plan: encoded inputs in, suppressed per-cell outputs out.
 
-    rows gives each dataset's real row count (public metadata).
+    rows gives each dataset's real row count (public metadata). The bucketed program is
+    `compile.staged.build_staged`; both run the same passes (`AggregatePasses`).
     """
 
     def program(*inputs: Any) -> tuple[Any, ...]:

@@ -143,28 +143,41 @@ class CountRule:
         self.rules = a.rules
         self.how = mode(a)
 
-    def apply(self, outs: list[Any], frame: Any, m: Any, aggs: tuple[tuple[str, n.Agg], ...],
-              args: dict[str, SCol], weights: dict[str, Any]) -> list[Any]:  # fmt: skip
-        """Return outs ([cells, (code, value) per aggregate]) with the counts among them perturbed or rounded."""
+    def _counts(self, aggs: tuple[tuple[str, n.Agg], ...], kinds: dict[str, str]) -> list[tuple[int, str, n.Agg]]:
+        """Return the counts among the statistics: (output index of the code, name, aggregate)."""
+        return [(1 + 2 * j, name, agg) for j, (name, agg) in enumerate(aggs) if is_count(agg, kinds.get(name))]
+
+    def partial(self, frame: Any, m: Any, aggs: tuple[tuple[str, n.Agg], ...], args: dict[str, SCol],
+                weights: dict[str, Any]) -> Any:  # fmt: skip
+        """Return the per-cell ring sums of record keys of the rows each count counts ((counts, cells)), or None.
+
+        Sums over rows: they add up over buckets. None when nothing is perturbed by record keys.
+        """
+        if self.how != "perturb" or frame.rk is None:
+            return None
+        ws = []
+        for _, name, agg in self._counts(aggs, {nm: c.kind for nm, c in args.items()}):
+            if agg.func == "len":
+                ws.append(frame.mask)
+            elif agg.func == "count":
+                ws.append(weights[name])
+            else:
+                ws.append(weights[name] * args[name].v)
+        return m.matrix_sums([frame.rk * w for w in ws]) if ws else None
+
+    def finish(self, outs: list[Any], aggs: tuple[tuple[str, n.Agg], ...], kinds: dict[str, str], rk_sums: Any,
+               max_count: int) -> list[Any]:  # fmt: skip
+        """Return outs ([cells, (code, value) per aggregate]) with the counts among them perturbed or rounded.
+
+        rk_sums: `partial`'s sums (combined over buckets), or None; max_count: the most rows a count can hold.
+        """
         if self.how == "exact":
             return outs
-        found: list[tuple[int, Any]] = []  # (output index of the code, the rows each count counts)
-        for j, (name, agg) in enumerate(aggs):
-            kind = args[name].kind if name in args else None
-            if not is_count(agg, kind):
-                continue
-            if agg.func == "len":
-                w = frame.mask
-            elif agg.func == "count":
-                w = weights[name]
-            else:
-                w = weights[name] * args[name].v
-            found.append((1 + 2 * j, w))
+        found = self._counts(aggs, kinds)
         if not found:
             return outs
-        if self.how == "perturb" and frame.rk is not None:
-            sums = m.sums([frame.rk * w for _, w in found])
-            counts = [(j, s) for (j, _), s in zip(found, sums, strict=True)]
+        if rk_sums is not None:
+            counts = [(j, rk_sums[i]) for i, (j, _, _) in enumerate(found)]
         else:
-            counts = [(j, None) for j, _ in found]
-        return perturb_outputs(outs, counts, self.rules, self.how, frame.n)
+            counts = [(j, None) for j, _, _ in found]
+        return perturb_outputs(outs, counts, self.rules, self.how, max_count)

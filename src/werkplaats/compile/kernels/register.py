@@ -120,24 +120,41 @@ def aligned_membership(compiler: Any, a: Analysis) -> Any:
     return jnp.stack(out[1:], axis=1)[: rc.base_rows]  # NB: every base row once, in order; right rows after
 
 
-def register_passes(compiler: Any) -> Any:
-    """Return a secret 0/1: 1 when no cell the plan's cell rule releases differs from a registered
-    released cell by between 1 and k − 1 rows."""
+def register_partial(compiler: Any) -> dict[str, tuple[Any, str]]:
+    """Return rule 9's per-cell sums over the rows: the plan's cell sizes, and per registered table its
+    released cells' sizes and the intersections. They add up over buckets (a bucket holds whole base rows)."""
     a: Analysis = compiler.a
     if not a.register:
-        return jnp.ones((), dtype=I64)
-    k = a.plan.min_group_size
+        return {}
     mn = aligned_membership(compiler, a)
-    size_n = mn.sum(axis=0)
-    shown = b2i(size_n >= k)  # NB: the cells the cell rule releases
-    bad: Any = jnp.zeros((), dtype=I64)
-    for reg in a.register:
-        kk = max(k, reg.analysis.plan.min_group_size)
+    out: dict[str, tuple[Any, str]] = {"reg:n": (mn.sum(axis=0), "add")}
+    for i, reg in enumerate(a.register):
         mr = aligned_membership(compiler, reg.analysis)[:, jnp.asarray(reg.released)]
         if mr.shape[0] != mn.shape[0]:
             msg = "MPC executor: a registered table of the same universe has another number of base rows"
             raise OperationNotDefinedError(msg)
-        inter = mn.T @ mr
-        sd = size_n[:, None] + mr.sum(axis=0)[None, :] - 2 * inter
+        out[f"reg:{i}:r"] = (mr.sum(axis=0), "add")
+        out[f"reg:{i}:inter"] = (mn.T @ mr, "add")
+    return out
+
+
+def register_finish(a: Analysis, sums: dict[str, Any]) -> Any:
+    """Return a secret 0/1 from `register_partial`'s (combined) sums: 1 when no cell the plan's cell rule
+    releases differs from a registered released cell by between 1 and k − 1 rows."""
+    if not a.register:
+        return jnp.ones((), dtype=I64)
+    k = a.plan.min_group_size
+    size_n = sums["reg:n"]
+    shown = b2i(size_n >= k)  # NB: the cells the cell rule releases
+    bad: Any = jnp.zeros((), dtype=I64)
+    for i, reg in enumerate(a.register):
+        kk = max(k, reg.analysis.plan.min_group_size)
+        sd = size_n[:, None] + sums[f"reg:{i}:r"][None, :] - 2 * sums[f"reg:{i}:inter"]
         bad = bad + (shown[:, None] * b2i(sd >= 1) * b2i(sd <= kk - 1)).sum()
     return b2i(bad == 0)
+
+
+def register_passes(compiler: Any) -> Any:
+    """Return a secret 0/1: 1 when no cell the plan's cell rule releases differs from a registered
+    released cell by between 1 and k − 1 rows."""
+    return register_finish(compiler.a, {name: v for name, (v, _) in register_partial(compiler).items()})
