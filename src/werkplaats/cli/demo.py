@@ -89,7 +89,9 @@ def demo(
             "4. Engines and datastations started (separate processes)",
             "   engine0-2: share inbox over HTTPS, MPC link over brpc, both mutual TLS\n"
             "   each datastation validated its sources and published their metadata to the catalog:\n"
-            + "\n".join(lines),
+            + "\n".join(lines)
+            + f"\n   the GGD's datastation created the bucket key of {COLLABORATION!r} (bucketed jobs), sealed to\n"
+            "   each member's datastation; hub and engines never see it (werkplaats datastation bucket-key --help)",
         )
         ws.start_web()
         _say("5. The web application (open it in a browser; the workspace CA signs its certificates)", _logins(ws))

@@ -311,6 +311,8 @@ class LocalWorkspace:
             f'signing_key = "../../keys/{org}.key"\nstate_dir = "state"\nhub_key_file = "../../keys/hub.pub"\n'
             + self._tls_toml(nd, "../..")
             + self._engine_pins_toml()  # NB: set when the organisation joins; changed only by its own operator
+            + "\n[organisations]\n"  # NB: the others' signing keys, pinned: they check the bucket key's signatures
+            + "".join(f'{o} = "{self.public_keys[o]}"\n' for o in self.organisations)
             + self._web_toml(nd, accounts="state/web-accounts.db")
         )
         for ds in sets:
@@ -372,6 +374,30 @@ class LocalWorkspace:
                     raise
             finally:
                 st.close()
+        self.create_bucket_key()  # NB: bucketed jobs split rows by it; only the datastations hold it
+
+    def create_bucket_key(self, org: str | None = None, timeout: float = 60.0) -> int:
+        """Create the next version of the collaboration's bucket key at org's datastation (default: the first).
+
+        Sealed to each member datastation's published encryption key; the others fetch it when a
+        job needs it. Return the version.
+        """
+        from ..workspace.bucketkey import BucketKeyError, BucketKeys
+        from ..workspace.config import DatastationConfig
+
+        org = org or self.organisations[0]
+        keys = BucketKeys.from_config(DatastationConfig.load(self.datastation_config(org)))
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    return keys.create(COLLABORATION)
+                except BucketKeyError as e:  # NB: a datastation publishes its encryption key just after its datasets
+                    if "published no encryption key yet" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+        finally:
+            keys.close()
 
     def _web_up(self, node: str) -> bool:
         import httpx
