@@ -49,6 +49,8 @@ FORBIDDEN: tuple[tuple[str, str, str], ...] = (
     ("werkplaats.workspace.sources", "werkplaats.workspace.db", "datastation-side sources never use the hub's db"),
     ("werkplaats.workspace.engine", "werkplaats.workspace.hub", "an engine never runs hub code"),
     ("werkplaats.workspace.engine", "werkplaats.workspace.db", "an engine never touches the hub's database"),
+    ("werkplaats.workspace.bucketkey", "werkplaats.workspace.hub", "a datastation-side key never runs hub code"),
+    ("werkplaats.workspace.bucketkey", "werkplaats.workspace.db", "a datastation-side key never uses the hub db"),
 )
 # The analyst's client may run plans locally on dummy data (preview): the one service-side user of run_local.
 ALLOWED = {("werkplaats.workspace.client", "werkplaats.local")}
