@@ -18,10 +18,9 @@ from .core import F64, I64, SFrame, b2i
 from .expr import align
 
 
-def rates(f: SFrame, r: n.Standardize, domains: list[tuple[Any, ...]], bands: tuple[Any, ...], w: np.ndarray,
-          k: int) -> list[Any]:  # fmt: skip
-    """Return [code, rate, ci_low, ci_high] per cell of the keys' domains (result.key_grid order)."""
-    from ..models.rates import EVENTS_LIMIT, measures
+def rate_sums(f: SFrame, r: n.Standardize, domains: list[tuple[Any, ...]], bands: tuple[Any, ...]) -> Any:
+    """Return the per-cell ring sums (persons and events per band, out-of-range rows) × cells: one pass's partial."""
+    from ..models.rates import EVENTS_LIMIT
 
     ev, age = f.cols[r.events], f.cols[r.age]
     band = align(age, tuple(bands))  # NB: n × bands, all zeros where the band is missing
@@ -30,11 +29,21 @@ def rates(f: SFrame, r: n.Standardize, domains: list[tuple[Any, ...]], bands: tu
     wb = band * use[:, None]
     bad = use * b2i((events < 0) | (events > EVENTS_LIMIT))
     cols = [*(wb[:, j] for j in range(len(bands))), *(wb[:, j] * events for j in range(len(bands))), bad]
-    sums = Membership(f, r.keys, domains).sums(cols)
+    return jnp.stack(Membership(f, r.keys, domains).sums(cols), axis=0)
+
+
+def rate_measures(sums: Any, r: n.Standardize, bands: tuple[Any, ...], w: np.ndarray, k: int) -> list[Any]:
+    """Return [code, rate, ci_low, ci_high] per cell from the sums of `rate_sums` over every row."""
+    from ..models.rates import measures
+
     nb = len(bands)
-    nn = jnp.stack(sums[:nb], axis=0)
-    d = jnp.stack(sums[nb : 2 * nb], axis=0)
-    return measures(nn, d, sums[-1], w, r.per, k, jnp, _ge, _div, jnp.sqrt)
+    return measures(sums[:nb], sums[nb : 2 * nb], sums[-1], w, r.per, k, jnp, _ge, _div, jnp.sqrt)
+
+
+def rates(f: SFrame, r: n.Standardize, domains: list[tuple[Any, ...]], bands: tuple[Any, ...], w: np.ndarray,
+          k: int) -> list[Any]:  # fmt: skip
+    """Return [code, rate, ci_low, ci_high] per cell of the keys' domains (result.key_grid order)."""
+    return rate_measures(rate_sums(f, r, domains, bands), r, bands, w, k)
 
 
 def _ge(x: Any, t: Any) -> Any:

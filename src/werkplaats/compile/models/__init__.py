@@ -11,36 +11,27 @@ the checker, both executors, the result receiver and the result frame treat them
   (`kernels.core.SFrame`): the whole-summary checks as (reason code, secret 0/1 passes) and the
   outputs in ``output_kinds`` order;
 - ``stages(a, reader) -> list[compile.staged.Stage]``: the same summary as stages over buckets
-  (issue 13; see "Summaries in buckets" below);
-- ``plain(a, rows) -> (flags, outs)``: the same on the plain executor, from the input relation's
-  rows (a DataFrame of the columns the node reads; rows a filter removed are not in it), as NumPy;
-- ``revealed(a, values, withheld) -> Revealed``: the outputs after reconstruction (withheld: the
-  whole summary's reason code, REVEALED when released; every value is zero otherwise);
-- ``frame(a, rev) -> DataFrame``: the result the analyst sees.
+  (issue 13; see "Summaries in buckets (the hook `compile/staged.build_staged` calls for a summary root)::
 
-The two executors share ``revealed`` and ``frame``, so MPC equals plain wherever the outputs do.
-Each summary runs under the model precision (`precision`): FM128 with 40 fraction bits.
-
-Summaries in buckets (the hook `compile/staged.build_staged` calls for a summary root)::
-
-    stages = summary_module(root).stages(a, BucketReader(n_inputs, read, counts, flags))
+    stages = summary_module(root).stages(a, BucketReader(n_inputs, read, leaves, flags))
 
 - ``n_inputs``: how many leading arguments of every stage's ``partial`` are one bucket's inputs
   (the slots of ``layout(a, padded_rows, bucketed=True)``, in order); the state follows them.
   A summary takes no perturbation key (``perturb.mode`` is "round"), so ``state_in`` is empty.
-- ``read(inputs) -> (frame, counts)``: the summary's input relation as a secret frame over one
-  bucket (padding rows masked out), and the relational part's per-bucket counts that its
-  whole-result flags need (int64 scalars that add across buckets: e.g. rule 5's rows before and
-  after each filter and inner join). ``counts``: how many there are (public).
+- ``read(inputs) -> (frame, partials)``: the summary's input relation as a secret frame over one
+  bucket (padding rows masked out), and the relational part's per-bucket partials that its
+  whole-result flags need (e.g. `SpuCompiler.whole_leaves`' values: rule 5's rows before and
+  after each filter and inner join, the merge join's unsorted count), as ``leaves`` describes
+  them (public shapes, dtypes and ops; usually "add").
 - ``flags(totals) -> [(code, passes)]``: the relational part's whole-result flags from those
-  counts summed over every bucket (they come first, as in `SpuCompiler.program`).
+  partials combined over every bucket (they come first, as in `SpuCompiler.program`).
 
 Every summary is a list of `Pass`es (one pass reads every row once; `run_passes` runs them on one
 frame, which is the unbucketed program, `mpc`), and `stage_list` turns the same passes into stages:
-the first stage's partial adds the reader's counts, the totals ride in the state, and the last
-step returns ``withhold_whole([*flags(totals), *summary_flags], outs)``, the program's outputs.
-A repeated pass (IRLS) gives stages that share one ``partial`` and one ``step`` callable (the
-iteration number is in the state), so a runtime can compile them once (dedupe by identity).
+the first stage's partial adds the reader's partials, their totals ride in the state (first), and
+the last step returns ``withhold_whole([*flags(totals), *summary_flags], outs)``, the program's
+outputs. A repeated pass (IRLS) gives stages that share one ``partial`` and one ``step`` callable
+(the iteration number is in the state), so a runtime can compile them once (dedupe by identity).
 Counts in the passes are bounded by 2^MAX_ROW_BITS rows (the whole job's, not one bucket's).
 """
 
@@ -82,7 +73,7 @@ class BucketReader:
 
     n_inputs: int
     read: Callable[[Sequence[Any]], tuple[SFrame, list[Any]]]
-    counts: int = 0
+    leaves: list[Leaf] = field(default_factory=list)
     flags: Callable[[Sequence[Any]], list[tuple[int, Any]]] = _no_flags
 
 
@@ -127,9 +118,10 @@ def run_passes(rows: Any, passes: list[Pass]) -> Any:
 def stage_list(reader: BucketReader, rows_of: Callable[[SFrame], Any], passes: list[Pass]) -> list[Stage]:
     """Return the stages of a summary's passes over buckets (see the module docstring)."""
     from ..spu import withhold_whole
-    from ..staged import Leaf, Stage
+    from ..staged import Stage
 
-    nc, ni = reader.counts, reader.n_inputs
+    nc, ni = len(reader.leaves), reader.n_inputs
+    assert passes and passes[0].repeat == 1, "the first pass reads no state: it runs once"
     out: list[Stage] = []
     prev: type | None = None
     for idx, p in enumerate(passes):
@@ -157,7 +149,7 @@ def stage_list(reader: BucketReader, rows_of: Callable[[SFrame], Any], passes: l
                 return tuple(withhold_whole([*reader.flags(totals), *flags], outs))
             return (*totals, *new)
 
-        leaves = [Leaf((), "int64", "add") for _ in range(nc)] + p.leaves if first else p.leaves
+        leaves = [*reader.leaves, *p.leaves] if first else p.leaves
         for rep in range(p.repeat):
             name = p.name if p.repeat == 1 else f"{p.name} {rep + 1}"
             out.append(Stage(partial, leaves, step, name))

@@ -36,7 +36,7 @@ The checks, inside the MPC, withhold the whole matrix (first failure wins):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,6 @@ KINDS = ("int", "float", "bool")
 MAX_COLUMNS = 30  # NB: p(p+1)/2 products per row inside the MPC
 VALUE_LIMIT = 2.0**31  # |x| of every value used (OUT_OF_RANGE beyond)
 NEAR_CONSTANT = 2.0**-24  # a column whose variance (Σ (x - m)² / n) is below this counts as constant
-COUNT_BITS = 23  # NB: frames hold < 2^22 rows (kernels/core.ROW_BITS)
 TARGET = 40  # Σ d'² of each scaled column lies in [2^TARGET, 2^(TARGET + 2))
 COARSE = 24  # the coarse copy d · 2^-24, whose squares cannot wrap for |d| < 2^32
 BIG_AT = 44  # Σ d² ≥ 2^44 (seen on the coarse copy): the direct Σ d² may have wrapped; use the coarse one
@@ -167,84 +166,173 @@ def _at_least(t: int, big_ss: Any, ss: Any, big: Any) -> Any:
     return jnp.maximum(big, b2i(ss >= 2.0**t))
 
 
-def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
-    """The correlations inside the MPC program, from the input's secret frame (see the module docstring)."""
+class CorrState(NamedTuple):
+    """What one pass hands the next (every field secret)."""
+
+    cnt: Any  # int: rows where every column is present
+    inv_n: Any  # 1 / n (normalised reciprocal)
+    lo: Any  # (p,): each column's minimum and maximum over the rows used
+    hi: Any
+    m: Any  # (p,): the means
+    in_range: Any  # int (p,)
+    small: Any  # int (p + pairs,): a two-valued column, or a pair of them, with a small category
+    singular: Any  # int (p,)
+    scale: Any  # (p,): the power-of-two scale of each centred column
+
+
+class Rows(NamedTuple):
+    x: Any  # n × p, the columns as fixed point
+    w: Any  # int (n,): 1 where the row is used (the mask times every column's validity)
+
+
+def rows_of(a: Analysis, f: Any) -> Rows:
+    """Return a frame's correlation rows: the columns and the used rows."""
+    import jax.numpy as jnp
+
+    from ..kernels.core import F64, I64
+
+    cols = _node(a).columns
+    w = f.mask.astype(I64)
+    for c in cols:
+        w = w * f.cols[c].ok.astype(I64)
+    return Rows(jnp.stack([f.cols[c].v.astype(F64) for c in cols], axis=1), w)
+
+
+def passes(a: Analysis) -> list[Any]:
+    """Return the correlation's three passes: range (n, sums, min, max), spread (categories, Σ d²), products."""
     import jax.numpy as jnp
 
     from ..kernels.cellkey import round_secret
     from ..kernels.core import F64, I64, b2i, tree_reduce
+    from ..staged import Leaf
+    from . import MAX_ROW_BITS, Pass
 
     cols = _node(a).columns
     p = len(cols)
+    pairs = _pairs(p)
     k = a.plan.min_group_size
-    w = f.mask.astype(I64)
-    for c in cols:
-        w = w * f.cols[c].ok.astype(I64)
-    cnt = w.sum()
-    x = jnp.stack([f.cols[c].v.astype(F64) for c in cols], axis=1)  # n × p
-    nf = cnt.astype(F64)
 
-    # 1/n: n's power-of-two bucket, so that the reciprocal works on [0.5, 1)
-    ge = [b2i(cnt >= 2**e) for e in range(COUNT_BITS)]
-    half = _pow2_bucket_scale([(g, 2.0 ** -(e + 1)) for e, g in enumerate(ge)], 1.0)
-    inv_n = half * (1.0 / (nf * half + (1 - ge[0]).astype(F64)))  # NB: n = 0 → 1/1 (withheld anyway)
+    def used(rows: Rows) -> Any:
+        return (rows.w == 1)[:, None]  # NB: jnp.where selects exactly; a 0/1 float product adds fixed point's noise
 
-    # range and two-valued columns: min and max over the rows used
-    on = (w == 1)[:, None]  # NB: jnp.where selects exactly; multiplying by a 0/1 float adds fixed point's noise
-    lo = tree_reduce(jnp.where(on, x, 2.0**33), "min")
-    hi = tree_reduce(jnp.where(on, x, -(2.0**33)), "max")
-    in_range = b2i(hi <= VALUE_LIMIT) * b2i(lo >= -VALUE_LIMIT)
-    low = w[:, None] * b2i(x == lo[None, :])  # n × p: the row holds its column's minimum
-    high = w[:, None] * b2i(x == hi[None, :])
-    at_lo, at_hi = low.sum(axis=0), high.sum(axis=0)
-    same = b2i(lo == hi)
-    two = b2i(at_lo + at_hi == cnt) * (1 - same)
-    small = two * (1 - b2i(at_lo >= k) * b2i(at_hi >= k))
-    # two binary columns: each cell of their 2 × 2 table needs k rows (exact integer products in the ring)
-    hh, hl, ll = high.T @ high, high.T @ low, low.T @ low
-    pair_small = []
-    for i, j in _pairs(p):
-        cells_ok = b2i(hh[i, j] >= k) * b2i(hl[i, j] >= k) * b2i(hl[j, i] >= k) * b2i(ll[i, j] >= k)
-        pair_small.append(two[i] * two[j] * (1 - cells_ok))
-    small = jnp.concatenate([small, jnp.stack(pair_small)])
+    def ranges(rows: Rows, _: Any) -> list[Any]:
+        on = used(rows)
+        lo = tree_reduce(jnp.where(on, rows.x, 2.0**33), "min")
+        hi = tree_reduce(jnp.where(on, rows.x, -(2.0**33)), "max")
+        return [rows.w.sum(), jnp.where(on, rows.x, 0.0).sum(axis=0), lo, hi]  # NB: ring sums; a matmul's would wrap
 
-    # centre (means with the normalised reciprocal)
-    m = jnp.where(on, x, 0.0).sum(axis=0) * inv_n  # NB: a ring sum; the sum of a matmul would wrap
-    d = jnp.where(on, x - m[None, :], 0.0)
-    coarse = d * 2.0**-COARSE
-    big_ss = (coarse * coarse).sum(axis=0)  # Σ d² · 2^-48, cannot wrap
-    ss = (d * d).sum(axis=0)  # Σ d²: valid unless big (then unused)
-    big = b2i(big_ss >= 2.0 ** (BIG_AT - 2 * COARSE))
-    near = (1 - big) * b2i(ss < nf * NEAR_CONSTANT)
-    singular = jnp.maximum(same, near)
+    def after_ranges(acc: list[Any], _: Any) -> CorrState:
+        cnt, sx, lo, hi = acc
+        nf = cnt.astype(F64)
+        # 1/n: n's power-of-two bucket, so that the reciprocal works on [0.5, 1)
+        ge = [b2i(cnt >= 2**e) for e in range(MAX_ROW_BITS)]
+        half = _pow2_bucket_scale([(g, 2.0 ** -(e + 1)) for e, g in enumerate(ge)], 1.0)
+        inv_n = half * (1.0 / (nf * half + (1 - ge[0]).astype(F64)))  # NB: n = 0 → 1/1 (withheld anyway)
+        zi = jnp.zeros((p,), dtype=I64) + cnt * 0
+        return CorrState(cnt=cnt, inv_n=inv_n, lo=lo, hi=hi, m=sx * inv_n,
+                         in_range=b2i(hi <= VALUE_LIMIT) * b2i(lo >= -VALUE_LIMIT),
+                         small=jnp.zeros((p + len(pairs),), dtype=I64) + cnt * 0, singular=zi,
+                         scale=jnp.zeros((p,), dtype=F64) + nf * 0.0)  # fmt: skip
 
-    # scale each column: Σ (d 2^-e)² in [2^TARGET, 2^(TARGET+2))
-    steps = []
-    for e in range(SCALE_LO, SCALE_HI + 1):
-        t = TARGET + 2 * e  # passes: Σ d² ≥ 2^t, on the coarse sum where the direct one may have wrapped
-        steps.append((_at_least(t, big_ss, ss, big), 2.0**-e))
-    scale = _pow2_bucket_scale(steps, 2.0**-SCALE_LO)
-    ds = d * scale[None, :]
+    def centred(rows: Rows, st: CorrState) -> Any:
+        return jnp.where(used(rows), rows.x - st.m[None, :], 0.0)
 
-    tot = ds.sum(axis=0)
-    corr_tot = tot * inv_n
-    diag = jnp.stack([(ds[:, i] * ds[:, i]).sum() - tot[i] * corr_tot[i] for i in range(p)])
-    v = diag * 2.0**-TARGET  # in [1, 4) when not singular
-    v = v + singular.astype(F64)  # NB: a singular column's v is ≥ 1 too: no 1 / sqrt(0)
-    y = jnp.sqrt(1.0 / v)
-    for _ in range(2):
-        y = y * (1.5 - 0.5 * v * y * y)
-    rs = []
-    for i, j in _pairs(p):
-        cij = (ds[:, i] * ds[:, j]).sum() - tot[i] * corr_tot[j]
-        rs.append(cij * 2.0**-TARGET * y[i] * y[j])
-    r = jnp.stack(rs)
+    def spread(rows: Rows, st: CorrState) -> list[Any]:
+        low = rows.w[:, None] * b2i(rows.x == st.lo[None, :])  # n × p: the row holds its column's minimum
+        high = rows.w[:, None] * b2i(rows.x == st.hi[None, :])
+        ends = jnp.stack([low.sum(axis=0), high.sum(axis=0)])
+        cross = jnp.stack([high.T @ high, high.T @ low, low.T @ low])  # NB: exact integer products in the ring
+        d = centred(rows, st)
+        coarse = d * 2.0**-COARSE
+        return [ends, cross, (coarse * coarse).sum(axis=0), (d * d).sum(axis=0)]  # NB: Σ d² · 2^-48 cannot wrap
 
-    flags: list[tuple[int, Any]] = [(FEW_VALUES, b2i(cnt >= k)), (OUT_OF_RANGE, in_range.prod()),
-                                    (SMALL_CATEGORY, 1 - small.max()), (SINGULAR, 1 - singular.max())]  # fmt: skip
-    shown = round_secret(cnt, _round_base(a), f.n)
-    one = jnp.ones((1,), dtype=I64)
-    return flags, [one, shown.reshape(1), r]
+    def after_spread(acc: list[Any], st: CorrState) -> CorrState:
+        ends, cross, big_ss, ss = acc
+        at_lo, at_hi = ends[0], ends[1]
+        hh, hl, ll = cross[0], cross[1], cross[2]
+        cnt, nf = st.cnt, st.cnt.astype(F64)
+        same = b2i(st.lo == st.hi)
+        two = b2i(at_lo + at_hi == cnt) * (1 - same)
+        small = two * (1 - b2i(at_lo >= k) * b2i(at_hi >= k))
+        # two binary columns: each cell of their 2 × 2 table needs k rows
+        pair_small = []
+        for i, j in pairs:
+            cells_ok = b2i(hh[i, j] >= k) * b2i(hl[i, j] >= k) * b2i(hl[j, i] >= k) * b2i(ll[i, j] >= k)
+            pair_small.append(two[i] * two[j] * (1 - cells_ok))
+        big = b2i(big_ss >= 2.0 ** (BIG_AT - 2 * COARSE))
+        near = (1 - big) * b2i(ss < nf * NEAR_CONSTANT)
+        # scale each column: Σ (d 2^-e)² in [2^TARGET, 2^(TARGET+2))
+        steps = []
+        for e in range(SCALE_LO, SCALE_HI + 1):
+            t = TARGET + 2 * e  # passes: Σ d² ≥ 2^t, on the coarse sum where the direct one may have wrapped
+            steps.append((_at_least(t, big_ss, ss, big), 2.0**-e))
+        return st._replace(small=jnp.concatenate([small, jnp.stack(pair_small)]), singular=jnp.maximum(same, near),
+                           scale=_pow2_bucket_scale(steps, 2.0**-SCALE_LO))  # fmt: skip
+
+    def products(rows: Rows, st: CorrState) -> list[Any]:
+        ds = centred(rows, st) * st.scale[None, :]
+        prods = [(ds[:, i] * ds[:, i]).sum() for i in range(p)] + [(ds[:, i] * ds[:, j]).sum() for i, j in pairs]
+        return [ds.sum(axis=0), jnp.stack(prods)]
+
+    def after_products(acc: list[Any], st: CorrState) -> tuple[list[tuple[int, Any]], list[Any]]:
+        tot, prods = acc
+        corr_tot = tot * st.inv_n
+        singular = st.singular
+        diag = jnp.stack([prods[i] - tot[i] * corr_tot[i] for i in range(p)])
+        v = diag * 2.0**-TARGET  # in [1, 4) when not singular
+        v = v + singular.astype(F64)  # NB: a singular column's v is ≥ 1 too: no 1 / sqrt(0)
+        y = jnp.sqrt(1.0 / v)
+        for _ in range(2):
+            y = y * (1.5 - 0.5 * v * y * y)
+        rs = []
+        for idx, (i, j) in enumerate(pairs):
+            cij = prods[p + idx] - tot[i] * corr_tot[j]
+            rs.append(cij * 2.0**-TARGET * y[i] * y[j])
+        flags: list[tuple[int, Any]] = [(FEW_VALUES, b2i(st.cnt >= k)), (OUT_OF_RANGE, st.in_range.prod()),
+                                        (SMALL_CATEGORY, 1 - st.small.max()),
+                                        (SINGULAR, 1 - singular.max())]  # fmt: skip
+        shown = round_secret(st.cnt, _round_base(a), 2**MAX_ROW_BITS)
+        one = jnp.ones((1,), dtype=I64)
+        return flags, [one, shown.reshape(1), jnp.stack(rs)]
+
+    f_ = "float64"
+    return [
+        Pass(
+            "range",
+            ranges,
+            [Leaf((), "int64", "add"), Leaf((p,), f_, "add"), Leaf((p,), f_, "min"), Leaf((p,), f_, "max")],
+            after_ranges,
+            state=CorrState,
+        ),
+        Pass(
+            "spread",
+            spread,
+            [
+                Leaf((2, p), "int64", "add"),
+                Leaf((3, p, p), "int64", "add"),
+                Leaf((p,), f_, "add"),
+                Leaf((p,), f_, "add"),
+            ],
+            after_spread,
+            state=CorrState,
+        ),
+        Pass("products", products, [Leaf((p,), f_, "add"), Leaf((p + len(pairs),), f_, "add")], after_products),
+    ]
+
+
+def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
+    """The correlations inside the MPC program, from the input's secret frame (see the module docstring)."""
+    from . import run_passes
+
+    flags, outs = run_passes(rows_of(a, f), passes(a))
+    return flags, outs
+
+
+def stages(a: Analysis, reader: Any) -> list[Any]:
+    """The correlations as stages over buckets: the same three passes (models/__init__.py)."""
+    from . import stage_list
+
+    return stage_list(reader, lambda f: rows_of(a, f), passes(a))
 
 
 # --- both executors --------------------------------------------------------------------------

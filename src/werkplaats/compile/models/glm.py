@@ -227,6 +227,13 @@ def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
     return glm_mpc(a, f)
 
 
+def stages(a: Analysis, reader: Any) -> list[Any]:
+    """The model as stages over buckets (compile/kernels/glm.glm_passes; models/__init__.py)."""
+    from ..kernels.glm import glm_stages
+
+    return glm_stages(a, reader)
+
+
 def design(a: Analysis, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (X, y, offset, used) from the input rows: X the terms' columns (intercept first) of every row.
 

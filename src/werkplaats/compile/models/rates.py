@@ -210,13 +210,39 @@ def plain(a: Analysis, rows: pd.DataFrame) -> tuple[list[tuple[int, Any]], list[
     return [], [np.asarray(outs[0], dtype=np.int64), *(np.asarray(o, dtype=float) for o in outs[1:])]
 
 
-def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
-    """Compute the rates inside the MPC program from the input's secret frame (see the module docstring)."""
-    from ..kernels.rates import rates
+def passes(a: Analysis) -> list[Any]:
+    """Return the rates' one pass: per-cell, per-band persons and events (sums that add across buckets)."""
+    from ..kernels.rates import rate_measures, rate_sums
+    from ..staged import Leaf
+    from . import Pass
 
     r = _node(a)
     domains, bands = _domains(a)
-    return [], rates(f, r, domains, bands, weights(r, bands), a.plan.min_group_size)
+    cells = len(key_grid(domains))
+    w, k = weights(r, bands), a.plan.min_group_size
+
+    def partial(f: Any, _: Any) -> list[Any]:
+        return [rate_sums(f, r, domains, bands)]
+
+    def step(acc: list[Any], _: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
+        return [], rate_measures(acc[0], r, bands, w, k)
+
+    return [Pass("rates", partial, [Leaf((2 * len(bands) + 1, cells), "int64", "add")], step)]
+
+
+def mpc(a: Analysis, f: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
+    """Compute the rates inside the MPC program from the input's secret frame (see the module docstring)."""
+    from . import run_passes
+
+    flags, outs = run_passes(f, passes(a))
+    return flags, outs
+
+
+def stages(a: Analysis, reader: Any) -> list[Any]:
+    """The rates as one stage over buckets: the per-cell sums add, the step computes the rates (models/__init__.py)."""
+    from . import stage_list
+
+    return stage_list(reader, lambda f: f, passes(a))
 
 
 def revealed(a: Analysis, values: list[np.ndarray], withheld: int) -> Revealed:
