@@ -116,13 +116,15 @@ class LinkRelay:
                 return
             with contextlib.suppress(asyncio.CancelledError):  # NB: close() cancels open connections
                 await asyncio.gather(self._pipe(r, uw), self._pipe(ur, w), return_exceptions=True)
+            for writer in (w, uw):
+                writer.close()
 
         server = await asyncio.start_server(handle, self.host, 0)
         sock = server.sockets[0].getsockname()
         return server, f"{sock[0]}:{sock[1]}"
 
     async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        """Copy r to w, each chunk due delay_s after it was read; in order; then close w."""
+        """Copy r to w, each chunk due delay_s after it was read; in order; then half-close w."""
         q: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
@@ -148,7 +150,8 @@ class LinkRelay:
             q.put_nowait((0.0, b""))
             with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                 await sender
-            w.close()
+                if w.can_write_eof():  # NB: a half-close; the other direction may still be talking
+                    w.write_eof()
 
 
 async def _connect(host: str, port: int, tries: int = 200) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

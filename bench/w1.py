@@ -31,8 +31,9 @@ import werkplaats as wp
 from werkplaats.catalog.schema import TableSchema, infer_schema
 from werkplaats.compile.plain import run_plain
 from werkplaats.local import prepare
-from werkplaats.mpc.cluster import LocalCluster, run_mpc
+from werkplaats.mpc.cluster import run_mpc
 
+from . import measure
 from .yardstick import run_sort_yardstick
 
 GEMEENTEN = [f"GM{i:04d}" for i in range(1, 31)]
@@ -43,7 +44,8 @@ PERTURBATION_KEY = 1  # NB: the same for both executors, so that their perturbed
 def tables(n: int, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Return W1's two tables; 80% of the right side's persons are on the left."""
     rng = np.random.default_rng(seed)
-    persons = rng.choice(np.arange(100_000_000, 999_999_999), size=int(n * 1.2), replace=False)
+    # NB: the same draw as choice(np.arange(100_000_000, 999_999_999)) without the 7 GB array
+    persons = 100_000_000 + rng.choice(899_999_999, size=int(n * 1.2), replace=False)
     left_ids = persons[:n]
     right_ids = np.concatenate([rng.choice(left_ids, size=int(n * 0.8), replace=False), persons[n:]])[:n]
     left = pd.DataFrame({
@@ -84,45 +86,64 @@ def schemas(t: dict[str, pd.DataFrame]) -> dict[str, TableSchema]:
 
 
 def run_one(n: int, *, sort_yardstick: bool = True, warm: bool = False, seed: int = 0, rules: str = "default",
-            magnitude: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Run W1 at size n on fresh parties (their first job compiles); return its measurements."""
+            magnitude: bool = False, rtt_ms: float | None = None, memory_budget_gb: float | None = None,
+            buckets: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run W1 at size n on fresh parties (their first job compiles); return its measurements.
+
+    rtt_ms puts the latency relay (bench/relay.py) between the parties; memory_budget_gb and buckets
+    go to run_mpc (bucketed execution) where this checkout has it.
+    """
+    opts = measure.mpc_options(memory_budget_gb, buckets)
+    measure.reset_peak_rss()
+    t0 = time.perf_counter()
     t = tables(n, seed)
+    gen_s = time.perf_counter() - t0
     a, checked = prepare(query(magnitude), t, min_group_size=10, schemas=schemas(t), rules=RULES[rules])
+    del t
     t0 = time.perf_counter()
     plain = run_plain(a, checked, perturbation_key=PERTURBATION_KEY)
     duck_s = time.perf_counter() - t0
-    with LocalCluster() as cluster:
+    with measure.cluster(rtt_ms) as (cluster, spawn_s, relay):
         t0 = time.perf_counter()
-        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY)
+        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY, **opts)
         mpc_s = time.perf_counter() - t0
         job = cluster.last_stats
         assert job is not None
+        coord_rss = measure.peak_rss()
         again = None
         if warm:
             t0 = time.perf_counter()
-            rev_warm = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY)
+            rev_warm = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY, **opts)
             again = (time.perf_counter() - t0, cluster.last_stats)
             assert np.array_equal(rev_warm.cell_ok, rev.cell_ok)
+        floor_s = measure.job_floor(cluster)
         ys = run_sort_yardstick(cluster, 2 * n) if sort_yardstick else None
+        relayed = relay.bytes if relay is not None else None
     same = bool(np.array_equal(rev.cell_ok, plain.cell_ok)) and all(
         np.allclose(np.asarray(rev.stats[k][1], float), np.asarray(plain.stats[k][1], float), atol=1e-3)
         for k in plain.stats
     )
+    f = measure.job_fields(job)
+    sort_s = ys.wall_s if ys else None
     return {
         "n": n,
         "rules": rules,
         "magnitude": magnitude,
+        "rtt_ms": rtt_ms,
         "withheld": int(sum((ok != 1).sum() for ok, _ in rev.stats.values())) + int((rev.cell_ok == 0).sum()),
         "mpc_s": mpc_s,
         "duckdb_s": duck_s,
         "ratio": mpc_s / duck_s,
-        "share_s": job.share_s,
-        "party_run_s": max(p["run_s"] for p in job.parties),
-        "party_compile_s": max(p["compile_s"] for p in job.parties),
-        "bytes_sent": [p["bytes_sent"] for p in job.parties],
-        "peak_rss": [p["peak_rss"] for p in job.parties],
-        "sort_2n_s": ys.wall_s if ys else None,
+        **f,
+        "generate_s": gen_s,
+        "spawn_s": spawn_s,
+        "floor_s": floor_s,
+        "fixed_s": f["share_s"] + f["party_compile_s"] + floor_s,
+        "coordinator_peak_rss": coord_rss,
+        "relay_bytes": relayed,
+        "sort_2n_s": sort_s,
         "sort_2n_run_s": max(p["run_s"] for p in ys.parties) if ys else None,
+        "mpc_over_sort": mpc_s / sort_s if sort_s else None,
         "mpc_equals_plain": same,
         "mpc_warm_s": again[0] if again else None,
         "warm_compile_s": max(p["compile_s"] for p in again[1].parties) if again and again[1] else None,
@@ -156,38 +177,54 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """Return the results as a Markdown table."""
-    head = ("| n | rules | MPC s | DuckDB s | ratio | sort 2n s | MB sent per party | peak RSS per party (MB) "
-            "| equal |\n|---:|---|---:|---:|---:|---:|---|---|---|")  # fmt: skip
+    """Return the results as Markdown: the main table, then the fixed cost per job."""
+    head = ("| n | rules | RTT ms | buckets | MPC s | DuckDB s | sort 2n s | MPC ÷ sort | MB sent per party "
+            "| peak RSS per party (MB) | coordinator MB | equal |\n"
+            "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|")  # fmt: skip
     rows = []
     for r in results:
-        sent = " / ".join(f"{b / 1e6:.0f}" for b in r["bytes_sent"])
-        rss = " / ".join(f"{b / 1e6:.0f}" for b in r["peak_rss"])
         srt = f"{r['sort_2n_s']:.1f}" if r["sort_2n_s"] else "-"
+        over = f"{r['mpc_over_sort']:.2f}" if r.get("mpc_over_sort") else "-"
         rules = r.get("rules", "default") + (" + magnitude" if r.get("magnitude") else "")
-        rows.append(f"| {r['n']:,} | {rules} | {r['mpc_s']:.1f} | {r['duckdb_s']:.3f} | {r['ratio']:.0f} | {srt} "
-                    f"| {sent} | {rss} | {r['mpc_equals_plain']} |")  # fmt: skip
-    return "\n".join([head, *rows])
+        rtt = "direct" if r.get("rtt_ms") is None else f"{r['rtt_ms']:g}"
+        coord = f"{r['coordinator_peak_rss'] / 1e6:.0f}" if r.get("coordinator_peak_rss") else "-"
+        rows.append(f"| {r['n']:,} | {rules} | {rtt} | {r.get('buckets', 1)} | {r['mpc_s']:.1f} | {r['duckdb_s']:.3f} "
+                    f"| {srt} | {over} | {measure.mb(r['bytes_sent'])} | {measure.mb(r['peak_rss'])} | {coord} "
+                    f"| {r['mpc_equals_plain']} |")  # fmt: skip
+    fixed = ["| n | RTT ms | spawn s | share s | compile s | floor s | fixed s (share + compile + floor) "
+             "| warm MPC s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in results:
+        rtt = "direct" if r.get("rtt_ms") is None else f"{r['rtt_ms']:g}"
+        warm = f"{r['mpc_warm_s']:.1f}" if r.get("mpc_warm_s") else "-"
+        fixed.append(f"| {r['n']:,} | {rtt} | {r.get('spawn_s', 0):.1f} | {r['share_s']:.2f} "
+                     f"| {r['party_compile_s']:.1f} "
+                     f"| {r.get('floor_s', 0):.2f} | {r.get('fixed_s', 0):.1f} | {warm} |")  # fmt: skip
+    return "\n".join([head, *rows, "", *fixed])
 
 
 def main(sizes: list[int], out: Path, *, sort_yardstick: bool = True, warm: bool = False,
-         rules: tuple[str, ...] = ("default",), magnitude: bool = False) -> list[dict[str, Any]]:  # fmt: skip
-    """Run W1 for every size (and every rule set, one after the other), writing JSON, a PNG plot and a
-    Markdown table into out/."""
+         rules: tuple[str, ...] = ("default",), magnitude: bool = False, rtts: tuple[float | None, ...] = (None,),
+         memory_budget_gb: float | None = None, buckets: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Run W1 for every size (and every rule set and RTT, one after the other), writing JSON, a PNG plot and
+    a Markdown table into out/."""
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for n, rs in itertools.product(sizes, rules):
-        r = run_one(n, sort_yardstick=sort_yardstick, warm=warm, rules=rs, magnitude=magnitude)
+    for n, rs, rtt in itertools.product(sizes, rules, rtts):
+        r = run_one(n, sort_yardstick=sort_yardstick, warm=warm, rules=rs, magnitude=magnitude, rtt_ms=rtt,
+                    memory_budget_gb=memory_budget_gb, buckets=buckets)  # fmt: skip
         results.append(r)
-        print(f"n={n:>9,}  rules={rs:<10}  MPC {r['mpc_s']:8.1f} s  DuckDB {r['duckdb_s']:7.3f} s  "
-              f"ratio {r['ratio']:8.0f}  "
-              f"sort(2n) {r['sort_2n_s'] or 0:7.1f} s  peak RSS {max(r['peak_rss']) / 1e9:.2f} GB  "
-              f"equal={r['mpc_equals_plain']}", flush=True)  # fmt: skip
+        print(f"n={n:>10,}  rules={rs:<10}  rtt={'direct' if rtt is None else f'{rtt:g} ms':<7} "
+              f"buckets={r['buckets']:<3} MPC {r['mpc_s']:8.1f} s  DuckDB {r['duckdb_s']:7.3f} s  "
+              f"sort(2n) {r['sort_2n_s'] or 0:7.1f} s  peak RSS {max(r['peak_rss']) / 1e9:.2f} GB "
+              f"(coordinator {r['coordinator_peak_rss'] / 1e9:.2f})  fixed {r['fixed_s']:.1f} s "
+              f"(spawn {r['spawn_s']:.1f}, share {r['share_s']:.1f}, compile {r['party_compile_s']:.1f}, "
+              f"floor {r['floor_s']:.2f})  equal={r['mpc_equals_plain']}", flush=True)  # fmt: skip
         if r["mpc_warm_s"] is not None:
             print(f"           again, program from the cache: MPC {r['mpc_warm_s']:8.1f} s  "
                   f"(compile {r['party_compile_s']:.1f} s -> {r['warm_compile_s']:.2f} s, "
                   f"cached={r['warm_program_cached']})", flush=True)  # fmt: skip
         (out / "w1.json").write_text(json.dumps(results, indent=2))
-    plot([r for r in results if r["rules"] == rules[0]], out / "w1.png")  # NB: one line per rule set would crowd it
-    (out / "w1.md").write_text(table(results) + "\n")
+        (out / "w1.md").write_text(table(results) + "\n")
+    first = [r for r in results if r["rules"] == rules[0] and r["rtt_ms"] == rtts[0]]
+    plot(first, out / "w1.png")  # NB: one line per rule set would crowd it
     return results
