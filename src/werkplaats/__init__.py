@@ -26,6 +26,7 @@ from .expr import lit as lit
 from .expr import when as when
 from .frame import GlmSpec as GlmSpec
 from .frame import LazyFrame as LazyFrame
+from .frame import concat as concat
 from .frame import from_plan as from_plan
 from .frame import glm as glm
 from .frame import scan as scan
@@ -57,6 +58,7 @@ __all__ = [
     "TableSchema",
     "WerkplaatsError",
     "col",
+    "concat",
     "connect",
     "count",
     "from_plan",

@@ -318,6 +318,40 @@ def scan(dataset: str, *, columns: list[str] | None = None) -> LazyFrame:
     return LazyFrame(n.Source(dataset, tuple(columns) if columns is not None else None))
 
 
+def concat(frames: list[LazyFrame] | tuple[LazyFrame, ...], *, distinct_on: str | None = None) -> LazyFrame:
+    """Stack the rows of datasets with the same columns, e.g. the same table of several organisations.
+
+    Every frame needs the same column names and types; code lists are unioned. Each organisation
+    whose dataset is read approves the plan for its own part, and the plan names every source.
+
+    Parameters
+    ----------
+    frames
+        Two or more frames, e.g. ``wp.scan("ziekenhuis_a/opnamen")`` and ``wp.scan("ziekenhuis_b/opnamen")``.
+    distinct_on
+        A person key: keep each person once (a person admitted to two hospitals counts once). The
+        row kept is the first frame's that has the person, and there the person's first row; rows
+        without a person key are left out. Done inside the secure computation, revealing nothing.
+
+    Examples
+    --------
+    >>> import werkplaats as wp
+    >>> both = wp.concat([wp.scan("ziekenhuis_a/opnamen"), wp.scan("ziekenhuis_b/opnamen")], distinct_on="bsn")
+    >>> q = both.group_by("gemeente").agg(personen=wp.count())
+    >>> [s.dataset for s in q.to_plan().root.input.inputs]
+    ['ziekenhuis_a/opnamen', 'ziekenhuis_b/opnamen']
+    """
+    items = list(frames) if isinstance(frames, list | tuple) else []
+    if len(items) < 2 or not all(isinstance(f, LazyFrame) for f in items):
+        msg = "concat() takes a list of two or more frames, e.g. wp.concat([wp.scan('a/t'), wp.scan('b/t')])"
+        raise PlanError(msg)
+    if distinct_on is not None and (not isinstance(distinct_on, str) or not distinct_on):
+        msg = "concat(distinct_on=...) takes the name of a person-key column"
+        raise PlanError(msg)
+    ws = next((f._ws for f in items if f._ws is not None), None)
+    return LazyFrame(n.Concat(tuple(f.node for f in items), distinct_on), ws)
+
+
 def from_plan(plan: n.Plan | str) -> LazyFrame:
     """Wrap a plan (or its JSON) as a LazyFrame."""
     p = serde.plan_from_json(plan) if isinstance(plan, str) else plan

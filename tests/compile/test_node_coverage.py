@@ -70,6 +70,7 @@ RELATIONS: dict[type, n.Relation] = {
     n.Select: n.Select(SOURCE, (("k", INT), ("s", STR))),
     n.Join: n.Join(n.Select(SOURCE, (("k", INT), ("s", STR))), RIGHT, "k", "left"),
     n.Aggregate: RIGHT,
+    n.Concat: n.Concat((SOURCE, n.Filter(SOURCE, n.BinOp("gt", INT, n.Lit(0))))),
     # NB: summaries are plan roots only (tests/compile/test_models*.py run them)
     n.Glm: n.Glm(SOURCE, "f", ("i", "s"), "gaussian", None, (("s", "b"),)),
     n.Corr: n.Corr(SOURCE, ("i", "f")),

@@ -18,12 +18,13 @@ from ..catalog.schema import TableSchema
 from ..exceptions import PlanError
 from ..plan import nodes as n
 from ..plan.limits import MAX_AGGREGATES, MAX_OUTPUT_CELLS
-from ..plan.types import DType, Schema, agg_dtype, infer, table_dtypes
+from ..plan.types import DType, Schema, agg_dtype, infer, stacked_dtype, table_dtypes
 from ..plan.visitor import Visitor
 from ..result import Revealed, build_frame
 from .rules import DisclosureRules
 
 RIGHT_SUFFIX = "_right"
+MAX_CONCAT_INPUTS = 100  # NB: as the JSON Schema's maxItems of a concat's inputs
 
 
 @dataclass
@@ -56,10 +57,10 @@ def check(plan: n.Plan, catalog: dict[str, TableSchema], rules: DisclosureRules 
     workspace's); row_counts the sources' public row counts where known (rule 8).
     """
     rules = rules if rules is not None else DisclosureRules()
-    analyze(plan, catalog, rules, row_counts)
+    first = analyze(plan, catalog, rules, row_counts)
     keep = rules.person_keys if rules.perturb else None  # NB: rule 6 reads each source's person key (record keys)
-    return analyze(n.Plan(prune(plan.root, catalog, person_keys=keep), plan.min_group_size), catalog, rules,
-                   row_counts)  # fmt: skip
+    root = prune(plan.root, catalog, person_keys=keep, schemas=first.schemas)
+    return analyze(n.Plan(root, plan.min_group_size), catalog, rules, row_counts)
 
 
 def result_frame(a: Analysis, rev: Revealed) -> pd.DataFrame:
@@ -100,6 +101,8 @@ def _unique_origin(rel: n.Relation, key: str) -> tuple[str, str] | None:
             return None
         case n.Aggregate(_, keys, _):
             return ("", "") if keys == (key,) else None
+        case n.Concat(_, distinct_on):
+            return ("", "") if distinct_on == key else None  # NB: one row per person by construction
     return None
 
 
@@ -293,6 +296,50 @@ class SchemaOf(Visitor[Schema]):
             out[name] = agg_dtype(agg, base, f"agg({name}=...)")
         return out
 
+    def visit_Concat(self, r: n.Concat) -> Schema:
+        if not 2 <= len(r.inputs) <= MAX_CONCAT_INPUTS:
+            msg = f"concat needs from 2 to {MAX_CONCAT_INPUTS} inputs, got {len(r.inputs)}"
+            raise PlanError(msg)
+        schemas = [self.visit(i) for i in r.inputs]
+        first = schemas[0]
+        for i, s in enumerate(schemas[1:], 2):
+            for c in first:
+                if c not in s:
+                    msg = (f"concat: input {i} ({_named_sources(r.inputs[i - 1])}) has no column {c!r}, which input 1 "
+                           f"({_named_sources(r.inputs[0])}) has; every input needs the same columns")  # fmt: skip
+                    raise PlanError(msg)
+            for c in s:
+                if c not in first:
+                    msg = (f"concat: input {i} ({_named_sources(r.inputs[i - 1])}) has a column {c!r} that input 1 "
+                           f"({_named_sources(r.inputs[0])}) does not have; every input needs the same columns "
+                           "(select the common ones first)")  # fmt: skip
+                    raise PlanError(msg)
+            for c, t in first.items():
+                if s[c].kind != t.kind:
+                    msg = (f"concat: column {c!r} is {t.kind} in input 1 ({_named_sources(r.inputs[0])}) but "
+                           f"{s[c].kind} in input {i} ({_named_sources(r.inputs[i - 1])}); every input needs the "
+                           "same type")  # fmt: skip
+                    raise PlanError(msg)
+        out = {c: stacked_dtype([s[c] for s in schemas]) for c in first}
+        d = r.distinct_on
+        if d is not None:
+            if d not in out:
+                msg = f"concat: distinct_on {d!r} is not a column of the inputs; they have {sorted(out)}"
+                raise PlanError(msg)
+            if out[d].kind not in ("int", "str", "date"):
+                msg = f"concat: distinct_on {d!r} must be an int, str or date person key, not {out[d].kind}"
+                raise PlanError(msg)
+            for i, inp in enumerate(r.inputs, 1):
+                _check_order_kept(inp, d, i)
+            from .order import sort_columns  # NB: order reads the Analysis this module defines
+
+            for ds, col in sort_columns(self.a).items():  # NB: an owner sorts its rows on a join key (stably)
+                if col != d and ds in {s.dataset for s in n.sources(r)}:
+                    msg = (f"concat distinct on {d!r}: {ds} is also joined on {col!r} in this plan, which reorders "
+                           "a person's rows, so the row kept per person would be ambiguous")  # fmt: skip
+                    raise PlanError(msg)
+        return out
+
     def _summary(self, r: n.Summary) -> Schema:
         from .models import summary_module  # NB: models read the Analysis this module defines
 
@@ -307,6 +354,25 @@ class SchemaOf(Visitor[Schema]):
 
     def visit_Standardize(self, r: n.Standardize) -> Schema:
         return self._summary(r)
+
+
+def _named_sources(rel: n.Relation) -> str:
+    return ", ".join(dict.fromkeys(s.dataset for s in n.sources(rel)))
+
+
+def _check_order_kept(rel: n.Relation, key: str, i: int) -> None:
+    """Refuse an input of a distinct concat that reorders one person's rows: a join or a distinct on another key.
+
+    NB: the kept row is the person's first in the input's order; both executors agree on that order
+    as long as rows are only reordered by this key (an MPC join sorts its output on its key).
+    """
+    for sub in _relations(rel):
+        other = sub.on if isinstance(sub, n.Join) else sub.distinct_on if isinstance(sub, n.Concat) else None
+        if other is not None and other != key:
+            what = f"joins on {other!r}" if isinstance(sub, n.Join) else f"is distinct on {other!r}"
+            msg = (f"concat distinct on {key!r}: input {i} {what}, which reorders a person's rows, so the row kept "
+                   f"per person would be ambiguous; join on {other!r} after the concat instead")  # fmt: skip
+            raise PlanError(msg)
 
 
 def _value_type(t: DType, name: str) -> DType:
@@ -326,13 +392,16 @@ def _unique_names(names: list[str], where: str) -> None:
 
 
 def prune(rel: n.Relation, catalog: dict[str, TableSchema], needed: set[str] | None = None, *,
-          person_keys: tuple[str, ...] | None = None) -> n.Relation:  # fmt: skip
+          person_keys: tuple[str, ...] | None = None,
+          schemas: dict[n.Relation, Schema] | None = None) -> n.Relation:  # fmt: skip
     """Return rel with every source listing exactly the columns the plan reads.
 
     needed=None means "every column the relation produces". person_keys, when given, keeps each
     source's person key too (the first column the catalog marks "person_key" or these name): rule 6.
+    schemas: the checked schemas of rel's nodes (an Analysis's), so that a concat's inputs keep the
+    same columns when person keys are kept.
     """
-    return Prune(catalog, person_keys).visit(rel, needed)
+    return Prune(catalog, person_keys, schemas).visit(rel, needed)
 
 
 class Prune(Visitor[n.Relation]):
@@ -340,9 +409,11 @@ class Prune(Visitor[n.Relation]):
 
     name = "pruning"
 
-    def __init__(self, catalog: dict[str, TableSchema], person_keys: tuple[str, ...] | None = None) -> None:
+    def __init__(self, catalog: dict[str, TableSchema], person_keys: tuple[str, ...] | None = None,
+                 schemas: dict[n.Relation, Schema] | None = None) -> None:  # fmt: skip
         self.catalog = catalog
         self.person_keys = person_keys
+        self.schemas = schemas or {}
 
     def visit_Source(self, r: n.Source, needed: set[str] | None) -> n.Relation:
         if r.dataset not in self.catalog:
@@ -391,6 +462,21 @@ class Prune(Visitor[n.Relation]):
         kept = tuple((k, g) for k, g in r.aggs if needed is None or k in needed) or r.aggs[:1]
         sub = set(r.keys) | set().union(*(n.columns_of(g.arg) for _, g in kept if g.arg is not None))
         return n.Aggregate(self.visit(r.input, sub), r.keys, kept)
+
+    def visit_Concat(self, r: n.Concat, needed: set[str] | None) -> n.Relation:
+        sub = None if needed is None else needed | ({r.distinct_on} if r.distinct_on else set())
+        inputs = tuple(self.visit(i, sub) for i in r.inputs)
+        schema = self.schemas.get(r)
+        if sub is not None and self.person_keys is not None and schema is not None:
+            # NB: a source keeps its person key (rule 6), so inputs of other shapes may end up with other columns
+            cols = tuple((c, n.Col(c)) for c in schema if c in sub)
+            try:
+                names = {frozenset(SchemaOf(Analysis(n.Plan(i), self.catalog)).visit(i)) for i in inputs}
+            except PlanError:
+                names = set()
+            if len(names) > 1 and cols:
+                inputs = tuple(n.Select(i, cols) for i in inputs)
+        return n.Concat(inputs, r.distinct_on)
 
     def visit_Glm(self, r: n.Glm, needed: set[str] | None) -> n.Relation:
         sub = {r.y, *r.x} | ({r.offset} if r.offset is not None else set())

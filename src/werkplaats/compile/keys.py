@@ -91,6 +91,11 @@ def check_person_keys(a: Analysis) -> None:
                 for col in columns:
                     if is_key(inp, col):
                         refuse(col, "corr(...)", "a correlation")
+            case n.Concat(inputs, distinct) if distinct is not None:
+                if not all(is_key(i, distinct) for i in inputs):
+                    msg = (f"concat distinct on {distinct!r}: it must be a person key in every input, so that it "
+                           "counts persons once")  # fmt: skip
+                    raise PlanError(msg)
             case n.Standardize(inp, keys, events, age, _, _):
                 for col, use in (*((k, "a group key of the output") for k in keys), (events, "the events of a rate"),
                                  (age, "the age bands of a rate")):  # fmt: skip
@@ -149,6 +154,8 @@ def _key_columns(a: Analysis) -> Callable[[n.Relation, str], bool]:
                 return is_key(right, back[name])
             case n.Aggregate(inp, keys, _):
                 return name in keys and is_key(inp, name)
+            case n.Concat(inputs, _):
+                return any(is_key(i, name) for i in inputs)  # NB: a key in any organisation's part is a key
         return False  # pragma: no cover - every relation kind is listed
 
     return is_key

@@ -71,6 +71,8 @@ def _build(a: Analysis) -> Callable[[n.Relation, str], frozenset[Origin]]:
                     return of(inp, name)
                 agg = dict(aggs)[name]
                 return frozenset() if agg.arg is None else _expr(inp, agg.arg)
+            case n.Concat(inputs, _):
+                return frozenset().union(*(of(i, name) for i in inputs))
             case n.Glm(inp) | n.Corr(inp) | n.Standardize(inp):
                 return of(inp, name)  # NB: a summary's statistics derive from the input columns it reads
         return frozenset()  # pragma: no cover - every relation kind is listed

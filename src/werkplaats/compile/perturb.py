@@ -83,6 +83,10 @@ def has_record_keys(a: Analysis, rel: n.Relation) -> bool:
             return has_record_keys(a, left)
         case n.Aggregate(inp, keys, _):
             return len(keys) == 1 and _is_person_key(a, inp, keys[0])
+        case n.Concat(inputs, distinct_on):
+            if distinct_on is not None:
+                return True  # NB: one row per person again: record keys from the distinct key (as a group-by)
+            return all(has_record_keys(a, i) for i in inputs) and len({pk_dtype(a, i) for i in inputs}) == 1
     return False
 
 
@@ -175,6 +179,8 @@ def pk_dtype(a: Analysis, rel: n.Relation) -> Any:
             return pk_dtype(a, left)
         case n.Aggregate(_, keys, _):
             return a.schema(rel)[keys[0]]
+        case n.Concat(inputs, distinct_on):
+            return a.schema(rel)[distinct_on] if distinct_on is not None else pk_dtype(a, inputs[0])
     msg = f"no person key in {type(rel).__name__}"  # pragma: no cover - has_record_keys is checked first
     raise TypeError(msg)
 
@@ -230,6 +236,13 @@ class KeyedSql(Visitor[str]):
         pk = keys[0] if has_record_keys(self.a, r) else "NULL"
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
         return f"SELECT {', '.join([*keys, *aggs, f'{pk} AS {q(PK)}'])} FROM ({self.visit(r.input)}){group}"
+
+    def visit_Concat(self, r: n.Concat) -> str:
+        from .plain import PlainCompiler, q, stacked_sql
+
+        if r.distinct_on is not None:
+            return f"SELECT *, {q(r.distinct_on)} AS {q(PK)} FROM ({PlainCompiler(self.a).visit(r)})"
+        return stacked_sql(self.a, r, [self.visit(i) for i in r.inputs], extra=(PK,))
 
 
 def _pk_codes(values: pd.Series, t: Any) -> tuple[np.ndarray, np.ndarray]:

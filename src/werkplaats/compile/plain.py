@@ -258,6 +258,18 @@ class PlainCompiler(Visitor[str]):
         # NB: an intermediate aggregate has no empty groups; the final one is reindexed later.
         return f"SELECT {', '.join(keys + aggs)} FROM ({self.visit(r.input)}){group}"
 
+    def visit_Concat(self, r: n.Concat) -> str:
+        if r.distinct_on is None:
+            return stacked_sql(self.a, r, [self.visit(i) for i in r.inputs])
+        # NB: each person's first row: of the first input that has the person, then in that input's order (POS)
+        key = q(r.distinct_on)
+        stacked = stacked_sql(self.a, r, [_Positioned(self.a).visit(i) for i in r.inputs], extra=(POS,))
+        cols = ", ".join(q(c) for c in self.a.schema(r))
+        return (
+            f"SELECT {cols} FROM ({stacked}) WHERE {key} IS NOT NULL "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {q(PART)}, {q(POS)}) = 1"
+        )
+
     def visit_Glm(self, r: n.Glm) -> str:
         return self.visit(r.input)  # NB: a summary is only a root: run_summary computes it from these rows
 
@@ -280,7 +292,73 @@ class PlainCompiler(Visitor[str]):
             out.append((self.visit(rel.left), self.visit(rel)))
             if disclosure.unique_left(self.a, rel):
                 out.append((self.visit(rel.right), self.visit(rel)))
+        elif isinstance(rel, n.Concat) and rel.distinct_on is not None:  # NB: the rows distinct leaves out
+            out.append((self.visit(n.Concat(rel.inputs)), self.visit(rel)))
         return out
+
+
+POS, PART = "__pos", "__part"  # NB: a row's position in its source table, and the concat input it comes from
+PART_STRIDE = 2**40  # NB: a row's stacking position: input index * PART_STRIDE + its position in the input
+
+
+def stacked_sql(a: Analysis, r: n.Concat, inputs: list[str], extra: tuple[str, ...] = ()) -> str:
+    """Return the UNION ALL of a concat's inputs' queries, columns by name (text as VARCHAR), with extra columns.
+
+    With POS among extra, each row also gets its input's index (PART) and POS becomes its position in
+    the stacking order (input, then position in the input), as the MPC stacks the inputs' rows.
+    """
+    schema = a.schema(r)
+    parts = []
+    for i, sql in enumerate(inputs):
+        cols = [f"CAST({q(c)} AS VARCHAR) AS {q(c)}" if t.kind == "str" else q(c) for c, t in schema.items()]
+        for x in extra:
+            cols.append(f"CAST({i} AS BIGINT) AS {q(PART)}, CAST({i} AS BIGINT) * {PART_STRIDE} + {q(POS)} AS {q(POS)}"
+                        if x == POS else q(x))  # fmt: skip
+        parts.append(f"(SELECT {', '.join(cols) or 'NULL AS ' + q('__none')} FROM ({sql}))")
+    return " UNION ALL ".join(parts)
+
+
+class _Positioned(PlainCompiler):
+    """The plain compiler, carrying each row's position (POS) in its source up to a distinct concat's input.
+
+    NB: the MPC keeps the rows of a source in their order through filters and computed columns, and a
+    person's rows in their order through a join on the person key (its sort key ends in the row index).
+    """
+
+    def visit_Source(self, r: n.Source) -> str:
+        return _source_with_pos(self.a, r)
+
+    def visit_WithColumns(self, r: n.WithColumns) -> str:
+        new = {k for k, _ in r.exprs}
+        keep = [q(c) for c in [*self.a.schema(r.input), POS] if c not in new]
+        adds = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
+        return f"SELECT {', '.join(keep + adds)} FROM ({self.visit(r.input)})"
+
+    def visit_Select(self, r: n.Select) -> str:
+        cols = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
+        return f"SELECT {', '.join([*cols, q(POS)])} FROM ({self.visit(r.input)})"
+
+    def visit_Join(self, r: n.Join) -> str:
+        ls, rs = self.a.schema(r.left), self.a.schema(r.right)
+        cols = [f"l.{q(c)}" for c in [*ls, POS]]
+        cols += [f"r.{q(c)} AS {q(new)}" for c, new in join_renames(ls, rs, r.on).items()]
+        how = "LEFT JOIN" if r.how == "left" else "JOIN"
+        right = PlainCompiler(self.a).visit(r.right)
+        return f"SELECT {', '.join(cols)} FROM ({self.visit(r.left)}) l {how} ({right}) r ON l.{q(r.on)} = r.{q(r.on)}"
+
+    def visit_Aggregate(self, r: n.Aggregate) -> str:
+        return f"SELECT *, CAST(0 AS BIGINT) AS {q(POS)} FROM ({PlainCompiler(self.a).visit(r)})"  # NB: one row per key
+
+    def visit_Concat(self, r: n.Concat) -> str:
+        if r.distinct_on is not None:  # NB: one row per person; the order among persons does not matter
+            return f"SELECT *, CAST(0 AS BIGINT) AS {q(POS)} FROM ({PlainCompiler(self.a).visit(r)})"
+        stacked = stacked_sql(self.a, r, [self.visit(i) for i in r.inputs], extra=(POS,))
+        return f"SELECT * EXCLUDE ({q(PART)}) FROM ({stacked})"
+
+
+def _source_with_pos(a: Analysis, r: n.Source) -> str:
+    cols = [f"CAST({q(c)} AS DATE) AS {q(c)}" if t.kind == "date" else q(c) for c, t in a.schema(r).items()]
+    return f"SELECT {', '.join([*cols, q(POS)])} FROM {q(_table_name(r.dataset))}"
 
 
 def whole_flags(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> list[tuple[int, Any]]:
@@ -412,13 +490,20 @@ def run_sql(sql: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Run a query over the source tables on a fresh in-memory DuckDB."""
     con = duckdb.connect(":memory:")
     try:
-        for name, df in tables.items():
-            if df.shape[1] == 0:
-                df = pd.DataFrame({"__none": np.zeros(len(df), dtype=np.int8)})
-            con.register(_table_name(name), df)
+        register_tables(con, tables, sql)
         return con.execute(sql).df()
     finally:
         con.close()
+
+
+def register_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], sql: str) -> None:
+    """Register the source tables for a query; with the row positions (POS) a distinct concat reads, if it does."""
+    for name, df in tables.items():
+        if POS in sql:
+            df = df.assign(**{POS: np.arange(len(df), dtype=np.int64)})
+        if df.shape[1] == 0:
+            df = pd.DataFrame({"__none": np.zeros(len(df), dtype=np.int8)})
+        con.register(_table_name(name), df)
 
 
 def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:

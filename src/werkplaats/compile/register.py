@@ -42,7 +42,7 @@ from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_json
 from ..result import REVEALED, Revealed, key_grid
 from .analyze import Analysis, check, join_renames, prune
-from .plain import PlainCompiler, _py, _table_name, expr_sql, q
+from .plain import PlainCompiler, _py, _table_name, expr_sql, q, register_tables
 from .rules import DisclosureRules
 
 if TYPE_CHECKING:
@@ -99,7 +99,8 @@ def universe(a: Analysis) -> str | None:
     base = spine(root.input)[-1]
     if isinstance(base, n.Source):
         return json.dumps(["rows", base.dataset])
-    assert isinstance(base, n.Aggregate)
+    if not isinstance(base, n.Aggregate):
+        return None  # NB: the rows of a concat (several organisations' tables) are not compared (docs/disclosure.md)
     if len(base.keys) != 1:
         return None
     origin = _key_origin(a, base.input, base.keys[0])
@@ -334,8 +335,7 @@ def _members(analyses: list[Analysis], tables: dict[str, pd.DataFrame]) -> list[
         )
     con = duckdb.connect(":memory:")  # NB: one connection for every query (as run_sql, without its per-call set-up)
     try:
-        for name, df in tables.items():
-            con.register(_table_name(name), df if df.shape[1] else pd.DataFrame({"__none": np.zeros(len(df), np.int8)}))
+        register_tables(con, tables, " ".join(sqls))
         results = [con.execute(sql).df() for sql in sqls]
     finally:
         con.close()

@@ -128,7 +128,8 @@ def rule_lines(plan: n.Plan, rules: Any, catalog: Mapping[str, TableSchema]) -> 
     if rules.person_keys or any(c.role in ("person_key", "identifying") for t in catalog.values() for c in t.columns):
         table.append("person keys are used only as keys (rule 1: checked before the run)")
     if rules.complement and _removes_rows(root):
-        table.append(f"each filter and inner join removes no rows or at least {k} (rule 5: else all withheld)")
+        steps = "filter, inner join and distinct" if _has_distinct(root) else "filter and inner join"
+        table.append(f"each {steps} removes no rows or at least {k} (rule 5: else all withheld)")
     if rules.secondary:
         table.append("cells from which a withheld cell could be derived are withheld too (rule 7, margins)")
     cells = f"at most {rules.max_cells} groups"
@@ -203,8 +204,14 @@ def _is_condition(e: n.Expr, cols: list[ColumnSchema]) -> bool:
     )
 
 
+def _has_distinct(rel: n.Relation) -> bool:
+    here = isinstance(rel, n.Concat) and rel.distinct_on is not None
+    return here or any(_has_distinct(c) for c in n.children(rel))
+
+
 def _removes_rows(rel: n.Relation) -> bool:
     here = isinstance(rel, n.Filter) or (isinstance(rel, n.Join) and rel.how == "inner")
+    here = here or (isinstance(rel, n.Concat) and rel.distinct_on is not None)
     return here or any(_removes_rows(c) for c in n.children(rel))
 
 
@@ -235,6 +242,8 @@ def _origins(rel: n.Relation, name: str, catalog: Mapping[str, TableSchema]) -> 
                 return _origins(left, on, catalog) | _origins(right, on, catalog)
             found = {o for o in _origins(left, name, catalog) if _column(catalog, o) is not None}
             return found or _origins(right, name.removesuffix("_right"), catalog)  # NB: join_renames' suffix
+        case n.Concat(inputs, _):
+            return set().union(*(_origins(i, name, catalog) for i in inputs))
         case n.Aggregate(inp, keys, aggs):
             if name in keys:
                 return _origins(inp, name, catalog)
@@ -275,6 +284,16 @@ class Steps(Visitor[list[str]]):
             f"Link both sides on the person/record key {r.on} ({r.how} join: {kind}). "
             "The right side must have at most one row per key.",
         ]
+
+    def visit_Concat(self, r: n.Concat) -> list[str]:
+        out = [f"Prepare part {i} of the union: " + " ".join(self.visit(inp)) for i, inp in enumerate(r.inputs, 1)]
+        names = ", ".join(dict.fromkeys(s.dataset for s in n.sources(r)))
+        text = f"Stack the rows of the {len(r.inputs)} parts ({names}): every part has the same columns."
+        if r.distinct_on is not None:
+            d = r.distinct_on
+            text += (f" Keep each person once by the person key {d}: the row of the first part that has the "
+                     f"person (its first row there); rows without {d} are left out.")  # fmt: skip
+        return [*out, text]
 
     def visit_Aggregate(self, r: n.Aggregate) -> list[str]:
         stats = "; ".join(f"{name} = {agg_text(a)}" for name, a in r.aggs)

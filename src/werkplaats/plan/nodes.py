@@ -247,7 +247,21 @@ class Standardize:
     per: int = 100_000
 
 
-Relation: TypeAlias = Source | Select | WithColumns | Filter | Join | Aggregate | Glm | Corr | Standardize
+@dataclass(frozen=True, slots=True)
+class Concat:
+    """The rows of several relations with the same columns, stacked (a union across organisations).
+
+    Every input has the same column names and types; categorical code lists and date ranges are
+    unioned. With ``distinct_on`` (a person key), each person is kept once: the row of the first
+    input that has the person, and within that input the person's first row in the input's order.
+    Rows whose person key is missing are then left out.
+    """
+
+    inputs: tuple[Relation, ...]
+    distinct_on: str | None = None
+
+
+Relation: TypeAlias = Source | Select | WithColumns | Filter | Join | Aggregate | Concat | Glm | Corr | Standardize
 
 
 @dataclass(frozen=True, slots=True)

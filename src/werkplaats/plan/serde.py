@@ -208,6 +208,7 @@ FIELD_CODECS: dict[str, Codec] = {
     "LitValue": (lit_to_json, lit_from_json),
     "Expr": (expr_to_json, expr_from_json),
     "Relation": (rel_to_json, rel_from_json),
+    "tuple[Relation, ...]": (lambda rs: [rel_to_json(r) for r in rs], lambda ds: tuple(rel_from_json(d) for d in ds)),
     "tuple[str, ...]": (list, tuple),
     "tuple[float, ...]": (list, _floats),
     "tuple[LitValue, ...]": (lambda vs: [lit_to_json(v) for v in vs], lambda ds: tuple(lit_from_json(d) for d in ds)),

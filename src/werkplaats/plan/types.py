@@ -104,6 +104,28 @@ def union_domain(*domains: tuple[Any, ...] | None) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def stacked_dtype(ts: list[DType]) -> DType:
+    """Return the type of a column stacked from several inputs of one kind: code lists and year ranges unioned.
+
+    Code lists keep the first input's order, then each further input's new codes in order.
+
+    A coded int keeps a code list only when every input has one (else it is a plain int); a date
+    keeps a year range only when every input has one.
+    """
+    kind = ts[0].kind
+    if kind == "str":
+        return DType("str", union_domain(*(t.domain for t in ts)))
+    if kind == "int":
+        if all(t.domain is not None for t in ts):
+            return DType("int", union_domain(*(t.domain for t in ts)))
+        return DType("int")
+    if kind == "date":
+        if all(t.years is not None for t in ts):
+            return DType("date", years=(min(t.years[0] for t in ts if t.years), max(t.years[1] for t in ts if t.years)))
+        return DType("date")
+    return DType(kind)
+
+
 def _unify(a: DType, b: DType, what: str) -> DType:
     """Return the common type of two branches of a value choice."""
     if a.kind == "null":

@@ -1,0 +1,101 @@
+"""Stacking secret frames of several organisations (a union), and keeping each person once.
+
+`concat` stacks the inputs' rows: every column is first laid out on the union of the inputs'
+code lists (a public re-indexing of its one-hot columns), then each array is concatenated. The
+row masks and record keys are stacked alike; nothing is compared or revealed.
+
+`distinct` keeps each person once without revealing who is in more than one input: the rows are
+sorted once on a packed key (person key, invalid flag, row index) that is distinct for every
+row, so SPU's shuffle-then-sort reveals nothing but a random permutation (as in the join). A
+person's valid rows then form the head of its segment, in stacking order; the first row of
+each segment is kept when it is valid, and every other row's mask becomes 0. The output keeps
+all rows, with a secret mask: its shape depends on the public row counts only.
+
+Security model: every array here is secret; shapes, code lists and the stacking order of the
+inputs are public (from the plan and the schemas).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ...exceptions import OperationNotDefinedError
+from ...plan.types import DType, date_part_domain
+from .core import I64, ROW_BITS, SCol, SFrame, b2i
+from .expr import align
+from .join import MIN_PACKED, key_values, pack_onehot, unpack_onehot
+
+
+def _onto(c: SCol, domain: tuple[Any, ...] | None) -> SCol:
+    """Return c with its one-hot (if any) re-indexed onto domain; without a domain, without one-hot."""
+    if domain is None:
+        return replace(c, oh=None, domain=None) if c.kind != "str" else c
+    oh = align(c, domain) if c.oh is not None else None
+    return replace(c, oh=oh, domain=domain)
+
+
+def conform(c: SCol, t: DType, parts: set[str]) -> SCol:
+    """Return a column laid out on the stacked type t (its code list, its date parts' code lists)."""
+    out = _onto(c, t.domain)
+    if c.kind == "date":
+        kept = {p: _onto(sub, date_part_domain(p, t.years)) for p, sub in c.parts.items() if p in parts}
+        out = replace(out, parts=kept)
+    return out
+
+
+def concat(frames: list[SFrame], schema: dict[str, DType]) -> SFrame:
+    """Return the rows of every frame, stacked in order, with each column on the stacked type of schema."""
+    cols: dict[str, SCol] = {}
+    for name, t in schema.items():
+        parts = set.intersection(*(set(f.cols[name].parts) for f in frames))
+        each = [conform(f.cols[name], t, parts) for f in frames]
+        fields = [dict(c.fields()) for c in each]
+        first = each[0]
+        arrays = {k: jnp.concatenate([f[k].astype(a.dtype) for f in fields]) for k, a in fields[0].items()}
+        cols[name] = first.rebuild(arrays)
+    mask = jnp.concatenate([f.mask for f in frames])
+    rk = jnp.concatenate([f.rk for f in frames]) if all(f.rk is not None for f in frames) else None
+    return SFrame(sum(f.n for f in frames), mask, cols, rk=rk)
+
+
+def _compact(c: SCol) -> SCol:
+    """Return c with wide one-hots as their code bits (fewer operands in the sort)."""
+    parts = {p: _compact(sub) for p, sub in c.parts.items()}
+    if c.oh is not None and c.oh.shape[1] >= MIN_PACKED:
+        return replace(c, oh=pack_onehot(c.oh), parts=parts)
+    return replace(c, parts=parts)
+
+
+def _expand(packed: SCol, like: SCol) -> SCol:
+    """Undo _compact on a column of the same structure as like."""
+    parts = {p: _expand(packed.parts[p], sub) for p, sub in like.parts.items()}
+    if like.oh is not None and like.oh.shape[1] >= MIN_PACKED:
+        return replace(packed, oh=unpack_onehot(packed.oh, like.oh.shape[1]), parts=parts)
+    return replace(packed, parts=parts)
+
+
+def distinct(f: SFrame, on: str) -> SFrame:
+    """Return f with only each person's first valid row (in row order) still in the mask; rows with no key drop out.
+
+    Record keys are not carried: the caller derives them from the kept person key (rule 6).
+    """
+    if f.n >= 2**ROW_BITS:
+        msg = f"MPC executor: a distinct concat of {f.n} rows exceeds the limit of {2**ROW_BITS - 1}"
+        raise OperationNotDefinedError(msg)
+    key, ok = key_values(f.cols[on])
+    valid = f.mask * ok
+    packed = (key * 2 + (1 - valid)) * 2**ROW_BITS + jnp.arange(f.n, dtype=I64)
+    compact = {name: _compact(c) for name, c in f.cols.items()}
+    fields = [(name, k, a) for name, c in compact.items() for k, a in c.fields()]
+    out = jax.lax.sort([packed, key, valid, *(a for _, _, a in fields)], num_keys=1)
+    skey, svalid, sorted_fields = out[1], out[2], out[3:]
+    start = jnp.concatenate([jnp.ones((1,), I64), b2i(skey[1:] != skey[:-1])])
+    cols = {}
+    for name, c in compact.items():
+        arrays = {k: a for (nm, k, _), a in zip(fields, sorted_fields, strict=True) if nm == name}
+        cols[name] = _expand(c.rebuild(arrays), f.cols[name])
+    return SFrame(f.n, start * svalid, cols, rk=None)
