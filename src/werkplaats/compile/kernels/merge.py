@@ -56,17 +56,20 @@ def _exchange(x: Any, c: Any, s: int) -> Any:
     return jnp.stack([a + d, b - d], axis=1).reshape(shape)
 
 
-def bitonic_merge(key: Any, payload: list[Any]) -> tuple[Any, list[Any], list[tuple[int, Any]]]:
+def bitonic_merge(key: Any, payload: list[Any], zero: Any = 0) -> tuple[Any, list[Any], list[tuple[int, Any]]]:
     """Sort a bitonic sequence ascending; return the key, the payload blocks and each layer's (stride, swap bits).
 
-    key: (N,) with N a power of two; payload: (N, ·) blocks swapped alongside.
+    key: (N,) with N a power of two; payload: (N, ·) blocks swapped alongside. zero: a secret 0
+    (a scalar): adding it turns each layer's comparison bits into arithmetic shares once, so that
+    the swaps are plain multiplications (in SPU's ABY3 a product with a boolean share sends three
+    times the bytes, per value swapped and per layer).
     """
     n = key.shape[0]
     swaps = []
     s = n // 2
     while s >= 1:
         blocks = key.reshape(-1, 2, s)
-        c = b2i(blocks[:, 0] > blocks[:, 1])
+        c = b2i(blocks[:, 0] > blocks[:, 1]) + zero
         key = _exchange(key, c, s)
         payload = [_exchange(p, c, s) for p in payload]
         swaps.append((s, c))
@@ -103,7 +106,8 @@ def merge_join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str
         m = jnp.stack([arrays[i] * valid_r.astype(arrays[i].dtype) if i else arrays[i] for i in idx], axis=1)
         blocks.append((idx, jnp.concatenate([jnp.zeros((size - nr, len(idx)), m.dtype), m[::-1]])))
     key = jnp.concatenate([kl * 4 + 1, jnp.full((size - nl - nr,), SENTINEL, I64), (kr * 4)[::-1]])
-    skey, sorted_blocks, swaps = bitonic_merge(key, [b for _, b in blocks])
+    zero = okr[0] * (1 - okr[0])  # NB: a secret 0 (okr is 0/1), see bitonic_merge
+    skey, sorted_blocks, swaps = bitonic_merge(key, [b for _, b in blocks], zero)
 
     diff = skey[1:] - skey[:-1]
     sorted_ok = 1 - b2i(b2i(diff < 0).sum() > 0)
