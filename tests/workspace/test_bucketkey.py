@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import logging
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
+from werkplaats.demo.workspace import COLLABORATION, LocalWorkspace
 from werkplaats.workspace import bucketkey as bk
 from werkplaats.workspace import db, pki
 from werkplaats.workspace.audit import FileLog, read_log
@@ -383,3 +387,37 @@ def test_only_members_with_a_published_key_and_pins_can_be_sealed_to(env: Env) -
         ggd.create("pp")
     with pytest.raises(BucketKeyError, match="no bucket key yet"):
         env.station("huisartsen").fetch("pp")
+
+
+# -- the real processes ----------------------------------------------------------------------------
+
+
+def _key_forms(state_dirs: list[Path]) -> set[bytes]:
+    """Every stored bucket key of these datastations, raw, hex and base64."""
+    out: set[bytes] = set()
+    for d in state_dirs:
+        for p in (d / "bucket-keys").glob("*.v*.json"):
+            k = base64.b64decode(json.loads(p.read_text())["key"])
+            out |= {k, k.hex().encode(), base64.b64encode(k)}
+    return out
+
+
+def test_the_workspace_creates_the_key_and_the_command_fetches_it(ws: LocalWorkspace) -> None:
+    """LocalWorkspace created version 1 at ggd's datastation; huisartsen's operator fetches it with the command."""
+    cfg = ws.root / "nodes" / "ds-huisartsen" / "datastation.toml"
+    run = [sys.executable, "-m", "werkplaats", "datastation", "bucket-key"]
+    opts = ["--config", str(cfg), "--collaboration", COLLABORATION]
+    got = subprocess.run([*run, "fetch", *opts, "--version", "1"], capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0 and "version 1 of" in got.stdout, got.stdout + got.stderr
+    listed = subprocess.run([*run, "list", *opts], capture_output=True, text=True, timeout=120)
+    assert "v1" in listed.stdout and "by ggd" in listed.stdout and "held here" in listed.stdout, listed.stdout
+    states = [ws.root / "nodes" / f"ds-{o}" / "state" for o in ws.organisations]
+    held = [BucketKeys(d).get(COLLABORATION, 1) for d in states]
+    assert held[0] == held[1] and len(held[0]) == 32
+    # neither the hub's database nor any node's log holds a key in the clear
+    forms = _key_forms(states)
+    files = [*(ws.root / "hub").glob("hub.db*"), *(ws.root / "logs").iterdir()]
+    files += [p for o in ws.organisations for p in (ws.root / "nodes" / f"ds-{o}" / "state").glob("*.jsonl")]
+    for f in files:
+        data = f.read_bytes()
+        assert not any(k in data for k in forms), f.name

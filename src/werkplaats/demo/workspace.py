@@ -376,8 +376,9 @@ class LocalWorkspace:
                 st.close()
         self.create_bucket_key()  # NB: bucketed jobs split rows by it; only the datastations hold it
 
-    def create_bucket_key(self, org: str | None = None, timeout: float = 60.0) -> int:
-        """Create the next version of the collaboration's bucket key at org's datastation (default: the first).
+    def create_bucket_key(self, org: str | None = None, *, collaboration: str = COLLABORATION,
+                          timeout: float = 60.0) -> int:  # fmt: skip
+        """Create the next version of a collaboration's bucket key at org's datastation (default: the first).
 
         Sealed to each member datastation's published encryption key; the others fetch it when a
         job needs it. Return the version.
@@ -391,7 +392,7 @@ class LocalWorkspace:
         try:
             while True:
                 try:
-                    return keys.create(COLLABORATION)
+                    return keys.create(collaboration)
                 except BucketKeyError as e:  # NB: a datastation publishes its encryption key just after its datasets
                     if "published no encryption key yet" not in str(e) or time.monotonic() > deadline:
                         raise
