@@ -139,6 +139,26 @@ def test_a_member_creates_the_key_and_the_others_fetch_the_same_one(env: Env) ->
         (1, "ggd", ["ggd", "huisartsen"]), (2, "huisartsen", ["ggd", "huisartsen"])]  # fmt: skip
 
 
+def test_republishing_the_same_key_is_quiet_and_a_rotated_signing_key_re_signs_it(env: Env) -> None:
+    ggd = env.station("ggd")
+    fp = ggd.publish_encryption_key()
+    assert ggd.publish_encryption_key() == fp  # NB: at every start: the hub keeps and audits it once
+
+    def published() -> int:
+        with env.h.sessions() as s:
+            return [e["action"] for e in env.h.audit_entries(s)].count("encryption-key-published")
+
+    assert published() == 1
+    new = pki.new_signing_key(env.root / "ggd-2.key")
+    env.u["admin"].put("/organisations/ggd/signing-key", {"signing_key": new, "reason": "rotation"})
+    assert ggd.station is not None
+    ggd.station.signing_key = pki.load_signing_key(env.root / "ggd-2.key")
+    assert ggd.publish_encryption_key() == fp and published() == 2  # NB: the same key, signed with the new one
+    with env.h.sessions() as s:
+        row = s.scalars(select(db.EncryptionKey)).one()
+        assert bk.check_encryption_key({"record": row.record, "signature": row.signature}, "ggd", new)
+
+
 def test_the_hub_never_holds_the_key_in_the_clear(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     ggd, ha = _ready(env)

@@ -94,8 +94,8 @@ def publish_encryption_key(s: Session, hub: Hub, c: Caller, org: str, doc: dict[
     except BucketKeyError as e:
         raise HTTPException(422, str(e)) from None
     row = s.scalars(select(db.EncryptionKey).where(db.EncryptionKey.organisation_id == o.id)).first()
-    if row is not None and row.public_key == public and row.record == doc["record"]:
-        return key_fingerprint(public)  # NB: republished unchanged at each start: nothing new to audit
+    if row is not None and row.public_key == public and _still_signed(row, org, o.signing_key):
+        return key_fingerprint(public)  # NB: the same key, republished at each start: nothing new to keep or audit
     if row is None:
         row = db.EncryptionKey(organisation_id=o.id)
         s.add(row)
@@ -105,6 +105,15 @@ def publish_encryption_key(s: Session, hub: Hub, c: Caller, org: str, doc: dict[
             details={"organisation": org, "node": c.name, "fingerprint": key_fingerprint(public)})  # fmt: skip
     s.commit()
     return key_fingerprint(public)
+
+
+def _still_signed(row: db.EncryptionKey, org: str, signing_key: str) -> bool:
+    """Whether a kept encryption key's record still verifies with the organisation's registered signing key."""
+    try:
+        check_encryption_key({"record": row.record, "signature": row.signature}, org, signing_key)
+    except BucketKeyError:
+        return False  # NB: e.g. the organisation's signing key was rotated since: keep the newly signed record
+    return True
 
 
 def recipients(s: Session, collab: db.Collaboration) -> dict[str, Any]:
