@@ -29,6 +29,7 @@ from werkplaats.workspace import db, pki
 from werkplaats.workspace.audit import FileLog, read_log
 from werkplaats.workspace.bucketkey import BucketKeyError, BucketKeys, Station
 from werkplaats.workspace.http import HubError
+from werkplaats.workspace.hub import bucketkeys as hub_bucketkeys
 from werkplaats.workspace.hub.bucketkeys import latest_bucket_key_version
 
 from .test_hub import PEER, Api, _node
@@ -365,7 +366,7 @@ def test_outsiders_and_engines_get_no_envelope(env: Env) -> None:
     env.u["analist"].get("/collaborations/pp/bucket-keys/1", status=403)
 
 
-def test_the_hub_refuses_what_it_can_check(env: Env) -> None:
+def test_the_hub_refuses_what_it_can_check(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     ggd, ha = _ready(env)
     api = {o: HubApi(env.u["admin"].c, env.tokens[o], env.node[o]) for o in ("ggd", "huisartsen")}
     # a datastation publishes its own organisation's encryption key only, signed by it
@@ -393,6 +394,11 @@ def test_the_hub_refuses_what_it_can_check(env: Env) -> None:
         upload(1, env.keys["ggd"], who="huisartsen")
     with env.h.sessions() as s:
         assert latest_bucket_key_version(s, "pp") is None
+    upload(1, env.keys["ggd"])
+    # two members uploading the same version at once: the second gets 409, not an error
+    monkeypatch.setattr(hub_bucketkeys, "latest_bucket_key_version", lambda s, c: None)
+    with pytest.raises(HubError, match=r"409: version 1 of 'pp'.s bucket key exists already"):
+        upload(1, env.keys["ggd"])
 
 
 def test_only_members_with_a_published_key_and_pins_can_be_sealed_to(env: Env) -> None:

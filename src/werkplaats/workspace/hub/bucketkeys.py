@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import db
@@ -174,7 +175,11 @@ def create_key_set(s: Session, hub: Hub, c: Caller, collab: db.Collaboration, bo
             raise HTTPException(422, f"the envelope for {org} is malformed or not the one the manifest names")
     s.add(db.BucketKeySet(collaboration_id=collab.id, version=version, creator=creator, manifest=manifest,
                           signature=signature, envelopes=dict(envelopes)))  # fmt: skip
-    s.flush()
+    try:
+        s.flush()
+    except IntegrityError:  # NB: another member's upload of the same version came first
+        s.rollback()
+        raise HTTPException(409, f"version {version} of {collab.name!r}'s bucket key exists already") from None
     hub.log(s, actor=c.name, action="bucket-key-created", subject=f"collaboration/{collab.name}",
             details={"collaboration": collab.name, "version": version, "creator": creator, "recipients": want,
                      "manifest_sha256": sha256_hex(canonical(manifest))})  # fmt: skip
