@@ -34,6 +34,27 @@ MERGE_MIN_ROWS = 0  # NB: both sides' rows from which the merge is used when bot
 SENTINEL = 2**50  # NB: above every packed key (join keys are validated |key| < 2^38, so |packed| < 2^41)
 
 
+BITS_PER_WORD = 60  # NB: 0/1 columns packed into one ring word travel as one column
+
+
+def _is_bit(c: SCol, k: str) -> bool:
+    """Return whether field k of column c is 0/1 by construction: validity, one-hot or code bits, a boolean."""
+    last = k.rsplit(".", 1)[-1]
+    return last == "ok" or last.startswith("oh") or (k == "v" and c.kind == "bool")
+
+
+def unpack_bits(word: Any, count: int, zero: Any) -> list[Any]:
+    """Return the low `count` bits of secret words as arithmetic 0/1 shares.
+
+    One conversion to a boolean share (the XOR with a public 1: SPU converts once, and JAX cannot
+    fold it away), then local shifts and masks; adding the secret zero converts each bit back.
+    """
+    q = jnp.bitwise_xor(word, 1)
+    out = [jnp.bitwise_xor(jnp.bitwise_and(q, 1), 1) + zero]
+    out += [jnp.bitwise_and(jnp.right_shift(q, j), 1) + zero for j in range(1, count)]
+    return out
+
+
 def use_merge(rows: int) -> bool:
     """Return whether a join of `rows` rows (both sides, public) whose inputs arrive sorted is merged, not sorted."""
     forced = os.environ.get(METHOD_ENV, "")
@@ -97,30 +118,43 @@ def merge_join(left: SFrame, right: SFrame, on: str, how: str, renames: dict[str
     valid_r = right.mask * okr
     rcols = {name: _compact(c) for name, c in right.cols.items() if name != on}
     rfields = [(name, k, a) for name, c in rcols.items() for k, a in c.fields()]
-    arrays = [valid_r, *(a for _, _, a in rfields)]
-    dtypes = sorted({str(a.dtype) for a in arrays})
-    # NB: invalid right rows carry zeros, so that copying "the most recent start" never copies one of them.
-    blocks = []
-    for dt in dtypes:
-        idx = [i for i, a in enumerate(arrays) if str(a.dtype) == dt]
-        m = jnp.stack([arrays[i] * valid_r.astype(arrays[i].dtype) if i else arrays[i] for i in idx], axis=1)
-        blocks.append((idx, jnp.concatenate([jnp.zeros((size - nr, len(idx)), m.dtype), m[::-1]])))
-    key = jnp.concatenate([kl * 4 + 1, jnp.full((size - nl - nr,), SENTINEL, I64), (kr * 4)[::-1]])
     zero = okr[0] * (1 - okr[0])  # NB: a secret 0 (okr is 0/1), see bitonic_merge
-    skey, sorted_blocks, swaps = bitonic_merge(key, [b for _, b in blocks], zero)
+    # NB: invalid right rows carry zeros, so that copying "the most recent start" never copies one of them.
+    arrays = [valid_r, *(a * valid_r.astype(a.dtype) for _, _, a in rfields)]
+    bits = [0, *(i + 1 for i, (nm, k, a) in enumerate(rfields) if a.dtype == I64 and _is_bit(rcols[nm], k))]
+    groups = [bits[i : i + BITS_PER_WORD] for i in range(0, len(bits), BITS_PER_WORD)]
+    words = [sum(arrays[i] * (1 << j) for j, i in enumerate(g)) for g in groups]  # NB: local: public factors
+    ints = [i for i, a in enumerate(arrays) if a.dtype == I64 and i not in bits]
+    floats = [i for i, a in enumerate(arrays) if a.dtype != I64]
+    pad = size - nr
+
+    def block(cols: list[Any]) -> Any:
+        m = jnp.stack(cols, axis=1)
+        return jnp.concatenate([jnp.zeros((pad, len(cols)), m.dtype), m[::-1]])
+
+    blocks = [block([valid_r, *words, *(arrays[i] for i in ints)])]
+    if floats:
+        blocks.append(block([arrays[i] for i in floats]))
+    key = jnp.concatenate([kl * 4 + 1, jnp.full((size - nl - nr,), SENTINEL, I64), (kr * 4)[::-1]])
+    skey, sorted_blocks, swaps = bitonic_merge(key, blocks, zero)
 
     diff = skey[1:] - skey[:-1]
     sorted_ok = 1 - b2i(b2i(diff < 0).sum() > 0)
     # NB: packed keys of one key differ by 0 or 1; of different keys by at least 3.
-    start = jnp.concatenate([jnp.ones((1,), I64), b2i(diff >= 2)])
-    copied: list[Any] = [None] * len(arrays)
-    valid_sorted = next(b[:, idx.index(0)] for (idx, _), b in zip(blocks, sorted_blocks, strict=True) if 0 in idx)
+    start = jnp.concatenate([jnp.ones((1,), I64), b2i(diff >= 2)]) + zero
+    valid_sorted = sorted_blocks[0][:, 0]
     st = start + valid_sorted - start * valid_sorted
-    scanned = [seg_scan(st, b, "copy") for b in sorted_blocks]
-    back = unmerge(scanned, swaps)
-    for (idx, _), b in zip(blocks, back, strict=True):
-        for j, i in enumerate(idx):
-            copied[i] = b[:nl, j]
+    # NB: the validity travels back inside the first word (bit 0): one column fewer through the unmerge
+    scanned = [seg_scan(st, b[:, 1:] if i == 0 else b, "copy") for i, b in enumerate(sorted_blocks)]
+    back = [b[:nl] for b in unmerge(scanned, swaps)]
+    copied: list[Any] = [None] * len(arrays)
+    for g, w in zip(groups, (back[0][:, j] for j in range(len(groups))), strict=True):
+        for i, bit in zip(g, unpack_bits(w, len(g), zero), strict=True):
+            copied[i] = bit
+    for j, i in enumerate(ints):
+        copied[i] = back[0][:, len(groups) + j]
+    for j, i in enumerate(floats):
+        copied[i] = back[1][:, j]
     matched = copied[0] * okl
     mask = left.mask * matched if how == "inner" else left.mask
 
