@@ -79,6 +79,8 @@ def run_local(
     rules: DisclosureRules | None = None,
     perturbation_key: int | None = None,
     register: Register | None = None,
+    memory_budget_gb: float = 2.0,
+    buckets: int | None = None,
     **mpc_options: Any,
 ) -> pd.DataFrame:
     """Run a plan on local tables and return its disclosure-controlled aggregates.
@@ -114,6 +116,12 @@ def run_local(
         checked against the released tables it holds of the same rows (its whole result is
         withheld, REGISTER, when a cell differs from a released one by 1 … k − 1 rows), and
         records its own released cells in it. A workspace's hub keeps one per collaboration.
+    memory_budget_gb
+        The MPC executor's memory budget per party (GB, default 2): a job the memory model
+        puts over it runs bucketed (docs/mpc.md, "Bucketed execution"), or is refused with the
+        reason when its plan does not combine across buckets (an exact quantile).
+    buckets
+        Force the MPC executor's bucket count (a power of two; 1: unbucketed), e.g. in tests.
 
     Returns
     -------
@@ -143,7 +151,8 @@ def run_local(
     elif engine == "mpc":
         from .mpc.cluster import run_mpc
 
-        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=key, **mpc_options)
+        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=key, memory_budget_gb=memory_budget_gb,
+                      buckets=buckets, **mpc_options)  # fmt: skip
     else:
         msg = f"engine must be 'plain' or 'mpc', got {engine!r}"
         raise PlanError(msg)

@@ -13,6 +13,11 @@ at once) and the reconstructed outputs; each party process holds only its shares
 What crosses the pipes is public metadata (`PartyHeader`) and shares. Party logs hold
 timings and tracebacks, never data.
 
+A job too large for the parties' memory budget runs bucketed (`werkplaats.mpc.buckets`,
+`werkplaats.compile.staged`): the coordinator, as every owner, draws a fresh random bucket
+key, splits each table by the keyed hash of its person key and streams the parties their
+shares bucket by bucket, so that neither it nor a party holds more than one bucket's shares.
+
 Parties are cleaned up on every exit path: close(), an error, Ctrl-C in the
 coordinator, interpreter exit (atexit), and the coordinator's own death (the
 kernel kills parties via PR_SET_PDEATHSIG). A party that dies or reports an error
@@ -29,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,14 +45,15 @@ from ..catalog.serde import catalog_to_dict
 from ..compile.analyze import Analysis
 from ..compile.kernels.cellkey import key_inputs, split_key
 from ..compile.register import entries_to_json
-from ..exceptions import PartyFailedError
+from ..exceptions import MPCError, PartyFailedError
 from ..plan.serde import canonical_json
 from ..result import Revealed
 from . import wire
+from .buckets import DEFAULT_MEMORY_BUDGET_GB, bucket_count
 from .party import key_part_blob
 from .process import WORLD, Command, PartyHeader, PartyProcess, free_port, spawn_party
 from .runtime import enable_x64
-from .share import reconstruct, share_tables
+from .share import bucket_rows, reconstruct, share_buckets, share_tables
 
 _LIVE: set[LocalCluster] = set()
 
@@ -58,6 +65,7 @@ class JobStats:
     wall_s: float = 0.0
     share_s: float = 0.0
     parties: list[dict[str, Any]] = field(default_factory=list)
+    buckets: int = 1
 
 
 class LocalCluster:
@@ -71,8 +79,12 @@ class LocalCluster:
     """
 
     def __init__(self, *, host: str = "127.0.0.1", log_dir: str | Path | None = None,
-                 start_timeout: float = 120.0, cache_dir: str | Path | None = None) -> None:  # fmt: skip
+                 start_timeout: float = 120.0, cache_dir: str | Path | None = None,
+                 link_addrs: Callable[[tuple[str, ...]], Sequence[tuple[str, ...]]] | None = None) -> None:  # fmt: skip
         self.host = host
+        # NB: given the parties' listening addresses, the address list each rank links with (its own entry its
+        # listening address, its peers' entries where it dials them); bench/relay.py puts a delaying relay there
+        self.link_addrs = link_addrs
         self.start_timeout = start_timeout
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="werkplaats-parties-"))
         # NB: compiled programs stay in each party's memory and in a directory the three parties share, so
@@ -179,21 +191,30 @@ class LocalCluster:
         return got
 
     def run(self, header: PartyHeader, shares: list[list[list[bytes]]], *, timeout: float = 3600.0,
-            key_parts: list[int] | None = None) -> tuple[list[list[Any]], list[dict[str, Any]]]:  # fmt: skip
+            key_parts: list[int] | None = None,
+            buckets: Iterator[list[list[list[bytes]]]] | None = None,
+            ) -> tuple[list[list[Any]], list[dict[str, Any]]]:  # fmt: skip
         """Run one job: shares[rank][input] are blobs; return output shares and stats per party.
 
         The header says what to run; its addresses and blob counts are filled in here.
         key_parts, when given, are the parties' parts of the perturbation key (one each, rule 6).
+        buckets, for a bucketed header (``buckets`` > 0; then ``shares`` is empty), yields per
+        bucket what ``shares`` would be; each is sent to the parties as a "bucket" message while
+        they run, and dropped before the next is made.
         """
+        if header.buckets and buckets is None:
+            msg = "a bucketed job needs its buckets"
+            raise ValueError(msg)
         self.start()
         addrs = tuple(f"{self.host}:{free_port(self.host)}" for _ in range(WORLD))
         self.last_addrs = list(addrs)
+        views = list(self.link_addrs(addrs)) if self.link_addrs else [addrs] * WORLD
         try:
             senders = []
             errors: list[tuple[int, BaseException]] = []
             for p in self.parties:
                 blobs = [b for s in shares[p.rank] for b in s]
-                h = replace(header, addrs=addrs, share_blobs=tuple(len(s) for s in shares[p.rank]),
+                h = replace(header, addrs=views[p.rank], share_blobs=tuple(len(s) for s in shares[p.rank]),
                             key_part=key_parts is not None).to_dict()  # fmt: skip
                 if key_parts is not None:
                     blobs.append(key_part_blob(key_parts[p.rank]))
@@ -214,7 +235,18 @@ class LocalCluster:
                 code = self.parties[rank].proc.poll()
                 self.kill()
                 raise PartyFailedError(rank, f"could not receive its shares (exit code {code})")
-            replies = self._collect({0, 1, 2}, time.monotonic() + timeout)
+            failed: list[BaseException] = []
+            if buckets is not None:
+                feeder = threading.Thread(target=self._feed, args=(buckets, header.buckets, failed), daemon=True)
+                feeder.start()
+            try:
+                replies = self._collect({0, 1, 2}, time.monotonic() + timeout)
+            except PartyFailedError:
+                if failed:  # NB: the coordinator's own failure (e.g. an over-full bucket) is the reason
+                    raise failed[0] from None
+                raise
+            if buckets is not None:
+                feeder.join()
         except BaseException:
             self.kill()
             raise
@@ -225,6 +257,29 @@ class LocalCluster:
             stats.append({"rank": rank, **h["stats"]})
         return outs, stats
 
+    def _feed(self, buckets: Iterator[list[list[list[bytes]]]], count: int, failed: list[BaseException]) -> None:
+        """Send every party its shares of each bucket in turn (in a thread beside the job)."""
+        parties = list(self.parties)
+        try:
+            b = -1
+            for b, shares in enumerate(buckets):
+                for p in parties:
+                    counts = [len(s) for s in shares[p.rank]]
+                    p.send({"cmd": Command.BUCKET.value, "index": b, "share_blobs": counts},
+                           [x for s in shares[p.rank] for x in s])  # fmt: skip
+                del shares
+            if b + 1 != count:
+                msg = f"{b + 1} buckets made for a job of {count}"
+                raise MPCError(msg)
+        except (OSError, ValueError) as e:
+            if any(p.proc.poll() is not None for p in parties):
+                return  # NB: a party died; the job's own failure says which
+            failed.append(e)
+            self.kill()
+        except BaseException as e:
+            failed.append(e)
+            self.kill()
+
 
 @atexit.register
 def _cleanup() -> None:
@@ -232,25 +287,56 @@ def _cleanup() -> None:
         c.kill()
 
 
+def job_buckets(a: Analysis, rows: dict[str, int], memory_budget_gb: float = DEFAULT_MEMORY_BUDGET_GB,
+                buckets: int | None = None) -> int:  # fmt: skip
+    """Return a job's bucket count (1: unbucketed): `buckets` when given, else from the memory budget.
+
+    Raises MPCError with the compiler's reason when the job needs buckets and its plan does not
+    combine across them (e.g. an exact quantile): refused, never approximated.
+    """
+    from ..compile.staged import staged_reason
+
+    count = buckets if buckets is not None else bucket_count(a, rows, memory_budget_gb)
+    if count < 1 or count & (count - 1):
+        msg = f"the bucket count must be a power of two, got {count}"
+        raise MPCError(msg)
+    if count > 1:
+        reason = staged_reason(a)
+        if reason is not None:
+            msg = f"the job needs {count} buckets to fit {memory_budget_gb} GB per party, but {reason}"
+            raise MPCError(msg)
+    return count
+
+
 def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalCluster | None = None,
-            timeout: float = 3600.0, perturbation_key: int | None = None) -> Revealed:  # fmt: skip
+            timeout: float = 3600.0, perturbation_key: int | None = None,
+            memory_budget_gb: float = DEFAULT_MEMORY_BUDGET_GB, buckets: int | None = None) -> Revealed:  # fmt: skip
     """Run a checked plan on three SPU parties and reconstruct only its outputs.
 
     perturbation_key (below 2^64; default: a fresh random one) is split into three random
     additive parts, one per party, as a workspace's engines each hold one (rule 6).
+    memory_budget_gb is each party's budget; a job the memory model puts over it runs in
+    `buckets.bucket_count` buckets. buckets forces a count (a power of two; 1: unbucketed).
     """
     enable_x64()
     t0 = time.perf_counter()
-    _slots, shares = share_tables(a, tables)
-    t_share = time.perf_counter() - t0
+    count = job_buckets(a, {d: len(df) for d, df in tables.items()}, memory_budget_gb, buckets)
     header = PartyHeader(
         job=uuid.uuid4().hex,
         plan=canonical_json(a.plan),
         catalog=catalog_to_dict(a.catalog),
-        rows={d: len(df) for d, df in tables.items()},
+        rows={d: len(df) for d, df in tables.items()} if count == 1 else bucket_rows(tables, count),
         rules=a.rules.to_settings(),
         register=entries_to_json(a),
+        buckets=count if count > 1 else 0,
     )
+    timer = _Timer()
+    if count == 1:
+        _slots, shares = share_tables(a, tables)
+        stream = None
+    else:  # NB: a fresh bucket key per run: the coordinator is every owner, and nothing else ever needs it
+        shares, stream = [[], [], []], timer.wrap(share_buckets(a, tables, secrets.token_bytes(32), count))
+    t_share = time.perf_counter() - t0
     own = cluster is None
     c = cluster or LocalCluster()
     try:
@@ -258,10 +344,28 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
         if key_inputs(a):
             key = perturbation_key if perturbation_key is not None else secrets.randbits(64)
             parts = split_key(key)
-        outs, stats = c.run(header, shares, timeout=timeout, key_parts=parts)
+        outs, stats = c.run(header, shares, timeout=timeout, key_parts=parts, buckets=stream)
     finally:
         if own:
             c.close()
     rev = reconstruct(a, outs)
-    c.last_stats = JobStats(time.perf_counter() - t0, t_share, stats)
+    c.last_stats = JobStats(time.perf_counter() - t0, t_share + timer.seconds, stats, count)
     return rev
+
+
+class _Timer:
+    """Time spent inside a generator (the owners' encoding and sharing of buckets)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, it: Iterator[Any]) -> Iterator[Any]:
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                self.seconds += time.perf_counter() - t
+                return
+            self.seconds += time.perf_counter() - t
+            yield item

@@ -12,6 +12,12 @@ Which encodings a table needs is decided from the plan alone
 (`werkplaats.compile.layout`), so the owner, the parties and the result receiver
 agree without talking.
 
+A bucket (`werkplaats.mpc.buckets`) is encoded against the slots of
+``layout(a, padded_rows, bucketed=True)``: its real rows, then all-zero rows up to the
+public padded size (before the owner's row order, `compile/order.py`); the ``(dataset, ROW, "ok")``
+slot is 1 on real rows and 0 on padding. A
+table longer than its slots is refused (never truncated).
+
 Security model: this runs at the data owner, on its own validated table, before
 anything is shared. The arrays it returns are clear data and must go nowhere but
 into `spu.Io.make_shares` (`werkplaats.mpc.share`); only their shapes (the slots:
@@ -26,6 +32,8 @@ import pandas as pd
 from ..compile.analyze import Analysis
 from ..compile.layout import Slot
 from ..compile.order import order_rows
+from ..compile.staged import ROW
+from ..exceptions import MPCError
 from ..plan.types import column_dtype, date_part_domain
 
 
@@ -33,11 +41,18 @@ def encode(a: Analysis, dataset: str, df: pd.DataFrame, slots: list[Slot]) -> li
     """Encode one owner's validated table into the arrays its slots ask for."""
     out = []
     schema = a.catalog[dataset]
+    real = len(df)
     for s in slots:
         if s.dataset != dataset:
             continue
         if s.rows == 0:
             out.append(np.zeros(s.shape, dtype=s.dtype))
+            continue
+        if real > s.shape[0]:
+            msg = f"dataset {dataset!r}: more rows than its public (padded) size; refused, never truncated"
+            raise MPCError(msg)
+        if s.column == ROW:
+            out.append((np.arange(s.shape[0]) < real).astype(s.dtype))
             continue
         col = df[s.column]
         t = column_dtype(schema.column(s.column))
@@ -61,6 +76,8 @@ def encode(a: Analysis, dataset: str, df: pd.DataFrame, slots: list[Slot]) -> li
                 arr = col.astype("Int64").fillna(0).to_numpy(dtype=np.int64)
         else:
             arr = _date_part(col, s.encoding, t.years)
+        if arr.shape[0] < s.shape[0]:  # NB: a bucket: all-zero rows up to the padded size
+            arr = np.concatenate([arr, np.zeros((s.shape[0] - arr.shape[0], *arr.shape[1:]), dtype=arr.dtype)])
         assert arr.shape == s.shape, (s, arr.shape)
         out.append(arr.astype(s.dtype))
     return order_rows(a, dataset, [s for s in slots if s.dataset == dataset], out)

@@ -17,25 +17,37 @@ TLS files in the header, the links to the peers are mutual TLS that trusts only 
 named there (an engine passes its two peers' pinned, self-signed link certificates).
 Its log holds timings, program keys (hashes of public metadata) and tracebacks, never
 data or shares.
+
+A bucketed job (``PartyHeader.buckets`` > 0, `werkplaats.compile.staged`) compiles every
+stage's programs before the barrier, then reads its shares bucket by bucket ("bucket"
+messages) after it. With one stage each bucket is run and dropped on arrival; with more, each
+bucket is also written to a private spool directory (mode 0700, in the temp directory or
+``WERKPLAATS_SPOOL_DIR``) and read back for the later stages; the directory is removed when
+the job ends, also when it fails. Partials, accumulators and the state between stages stay
+shares in this party (nothing is revealed before the last step's outputs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import logging
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from . import wire
 from .process import Command, PartyHeader
-from .programs import ProgramCache, load_program
+from .programs import Program, ProgramCache, Staged, load_program, load_staged
 from .runtime import enable_x64, runtime_config
 
 
@@ -121,8 +133,11 @@ def exchange_key_parts(link: Any, rank: int, part: int, precision: str = "standa
     return out
 
 
+Message = tuple[dict[str, Any], list[bytes]]
+
+
 def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCache, barrier: Any = None,
-            deliver: Any = None) -> tuple[dict[str, Any], list[bytes]] | None:  # fmt: skip
+            deliver: Any = None, recv: Callable[[], Message] | None = None) -> Message | None:  # fmt: skip
     """Run one job and return the reply header and blobs.
 
     barrier, when given, is called after compiling and before linking to the peers; deliver,
@@ -130,10 +145,13 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
     is done (then None is returned). The engine service uses both, so that the three parties
     open their links together and close them only when none of them is still talking: brpc
     over TLS aborts a process that reads an unexpected end of a connection (apache/brpc#3307).
+    recv reads the next message from the parent: a bucketed job's "bucket" messages.
     """
-    import spu
-    from spu import libspu
-
+    if header.buckets:
+        if recv is None:
+            msg = "a bucketed job needs its bucket messages"
+            raise ValueError(msg)
+        return _run_bucketed(rank, header, blobs, cache, barrier, deliver, recv)
     prog = load_program(header, cache)
     exe = prog.exe
     key_part = _key_part(blobs.pop()) if header.key_part else None
@@ -142,11 +160,21 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
         msg = "the program perturbs counts but this party was given no part of the perturbation key"
         raise ValueError(msg)
     shares = wire.unpack_shares(list(header.share_blobs), blobs)
+    blobs.clear()  # NB: the packed copies are not needed any more
     if len(shares) != prog.inputs:
         msg = f"expected {prog.inputs} input shares, got {len(shares)}"
         raise ValueError(msg)
     if barrier is not None:
         barrier()
+    with _linked(rank, header) as link:
+        return _run_single(rank, header, prog, shares, key_part, link, deliver)
+
+
+@contextlib.contextmanager
+def _linked(rank: int, header: PartyHeader) -> Iterator[Any]:
+    """Open the job's links to the two peers (mutual TLS with the header's files); stop them at the end."""
+    from spu import libspu
+
     desc = libspu.link.Desc()
     desc.id = header.job
     for i, addr in enumerate(header.addrs):
@@ -167,35 +195,157 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
             opts.verify.ca_file_path = tls.ca
             opts.verify.verify_depth = 1
     _reset_peak_rss()
-    w0 = _io_written()
-    t1 = time.perf_counter()
     link = libspu.link.create_brpc(desc, rank)
     try:
-        rt = spu.Runtime(link, runtime_config(prog.precision))
-        if nkey:
-            assert key_part is not None
-            shares = [*shares, *exchange_key_parts(link, rank, key_part, prog.precision)]
-        for name, s in zip(exe.input_names, shares, strict=True):
-            rt.set_var(name, s)
-        del shares, blobs
-        rt.run(exe)
-        outs = [rt.get_var(name) for name in exe.output_names]
-        t_run = time.perf_counter() - t1
-        written = _io_written() - w0
-        del rt  # NB: releases every share of this job
-        out_counts, out_blobs = wire.pack_shares(outs)
-        stats = {
-            "compile_s": prog.compile_s, "program_cached": prog.cached,
-            "compile_saved_s": prog.compiled_in_s if prog.cached else 0.0,
-            "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss(),
-        }  # fmt: skip
-        reply = {"ok": True, "share_blobs": out_counts, "stats": stats}
-        if deliver is not None:
-            deliver(reply, out_blobs)
-            return None
-        return reply, out_blobs
+        yield link
     finally:
         link.stop_link()
+
+
+def _run_single(rank: int, header: PartyHeader, prog: Program, shares: list[Any], key_part: int | None, link: Any,
+                deliver: Any) -> Message | None:  # fmt: skip
+    import spu
+
+    exe = prog.exe
+    nkey = len(exe.input_names) - prog.inputs
+    w0 = _io_written()
+    t1 = time.perf_counter()
+    rt = spu.Runtime(link, runtime_config(prog.precision))
+    vals = list(shares)
+    shares.clear()  # NB: the caller's list too: the runtime holds the only copy of the inputs
+    if nkey:
+        assert key_part is not None
+        vals += exchange_key_parts(link, rank, key_part, prog.precision)
+    for name, s in zip(exe.input_names, vals, strict=True):
+        rt.set_var(name, s)
+    del vals
+    rt.run(exe)
+    outs = [rt.get_var(name) for name in exe.output_names]
+    t_run = time.perf_counter() - t1
+    written = _io_written() - w0
+    del rt  # NB: releases every share of this job
+    out_counts, out_blobs = wire.pack_shares(outs)
+    stats = {
+        "compile_s": prog.compile_s, "program_cached": prog.cached,
+        "compile_saved_s": prog.compiled_in_s if prog.cached else 0.0,
+        "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss(),
+    }  # fmt: skip
+    reply = {"ok": True, "share_blobs": out_counts, "stats": stats}
+    if deliver is not None:
+        deliver(reply, out_blobs)
+        return None
+    return reply, out_blobs
+
+
+def spool_root() -> Path:
+    """Return where a party makes its private spool directories (``WERKPLAATS_SPOOL_DIR`` or the temp dir)."""
+    return Path(os.environ.get("WERKPLAATS_SPOOL_DIR") or tempfile.gettempdir())
+
+
+def _check_bucket(head: dict[str, Any], blobs: list[bytes], index: int, inputs: int) -> list[Any]:
+    """Return a bucket message's shares; raise ValueError when it is not bucket `index` with `inputs` shares."""
+    if head.get("cmd") != Command.BUCKET or head.get("index") != index:
+        msg = f"expected bucket {index}, got another message"
+        raise ValueError(msg)
+    counts = head.get("share_blobs")
+    if not isinstance(counts, list) or len(counts) != inputs or sum(int(c) for c in counts) != len(blobs):
+        msg = f"bucket {index}: expected {inputs} input shares in the message's blobs"
+        raise ValueError(msg)
+    return wire.unpack_shares([int(c) for c in counts], blobs)
+
+
+def _run_bucketed(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCache, barrier: Any,
+                  deliver: Any, recv: Callable[[], Message]) -> Message | None:  # fmt: skip
+    """Run a bucketed job: every stage over every bucket, combined inside the MPC (compile/staged.py)."""
+    import spu
+
+    staged = load_staged(header, cache)  # NB: every stage's programs, before the barrier
+    key_part = _key_part(blobs.pop()) if header.key_part else None
+    if blobs:
+        msg = "a bucketed job's run message carries no input shares"
+        raise ValueError(msg)
+    if staged.key_inputs and key_part is None:
+        msg = "the program perturbs counts but this party was given no part of the perturbation key"
+        raise ValueError(msg)
+    if barrier is not None:
+        barrier()
+    spool = Path(tempfile.mkdtemp(prefix="werkplaats-buckets-", dir=spool_root())) if len(staged.stages) > 1 else None
+    if spool is not None:  # NB: mkdtemp makes it 0700: this party's user only
+        log.info("job %s: %d buckets, %d stages; spooling to %s", header.job, header.buckets, len(staged.stages), spool)
+    try:
+        with _linked(rank, header) as link:
+            w0 = _io_written()
+            t1 = time.perf_counter()
+            rt = spu.Runtime(link, runtime_config(staged.precision))
+            state: list[Any] = []
+            if staged.key_inputs:
+                assert key_part is not None
+                state = exchange_key_parts(link, rank, key_part, staged.precision)
+            stage_s = _run_stages(rt, header, staged, state, recv, spool)
+            outs = state
+            t_run = time.perf_counter() - t1
+            written = _io_written() - w0
+            del rt
+            out_counts, out_blobs = wire.pack_shares(outs)
+            stats = {
+                "compile_s": staged.compile_s, "program_cached": staged.cached,
+                "compile_saved_s": staged.compiled_in_s if staged.cached else 0.0,
+                "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss(),
+                "buckets": header.buckets, "stages": len(staged.stages), "stage_s": stage_s,
+            }  # fmt: skip
+            reply = {"ok": True, "share_blobs": out_counts, "stats": stats}
+            if deliver is not None:
+                deliver(reply, out_blobs)
+                return None
+            return reply, out_blobs
+    finally:
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
+
+
+def _run_stages(rt: Any, header: PartyHeader, staged: Staged, state: list[Any], recv: Callable[[], Message],
+                spool: Path | None) -> list[float]:  # fmt: skip
+    """Run every stage over every bucket; leave the outputs in `state` (replaced in place); return seconds per stage."""
+
+    def run(p: Program, args: list[Any]) -> list[Any]:
+        for name, v in zip(p.exe.input_names, args, strict=True):
+            rt.set_var(name, v)
+        rt.run(p.exe)
+        out = [rt.get_var(name) for name in p.exe.output_names]
+        for name in (*p.exe.input_names, *p.exe.output_names):
+            rt.del_var(name)  # NB: a bucket's shares go as soon as its partial is taken
+        return out
+
+    times = []
+    for si, st in enumerate(staged.stages):
+        t0 = time.perf_counter()
+        acc: list[Any] | None = None
+        for b in range(header.buckets):
+            if si == 0:
+                head, blobs = recv()
+                shares = _check_bucket(head, blobs, b, staged.inputs)
+                if spool is not None:
+                    with open(spool / f"{b}.bucket", "wb", opener=_private) as out:
+                        wire.send(out, head, blobs)
+                del blobs
+            else:
+                assert spool is not None
+                with open(spool / f"{b}.bucket", "rb") as f:
+                    head, blobs = wire.recv(f)
+                shares = _check_bucket(head, blobs, b, staged.inputs)
+                del blobs
+            part = run(st.partial, [*shares, *state])
+            del shares
+            acc = part if acc is None else run(st.combine, [*acc, *part])
+        assert acc is not None
+        state[:] = run(st.step, [*acc, *state])
+        times.append(time.perf_counter() - t0)
+        log.info("job %s: stage %s over %d buckets in %.1f s", header.job, st.name, header.buckets, times[-1])
+    return times
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,8 +396,11 @@ def main(argv: list[str] | None = None) -> int:
             wire.send(fout, {**reply, "job": h.job}, out)
             wire.recv(fin)  # NB: the engine says when every party is done; only then the link closes
 
+        def next_message() -> Message:
+            return wire.recv(fin)
+
         try:
-            res = run_job(args.rank, header, blobs, cache, barrier, deliver if header.barrier else None)
+            res = run_job(args.rank, header, blobs, cache, barrier, deliver if header.barrier else None, next_message)
         except Exception as e:  # NB: report, never crash the loop; messages carry no data
             traceback.print_exc(file=sys.stderr)
             res = {"ok": False, "error": f"{type(e).__name__}: {e}"}, []
@@ -255,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0  # NB: a service job: one job per process
         reply, out = res
         wire.send(fout, {**reply, "job": header.job}, out)
+
+
+log = logging.getLogger("werkplaats.party")
 
 
 def _log_to_stderr(rank: int) -> None:

@@ -8,6 +8,10 @@ The local cluster (`werkplaats.mpc.cluster`) and the engine service
                      + (with "key_part": true) as the last blob, its own part of the perturbation key
     party  → parent  {"cmd": "compiled"}        (only when the header asks for a barrier)
     parent → party   {"cmd": "link"} or {"cmd": "cancel"}
+    parent → party   (a bucketed job, "buckets": B > 0: the "run" message carries no input shares, only
+                     the key-part blob when "key_part"; after the barrier, or at once without one)
+                     {"cmd": "bucket", "index": b, "share_blobs": [...]} + the party's shares of bucket b
+                     (every slot of every dataset, in layout order), for b = 0 .. B-1
     party  → parent  {"ok": true, "share_blobs": [...], "stats": {...}} + its output shares
                      or {"ok": false, "error": "..."}
     parent → party   {"cmd": "stop"}
@@ -39,7 +43,9 @@ from . import wire
 
 WORLD = 3
 HEADER_VERSION = 1
-SORT_YARDSTICK = "sort_yardstick"  # NB: the one built-in program (a benchmark yardstick, bench/)
+SORT_YARDSTICK = "sort_yardstick"  # NB: a built-in program (a benchmark yardstick, bench/)
+# NB: built-in bucketed programs (one and two stages): the bucket runtime's self-test (mpc/programs.py)
+STAGED_SELFTEST = ("staged_selftest_1", "staged_selftest_2")
 
 
 class Command(StrEnum):
@@ -50,6 +56,7 @@ class Command(StrEnum):
     COMPILED = "compiled"  # party → parent: compiled; waits for LINK or CANCEL
     LINK = "link"  # parent → party: every party has compiled; open the links
     CANCEL = "cancel"  # parent → party: the job ended elsewhere; do not link
+    BUCKET = "bucket"  # parent → party: this party's shares of one bucket (a bucketed job)
     STOP = "stop"  # parent → party: exit
 
 
@@ -71,7 +78,8 @@ class PartyHeader:
     """One job as a party receives it: what to compile, whom to link with, how its shares are cut.
 
     Either ``plan`` (canonical plan JSON) with ``catalog`` and ``rows``, or a built-in
-    ``program`` with its ``size``.
+    ``program`` with its ``size``. With ``buckets`` > 0 the job is bucketed: ``rows`` (or
+    ``size``) are the padded bucket sizes and the shares come in "bucket" messages.
     """
 
     job: str
@@ -88,6 +96,7 @@ class PartyHeader:
     rules: dict[str, Any] | None = None  # NB: the disclosure rules' settings (compile/rules.py); None: the defaults
     key_part: bool = False  # NB: the last blob is this party's own part of the perturbation key (never sent on)
     register: list[dict[str, Any]] | None = None  # NB: rule 9's registered cell definitions (compile/register.py)
+    buckets: int = 0  # NB: 0: unbucketed; else the bucket count (rows: the padded bucket sizes)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the header as a "run" message."""
@@ -118,12 +127,19 @@ class PartyHeader:
                 rules=dict(d["rules"]) if d.get("rules") is not None else None,
                 key_part=bool(d.get("key_part", False)),
                 register=[dict(e) for e in d["register"]] if d.get("register") is not None else None,
+                buckets=int(d.get("buckets", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             msg = f"malformed run header ({type(e).__name__}: {e})"
             raise ValueError(msg) from None
         if (h.plan is None) == (h.program is None) or (h.plan is not None and (h.catalog is None or h.rows is None)):
             msg = "a run header needs either a plan with its catalog and rows, or a built-in program"
+            raise ValueError(msg)
+        if h.buckets < 0 or (h.buckets and h.program is not None and h.program not in STAGED_SELFTEST):
+            msg = "a bucketed run header needs a plan and a positive bucket count"
+            raise ValueError(msg)
+        if h.buckets and h.share_blobs:
+            msg = "a bucketed run header carries no input shares (they come bucket by bucket)"
             raise ValueError(msg)
         return h
 

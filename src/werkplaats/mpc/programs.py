@@ -11,6 +11,14 @@ programs it compiled, keyed by everything a program is derived from:
   compiler source (so a changed kernel in a development checkout is compiled afresh).
 
 An identical job reuses the program; any change in one of these compiles a new one.
+
+A bucketed job (``PartyHeader.buckets`` > 0; `werkplaats.compile.staged`) is a list of
+stages, each three programs: the partial over one bucket, the combination of two partials and
+the step on the combined leaves. Their keys hold the padded bucket sizes, never the real
+row counts, and not the bucket count: the staged program is built count-independent
+(`build_staged(..., buckets=None)`: every range is checked obliviously), so a job's programs
+are reused across every count with the same padded sizes, and the combination across plans
+with the same leaves. `load_staged` compiles (or takes from the cache) all of them at once.
 The cache lives in the party's memory (the local cluster's parties serve many jobs)
 and, when the party is given a directory, on disk (an engine's party is a fresh
 process per job; it keeps programs in the engine's own state directory). Disk entries
@@ -44,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from . import wire
-from .process import SORT_YARDSTICK, PartyHeader
+from .process import SORT_YARDSTICK, STAGED_SELFTEST, PartyHeader
 from .runtime import precision_of, runtime_config
 
 log = logging.getLogger("werkplaats.party")
@@ -311,3 +319,193 @@ def _get_or_compile(h: PartyHeader, cache: ProgramCache, key: str, public: dict[
     cache.put(key, exe, spent)
     log.info("job %s: compiled program %s in %.1f s", h.job, key[:12], spent)
     return Program(exe, public["inputs"], key, False, spent, spent, public.get("precision", "standard"))
+
+
+# --- bucketed (staged) programs ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StagePrograms:
+    """One stage's three compiled programs and its name (for the stats)."""
+
+    name: str
+    partial: Program
+    combine: Program
+    step: Program
+    leaves: int
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A bucketed job's compiled stages: per bucket ``inputs`` shares; ``key_inputs`` initial state inputs."""
+
+    stages: list[StagePrograms]
+    inputs: int
+    key_inputs: int
+    precision: str
+
+    @property
+    def compile_s(self) -> float:
+        return sum(p.compile_s for st in self.stages for p in (st.partial, st.combine, st.step))
+
+    @property
+    def cached(self) -> bool:
+        return all(p.cached for st in self.stages for p in (st.partial, st.combine, st.step))
+
+    @property
+    def compiled_in_s(self) -> float:
+        return sum(p.compiled_in_s for st in self.stages for p in (st.partial, st.combine, st.step))
+
+
+def _combine_fn(leaves: list[Any]) -> Any:
+    """Return the combination of two partials: `compile.staged.combine`."""
+    from ..compile.staged import combine
+
+    try:
+        return combine(leaves)
+    except NotImplementedError:  # NB: until the compiler side lands: the same rule, add/min/max/top:N
+        return _combine_local(leaves)
+
+
+def _combine_local(leaves: list[Any]) -> Any:
+    import jax.numpy as jnp
+
+    def fn(*args: Any) -> tuple[Any, ...]:
+        k = len(leaves)
+        acc, part = args[:k], args[k:]
+        out = []
+        for leaf, x, y in zip(leaves, acc, part, strict=True):
+            if leaf.op == "add":
+                out.append(x + y)
+            elif leaf.op == "min":
+                out.append(jnp.minimum(x, y))
+            elif leaf.op == "max":
+                out.append(jnp.maximum(x, y))
+            else:
+                msg = f"cannot combine leaves by {leaf.op!r}"
+                raise ValueError(msg)
+        return tuple(out)
+
+    return fn
+
+
+def _selftest_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
+    """The built-in bucketed self-test: count, sum, max and (two stages) the sum of squared deviations.
+
+    Inputs per bucket: (ROW, v) of ``size`` rows. One stage returns (count, sum, max); two stages
+    also ``Σ (v·count − sum)²`` over the real rows, which needs the first stage's totals.
+    The runtime's own test and benchmark of streaming and spooling (tests/mpc/test_buckets.py).
+    """
+    import jax.numpy as jnp
+
+    from ..compile.staged import Leaf, Stage, StagedProgram
+
+    two = h.program == STAGED_SELFTEST[1]
+    size = h.size
+
+    def tree_max(x: Any) -> Any:  # NB: pairwise (SPU's own max starts from 2^63 - 1, which overflows the ring)
+        while x.shape[0] > 1:
+            if x.shape[0] % 2:
+                x = jnp.concatenate([x, x[-1:]])
+            x = jnp.maximum(x[0::2], x[1::2])
+        return x
+
+    def partial1(row: Any, v: Any) -> tuple[Any, ...]:
+        return jnp.sum(row).reshape(1), jnp.sum(row * v).reshape(1), tree_max(jnp.where(row == 1, v, -1))
+
+    def step1(c: Any, s: Any, m: Any) -> tuple[Any, ...]:
+        return (jnp.zeros(1, dtype=jnp.int64), c, s, m) if not two else (c, s, m)
+
+    leaves1 = [Leaf((1,), "int64", "add"), Leaf((1,), "int64", "add"), Leaf((1,), "int64", "max")]
+    stages = [Stage(partial1, leaves1, step1, "totals")]
+    if two:
+
+        def partial2(row: Any, v: Any, c: Any, s: Any, m: Any) -> tuple[Any, ...]:
+            d = v * c[0] - s[0]
+            return (jnp.sum(row * d * d).reshape(1),)
+
+        def step2(q: Any, c: Any, s: Any, m: Any) -> tuple[Any, ...]:
+            return jnp.zeros(1, dtype=jnp.int64), c, s, m, q
+
+        stages.append(Stage(partial2, [Leaf((1,), "int64", "add")], step2, "deviations"))
+    public = {"program": h.program, "size": size}
+    shapes = [((size,), "int64"), ((size,), "int64")]
+    return public, (StagedProgram(stages), shapes, 0, "standard")
+
+
+def _staged_plan(h: PartyHeader) -> tuple[dict[str, Any], Any]:
+    """Return a bucketed plan job's public key material and a thunk building its staged program."""
+    from ..catalog.serde import catalog_from_dict, catalog_to_dict
+    from ..compile.analyze import analyze
+    from ..compile.kernels.cellkey import key_inputs
+    from ..compile.layout import layout
+    from ..compile.register import RegisterEntry, attach
+    from ..compile.rules import DisclosureRules
+    from ..compile.staged import build_staged
+    from ..plan.serde import canonical_json, plan_from_json
+
+    assert h.plan is not None and h.catalog is not None and h.rows is not None
+    catalog = catalog_from_dict(h.catalog)
+    rules = DisclosureRules.from_settings(h.rules or {}, "the run header's rules")
+    rows = dict(h.rows)  # NB: the padded bucket sizes
+    a = analyze(plan_from_json(h.plan), catalog, rules)
+    if h.register:
+        attach(a, [RegisterEntry.from_dict(e) for e in h.register])
+    slots = layout(a, rows, bucketed=True)
+    public = {"plan": canonical_json(a.plan), "catalog": catalog_to_dict(catalog), "padded_rows": rows,
+              "rules": rules.to_settings(), "register": h.register or [],
+              "precision": precision_of(a.plan)}  # fmt: skip
+
+    def build() -> tuple[Any, list[tuple[tuple[int, ...], str]], int, str]:
+        prog = build_staged(a, slots, rows)
+        return prog, [(s.shape, s.dtype) for s in slots], key_inputs(a), precision_of(a.plan)
+
+    return {**public, "inputs": len(slots)}, build
+
+
+def load_staged(h: PartyHeader, cache: ProgramCache) -> Staged:
+    """Return a bucketed job's compiled stages (every program compiled or from the cache, before linking)."""
+    import jax
+
+    if h.program in STAGED_SELFTEST:
+        public, built = _selftest_program(h)
+        prog, shapes, nkey, precision = built
+    elif h.program is None:
+        public, build = _staged_plan(h)
+        prog, shapes, nkey, precision = build()
+    else:
+        msg = f"built-in program {h.program!r} does not run bucketed"
+        raise ValueError(msg)
+    if nkey and not prog.state_in:  # NB: the initial state is the three parts of the perturbation key
+        prog.state_in = [((1,), "int64")] * nkey
+    state = [jax.ShapeDtypeStruct(s, d) for s, d in prog.state_in]
+    bucket = [jax.ShapeDtypeStruct(s, d) for s, d in shapes]
+    out: list[StagePrograms] = []
+    for i, st in enumerate(prog.stages):
+        leaves = [jax.ShapeDtypeStruct(lf.shape, lf.dtype) for lf in st.leaves]
+        base = {**public, "stage": i, "stages": len(prog.stages), "precision": precision}
+        partial = _get(h, cache, {**base, "part": "partial"}, st.partial, [*bucket, *state])
+        desc = [[list(lf.shape), lf.dtype, lf.op] for lf in st.leaves]
+        comb = _get(h, cache, {"combine": desc, "precision": precision}, _combine_fn(st.leaves), [*leaves, *leaves])
+        step = _get(h, cache, {**base, "part": "step"}, st.step, [*leaves, *state])
+        out.append(StagePrograms(st.name or f"stage {i}", partial, comb, step, len(st.leaves)))
+        if i + 1 < len(prog.stages):
+            state = list(jax.eval_shape(st.step, *leaves, *state))
+    return Staged(out, len(shapes), len(prog.state_in), precision)
+
+
+def _get(h: PartyHeader, cache: ProgramCache, public: dict[str, Any], fn: Any, shapes: list[Any]) -> Program:
+    """Return one compiled program of a staged job, from the cache when an identical one was compiled."""
+    t0 = time.perf_counter()
+    key = program_key(public)
+    precision = public.get("precision", "standard")
+    with cache.compiling(key):
+        got = cache.get(key)
+        if got is not None:
+            exe, took = got
+            return Program(exe, len(shapes), key, True, time.perf_counter() - t0, took, precision)
+        exe = _compile(fn, shapes)
+        spent = time.perf_counter() - t0
+        cache.put(key, exe, spent)
+    log.info("job %s: compiled program %s (%s) in %.1f s", h.job, key[:12], public.get("part", "combine"), spent)
+    return Program(exe, len(shapes), key, False, spent, spent, precision)

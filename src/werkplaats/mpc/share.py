@@ -12,10 +12,15 @@ outputs are disclosure-controlled by the program itself (suppressed cells are ze
 before anything leaves the parties), so `reconstruct` reveals only the cells that pass
 and, for the others, the fact that they were suppressed. The slots (which arrays, their
 shapes) and the row counts are public.
+
+A bucketed job (`werkplaats.mpc.buckets`) is shared bucket by bucket (`share_buckets`): each
+owner splits its table by the keyed hash of the person key, pads each bucket to the public
+padded size and shares it; only one bucket's shares exist at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,6 +69,36 @@ def share_tables(a: Analysis, tables: dict[str, pd.DataFrame]) -> tuple[list[Slo
         for r, blobs in enumerate(share_dataset(a, dataset, tables[dataset])):
             per_party[r].extend(blobs)
     return slots, per_party
+
+
+def bucket_rows(tables: dict[str, pd.DataFrame], count: int) -> dict[str, int]:
+    """Return each table's public padded bucket size for `count` buckets."""
+    from .buckets import padded_size
+
+    return {d: padded_size(len(df), count) for d, df in tables.items()}
+
+
+def share_buckets(a: Analysis, tables: dict[str, pd.DataFrame], secret: bytes,
+                  count: int) -> Iterator[list[list[list[bytes]]]]:  # fmt: skip
+    """Yield, bucket by bucket, per party the packed shares of every slot of every dataset (layout order).
+
+    Every table is split by `buckets.assignments` first (so that an over-full bucket is refused
+    before anything is shared); each bucket is then encoded, padded and shared as its owner would.
+    """
+    from .buckets import assignments
+    from .encode import encode
+
+    slots = layout(a, bucket_rows(tables, count), bucketed=True)
+    datasets = list(dict.fromkeys(s.dataset for s in slots))
+    which = {d: assignments(a, d, tables[d], secret, count) for d in datasets}
+    precision = precision_of(a.plan)
+    for b in range(count):
+        per_party: list[list[list[bytes]]] = [[] for _ in range(WORLD)]
+        for d in datasets:
+            part = tables[d][which[d] == b].reset_index(drop=True)
+            for r, blobs in enumerate(share_arrays(encode(a, d, part, slots), precision)):
+                per_party[r].extend(blobs)
+        yield per_party
 
 
 def reconstruct_arrays(outs: list[list[Any]], precision: str = "standard") -> list[np.ndarray]:
