@@ -142,3 +142,27 @@ def test_cli_writes_a_region(tmp_path: Path) -> None:
     assert "truth.json" in res.output and (tmp_path / "r" / "datapackage.json").exists()
     res = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "r"), "--persons", "10"])
     assert res.exit_code == 2 and "at least 1000" in res.output
+
+
+def test_hospitals_and_gp_practices_split_the_same_rows_over_organisations(tmp_path: Path) -> None:
+    whole, split = generate(3, 2000), generate(3, 2000, hospitals=3, gp_practices=4)
+    for name, df in whole.tables.items():
+        if name in split.split:
+            parts = pd.concat([split.tables[p] for p in split.split[name]], ignore_index=True)
+            key = list(df.columns)
+            assert parts.sort_values(key).reset_index(drop=True).equals(df.sort_values(key).reset_index(drop=True))
+        else:
+            assert split.tables[name].equals(df)  # NB: every other table exactly as in the default region
+    patients = [split.tables[p]["bsn"] for p in split.split["huisartsen/patienten"]]
+    assert pd.concat(patients).is_unique  # NB: a patient is registered with one practice
+    assert split.truth["hospitals"]["persons_in_several_hospitals"] > 0
+    assert "hospitals" not in whole.truth and not whole.split
+    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "r"), "--persons", "1000", "--hospitals", "2",
+                                      "--gp-practices", "3"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pkg = json.loads((tmp_path / "r" / "datapackage.json").read_text())
+    names = {res["dataset"] for res in pkg["resources"]}
+    assert {"ziekenhuis_a/opnamen", "ziekenhuis_b/opnamen", "huisartsenpraktijk_03/consulten"} <= names
+    assert "ziekenhuis/opnamen" not in names and "--hospitals 2 --gp-practices 3" in pkg["description"]
+    bad = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "x"), "--hospitals", "0"])
+    assert bad.exit_code != 0 and "hospitals" in bad.output

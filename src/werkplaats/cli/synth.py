@@ -13,6 +13,19 @@ def synth(
     out: Annotated[Path, typer.Option(help="Directory to write the region to (created if needed).")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed and size give the same bytes.")] = 1,
     persons: Annotated[int, typer.Option(help="Number of residents (default 200K; up to a few million).")] = 200_000,
+    hospitals: Annotated[
+        int,
+        typer.Option(
+            help="Split the hospital admissions over this many hospitals "
+            "(ziekenhuis_a/opnamen, ...); 1 keeps ziekenhuis/opnamen."
+        ),
+    ] = 1,
+    gp_practices: Annotated[
+        int,
+        typer.Option(
+            help="Split the GP records over this many practices (huisartsenpraktijk_01/..., ...); 1 keeps huisartsen/."
+        ),
+    ] = 1,
 ) -> None:
     """Generate a synthetic region: map, per-organisation sources with schemas, code lists, truth."""
     from ..synth.generate import generate
@@ -23,9 +36,10 @@ def synth(
         raise typer.BadParameter(msg)
     t0 = time.perf_counter()
     try:
-        region = generate(seed, persons)
+        region = generate(seed, persons, hospitals=hospitals, gp_practices=gp_practices)
     except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--persons") from None
+        hint = "--persons" if "persons" in str(e) else "--hospitals" if "hospitals" in str(e) else "--gp-practices"
+        raise typer.BadParameter(str(e), param_hint=hint) from None
     write_region(region, out)
     typer.echo(f"Region (seed {seed}, {persons:,} persons, {len(region.gemeenten)} gemeenten, "
                f"{len(region.wijken)} wijken) written to {out} in {time.perf_counter() - t0:.1f} s")  # fmt: skip

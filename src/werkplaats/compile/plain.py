@@ -293,7 +293,7 @@ class PlainCompiler(Visitor[str]):
             if disclosure.unique_left(self.a, rel):
                 out.append((self.visit(rel.right), self.visit(rel)))
         elif isinstance(rel, n.Concat) and rel.distinct_on is not None:  # NB: the rows distinct leaves out
-            out.append((self.visit(n.Concat(rel.inputs)), self.visit(rel)))
+            out.append((stacked_sql(self.a, rel, [self.visit(i) for i in rel.inputs]), self.visit(rel)))
         return out
 
 

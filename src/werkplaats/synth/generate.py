@@ -73,6 +73,8 @@ class Region:
     population: pd.DataFrame
     geo: dict[str, Any]
     truth: dict[str, Any] = field(default_factory=dict)
+    # NB: a table split over several organisations (synth/organisations.py): its name → the datasets that replace it
+    split: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _stream(seed: int, part: str) -> np.random.Generator:
@@ -158,11 +160,18 @@ def _places(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], np.n
     return pd.DataFrame(gem_rows), pd.DataFrame(wijk_rows), maps, np.array(wijk_share)
 
 
-def generate(seed: int = 1, persons: int = 200_000) -> Region:
-    """Generate a region of the given size; the same arguments give the same region."""
+def generate(seed: int = 1, persons: int = 200_000, *, hospitals: int = 1, gp_practices: int = 1) -> Region:
+    """Generate a region of the given size; the same arguments give the same region.
+
+    hospitals, gp_practices: split the hospital admissions and the GP records over that many
+    organisations with the same schemas (synth/organisations.py); 1 (the default) leaves them whole.
+    """
+    from .organisations import check_counts, split_organisations
+
     if persons < 1000:
         msg = f"persons must be at least 1000 (got {persons}): smaller regions suppress almost every cell"
         raise ValueError(msg)
+    check_counts(hospitals, gp_practices)
     gemeenten, wijken, maps, wijk_share = _places(seed)
     gem_of_wijk = np.array([int(c[2:6]) - 9001 for c in wijken["code"]])
     nw = len(wijken)
@@ -468,4 +477,7 @@ def generate(seed: int = 1, persons: int = 200_000) -> Region:
             "pairs": pairs,
         },
     }  # fmt: skip
-    return Region(seed, persons, gemeenten, wijken, tables, population, maps, truth)
+    region = Region(seed, persons, gemeenten, wijken, tables, population, maps, truth)
+    if hospitals > 1 or gp_practices > 1:
+        split_organisations(region, hospitals, gp_practices)
+    return region

@@ -23,10 +23,12 @@ from .fall_risk import (
 )
 from .hotspots import chronic_notifications, early_warning, incidence, infection_hotspots, iso_year_bounds
 from .stacking import KINDS, care_overlap, care_stacking, overlap_table, stacking_table
+from .union import admissions_across_hospitals, hospital_datasets
 from .waiting import waiting_list
 
 __all__ = [
     "KINDS",
+    "admissions_across_hospitals",
     "auc_from_table",
     "calibration_by_bin",
     "calibration_by_tier",
@@ -43,6 +45,7 @@ __all__ = [
     "fall_risk_evaluation",
     "fall_risk_tiers",
     "hosmer_lemeshow",
+    "hospital_datasets",
     "incidence",
     "infection_hotspots",
     "iso_year_bounds",
