@@ -56,6 +56,8 @@ class SpuCompiler(Visitor[SFrame]):
     def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any], rows: dict[str, int],
                  key_parts: list[Any] | None = None) -> None:  # fmt: skip
         self.a = a
+        # NB: the owners ordered their rows for this analysis (compile/order.py); rule 9's compilers keep it
+        self.order_a = a
         # NB: rule 6: the perturbation key K, from the engines' secret parts (kernels/cellkey.py)
         self.key = combine_key(key_parts) if key_parts else None
         self.inputs: dict[tuple[str, str, str], Any] = {
@@ -114,7 +116,7 @@ class SpuCompiler(Visitor[SFrame]):
     def visit_Join(self, r: n.Join) -> SFrame:
         left, right = self.visit(r.left), self.visit(r.right)
         ren = join_renames(self.a.schema(r.left), self.a.schema(r.right), r.on)
-        if order.merges(self.a, r) and use_merge(left.n + right.n):  # NB: public: the plan and the row counts
+        if order.merges(self.order_a, r) and use_merge(left.n + right.n):  # NB: public: plan and row counts
             out, sorted_ok = merge_join(left, right, r.on, r.how, ren)
             self.unsorted.append(1 - sorted_ok)  # NB: an owner that did not sort: the whole result is withheld
         else:
