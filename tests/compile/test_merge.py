@@ -8,7 +8,10 @@ it under MPC). The attacker: an owner that did not sort cannot make the result w
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -28,13 +31,10 @@ enable_x64()
 RULES = wp.DisclosureRules.cells_only()
 
 
-def _frame(keys: list[int | None], payload: list[int], mask: list[int]) -> SFrame:
-    ok = jnp.asarray([k is not None for k in keys], dtype=I64)
-    v = jnp.asarray([k or 0 for k in keys], dtype=I64)
-    p = jnp.asarray(payload, dtype=I64)
-    f = jnp.asarray([x / 4 for x in payload], dtype=jnp.float64)
+def _frame_of(v: Any, ok: Any, p: Any, mask: Any) -> SFrame:
+    f = p.astype(jnp.float64) / 4
     cols = {"k": SCol("int", ok, v), "p": SCol("int", jnp.ones_like(p), p), "f": SCol("float", jnp.ones_like(p), f)}
-    return SFrame(len(keys), jnp.asarray(mask, dtype=I64), cols)
+    return SFrame(v.shape[0], mask, cols)
 
 
 def _sorted_keys(draw: st.DrawFn, size: int, hi: int) -> list[int | None]:
@@ -42,9 +42,13 @@ def _sorted_keys(draw: st.DrawFn, size: int, hi: int) -> list[int | None]:
     return sorted(keys, key=lambda k: 0 if k is None else k)  # NB: as key_values packs them: missing → 0
 
 
+Side = tuple[list[int | None], list[int], list[int]]  # keys, payload, mask
+
+
 @st.composite
-def sides(draw: st.DrawFn) -> tuple[SFrame, SFrame]:
-    nl, nr = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+def sides(draw: st.DrawFn) -> tuple[Side, Side]:
+    # NB: a few sizes, so that the jitted kernel compiles a few times (eager JAX took 30 s for 25 examples)
+    nl, nr = draw(st.sampled_from([1, 24])), draw(st.sampled_from([1, 20]))
     lkeys = _sorted_keys(draw, nl, 12)
     rkeys = _sorted_keys(draw, nr, 12)
     lmask = draw(st.lists(st.integers(0, 1), min_size=nl, max_size=nl))
@@ -57,43 +61,66 @@ def sides(draw: st.DrawFn) -> tuple[SFrame, SFrame]:
         rmask.append(int(valid))
     lpay = list(range(100, 100 + nl))
     rpay = draw(st.lists(st.integers(-50, 50), min_size=nr, max_size=nr))
-    return _frame(lkeys, lpay, lmask), _frame(rkeys, rpay, rmask)
+    return (lkeys, lpay, lmask), (rkeys, rpay, rmask)
 
 
-def _expected(left: SFrame, right: SFrame, how: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _expected(left: Side, right: Side, how: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (mask, matched right p, its ok) per left row, by a dictionary lookup."""
-    rk = {int(v): int(p) for v, ok, m, p in zip(right.cols["k"].v, right.cols["k"].ok, right.mask,
-                                                right.cols["p"].v, strict=True) if ok and m}  # fmt: skip
-    got = [int(v) in rk if ok else False for v, ok in zip(left.cols["k"].v, left.cols["k"].ok, strict=True)]
-    vals = [rk[int(v)] if g else 0 for v, g in zip(left.cols["k"].v, got, strict=True)]
-    mask = np.asarray(left.mask) * (np.asarray(got) if how == "inner" else 1)
+    rk = {k: p for k, p, m in zip(*right, strict=True) if k is not None and m}
+    got = [k is not None and k in rk for k in left[0]]
+    vals = [rk[k] if g else 0 for k, g in zip(left[0], got, strict=True)]
+    mask = np.asarray(left[2]) * (np.asarray(got) if how == "inner" else 1)
     return mask, np.asarray(vals), np.asarray(got, dtype=int)
 
 
+@functools.cache
+def _jitted(how: str) -> Any:
+    def run(lk: Any, lok: Any, lp: Any, lm: Any, rk: Any, rok: Any, rp: Any, rm: Any) -> Any:
+        left = _frame_of(lk, lok, lp, lm)
+        out, sorted_ok = merge_join(left, _frame_of(rk, rok, rp, rm), "k", how, {"p": "p_r", "f": "f_r"})
+        c = out.cols
+        return out.mask, c["p_r"].v, c["p_r"].ok, c["f_r"].v, c["p"].v, sorted_ok
+
+    return jax.jit(run)
+
+
+def _arrays(side: Side) -> list[Any]:
+    keys, payload, mask = side
+    ok = [k is not None for k in keys]
+    return [np.asarray([k or 0 for k in keys], dtype=np.int64), np.asarray(ok, dtype=np.int64),
+            np.asarray(payload, dtype=np.int64), np.asarray(mask, dtype=np.int64)]  # fmt: skip
+
+
 @given(sides(), st.sampled_from(["inner", "left"]))
-def test_merge_join_equals_a_lookup_on_sorted_inputs(frames: tuple[SFrame, SFrame], how: str) -> None:
-    left, right = frames
-    out, sorted_ok = merge_join(left, right, "k", how, {"p": "p_r", "f": "f_r"})
+def test_merge_join_equals_a_lookup_on_sorted_inputs(sides: tuple[Side, Side], how: str) -> None:
+    left, right = sides
+    mask_out, p_r, p_ok, f_r, p, sorted_ok = _jitted(how)(*_arrays(left), *_arrays(right))
     mask, vals, got = _expected(left, right, how)
     assert int(sorted_ok) == 1
-    assert out.n == left.n  # NB: the left rows, in their order
-    assert np.array_equal(np.asarray(out.mask), mask)
-    assert np.array_equal(np.asarray(out.cols["p_r"].v), vals)
-    assert np.array_equal(np.asarray(out.cols["p_r"].ok), got)
-    assert np.allclose(np.asarray(out.cols["f_r"].v), vals / 4)
-    assert np.array_equal(np.asarray(out.cols["p"].v), np.asarray(left.cols["p"].v))
+    assert np.array_equal(np.asarray(mask_out), mask)  # NB: the left rows, in their order
+    assert np.array_equal(np.asarray(p_r), vals)
+    assert np.array_equal(np.asarray(p_ok), got)
+    assert np.allclose(np.asarray(f_r), vals / 4)
+    assert np.array_equal(np.asarray(p), np.asarray(left[1]))
 
 
 def test_an_unsorted_input_is_detected_not_joined_wrongly() -> None:
     """Attacker: an owner that sends its rows unsorted (or lies about sorting) gets the result withheld."""
-    right = _frame([1, 2, 3, 4], [10, 20, 30, 40], [1, 1, 1, 1])
-    left_ok = _frame([1, 2, 3, 4], [0, 0, 0, 0], [1, 1, 1, 1])
-    assert int(merge_join(left_ok, right, "k", "inner", {"p": "q", "f": "g"})[1]) == 1
+    run = _jitted("inner")
+    right = ([1, 2, 3, 4], [10, 20, 30, 40], [1, 1, 1, 1])
+    left_ok = ([1, 2, 3, 4], [0, 0, 0, 0], [1, 1, 1, 1])
+    assert int(run(*_arrays(left_ok), *_arrays(right))[-1]) == 1
     for lkeys in ([4, 3, 2, 1], [1, 3, 2, 4], [2, 2, 1, 1]):
-        left = _frame(lkeys, [0, 0, 0, 0], [1, 1, 1, 1])
-        assert int(merge_join(left, right, "k", "inner", {"p": "q", "f": "g"})[1]) == 0, lkeys
-    rev = _frame([4, 3, 2, 1], [40, 30, 20, 10], [1, 1, 1, 1])
-    assert int(merge_join(left_ok, rev, "k", "inner", {"p": "q", "f": "g"})[1]) == 0
+        left = (lkeys, [0, 0, 0, 0], [1, 1, 1, 1])
+        assert int(run(*_arrays(left), *_arrays(right))[-1]) == 0, lkeys
+    rev = ([4, 3, 2, 1], [40, 30, 20, 10], [1, 1, 1, 1])
+    assert int(run(*_arrays(left_ok), *_arrays(rev))[-1]) == 0
+
+
+@jax.jit
+def _merge_unmerge(key: Any, rows: Any) -> Any:
+    skey, (srows,), swaps = bitonic_merge(key, [rows])
+    return skey, srows, unmerge([srows], swaps)[0]
 
 
 @given(st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=64), st.data())
@@ -103,10 +130,9 @@ def test_bitonic_merge_sorts_and_unmerge_inverts(values: list[int], data: st.Dat
     size = 1 << max(1, (len(values) - 1).bit_length())
     key = jnp.asarray(a + [2**50] * (size - len(values)) + b[::-1], dtype=I64)
     rows = jnp.arange(size, dtype=I64)[:, None]
-    skey, (srows,), swaps = bitonic_merge(key, [rows])
+    skey, srows, back = _merge_unmerge(key, rows)
     assert list(np.asarray(skey)) == sorted(np.asarray(key).tolist())
     assert np.array_equal(np.asarray(key)[np.asarray(srows)[:, 0]], np.asarray(skey))
-    (back,) = unmerge([srows], swaps)
     assert np.array_equal(np.asarray(back), np.asarray(rows))
 
 
