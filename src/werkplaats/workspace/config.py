@@ -282,9 +282,8 @@ def _jobs(doc: dict[str, Any], where: str) -> dict[str, Any]:
         if name not in JOB_SETTINGS:
             msg = f"{where}: unknown setting {name!r} (known: {', '.join(JOB_SETTINGS)})"
             raise ConfigError(msg)
-        if name == "memory_budget_gb" and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
-            msg = f"{where}: memory_budget_gb must be a positive number of gigabytes"
-            raise ConfigError(msg)
+        if name == "memory_budget_gb":
+            _budget(v, where)
         if name == "buckets" and (isinstance(v, bool) or not isinstance(v, int) or v < 0 or v & (v - 1)):
             msg = f"{where}: buckets must be 0 (as the memory budget asks) or a power of two"
             raise ConfigError(msg)
