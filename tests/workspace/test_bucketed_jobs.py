@@ -13,18 +13,25 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 import werkplaats as wp
+from werkplaats.demo.workspace import LocalWorkspace
+from werkplaats.synth.write import load_region
 from werkplaats.workspace import pki
-from werkplaats.workspace.config import ConfigError, EngineConfig, HubConfig, job_settings
+from werkplaats.workspace.bucketkey import BucketKeyError, BucketKeys
+from werkplaats.workspace.client import JobFailed
+from werkplaats.workspace.config import ConfigError, DatastationConfig, EngineConfig, HubConfig, job_settings
 from werkplaats.workspace.engine import Engine
 from werkplaats.workspace.hub.lifecycle import upper_rows
-from werkplaats.workspace.messages import BucketPlan, ShareHeader, pack
+from werkplaats.workspace.messages import BucketPlan, JobPayload, ShareHeader, pack
 from werkplaats.workspace.signing import canonical, sha256
 
+from .live import PURPOSE, analysis, approve_all, assert_like_truth, connect, station, truth
 from .test_attack_pinning import FakeHub, Node, _engine_toml, _job, _post
+from .wait import wait_until
 
 COUNT = 4
 
@@ -133,3 +140,60 @@ def test_engine_refuses_a_job_over_its_memory_budget() -> None:
     check_memory(a, {"ggd/meldingen": 10_000}, True, 2.0)
     with pytest.raises(wp.WerkplaatsError, match=r"more than this engine's memory budget of 0\.5 GB"):
         check_memory(a, {"ggd/meldingen": 10_000_000}, True, 0.5)
+
+
+# -- end to end, with the session's workspace (tests/conftest.py gives BUCKETED two buckets in hub.toml) ----------
+
+BUCKETED = "pp-buckets"
+
+
+def _bucketed_collaboration(ws: LocalWorkspace) -> None:
+    """Create the collaboration whose jobs the hub splits in two buckets, its stewards linking their datasets."""
+    adm = ws.client("admin")
+    try:
+        if any(c["name"] == BUCKETED for c in adm.get("/collaborations")):
+            return
+        adm.post("/collaborations", {"name": BUCKETED, "purpose": PURPOSE, "members": list(ws.organisations)})
+    finally:
+        adm.close()
+    for o in ws.organisations:
+        st = ws.client(f"steward-{o}")
+        try:
+            for d in ("ggd/meldingen", "huisartsen/patienten"):
+                if d.startswith(o + "/"):
+                    st.post(f"/collaborations/{BUCKETED}/datasets/{d}")
+        finally:
+            st.close()
+
+
+def test_a_bucketed_job_equals_the_plain_executor_and_leaves_no_share_behind(ws: LocalWorkspace) -> None:
+    _bucketed_collaboration(ws)
+    c = connect(ws)
+    req = c.submit(analysis(), collaboration=BUCKETED, purpose=PURPOSE)
+    approve_all(ws, req.id, max_runs=3)
+    # NB: no bucket key yet: the hub fails the job at once, naming the command that creates one (nothing moved)
+    with pytest.raises(JobFailed, match=f"bucket-key create --collaboration {BUCKETED}"):
+        req.run(timeout=60)
+    keys = BucketKeys.from_config(DatastationConfig.load(ws.datastation_config("ggd")))
+    try:
+        version = keys.create(BUCKETED)
+    finally:
+        keys.close()
+    # NB: a datastation that cannot get the version a job names refuses it (nothing sent)
+    job = JobPayload.from_dict(
+        {"v": 1, "job": 0, "request": req.id, "collaboration": BUCKETED, "purpose": PURPOSE, "plan": {},
+         "plan_hash": "", "datasets": [], "columns": {}, "schemas": {}, "approvals": [], "organisation_keys": {},
+         "engines": [], "state": "approved", "buckets": {"count": 2, "key_version": version + 5}})  # fmt: skip
+    with pytest.raises(BucketKeyError, match=f"version {version + 5} of the bucket key of {BUCKETED}"):
+        station(ws, "huisartsen").bucket_secret(job)
+    got = req.run(timeout=600)
+    assert isinstance(got, pd.DataFrame)
+    region = load_region(ws.region)
+    assert_like_truth(got, truth(region.tables, region.catalog))
+    jid = int(got.attrs["job"])
+    j = c.client.get(f"/jobs/{jid}")
+    engines = [f"engine{i}" for i in range(3)]
+    assert all(j["progress"][e].get("buckets") == 2 for e in engines), j["progress"]
+    spools = [EngineConfig.load(ws.engine_config(i)).state_dir / "spool" / f"job{jid}" for i in range(3)]
+    # NB: every engine drops the job's spool directory once the link has closed (just after the release)
+    wait_until(lambda: not any(d.exists() for d in spools), 60, "the engines' spool directories of the job removed")
