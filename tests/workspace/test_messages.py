@@ -131,9 +131,9 @@ def test_a_bucketed_share_names_its_bucket_and_a_bucket_plan_is_checked() -> Non
     assert header.signed_part()["bucket"] == 3 and header.signed_part()["buckets"] == 4
     with pytest.raises(m.MessageError, match="share header: bucket"):
         m.ShareHeader.from_dict(WIRE[m.ShareHeader] | {"bucket": -1, "buckets": 4})
-    with pytest.raises(m.MessageError, match="job payload: buckets.count"):
+    with pytest.raises(m.MessageError, match=r"job payload: buckets\.count"):
         m.JobPayload.from_dict(WIRE[m.JobPayload] | {"buckets": {"count": 1, "key_version": 1}})
-    with pytest.raises(m.MessageError, match="job payload: buckets.key_version"):
+    with pytest.raises(m.MessageError, match=r"job payload: buckets\.key_version"):
         m.JobPayload.from_dict(WIRE[m.JobPayload] | {"buckets": {"count": 2, "key_version": 0}})
     assert m.JobPayload.from_dict(WIRE[m.JobPayload] | {"buckets": None}).buckets is None
 
