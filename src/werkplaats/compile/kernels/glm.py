@@ -15,6 +15,15 @@ step, on secrets and without branching on them:
    numbers and scaled afterwards;
 5. the checks, in the shared order, as (reason code, secret 0/1 passes).
 
+The fit is written as passes over the rows (`glm_passes`; models/__init__.py): moments (n, the
+terms' sums, the category counts, poisson's Σ y log y and Σ log y!), spread (Σ (x − mean)²,
+Σ (y − ȳ)², and Z'Z for the leverage), one IRLS pass per step (the deviance at the current b,
+A = Z'WZ and the score; its step checks convergence and solves), and final (the deviance at the
+last b and the leverage counts; its step computes the outputs and the checks). Every partial is a
+sum (or a count) over rows, so a bucketed job combines them across buckets by addition and runs
+the same steps (`glm_stages`); the unbucketed program runs the passes on one frame, the IRLS
+steps in one `jax.lax.fori_loop` (the program holds the step once).
+
 Precision: the plan runs on FM128 with 40 fraction bits (mpc/runtime.PRECISIONS). SPU's own
 exp, reciprocal and reciprocal square root lose relative accuracy away from 1, so the kernel
 brings numbers near 1 first (`_exp`: argument halving and squaring; `_recip`, `_rsqrt`: an
@@ -246,7 +255,7 @@ def glm_passes(a: Analysis) -> list[Pass]:
             sylogy = (yu * _log(jnp.maximum(rows.y, 1.0), 0, 60)).sum()
             pois = jnp.stack([sexp, sylogy, (_lgamma1(rows.y) * uf).sum()])
         else:
-            pois = jnp.zeros((3,), dtype=F64) + yu.sum() * 0.0
+            pois = jnp.zeros((3,), dtype=F64) + yu.sum() * 0.0  # NB: secret zeros (see after_moments)
         return [counts, (rows.X * uf[:, None]).sum(axis=0), yu.sum(), pois]
 
     def after_moments(acc: list[Any], _: Any) -> GlmState:
@@ -262,14 +271,15 @@ def glm_passes(a: Analysis) -> list[Pass]:
         else:
             ebar = ratio(pois[0], nobs, bits)
             b0 = _log(jnp.maximum(ybar, 1e-9)) - _log(jnp.maximum(ebar, 1e-9))
-        small: Any = jnp.ones((), dtype=I64) + nobs * 0
+        # NB: zeros that stay secret: XLA folds an integer x * 0 to a public 0 (a float one it does not fold)
+        zi = b2i(nobs < 0)
+        zf = sy * 0.0
+        small: Any = 1 - zi
         for _, idx in groups:
             cs = [counts[1 + i] for i in idx]
             for c in cs:
                 small = small * b2i(c >= k)
             small = small * b2i(nobs - sum(cs) >= k)  # NB: a 0/1 column's zeros; a categorical's reference
-        zi = nobs * 0
-        zf = zi.astype(F64)
         return GlmState(
             nobs=nobs, sy=sy, ybar=ybar, mean=ratio(sx, nobs, bits), inv_s=jnp.zeros((q,), F64) + zf, constant=zi,
             ss=zf, small=small, sylogy=pois[1], slgamma=pois[2], Ginv=jnp.zeros((p, p), F64) + zf,
@@ -353,13 +363,13 @@ def glm_passes(a: Analysis) -> list[Pass]:
         return st._replace(
             b=st.b + r * (Ainv @ (r * g)), dev=dev, null_dev=select(st.started, st.null_dev, dev),
             smallest=jnp.minimum(st.smallest, tree_reduce(piv, "min")), Ainv=Ainv, r=r, t=st.t + 1.0,
-            started=st.started * 0 + 1, first=first, found=found, conv=conv,
+            started=b2i(st.nobs >= 0), first=first, found=found, conv=conv,
         )  # fmt: skip
 
     def final(rows: Rows, st: GlmState) -> list[Any]:
         _, _, part = evaluate(rows, st.b)
         if k <= 1:
-            return [part, jnp.zeros((2,), dtype=I64) + rows.u.sum() * 0]
+            return [part, jnp.zeros((2,), dtype=I64) + b2i(rows.u.sum() < 0)]
         # LEVERAGE: no row's design leverage h_i = z_i'(Z'Z)⁻¹z_i, nor its share of the outcome's sum of squares
         # about the mean, reaches 1/(k-1) (models/glm.leverage_ok); compared row by row, counted
         G, rg = (st.Ainv, st.r) if family == "gaussian" else (st.Ginv, st.rG)  # NB: gaussian: W = 1, A = Z'Z
@@ -404,7 +414,7 @@ def glm_passes(a: Analysis) -> list[Pass]:
             (LEVERAGE, lev_ok),
         ]
         stats = [nobs.astype(F64), dev, st.null_dev, llf, scale, iterations, conv.astype(F64)]
-        term_ok = jnp.ones((p,), dtype=I64) + nobs * 0
+        term_ok = jnp.ones((p,), dtype=I64) - b2i(nobs < 0)
         se = jnp.concatenate([se0[None], se_rest])
         return flags, [term_ok, beta, se, jnp.stack([jnp.asarray(s, dtype=F64) for s in stats])]
 

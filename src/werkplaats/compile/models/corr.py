@@ -21,6 +21,11 @@ The computation, the same on both executors (NumPy for plain, SPU fixed point fo
    and sqrt and two Newton steps (SPU's own rsqrt is off by ~7e-5; its reciprocal and sqrt are
    accurate only in a limited range, hence the scaling).
 
+The MPC computes this in three passes over the rows (`passes`): range (n, Σ x, min, max), spread
+(the rows at each column's minimum and maximum and their 2 × 2 tables, Σ d² and its coarse copy),
+products (Σ d', Σ d'_i d'_j); each pass's partials add (min and max combine by min and max), so a
+bucketed job combines them across buckets and runs the same steps (`stages`).
+
 The checks, inside the MPC, withhold the whole matrix (first failure wins):
 
 - FEW_VALUES: n < k;
@@ -228,10 +233,10 @@ def passes(a: Analysis) -> list[Any]:
         ge = [b2i(cnt >= 2**e) for e in range(MAX_ROW_BITS)]
         half = _pow2_bucket_scale([(g, 2.0 ** -(e + 1)) for e, g in enumerate(ge)], 1.0)
         inv_n = half * (1.0 / (nf * half + (1 - ge[0]).astype(F64)))  # NB: n = 0 → 1/1 (withheld anyway)
-        zi = jnp.zeros((p,), dtype=I64) + cnt * 0
+        zi = jnp.zeros((p,), dtype=I64) + b2i(cnt < 0)  # NB: secret zeros: XLA folds an integer x * 0 to a public 0
         return CorrState(cnt=cnt, inv_n=inv_n, lo=lo, hi=hi, m=sx * inv_n,
                          in_range=b2i(hi <= VALUE_LIMIT) * b2i(lo >= -VALUE_LIMIT),
-                         small=jnp.zeros((p + len(pairs),), dtype=I64) + cnt * 0, singular=zi,
+                         small=jnp.zeros((p + len(pairs),), dtype=I64) + b2i(cnt < 0), singular=zi,
                          scale=jnp.zeros((p,), dtype=F64) + nf * 0.0)  # fmt: skip
 
     def centred(rows: Rows, st: CorrState) -> Any:
