@@ -178,13 +178,17 @@ def build_staged(a: Analysis, slots: list[Slot], rows: dict[str, int], *, bucket
         from .models import BucketReader, summary_module
         from .spu import whole_flags
 
+        whole: list[str] = []  # NB: the partials' names ("whole:i", "unsorted"), set while tracing (static)
+
         def read(inputs: Any) -> tuple[Any, list[Any]]:
             c = SpuCompiler(a, slots, list(inputs), rows)
             f = c.visit(root.input)
-            return f, [v for v, _ in c.whole_leaves().values()]
+            got = c.whole_leaves()
+            whole[:] = list(got)
+            return f, [v for v, _ in got.values()]
 
         def flags(totals: Any) -> list[tuple[int, Any]]:
-            return whole_flags(a, {f"whole:{i}": t for i, t in enumerate(totals)})
+            return whole_flags(a, dict(zip(whole, totals, strict=True)))
 
         shapes = jax.eval_shape(lambda *x: read(x)[1], *slot_specs)
         leaves = [Leaf(tuple(x.shape), str(x.dtype), "add") for x in shapes]
