@@ -28,8 +28,10 @@ go with them, and the next job starts fresh parties.
 from __future__ import annotations
 
 import atexit
+import os
 import queue
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -91,6 +93,9 @@ class LocalCluster:
         # that one compiles and the others read it (programs.ProgramCache.compiling); by default the log
         # directory's, given one, it keeps them across clusters too.
         self.cache_dir = Path(cache_dir) if cache_dir else self.log_dir / "programs"
+        # NB: the parties' spool directories of bucketed jobs (party.spool_root) live here, so that what a killed
+        # party leaves behind is removed by kill(); a party removes its own at the end of every job it survives
+        self.spool_dir = Path(tempfile.mkdtemp(prefix="werkplaats-spool-", dir=os.environ.get("WERKPLAATS_SPOOL_DIR")))
         self.parties: list[PartyProcess] = []
         self.last_stats: JobStats | None = None
         self.last_addrs: list[str] = []
@@ -117,9 +122,11 @@ class LocalCluster:
             return
         self.kill()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             for rank in range(WORLD):
-                self.parties.append(spawn_party(rank, self.log_dir / f"party{rank}.log", cache_dir=self.cache_dir))
+                self.parties.append(spawn_party(rank, self.log_dir / f"party{rank}.log", cache_dir=self.cache_dir,
+                                                spool_dir=self.spool_dir))  # fmt: skip
             _LIVE.add(self)
             replies = self._collect({p.rank for p in self.parties}, time.monotonic() + self.start_timeout)
             for rank, (h, _) in replies.items():
@@ -130,13 +137,14 @@ class LocalCluster:
             raise
 
     def close(self) -> None:
-        """Stop the parties politely, then by force."""
+        """Stop the parties politely, then by force; remove their spool directory."""
         for p in self.parties:
             p.ask_to_stop()
         deadline = time.monotonic() + 5
         for p in self.parties:
             p.wait(max(0.1, deadline - time.monotonic()))
         self.kill()
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     def kill(self) -> None:
         """Kill every party process now and release its pipes."""
@@ -147,6 +155,9 @@ class LocalCluster:
             p.kill()
         self.parties = []
         _LIVE.discard(self)
+        if self.spool_dir.is_dir():  # NB: the parties are gone: nothing of theirs is in use
+            for d in self.spool_dir.iterdir():
+                shutil.rmtree(d, ignore_errors=True)
 
     # --- jobs ------------------------------------------------------------------
 

@@ -205,22 +205,26 @@ class PartyProcess:
                 f.close()
 
 
-def spawn_party(rank: int, log: Path, *, cache_dir: Path | None = None) -> PartyProcess:
+def spawn_party(rank: int, log: Path, *, cache_dir: Path | None = None,
+                spool_dir: Path | None = None) -> PartyProcess:  # fmt: skip
     """Start ``python -m werkplaats.mpc.party`` as party `rank`, logging to `log`.
 
     cache_dir, when given, is where the party keeps compiled programs across processes
     (see werkplaats.mpc.programs); without it a party caches them in memory only.
+    spool_dir, when given, is where it makes the private spool directory of a bucketed job
+    (``WERKPLAATS_SPOOL_DIR``): a parent that kills the party removes what it left there.
     """
     r1, w1 = os.pipe()  # parent -> party
     r2, w2 = os.pipe()  # party -> parent
     cmd = [sys.executable, "-m", "werkplaats.mpc.party", "--rank", str(rank), "--in-fd", str(r1), "--out-fd", str(w2)]
     if cache_dir is not None:
         cmd += ["--cache-dir", str(cache_dir)]
+    env = {**os.environ, "WERKPLAATS_SPOOL_DIR": str(spool_dir)} if spool_dir is not None else None
     try:
         with open(log, "ab") as logf:
             proc = subprocess.Popen(
                 cmd, pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                start_new_session=True,  # NB: Ctrl-C reaches the parent only; it cleans up
+                start_new_session=True, env=env,  # NB: Ctrl-C reaches the parent only; it cleans up
             )  # fmt: skip
     except BaseException:
         for fd in (r1, w1, r2, w2):
