@@ -67,7 +67,7 @@ class MemoryModel:
 
 
 # NB: fitted to measured VmHWM of one party (W1 and the demo's hotspot analysis; docs/mpc.md "Bucketed execution")
-MODEL = MemoryModel(base=700e6, per_row=2000.0, per_column=60.0, per_cell_row=4.0)
+MODEL = MemoryModel(base=500e6, per_row=2000.0, per_column=60.0, per_cell_row=15.5)
 
 
 class BucketOverflowError(MPCError):
