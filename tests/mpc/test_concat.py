@@ -144,6 +144,19 @@ def test_attack_one_person_in_both_hospitals_is_not_revealed_by_distinct(cluster
     assert int(plain["personen"].iloc[0]) == 80
 
 
+def test_distinct_concat_runs_bucketed_as_unbucketed(cluster: LocalCluster) -> None:
+    """The same person is in the same bucket of every table, so distinct per bucket keeps the same rows."""
+    t = _tables()
+    q = (
+        wp.concat([A, B.filter(wp.col("leeftijd") >= 10)], distinct_on="bsn")
+        .group_by("gemeente")
+        .agg(personen=wp.count(), leeftijd=wp.col("leeftijd").sum(), spoed=wp.col("spoed").sum())
+    )
+    plain = wp.run_local(q, t, engine="plain", min_group_size=1, rules=EXACT)
+    bucketed = wp.run_local(q, t, engine="mpc", min_group_size=1, rules=EXACT, cluster=cluster, buckets=2)
+    assert not frame_differences(bucketed, plain)
+
+
 @st.composite
 def _union_tables(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
     def one(cats: list[str]) -> pd.DataFrame:
