@@ -7,18 +7,33 @@ masked out by a filter, missing keys on both sides, a left join, and an owner th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import werkplaats as wp
 import werkplaats.mpc.encode as encode_mod
+from werkplaats.catalog.schema import infer_schema
 from werkplaats.compile import order
+from werkplaats.compile.kernels.merge import METHOD_ENV
 from werkplaats.local import prepare
 from werkplaats.mpc import LocalCluster
 from werkplaats.result import UNSORTED, frame_differences, reason_text
 
 pytestmark = pytest.mark.mpc
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    """Parties that merge every join whose inputs arrive sorted, small ones too (kernels/merge.use_merge)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(METHOD_ENV, "merge")  # NB: the parties read it; they inherit the environment when spawned
+        with LocalCluster() as c:
+            yield c
+
 
 RULES = wp.DisclosureRules.cells_only()
 
@@ -71,3 +86,24 @@ def test_an_owner_that_does_not_sort_gets_the_result_withheld(cluster: LocalClus
     mpc = wp.run_local(_query("inner"), t, engine="mpc", cluster=cluster, min_group_size=1, rules=RULES)
     assert mpc["n"].isna().all()
     assert mpc["reason"].str.contains(reason_text(UNSORTED, 1), regex=False).all()
+
+
+def test_a_bucketed_merge_join_with_padding_rows_equals_plain(cluster: LocalCluster) -> None:
+    """Two buckets: each owner sorts every padded bucket; padding rows (ROW 0, all zero) sort first and never match."""
+    rng = np.random.default_rng(3)
+    people = rng.choice(10**9, 80, replace=False)
+    left = pd.DataFrame({"bsn": people[:60], "g": pd.Categorical(rng.choice(list("abcd"), 60)),
+                         "x": rng.integers(0, 100, 60)})  # fmt: skip
+    right = pd.DataFrame({"bsn": people[20:], "y": rng.integers(0, 50, 60), "z": rng.random(60) < 0.5})
+    t = {"left": left, "right": right}
+    schemas = {}
+    for name, df in t.items():
+        s = infer_schema(name, df)
+        schemas[name] = replace(s, columns=tuple(replace(c, role="person_key" if c.name == "bsn" else "")
+                                                 for c in s.columns))  # fmt: skip
+    q = (wp.scan("left").join(wp.scan("right").filter(wp.col("y") < 40), on="bsn", how="inner")
+         .group_by("g").agg(n=wp.count(), sy=wp.col("y").sum(), nz=wp.col("z").sum()))  # fmt: skip
+    plain = wp.run_local(q, t, schemas=schemas, min_group_size=1, rules=RULES)
+    mpc = wp.run_local(q, t, engine="mpc", cluster=cluster, schemas=schemas, min_group_size=1, rules=RULES, buckets=2)
+    assert frame_differences(mpc, plain) == []
+    assert mpc["n"].sum() > 0
