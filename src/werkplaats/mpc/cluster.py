@@ -28,6 +28,7 @@ go with them, and the next job starts fresh parties.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import queue
 import secrets
@@ -82,8 +83,13 @@ class LocalCluster:
 
     def __init__(self, *, host: str = "127.0.0.1", log_dir: str | Path | None = None,
                  start_timeout: float = 120.0, cache_dir: str | Path | None = None,
-                 link_addrs: Callable[[tuple[str, ...]], Sequence[tuple[str, ...]]] | None = None) -> None:  # fmt: skip
+                 link_addrs: Callable[[tuple[str, ...]], Sequence[tuple[str, ...]]] | None = None,
+                 workers: int = 1) -> None:  # fmt: skip
         self.host = host
+        # NB: scale-out (mpc/scaleout.py): each party runs a bucketed job's buckets on its own Dask cluster of
+        # `workers` worker processes (one scheduler per party, on loopback); 1: the party runs them itself
+        self.workers = workers
+        self.dask: list[Any] = []
         # NB: given the parties' listening addresses, the address list each rank links with (its own entry its
         # listening address, its peers' entries where it dials them); bench/relay.py puts a delaying relay there
         self.link_addrs = link_addrs
@@ -128,6 +134,10 @@ class LocalCluster:
                 self.parties.append(spawn_party(rank, self.log_dir / f"party{rank}.log", cache_dir=self.cache_dir,
                                                 spool_dir=self.spool_dir))  # fmt: skip
             _LIVE.add(self)
+            if self.workers > 1:
+                from .scaleout import start_dask
+
+                self.dask = [start_dask(self.workers, self.host) for _ in range(WORLD)]
             replies = self._collect({p.rank for p in self.parties}, time.monotonic() + self.start_timeout)
             for rank, (h, _) in replies.items():
                 if h.get("cmd") != Command.READY:
@@ -154,6 +164,10 @@ class LocalCluster:
         for p in self.parties:
             p.kill()
         self.parties = []
+        for d in self.dask:  # NB: the workers hold shares of the job too
+            with contextlib.suppress(Exception):
+                d.close(timeout=10)
+        self.dask = []
         _LIVE.discard(self)
         if self.spool_dir.is_dir():  # NB: the parties are gone: nothing of theirs is in use
             for d in self.spool_dir.iterdir():
@@ -220,13 +234,19 @@ class LocalCluster:
         addrs = tuple(f"{self.host}:{free_port(self.host)}" for _ in range(WORLD))
         self.last_addrs = list(addrs)
         views = list(self.link_addrs(addrs)) if self.link_addrs else [addrs] * WORLD
+        scale: dict[int, dict[str, Any]] = {rank: {} for rank in range(WORLD)}
+        if self.workers > 1 and header.buckets:  # NB: each worker group links on its own ports (no relay)
+            groups = tuple(tuple(f"{self.host}:{free_port(self.host)}" for _ in range(WORLD))
+                           for _ in range(self.workers))  # fmt: skip
+            scale = {rank: {"workers": self.workers, "scheduler": self.dask[rank].scheduler_address,
+                            "worker_addrs": groups} for rank in range(WORLD)}  # fmt: skip
         try:
             senders = []
             errors: list[tuple[int, BaseException]] = []
             for p in self.parties:
                 blobs = [b for s in shares[p.rank] for b in s]
                 h = replace(header, addrs=views[p.rank], share_blobs=tuple(len(s) for s in shares[p.rank]),
-                            key_part=key_parts is not None).to_dict()  # fmt: skip
+                            key_part=key_parts is not None, **scale[p.rank]).to_dict()  # fmt: skip
                 if key_parts is not None:
                     blobs.append(key_part_blob(key_parts[p.rank]))
 
@@ -321,13 +341,16 @@ def job_buckets(a: Analysis, rows: dict[str, int], memory_budget_gb: float = DEF
 
 def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalCluster | None = None,
             timeout: float = 3600.0, perturbation_key: int | None = None,
-            memory_budget_gb: float = DEFAULT_MEMORY_BUDGET_GB, buckets: int | None = None) -> Revealed:  # fmt: skip
+            memory_budget_gb: float = DEFAULT_MEMORY_BUDGET_GB, buckets: int | None = None,
+            workers: int | None = None) -> Revealed:  # fmt: skip
     """Run a checked plan on three SPU parties and reconstruct only its outputs.
 
     perturbation_key (below 2^64; default: a fresh random one) is split into three random
     additive parts, one per party, as a workspace's engines each hold one (rule 6).
     memory_budget_gb is each party's budget; a job the memory model puts over it runs in
     `buckets.bucket_count` buckets. buckets forces a count (a power of two; 1: unbucketed).
+    workers: each party runs a bucketed job's buckets on that many Dask workers of its own
+    (`werkplaats.mpc.scaleout`; a given cluster must have been started with as many).
     """
     enable_x64()
     t0 = time.perf_counter()
@@ -349,7 +372,10 @@ def run_mpc(a: Analysis, tables: dict[str, pd.DataFrame], *, cluster: LocalClust
         shares, stream = [[], [], []], timer.wrap(share_buckets(a, tables, secrets.token_bytes(32), count))
     t_share = time.perf_counter() - t0
     own = cluster is None
-    c = cluster or LocalCluster()
+    if cluster is not None and workers is not None and cluster.workers != workers:
+        msg = f"the cluster runs {cluster.workers} workers per party, not {workers}"
+        raise MPCError(msg)
+    c = cluster or LocalCluster(workers=workers or 1)
     try:
         parts = None
         if key_inputs(a):

@@ -269,7 +269,9 @@ def _run_bucketed(rank: int, header: PartyHeader, blobs: list[bytes], cache: Pro
         raise ValueError(msg)
     if barrier is not None:
         barrier()
-    spool = Path(tempfile.mkdtemp(prefix="werkplaats-buckets-", dir=spool_root())) if len(staged.stages) > 1 else None
+    scaled = header.workers > 1  # NB: scale-out (mpc/scaleout.py): the workers read the buckets from the spool
+    spooled = len(staged.stages) > 1 or scaled
+    spool = Path(tempfile.mkdtemp(prefix="werkplaats-buckets-", dir=spool_root())) if spooled else None
     if spool is not None:  # NB: mkdtemp makes it 0700: this party's user only
         log.info("job %s: %d buckets, %d stages; spooling to %s", header.job, header.buckets, len(staged.stages), spool)
     try:
@@ -281,7 +283,12 @@ def _run_bucketed(rank: int, header: PartyHeader, blobs: list[bytes], cache: Pro
             if staged.key_inputs:
                 assert key_part is not None
                 state = exchange_key_parts(link, rank, key_part, staged.precision)
-            stage_s = _run_stages(rt, header, staged, state, recv, spool)
+            if scaled:
+                from .scaleout import job_stats, run_stages
+
+                stage_s = run_stages(rank, rt, header, staged, state, recv, spool)
+            else:
+                stage_s = _run_stages(rt, header, staged, state, recv, spool)
             outs = state
             t_run = time.perf_counter() - t1
             written = _io_written() - w0
@@ -293,6 +300,8 @@ def _run_bucketed(rank: int, header: PartyHeader, blobs: list[bytes], cache: Pro
                 "run_s": t_run, "bytes_sent": written, "peak_rss": _peak_rss(),
                 "buckets": header.buckets, "stages": len(staged.stages), "stage_s": stage_s,
             }  # fmt: skip
+            if scaled:
+                stats.update(job_stats.pop(header.job, {}))
             reply = {"ok": True, "share_blobs": out_counts, "stats": stats}
             if deliver is not None:
                 deliver(reply, out_blobs)

@@ -79,7 +79,10 @@ class PartyHeader:
 
     Either ``plan`` (canonical plan JSON) with ``catalog`` and ``rows``, or a built-in
     ``program`` with its ``size``. With ``buckets`` > 0 the job is bucketed: ``rows`` (or
-    ``size``) are the padded bucket sizes and the shares come in "bucket" messages.
+    ``size``) are the padded bucket sizes and the shares come in "bucket" messages. With
+    ``workers`` W > 1 as well (scale-out, `werkplaats.mpc.scaleout`) the party runs the buckets
+    on W workers of its own Dask cluster (``scheduler``); worker w links with worker w of the
+    other parties at ``worker_addrs[w]`` (one address per rank), link id ``<job>-w<w>``.
     """
 
     job: str
@@ -97,11 +100,17 @@ class PartyHeader:
     key_part: bool = False  # NB: the last blob is this party's own part of the perturbation key (never sent on)
     register: list[dict[str, Any]] | None = None  # NB: rule 9's registered cell definitions (compile/register.py)
     buckets: int = 0  # NB: 0: unbucketed; else the bucket count (rows: the padded bucket sizes)
+    # NB: scale-out (mpc/scaleout.py): W > 1 worker groups run the buckets; this party's own Dask scheduler, and per
+    # group the three parties' workers' link addresses (worker_addrs[w][rank])
+    workers: int = 0
+    scheduler: str | None = None
+    worker_addrs: tuple[tuple[str, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the header as a "run" message."""
         d = {k: v for k, v in asdict(self).items() if v is not None}
         d["addrs"], d["share_blobs"] = list(self.addrs), list(self.share_blobs)
+        d["worker_addrs"] = [list(g) for g in self.worker_addrs]
         return {"cmd": Command.RUN.value, "v": HEADER_VERSION, **d}
 
     @classmethod
@@ -128,6 +137,9 @@ class PartyHeader:
                 key_part=bool(d.get("key_part", False)),
                 register=[dict(e) for e in d["register"]] if d.get("register") is not None else None,
                 buckets=int(d.get("buckets", 0)),
+                workers=int(d.get("workers", 0)),
+                scheduler=str(d["scheduler"]) if d.get("scheduler") is not None else None,
+                worker_addrs=tuple(tuple(str(a) for a in g) for g in d.get("worker_addrs", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             msg = f"malformed run header ({type(e).__name__}: {e})"
@@ -137,6 +149,9 @@ class PartyHeader:
             raise ValueError(msg)
         if h.buckets < 0 or (h.buckets and h.program is not None and h.program not in STAGED_SELFTEST):
             msg = "a bucketed run header needs a plan and a positive bucket count"
+            raise ValueError(msg)
+        if h.workers > 1 and not (h.buckets and h.scheduler and len(h.worker_addrs) == h.workers):
+            msg = "a scale-out run header needs buckets, its party's scheduler and every worker group's addresses"
             raise ValueError(msg)
         if h.buckets and h.share_blobs:
             msg = "a bucketed run header carries no input shares (they come bucket by bucket)"
