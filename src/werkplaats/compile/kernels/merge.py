@@ -30,10 +30,12 @@ from .core import I64, SCol, SFrame, b2i, seg_scan
 from .join import _compact, _expand, key_values
 
 METHOD_ENV = "WERKPLAATS_JOIN"  # NB: "sort" or "merge" forces a method (bench/join.py compares them)
-# NB: both sides' rows from which the merge is used when both inputs arrive sorted. Measured (bench/join.py,
-# docs/mpc.md "Joins"): at 2 x 10,000 rows the sort join is 1-2 s faster end to end (the merge's
-# unrolled network compiles longer; the runs take the same time), at 2 x 100,000 the merge takes half.
-MERGE_MIN_ROWS = 2**16
+# NB: both sides' rows from which the merge is used when both inputs arrive sorted: always. At 2 x 10,000
+# rows the sort join alone was 1-2 s faster end to end (the network compiles longer), but a sorted join's
+# output has both sides' rows for every later step (the hotspot program at 10K ran 3.6x longer), and
+# order.sorted_on promises from the plan alone that a merged join's output is sorted: a size threshold
+# made a chain's larger join merge the smaller one's unsorted output (withheld, UNSORTED).
+MERGE_MIN_ROWS = 0
 SENTINEL = 2**50  # NB: above every packed key (join keys are validated |key| < 2^38, so |packed| < 2^41)
 
 
