@@ -2,8 +2,8 @@
 
 The demo's hotspot analysis (`usecases.infection_hotspots`) left-joins the GGD notifications
 with the GP patients and the VVT clients on the person key. Both owners sort their rows
-(compile/order.py), so the engines merge: the program's only sort is the hospital admissions'
-(their per-person group-by and its join). A size threshold below which small joins sort again
+(compile/order.py), so the engines merge: the program's only sorts are the hospital admissions'
+(their per-person group-by and their join). A size threshold below which small joins sort again
 (`MERGE_MIN_ROWS = 2**16`, dc82894; back to 0 in 1bc0452) made the 10K-resident program sort 7,783,
 7,945 and 9,349 rows instead (a sort join's output carries both sides' rows into every later
 step) and send 3.3x the bytes in 3.6x the secure run (docs/benchmarks.md, "The demo's hotspot
