@@ -22,6 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import werkplaats as wp
+from tests.mpc.test_differential import plans, tables
+from tests.mpc.test_rules_cells import RULES
 from werkplaats.catalog.schema import infer_schema
 from werkplaats.compile import disclosure
 from werkplaats.compile.analyze import Analysis, result_frame
@@ -287,9 +289,6 @@ def test_partials_combine_by_their_op() -> None:
 def test_the_differential_set_runs_bucketed(data: st.DataObject) -> None:
     # the differential tests' tables and plans (tests/mpc/test_differential.py) with k as the person key, the cell
     # rules drawn as tests/mpc/test_rules_cells.py draws them, in 2 or 3 buckets: equal to plain, or refused
-    from tests.mpc.test_differential import plans, tables
-    from tests.mpc.test_rules_cells import RULES
-
     t = data.draw(tables())
     t["left"] = t["left"].assign(k=t["left"]["k"].fillna(0))  # NB: a person key is never missing
     q, k, rules = data.draw(plans()), data.draw(st.sampled_from([1, 3, 10])), data.draw(RULES)
