@@ -94,6 +94,8 @@ def run_one(n: int, *, sort_yardstick: bool = True, warm: bool = False, seed: in
     go to run_mpc (bucketed execution) where this checkout has it.
     """
     opts = measure.mpc_options(memory_budget_gb, buckets)
+    # NB: run_mpc's default of an hour is too short for 10M on a shared 2-core machine (it timed out there once)
+    opts["timeout"] = max(3600.0, 0.01 * n)
     measure.reset_peak_rss()
     t0 = time.perf_counter()
     t = tables(n, seed)
