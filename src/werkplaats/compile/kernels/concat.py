@@ -27,7 +27,7 @@ from ...exceptions import OperationNotDefinedError
 from ...plan.types import DType, date_part_domain
 from .core import I64, ROW_BITS, SCol, SFrame, b2i
 from .expr import align
-from .join import MIN_PACKED, key_values, pack_onehot, unpack_onehot
+from .join import _compact, _expand, key_values
 
 
 def _onto(c: SCol, domain: tuple[Any, ...] | None) -> SCol:
@@ -60,22 +60,6 @@ def concat(frames: list[SFrame], schema: dict[str, DType]) -> SFrame:
     mask = jnp.concatenate([f.mask for f in frames])
     rk = jnp.concatenate([f.rk for f in frames]) if all(f.rk is not None for f in frames) else None
     return SFrame(sum(f.n for f in frames), mask, cols, rk=rk)
-
-
-def _compact(c: SCol) -> SCol:
-    """Return c with wide one-hots as their code bits (fewer operands in the sort)."""
-    parts = {p: _compact(sub) for p, sub in c.parts.items()}
-    if c.oh is not None and c.oh.shape[1] >= MIN_PACKED:
-        return replace(c, oh=pack_onehot(c.oh), parts=parts)
-    return replace(c, parts=parts)
-
-
-def _expand(packed: SCol, like: SCol) -> SCol:
-    """Undo _compact on a column of the same structure as like."""
-    parts = {p: _expand(packed.parts[p], sub) for p, sub in like.parts.items()}
-    if like.oh is not None and like.oh.shape[1] >= MIN_PACKED:
-        return replace(packed, oh=unpack_onehot(packed.oh, like.oh.shape[1]), parts=parts)
-    return replace(packed, parts=parts)
 
 
 def distinct(f: SFrame, on: str) -> SFrame:
