@@ -12,10 +12,10 @@ import uuid
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import werkplaats as wp
+from tests.mpc.test_buckets import _query, _w1
 from werkplaats.exceptions import MPCError
 from werkplaats.mpc import LocalCluster
 from werkplaats.mpc.process import STAGED_SELFTEST, WORLD, PartyHeader
@@ -99,21 +99,6 @@ def test_run_mpc_refuses_a_cluster_with_another_worker_count() -> None:
 
 
 # --- W1-like data: 1 vs 2 workers per party vs plain (slow) -----------------------------------
-
-
-def _w1(n: int, seed: int = 0) -> dict[str, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    ids = rng.choice(np.arange(100_000_000, 999_999_999), size=int(n * 1.2), replace=False)
-    left = pd.DataFrame({"bsn": ids[:n], "gemeente": pd.Categorical(rng.choice(["A", "B", "C"], n)),
-                         "leeftijd": rng.integers(0, 100, n)})  # fmt: skip
-    right_ids = np.concatenate([rng.choice(ids[:n], int(n * 0.8), replace=False), ids[n:]])[:n]
-    right = pd.DataFrame({"bsn": rng.permutation(right_ids), "chronisch": rng.random(n) < 0.35})
-    return {"l": left, "r": right}
-
-
-def _query() -> wp.LazyFrame:
-    return (wp.scan("l").join(wp.scan("r"), on="bsn").filter(wp.col("leeftijd") >= 18).group_by("gemeente")
-            .agg(n=wp.count(), leeftijd=wp.col("leeftijd").mean(), chronisch=wp.col("chronisch").sum()))  # fmt: skip
 
 
 @pytest.mark.slow
