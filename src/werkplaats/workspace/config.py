@@ -74,9 +74,15 @@ engine.toml::
     [link]                                # this engine's self-signed certificate for its MPC links
     cert = "engine0-link.crt"
     key = "engine0-link.key"
+    [scaleout]                            # optional: a bucketed job's buckets on W Dask workers (default 1: off)
+    workers = 2                           #   W, the same at the three engines
+    scheduler = "local"                   #   "local": the engine starts its own loopback Dask cluster of W
+                                          #   workers; or this engine's own scheduler, "tcp://127.0.0.1:8786"
+    worker_mpc = ["127.0.0.1:8430", "127.0.0.1:8431"]  # worker w's MPC link address (TLS, the [link] files)
     [[peers]]                             # the two other engines, pinned (their link certificates)
     party = 1
     mpc = "127.0.0.1:8421"
+    worker_mpc = ["127.0.0.1:8432", "127.0.0.1:8433"]  # with [scaleout]: its workers' link addresses, pinned
     cert = "../engine1/engine1-link.crt"
     spki_sha256 = "..."
     [organisations]                       # organisations' public signing keys, pinned
@@ -330,6 +336,22 @@ class PeerPin:
     mpc: str
     cert: Path
     spki_sha256: str
+    worker_mpc: tuple[str, ...] = ()  # NB: scale-out: its Dask workers' MPC link addresses (same certificate)
+
+
+@dataclass(frozen=True)
+class ScaleoutConfig:
+    """The [scaleout] table of engine.toml: a bucketed job's buckets on W workers of this engine's own Dask cluster.
+
+    ``workers`` = 1 (the default) is off: the party runs the buckets itself. ``scheduler`` is this
+    engine's own Dask scheduler, or ``"local"``: the engine starts a loopback cluster of W workers
+    itself (`werkplaats.workspace.engine_scaleout`). ``worker_mpc`` are the W addresses on which
+    worker w takes the MPC link of worker w of the two peers.
+    """
+
+    workers: int = 1
+    scheduler: str = "local"
+    worker_mpc: tuple[str, ...] = ()
 
 
 def _fingerprint(v: Any, where: str) -> str:
@@ -447,6 +469,7 @@ class EngineConfig:
     share_timeout_s: float = 600.0
     hub_key: str = ""  # NB: the hub's public audit key, pinned at setup: signed chain heads are checked with it
     memory_budget_gb: float = 2.0  # NB: a job whose party would need more than this (per bucket) is refused
+    scaleout: ScaleoutConfig = field(default_factory=ScaleoutConfig)  # NB: [scaleout]: W Dask workers (1: off)
 
     @classmethod
     def load(cls, path: str | Path, party: int | None = None) -> EngineConfig:
@@ -461,6 +484,10 @@ class EngineConfig:
             msg = f"{where}: party must be 0, 1 or 2"
             raise ConfigError(msg)
         host, _, port = str(_need(e, "listen", where)).rpartition(":")
+        mpc = str(_need(e, "mpc", where))
+        peers = _peer_pins(base, doc, rank, str(path))
+        scaleout = _scaleout(doc, f"{path} [scaleout]")
+        _distinct_links(mpc, scaleout, peers, str(path))
         return cls(
             str(_need(e, "name", where)),
             rank,
@@ -468,16 +495,17 @@ class EngineConfig:
             _token(base, e, "token", where),
             host,
             int(port),
-            str(_need(e, "mpc", where)),
+            mpc,
             _path(base, e.get("state_dir", f"state/engine{rank}")),
             _tls(base, doc, str(path)),
             *_link(base, doc, str(path)),
-            _peer_pins(base, doc, rank, str(path)),
+            peers,
             _organisation_keys(doc, str(path)),
             int(float(e.get("max_share_mb", 512)) * (1 << 20)),
             float(e.get("share_timeout_s", 600.0)),
             hub_key=_hub_key(base, e, where),
             memory_budget_gb=_budget(e.get("memory_budget_gb", 2.0), where),
+            scaleout=scaleout,
         )
 
 
@@ -504,7 +532,8 @@ def _peer_pins(base: Path, doc: dict[str, Any], rank: int, where: str) -> list[P
     for i, p in enumerate(doc.get("peers", [])):
         w = f"{where} [[peers]] #{i + 1}"
         pins.append(PeerPin(int(_need(p, "party", w)), str(_need(p, "mpc", w)), _path(base, _need(p, "cert", w)),
-                            _fingerprint(_need(p, "spki_sha256", w), w)))  # fmt: skip
+                            _fingerprint(_need(p, "spki_sha256", w), w),
+                            _addresses(p.get("worker_mpc", []), f"{w} worker_mpc")))  # fmt: skip
     _parties([p.party for p in pins], {0, 1, 2} - {rank}, where, "[[peers]]")
     return sorted(pins, key=lambda p: p.party)
 
@@ -516,3 +545,57 @@ def _organisation_keys(doc: dict[str, Any], where: str) -> dict[str, str]:
         msg = f"{where}: [organisations] maps each organisation to its public signing key (base64)"
         raise ConfigError(msg)
     return dict(t)
+
+
+SCALEOUT_SETTINGS = ("workers", "scheduler", "worker_mpc")  # NB: [scaleout]
+
+
+def _addresses(v: Any, where: str) -> tuple[str, ...]:
+    """Return a list of host:port link addresses, or raise ConfigError."""
+    if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
+        msg = f'{where}: must be a list of "host:port" addresses'
+        raise ConfigError(msg)
+    for a in v:
+        host, _, port = a.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            msg = f"{where}: {a!r} is not a host:port address"
+            raise ConfigError(msg)
+    return tuple(v)
+
+
+def _scaleout(doc: dict[str, Any], where: str) -> ScaleoutConfig:
+    """Read [scaleout]: W workers (1: off), this engine's own Dask scheduler, the workers' W link addresses."""
+    t = doc.get("scaleout", {})
+    if not isinstance(t, dict):
+        msg = f"{where}: must be a table ({', '.join(SCALEOUT_SETTINGS)})"
+        raise ConfigError(msg)
+    unknown = sorted(set(t) - set(SCALEOUT_SETTINGS))
+    if unknown:
+        msg = f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(SCALEOUT_SETTINGS)})"
+        raise ConfigError(msg)
+    w = t.get("workers", 1)
+    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+        msg = f"{where}: workers must be a positive whole number (1: the party runs the buckets itself)"
+        raise ConfigError(msg)
+    scheduler = t.get("scheduler", "local")
+    if not isinstance(scheduler, str) or not scheduler:
+        msg = f'{where}: scheduler must be "local" or the address of this engine\'s own Dask scheduler'
+        raise ConfigError(msg)
+    links = _addresses(t.get("worker_mpc", []), f"{where} worker_mpc")
+    if w > 1 and len(links) != w:
+        msg = f"{where}: worker_mpc must give one link address per worker ({w}), not {len(links)}"
+        raise ConfigError(msg)
+    if w == 1 and links:
+        msg = f"{where}: worker_mpc is set but workers = 1 (scale-out off)"
+        raise ConfigError(msg)
+    return ScaleoutConfig(w, scheduler, links)
+
+
+def _distinct_links(mpc: str, scaleout: ScaleoutConfig, peers: list[PeerPin], where: str) -> None:
+    """Raise ConfigError when two MPC links (this engine's, its workers', the peers' and theirs) share an address."""
+    seen: set[str] = set()
+    for a in (mpc, *scaleout.worker_mpc, *(x for p in peers for x in (p.mpc, *p.worker_mpc))):
+        if a in seen:
+            msg = f"{where}: the MPC link address {a} is given twice (every party and worker links on its own)"
+            raise ConfigError(msg)
+        seen.add(a)
