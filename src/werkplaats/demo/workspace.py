@@ -93,6 +93,7 @@ class LocalWorkspace:
         hosts: dict[str, str] | None = None,
         netns: dict[str, str] | None = None,
         jobs: dict[str, Any] | None = None,
+        workers: int = 1,
     ) -> None:
         self.root = Path(root).resolve()
         self.persons, self.seed = persons, seed
@@ -102,6 +103,10 @@ class LocalWorkspace:
         self.hosts = hosts or {}  # node name -> address it listens on (default 127.0.0.1)
         self.netns = netns or {}  # node name -> network namespace it runs in
         self.jobs = jobs or {}  # NB: hub.toml's [jobs] (memory_budget_gb, buckets; a table per collaboration)
+        # NB: engine.toml's [scaleout]: each engine runs bucketed jobs on its own loopback Dask cluster of this many
+        # workers (1: the party runs the buckets itself), its peers' worker links pinned
+        self.workers = workers
+        self.worker_ports: dict[int, list[int]] = {}
         self.procs: dict[str, Proc] = {}
         self.tokens: dict[str, str] = {}
         self.hub_url = ""
@@ -180,8 +185,32 @@ class LocalWorkspace:
                 f'\n[[peers]]\nparty = {j}\nmpc = "{self.host(f"engine{j}")}:{self.engine_ports[j][1]}"\n'
                 f'cert = "../engine{j}/engine{j}-link.crt"\nspki_sha256 = "{pki.fingerprint(self.link_cert(j))}"\n'
             )
+            if self.workers > 1:  # NB: its workers link with the same certificate; pinned like its mpc address
+                text += f"worker_mpc = {json.dumps(self.worker_mpc(j))}\n"
         text += "\n[organisations]\n" + "".join(f'{o} = "{self.public_keys[o]}"\n' for o in self.organisations)
         return text
+
+    def _worker_ports(self, node: str) -> list[int]:
+        """Pick the link ports of an engine's workers, none of them another engine's or worker's."""
+        taken = {p for ports in self.engine_ports.values() for p in ports}
+        taken |= {p for ports in self.worker_ports.values() for p in ports}
+        got: list[int] = []
+        while len(got) < self.workers:
+            p = random.randint(20_000, 31_999) if node in self.netns else free_port(self.host(node))
+            if p not in taken and p not in got:
+                got.append(p)
+        return got
+
+    def worker_mpc(self, i: int) -> list[str]:
+        """The MPC link addresses of engine i's workers (scale-out), as its peers pin them."""
+        return [f"{self.host(f'engine{i}')}:{p}" for p in self.worker_ports.get(i, [])]
+
+    def _scaleout_toml(self, i: int) -> str:
+        """Engine i's [scaleout]: its own loopback Dask cluster of `workers` workers and their link addresses."""
+        if self.workers <= 1:
+            return ""
+        links = json.dumps(self.worker_mpc(i))
+        return f'\n[scaleout]\nworkers = {self.workers}\nscheduler = "local"\nworker_mpc = {links}\n'
 
     def web_url(self, node: str = "hub") -> str:
         """The address browsers use for a node's web pages (the hub's, or a datastation's stewards')."""
@@ -275,6 +304,7 @@ class LocalWorkspace:
                 else:
                     inbox, mpc = free_port(self.host(nm)), free_port(self.host(nm))
                 self.engine_ports[i] = (inbox, mpc)
+                self.worker_ports[i] = self._worker_ports(nm) if self.workers > 1 else []
                 self.tokens[nm] = adm.post(
                     "/nodes",
                     {
@@ -334,7 +364,10 @@ class LocalWorkspace:
         (d / "engine.toml").write_text(
             f'[engine]\nname = "{nd}"\nparty = {i}\nhub = "{self.hub_url}"\ntoken = "{self.tokens[nd]}"\n'
             f'listen = "{self.host(nd)}:{inbox}"\nmpc = "{self.host(nd)}:{mpc}"\nstate_dir = "state"\n'
-            'hub_key_file = "../../keys/hub.pub"\n' + self._tls_toml(nd, "../..") + self._engine_trust_toml(i)
+            'hub_key_file = "../../keys/hub.pub"\n'
+            + self._scaleout_toml(i)
+            + self._tls_toml(nd, "../..")
+            + self._engine_trust_toml(i)
         )
         return d / "engine.toml"
 
