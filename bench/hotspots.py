@@ -12,18 +12,13 @@ buckets used, and whether MPC equals the plain executor.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 import werkplaats as wp
 from werkplaats import usecases as uc
 from werkplaats.compile.plain import run_plain
 from werkplaats.local import prepare
-from werkplaats.mpc.cluster import run_mpc
 from werkplaats.synth.generate import generate
 from werkplaats.synth.write import region_datasets
 
@@ -43,27 +38,15 @@ def run_one(n: int, *, seed: int = 1, memory_budget_gb: float | None = None, buc
     """Run the hotspot analysis on a region of n residents; return its measurements."""
     opts = measure.mpc_options(memory_budget_gb, buckets)
     measure.reset_peak_rss()
-    t0 = time.perf_counter()
-    region = generate(seed, n)
-    gen_s = time.perf_counter() - t0
+    region, gen_s = measure.timed(lambda: generate(seed, n))
     schemas = {d.name: d.schema for d in region_datasets(region)}
     a, checked = prepare(query(), region.tables, schemas=schemas, rules=RULES)
     rows = {d: len(df) for d, df in checked.items()}
     del region
-    t0 = time.perf_counter()
-    plain = run_plain(a, checked, perturbation_key=PERTURBATION_KEY)
-    plain_s = time.perf_counter() - t0
+    plain, plain_s = measure.timed(lambda: run_plain(a, checked, perturbation_key=PERTURBATION_KEY))
     with measure.cluster(rtt_ms) as (cluster, spawn_s, _relay):
-        t0 = time.perf_counter()
-        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY, **opts)
-        mpc_s = time.perf_counter() - t0
-        job = cluster.last_stats
-        assert job is not None
+        rev, mpc_s, job = measure.run_job(cluster, a, checked, perturbation_key=PERTURBATION_KEY, **opts)
         coord = measure.peak_rss()
-    same = bool(np.array_equal(rev.cell_ok, plain.cell_ok)) and all(
-        np.allclose(np.asarray(rev.stats[k][1], float), np.asarray(plain.stats[k][1], float), atol=1e-3)
-        for k in plain.stats
-    )
     return {
         "n": n,
         "rows": rows,
@@ -74,7 +57,7 @@ def run_one(n: int, *, seed: int = 1, memory_budget_gb: float | None = None, buc
         **measure.job_fields(job),
         "coordinator_peak_rss": coord,
         "released_cells": int((rev.cell_ok == 1).sum()),
-        "mpc_equals_plain": same,
+        "mpc_equals_plain": measure.mpc_equals_plain(rev, plain),
     }
 
 
@@ -103,6 +86,5 @@ def main(sizes: list[int], out: Path, *, memory_budget_gb: float | None = None,
               f"(compile {r['party_compile_s']:.1f}, run {r['party_run_s']:.1f})  plain {r['plain_s']:.2f} s  "
               f"peak RSS {measure.mb(r['peak_rss'])} MB (coordinator {r['coordinator_peak_rss'] / 1e6:.0f})  "
               f"equal={r['mpc_equals_plain']}", flush=True)  # fmt: skip
-        (out / "hotspots.json").write_text(json.dumps(results, indent=2))
-        (out / "hotspots.md").write_text(table(results) + "\n")
+        measure.save(out, "hotspots", results, table)
     return results

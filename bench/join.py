@@ -11,7 +11,6 @@ fresh parties (they inherit the setting and compile afresh) and checks MPC == Du
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from werkplaats.compile.kernels.merge import METHOD_ENV
 from werkplaats.mpc.cluster import LocalCluster
 
-from . import w1
+from . import measure, w1
 from .yardstick import run_sort_yardstick
 
 METHODS = ("sort", "merge")
@@ -55,11 +54,10 @@ def table(results: list[dict[str, Any]]) -> str:
             if m not in res:
                 continue
             r = res[m]
-            sent = " / ".join(f"{b / 1e6:.0f}" for b in r["bytes_sent"])
-            rss = " / ".join(f"{b / 1e6:.0f}" for b in r["peak_rss"])
             rows.append(f"| {res['n']:,} | {m} | {r['mpc_s']:.1f} | {r['party_run_s']:.1f} "
                         f"| {r['party_compile_s']:.1f} "
-                        f"| {r['ratio_to_sort_2n']:.2f} (sort {res['sort_2n_s']:.1f} s) | {sent} | {rss} "
+                        f"| {r['ratio_to_sort_2n']:.2f} (sort {res['sort_2n_s']:.1f} s) "
+                        f"| {measure.mb(r['bytes_sent'])} | {measure.mb(r['peak_rss'])} "
                         f"| {r['mpc_equals_plain']} |")  # fmt: skip
     return "\n".join([head, *rows])
 
@@ -76,8 +74,7 @@ def main(sizes: list[int], out: Path, methods: tuple[str, ...] = METHODS) -> lis
             print(f"n={n:>9,}  {m:<5}  W1 {r['mpc_s']:8.1f} s  (run {r['party_run_s']:.1f} s)  "
                   f"sort(2n) {res['sort_2n_s']:7.1f} s  ratio {r['ratio_to_sort_2n']:.2f}  "
                   f"peak RSS {max(r['peak_rss']) / 1e9:.2f} GB  equal={r['mpc_equals_plain']}", flush=True)  # fmt: skip
-        (out / "join.json").write_text(json.dumps(results, indent=2))
-    (out / "join.md").write_text(table(results) + "\n")
+        measure.save(out, "join", results, table)
     return results
 
 

@@ -1,5 +1,6 @@
 """What every benchmark measures the same way: the coordinator's memory, a cluster (optionally
-behind the latency relay), the per-job floor, and the options of `run_mpc` this checkout has.
+behind the latency relay), a timed job and its statistics, whether MPC equals the plain executor,
+the per-job floor, the options of `run_mpc` this checkout has, and the result files.
 
 Fixed cost of a job, as the benchmarks report it (docs/benchmarks.md, "Fixed cost per job"):
 
@@ -15,15 +16,23 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
+import pandas as pd
+
+from werkplaats.compile.analyze import Analysis
 from werkplaats.mpc.cluster import JobStats, LocalCluster, run_mpc
+from werkplaats.result import Revealed
 
 from .relay import LinkRelay
 from .yardstick import run_sort_yardstick
+
+T = TypeVar("T")
 
 
 def _status(key: str) -> int | None:
@@ -72,6 +81,30 @@ def cluster(rtt_ms: float | None = None) -> Iterator[tuple[LocalCluster, float, 
         yield c, time.perf_counter() - t0, relay
 
 
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """Return fn's result and its wall time in seconds."""
+    t0 = time.perf_counter()
+    got = fn()
+    return got, time.perf_counter() - t0
+
+
+def run_job(c: LocalCluster, a: Analysis, tables: dict[str, pd.DataFrame],
+            **kw: Any) -> tuple[Revealed, float, JobStats]:  # fmt: skip
+    """Run one MPC job on running parties; return its result, its wall time and its statistics."""
+    rev, s = timed(lambda: run_mpc(a, tables, cluster=c, **kw))
+    job = c.last_stats
+    assert job is not None
+    return rev, s, job
+
+
+def mpc_equals_plain(rev: Revealed, plain: Revealed, atol: float = 1e-3) -> bool:
+    """Return whether MPC released the plain executor's cells, with every statistic's values within atol."""
+    return bool(np.array_equal(rev.cell_ok, plain.cell_ok)) and all(
+        np.allclose(np.asarray(rev.stats[k][1], float), np.asarray(plain.stats[k][1], float), atol=atol)
+        for k in plain.stats
+    )
+
+
 def job_floor(c: LocalCluster) -> float:
     """Return the wall time of a trivial job on running parties with its program cached (run twice)."""
     run_sort_yardstick(c, 2)
@@ -97,3 +130,9 @@ def job_fields(job: JobStats) -> dict[str, Any]:
 def mb(values: list[int] | None) -> str:
     """Return byte counts as 'a / b / c' MB."""
     return " / ".join(f"{v / 1e6:.0f}" for v in values) if values else "-"
+
+
+def save(out: Path, name: str, results: list[dict[str, Any]], table: Callable[[list[dict[str, Any]]], str]) -> None:
+    """Write the results so far as out/<name>.json and their Markdown table as out/<name>.md."""
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2))
+    (out / f"{name}.md").write_text(table(results) + "\n")

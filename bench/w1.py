@@ -17,9 +17,7 @@ of ``aantal``, marked as a magnitude in the catalog, so that the dominance and p
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ import werkplaats as wp
 from werkplaats.catalog.schema import TableSchema, infer_schema
 from werkplaats.compile.plain import run_plain
 from werkplaats.local import prepare
-from werkplaats.mpc.cluster import run_mpc
 
 from . import measure
 from .yardstick import run_sort_yardstick
@@ -97,34 +94,18 @@ def run_one(n: int, *, sort_yardstick: bool = True, warm: bool = False, seed: in
     # NB: run_mpc's default of an hour is too short for 10M on a shared 2-core machine (it timed out there once)
     opts["timeout"] = max(3600.0, 0.01 * n)
     measure.reset_peak_rss()
-    t0 = time.perf_counter()
-    t = tables(n, seed)
-    gen_s = time.perf_counter() - t0
+    t, gen_s = measure.timed(lambda: tables(n, seed))
     a, checked = prepare(query(magnitude), t, min_group_size=10, schemas=schemas(t), rules=RULES[rules])
     del t
-    t0 = time.perf_counter()
-    plain = run_plain(a, checked, perturbation_key=PERTURBATION_KEY)
-    duck_s = time.perf_counter() - t0
+    plain, duck_s = measure.timed(lambda: run_plain(a, checked, perturbation_key=PERTURBATION_KEY))
     with measure.cluster(rtt_ms) as (cluster, spawn_s, relay):
-        t0 = time.perf_counter()
-        rev = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY, **opts)
-        mpc_s = time.perf_counter() - t0
-        job = cluster.last_stats
-        assert job is not None
+        rev, mpc_s, job = measure.run_job(cluster, a, checked, perturbation_key=PERTURBATION_KEY, **opts)
         coord_rss = measure.peak_rss()
-        again = None
-        if warm:
-            t0 = time.perf_counter()
-            rev_warm = run_mpc(a, checked, cluster=cluster, perturbation_key=PERTURBATION_KEY, **opts)
-            again = (time.perf_counter() - t0, cluster.last_stats)
-            assert np.array_equal(rev_warm.cell_ok, rev.cell_ok)
+        again = measure.run_job(cluster, a, checked, perturbation_key=PERTURBATION_KEY, **opts) if warm else None
+        assert again is None or np.array_equal(again[0].cell_ok, rev.cell_ok)
         floor_s = measure.job_floor(cluster)
         ys = run_sort_yardstick(cluster, 2 * n) if sort_yardstick else None
         relayed = relay.bytes if relay is not None else None
-    same = bool(np.array_equal(rev.cell_ok, plain.cell_ok)) and all(
-        np.allclose(np.asarray(rev.stats[k][1], float), np.asarray(plain.stats[k][1], float), atol=1e-3)
-        for k in plain.stats
-    )
     f = measure.job_fields(job)
     sort_s = ys.wall_s if ys else None
     return {
@@ -146,10 +127,10 @@ def run_one(n: int, *, sort_yardstick: bool = True, warm: bool = False, seed: in
         "sort_2n_s": sort_s,
         "sort_2n_run_s": max(p["run_s"] for p in ys.parties) if ys else None,
         "mpc_over_sort": mpc_s / sort_s if sort_s else None,
-        "mpc_equals_plain": same,
-        "mpc_warm_s": again[0] if again else None,
-        "warm_compile_s": max(p["compile_s"] for p in again[1].parties) if again and again[1] else None,
-        "warm_program_cached": all(p["program_cached"] for p in again[1].parties) if again and again[1] else None,
+        "mpc_equals_plain": measure.mpc_equals_plain(rev, plain),
+        "mpc_warm_s": again[1] if again else None,
+        "warm_compile_s": max(p["compile_s"] for p in again[2].parties) if again else None,
+        "warm_program_cached": all(p["program_cached"] for p in again[2].parties) if again else None,
     }
 
 
@@ -225,8 +206,7 @@ def main(sizes: list[int], out: Path, *, sort_yardstick: bool = True, warm: bool
             print(f"           again, program from the cache: MPC {r['mpc_warm_s']:8.1f} s  "
                   f"(compile {r['party_compile_s']:.1f} s -> {r['warm_compile_s']:.2f} s, "
                   f"cached={r['warm_program_cached']})", flush=True)  # fmt: skip
-        (out / "w1.json").write_text(json.dumps(results, indent=2))
-        (out / "w1.md").write_text(table(results) + "\n")
+        measure.save(out, "w1", results, table)
     first = [r for r in results if r["rules"] == rules[0] and r["rtt_ms"] == rtts[0]]
     plot(first, out / "w1.png")  # NB: one line per rule set would crowd it
     return results

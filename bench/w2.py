@@ -18,7 +18,6 @@ next to SecretFlow's published SS-SGD figure (docs/benchmarks.md, "Workload W2")
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,8 +31,9 @@ from werkplaats.catalog.schema import TableSchema, infer_schema
 from werkplaats.compile.analyze import result_frame
 from werkplaats.compile.plain import run_plain
 from werkplaats.local import prepare
-from werkplaats.mpc.cluster import LocalCluster, run_mpc
+from werkplaats.mpc.cluster import LocalCluster
 
+from . import measure
 from .yardstick import run_sort_yardstick
 
 LEFT, RIGHT = "vvt/clienten", "huisartsen/patienten"
@@ -127,20 +127,10 @@ def run_one(n: int, *, sort_yardstick: bool = False, warm: bool = False, seed: i
     t = tables(n, seed)
     a, checked = prepare(query(), t, min_group_size=10, schemas=schemas(t))
     sm_s, ref = statsmodels_fit(t)
-    t0 = time.perf_counter()
-    plain = result_frame(a, run_plain(a, checked))
-    plain_s = time.perf_counter() - t0
+    plain, plain_s = measure.timed(lambda: result_frame(a, run_plain(a, checked)))
     with LocalCluster() as cluster:
-        t0 = time.perf_counter()
-        rev = run_mpc(a, checked, cluster=cluster)
-        mpc_s = time.perf_counter() - t0
-        job = cluster.last_stats
-        assert job is not None
-        again = None
-        if warm:
-            t0 = time.perf_counter()
-            run_mpc(a, checked, cluster=cluster)
-            again = (time.perf_counter() - t0, cluster.last_stats)
+        rev, mpc_s, job = measure.run_job(cluster, a, checked)
+        again = measure.run_job(cluster, a, checked) if warm else None
         ys = run_sort_yardstick(cluster, 2 * n) if sort_yardstick else None
     got = result_frame(a, rev)
     est = pd.Series(got["estimate"].to_numpy(float), index=got["term"])
@@ -148,7 +138,6 @@ def run_one(n: int, *, sort_yardstick: bool = False, warm: bool = False, seed: i
     names = {"const": "intercept"}
     want_est = ref.params.rename(index=names).reindex(est.index)
     want_se = ref.bse.rename(index=names).reindex(se.index)
-    run_s = max(p["run_s"] for p in job.parties)
     p = len(est)
     return {
         "n": n,
@@ -159,21 +148,17 @@ def run_one(n: int, *, sort_yardstick: bool = False, warm: bool = False, seed: i
         "statsmodels_s": sm_s,
         "ratio": mpc_s / sm_s,
         "plain_s": plain_s,
-        "share_s": job.share_s,
-        "party_run_s": run_s,
-        "party_compile_s": max(p_["compile_s"] for p_ in job.parties),
+        **measure.job_fields(job),
         "iterations_run": int(_iters(a)),
         "iterations_converged": _int(got.attrs.get("iterations")),
         "statsmodels_iterations": int(ref.fit_history["iteration"]),
         "converged": bool(got.attrs.get("converged")) if got.attrs.get("converged") is not None else None,
-        "bytes_sent": [p_["bytes_sent"] for p_ in job.parties],
-        "peak_rss": [p_["peak_rss"] for p_ in job.parties],
         "max_err_estimate": _err(est.to_numpy(), want_est.to_numpy()),
         "max_err_std_error": _err(se.to_numpy(), want_se.to_numpy()),
         "plain_equals_mpc": bool(np.allclose(plain["estimate"].to_numpy(float), est.to_numpy(), atol=1e-3, rtol=1e-3)),
         "sort_2n_s": ys.wall_s if ys else None,
-        "mpc_warm_s": again[0] if again else None,
-        "warm_compile_s": max(p_["compile_s"] for p_ in again[1].parties) if again and again[1] else None,
+        "mpc_warm_s": again[1] if again else None,
+        "warm_compile_s": max(p_["compile_s"] for p_ in again[2].parties) if again else None,
     }
 
 
@@ -216,12 +201,11 @@ def table(results: list[dict[str, Any]]) -> str:
             "|---:|---:|---:|---|---:|---:|---:|---|---|---|---|")  # fmt: skip
     rows = []
     for r in results:
-        sent = " / ".join(f"{b / 1e6:.0f}" for b in r["bytes_sent"])
-        rss = " / ".join(f"{b / 1e6:.0f}" for b in r["peak_rss"])
         rows.append(f"| {r['n']:,} | {r['rows_used']:,} | {r['mpc_s']:.1f} | {r['party_compile_s']:.1f} / "
                     f"{r['party_run_s']:.1f} | {r['statsmodels_s']:.3f} | {r['ratio']:.0f} | {r['plain_s']:.2f} | "
-                    f"{r['iterations_run']} / {r['iterations_converged']} / {r['statsmodels_iterations']} | {sent} "
-                    f"| {rss} | {r['max_err_estimate']:.1e} / {r['max_err_std_error']:.1e} |")  # fmt: skip
+                    f"{r['iterations_run']} / {r['iterations_converged']} / {r['statsmodels_iterations']} "
+                    f"| {measure.mb(r['bytes_sent'])} | {measure.mb(r['peak_rss'])} "
+                    f"| {r['max_err_estimate']:.1e} / {r['max_err_std_error']:.1e} |")  # fmt: skip
     return "\n".join([head, *rows])
 
 
@@ -238,6 +222,5 @@ def main(sizes: list[int], out: Path, *, sort_yardstick: bool = False, warm: boo
               f"{r['iterations_converged']}/{r['statsmodels_iterations']}  peak RSS {max(r['peak_rss']) / 1e9:.2f} GB  "
               f"max error {r['max_err_estimate']:.1e}/{r['max_err_std_error']:.1e}  "
               f"withheld={r['withheld'] or 'no'}", flush=True)  # fmt: skip
-        (out / "w2.json").write_text(json.dumps(results, indent=2))
-    (out / "w2.md").write_text(table(results) + "\n")
+        measure.save(out, "w2", results, table)
     return results
