@@ -298,19 +298,21 @@ def _ge(x: Any, t: int) -> Any:
     return b2i(x >= t)
 
 
-def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Callable[..., tuple[Any, ...]]:
+def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int], *,
+                  register_inputs: bool = False) -> Callable[..., tuple[Any, ...]]:  # fmt: skip
     """Return the JAX function of a plan: encoded inputs in, suppressed per-cell outputs out.
 
-    rows gives each dataset's real row count (public metadata). The inputs are the slots, then
-    rule 9's thresholds (public, one per `register.Checks.thresholds`), then the engines' parts
-    of the perturbation key when the plan needs it (key_inputs). The bucketed program is
-    `compile.staged.build_staged`; both run the same passes (`AggregatePasses`); it compiles
-    rule 9's thresholds in.
+    rows gives each dataset's real row count (public metadata). The inputs are the slots, then,
+    with register_inputs, rule 9's thresholds (public, `register.Checks.thresholds`; without,
+    they are compiled in), then the engines' parts of the perturbation key when the plan needs
+    it (key_inputs). The bucketed program is `compile.staged.build_staged`; both run the same
+    passes (`AggregatePasses`); it compiles rule 9's thresholds in.
     """
-    ns, nt = len(slots), len(register.checks(a).thresholds)
+    ns = len(slots)
+    nt = len(register.checks(a).thresholds) if register_inputs else 0
 
     def program(*inputs: Any) -> tuple[Any, ...]:
-        c = SpuCompiler(a, slots, list(inputs[:ns]), rows, list(inputs[ns + nt :]), tuple(inputs[ns : ns + nt]))
-        return tuple(c.program())
+        ts = tuple(inputs[ns : ns + nt]) if register_inputs else None
+        return tuple(SpuCompiler(a, slots, list(inputs[:ns]), rows, list(inputs[ns + nt :]), ts).program())
 
     return program

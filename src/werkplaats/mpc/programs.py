@@ -279,7 +279,8 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any, tuple[Any, ...]]
     def build() -> tuple[Any, list[Any]]:
         shapes = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
         shapes += [jax.ShapeDtypeStruct(t.shape, "int64") for t in rule9.thresholds]
-        return build_program(a, slots, rows), shapes + [jax.ShapeDtypeStruct((1,), "int64")] * nkey
+        fn = build_program(a, slots, rows, register_inputs=True)
+        return fn, shapes + [jax.ShapeDtypeStruct((1,), "int64")] * nkey
 
     key = {**public, "inputs": len(slots), "key_inputs": nkey, "precision": precision_of(a.plan)}
     return key, build, rule9.thresholds
