@@ -23,9 +23,9 @@ import pandas as pd
 
 from ..plan import nodes as n
 from ..plan.types import infer
-from ..plan.visitor import Visitor
-from ..result import Revealed, key_grid
-from .analyze import Analysis, join_renames
+from ..result import Revealed
+from .analyze import Analysis
+from .plain import PlainCompiler, cells_of, expr_sql, q, run_sql
 from .ptable import noise
 from .rules import DisclosureRules
 
@@ -185,64 +185,23 @@ def pk_dtype(a: Analysis, rel: n.Relation) -> Any:
     raise TypeError(msg)
 
 
-class KeyedSql(Visitor[str]):
+class KeyedSql(PlainCompiler):
     """The plain executor's SQL of a relation with one more, hidden column: each row's person key (or NULL)."""
 
     name = "the plain executor (record keys)"
-
-    def __init__(self, a: Analysis) -> None:
-        self.a = a
+    carried = (PK,)
 
     def visit_Source(self, r: n.Source) -> str:
-        from .plain import PlainCompiler, q
-
         pk = person_key_column(self.a, r.dataset, r.columns)
-        return f"SELECT *, {q(pk) if pk else 'NULL'} AS {q(PK)} FROM ({PlainCompiler(self.a).visit(r)})"
-
-    def visit_Filter(self, r: n.Filter) -> str:
-        from .plain import expr_sql
-
-        return f"SELECT * FROM ({self.visit(r.input)}) WHERE {expr_sql(r.predicate)}"
-
-    def visit_WithColumns(self, r: n.WithColumns) -> str:
-        from .plain import expr_sql, q
-
-        new = {k for k, _ in r.exprs}
-        keep = [q(c) for c in self.a.schema(r.input) if c not in new]
-        adds = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join([*keep, *adds, q(PK)])} FROM ({self.visit(r.input)})"
-
-    def visit_Select(self, r: n.Select) -> str:
-        from .plain import expr_sql, q
-
-        cols = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join([*cols, q(PK)])} FROM ({self.visit(r.input)})"
-
-    def visit_Join(self, r: n.Join) -> str:
-        from .plain import PlainCompiler, q
-
-        ls, rs = self.a.schema(r.left), self.a.schema(r.right)
-        cols = [f"l.{q(c)}" for c in ls] + [f"l.{q(PK)}"]
-        cols += [f"r.{q(c)} AS {q(new)}" for c, new in join_renames(ls, rs, r.on).items()]
-        how = "LEFT JOIN" if r.how == "left" else "JOIN"
-        return (f"SELECT {', '.join(cols)} FROM ({self.visit(r.left)}) l {how} "
-                f"({PlainCompiler(self.a).visit(r.right)}) r ON l.{q(r.on)} = r.{q(r.on)}")  # fmt: skip
+        return self.with_hidden(r, q(pk) if pk else "NULL")
 
     def visit_Aggregate(self, r: n.Aggregate) -> str:
-        from .plain import agg_sql, q
-
-        keys = [q(k) for k in r.keys]
-        aggs = [f"{agg_sql(g)} AS {q(name)}" for name, g in r.aggs]
-        pk = keys[0] if has_record_keys(self.a, r) else "NULL"
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        return f"SELECT {', '.join([*keys, *aggs, f'{pk} AS {q(PK)}'])} FROM ({self.visit(r.input)}){group}"
+        return self.with_hidden(r, q(r.keys[0]) if has_record_keys(self.a, r) else "NULL")
 
     def visit_Concat(self, r: n.Concat) -> str:
-        from .plain import PlainCompiler, q, stacked_sql
-
-        if r.distinct_on is not None:
-            return f"SELECT *, {q(r.distinct_on)} AS {q(PK)} FROM ({PlainCompiler(self.a).visit(r)})"
-        return stacked_sql(self.a, r, [self.visit(i) for i in r.inputs], extra=(PK,))
+        if r.distinct_on is not None:  # NB: one row per person again: its key is the distinct key
+            return self.with_hidden(r, q(r.distinct_on))
+        return super().visit_Concat(r)
 
 
 def _pk_codes(values: pd.Series, t: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -262,8 +221,6 @@ def _pk_codes(values: pd.Series, t: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def perturb_plain(a: Analysis, tables: dict[str, pd.DataFrame], rev: Revealed, key: int | None) -> Revealed:
     """Return the plain executor's revealed cells with each released count perturbed or rounded (rule 6)."""
-    from .plain import _py, expr_sql, q, run_sql
-
     how = mode(a)
     root = a.plan.root
     assert isinstance(root, n.Aggregate)
@@ -294,12 +251,10 @@ def perturb_plain(a: Analysis, tables: dict[str, pd.DataFrame], rev: Revealed, k
     got = run_sql(f"SELECT {', '.join(cols)} FROM ({KeyedSql(a).visit(root.input)})", tables)
     pk, ok = _pk_codes(got[PK], pk_dtype(a, root.input))
     rk = record_keys_np(pk, ok, key if key is not None else secrets.randbits(64))
-    grid = key_grid([schema[k].grouping_domain or () for k in root.keys])
-    index = {cell: i for i, cell in enumerate(grid)}
-    cell = np.array([index[tuple(_py(v) for v in row)] for row in got[list(root.keys)].itertuples(index=False)],
-                    dtype=np.int64) if root.keys else np.zeros(len(got), dtype=np.int64)  # fmt: skip
+    ncells, rows = cells_of(a, got)
+    cell = np.array(rows, dtype=np.int64)
     for j, (name, _) in enumerate(counts):
-        sums = np.bincount(cell, weights=rk * got[f"__w{j}"].to_numpy(dtype=np.int64), minlength=len(grid))
+        sums = np.bincount(cell, weights=rk * got[f"__w{j}"].to_numpy(dtype=np.int64), minlength=ncells)
         ck = cell_keys_np(sums.astype(np.int64))
         code, value = stats[name]
         shown = code == 1

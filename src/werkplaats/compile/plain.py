@@ -214,12 +214,27 @@ def _cell_rule_flags(rule: disclosure.StatRule, a: n.Agg, kind: str | None, k: i
 
 
 class PlainCompiler(Visitor[str]):
-    """Compile each relation node to a nested SQL query over registered source tables."""
+    """Compile each relation node to a nested SQL query over registered source tables.
+
+    A subclass may carry a hidden column (``carried``) through filters, computed columns, selections,
+    a join's left side and a concat's stack: `_Positioned` each row's position (POS), `perturb.KeyedSql`
+    its person key. The subclass says where the column starts (a source) and starts again (an
+    aggregate, a distinct concat); a join's right side carries none (the plain compiler's query).
+    """
 
     name = "the plain executor"
+    carried: tuple[str, ...] = ()  # NB: the hidden column, or none
 
     def __init__(self, analysis: Analysis) -> None:
         self.a = analysis
+
+    def plain(self) -> PlainCompiler:
+        """Return the compiler of the parts that carry no hidden column (a join's right side)."""
+        return PlainCompiler(self.a) if self.carried else self
+
+    def with_hidden(self, r: n.Relation, value: str) -> str:
+        """Return r's plain query with the hidden column added: value (SQL) on every row."""
+        return f"SELECT *, {value} AS {q(self.carried[0])} FROM ({PlainCompiler(self.a).visit(r)})"
 
     def visit_Source(self, r: n.Source) -> str:
         cols = (
@@ -237,18 +252,18 @@ class PlainCompiler(Visitor[str]):
         new = {k for k, _ in r.exprs}
         keep = [q(c) for c in self.a.schema(r.input) if c not in new]
         adds = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join(keep + adds)} FROM ({self.visit(r.input)})"
+        return f"SELECT {', '.join([*keep, *adds, *map(q, self.carried)])} FROM ({self.visit(r.input)})"
 
     def visit_Select(self, r: n.Select) -> str:
         cols = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join(cols)} FROM ({self.visit(r.input)})"
+        return f"SELECT {', '.join([*cols, *map(q, self.carried)])} FROM ({self.visit(r.input)})"
 
     def visit_Join(self, r: n.Join) -> str:
         ls, rs = self.a.schema(r.left), self.a.schema(r.right)
-        cols = [f"l.{q(c)}" for c in ls]
+        cols = [f"l.{q(c)}" for c in [*ls, *self.carried]]
         cols += [f"r.{q(c)} AS {q(new)}" for c, new in join_renames(ls, rs, r.on).items()]
         how = "LEFT JOIN" if r.how == "left" else "JOIN"
-        return (f"SELECT {', '.join(cols)} FROM ({self.visit(r.left)}) l {how} ({self.visit(r.right)}) r "
+        return (f"SELECT {', '.join(cols)} FROM ({self.visit(r.left)}) l {how} ({self.plain().visit(r.right)}) r "
                 f"ON l.{q(r.on)} = r.{q(r.on)}")  # fmt: skip
 
     def visit_Aggregate(self, r: n.Aggregate) -> str:
@@ -260,7 +275,7 @@ class PlainCompiler(Visitor[str]):
 
     def visit_Concat(self, r: n.Concat) -> str:
         if r.distinct_on is None:
-            return stacked_sql(self.a, r, [self.visit(i) for i in r.inputs])
+            return stacked_sql(self.a, r, [self.visit(i) for i in r.inputs], extra=self.carried)
         # NB: each person's first row: of the first input that has the person, then in that input's order (POS)
         key = q(r.distinct_on)
         stacked = stacked_sql(self.a, r, [_Positioned(self.a).visit(i) for i in r.inputs], extra=(POS,))
@@ -325,40 +340,19 @@ class _Positioned(PlainCompiler):
     person's rows in their order through a join on the person key (its sort key ends in the row index).
     """
 
+    carried = (POS,)
+
     def visit_Source(self, r: n.Source) -> str:
-        return _source_with_pos(self.a, r)
-
-    def visit_WithColumns(self, r: n.WithColumns) -> str:
-        new = {k for k, _ in r.exprs}
-        keep = [q(c) for c in [*self.a.schema(r.input), POS] if c not in new]
-        adds = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join(keep + adds)} FROM ({self.visit(r.input)})"
-
-    def visit_Select(self, r: n.Select) -> str:
-        cols = [f"{expr_sql(e)} AS {q(k)}" for k, e in r.exprs]
-        return f"SELECT {', '.join([*cols, q(POS)])} FROM ({self.visit(r.input)})"
-
-    def visit_Join(self, r: n.Join) -> str:
-        ls, rs = self.a.schema(r.left), self.a.schema(r.right)
-        cols = [f"l.{q(c)}" for c in [*ls, POS]]
-        cols += [f"r.{q(c)} AS {q(new)}" for c, new in join_renames(ls, rs, r.on).items()]
-        how = "LEFT JOIN" if r.how == "left" else "JOIN"
-        right = PlainCompiler(self.a).visit(r.right)
-        return f"SELECT {', '.join(cols)} FROM ({self.visit(r.left)}) l {how} ({right}) r ON l.{q(r.on)} = r.{q(r.on)}"
+        cols = [f"CAST({q(c)} AS DATE) AS {q(c)}" if t.kind == "date" else q(c) for c, t in self.a.schema(r).items()]
+        return f"SELECT {', '.join([*cols, q(POS)])} FROM {q(_table_name(r.dataset))}"
 
     def visit_Aggregate(self, r: n.Aggregate) -> str:
-        return f"SELECT *, CAST(0 AS BIGINT) AS {q(POS)} FROM ({PlainCompiler(self.a).visit(r)})"  # NB: one row per key
+        return self.with_hidden(r, "CAST(0 AS BIGINT)")  # NB: one row per key
 
     def visit_Concat(self, r: n.Concat) -> str:
         if r.distinct_on is not None:  # NB: one row per person; the order among persons does not matter
-            return f"SELECT *, CAST(0 AS BIGINT) AS {q(POS)} FROM ({PlainCompiler(self.a).visit(r)})"
-        stacked = stacked_sql(self.a, r, [self.visit(i) for i in r.inputs], extra=(POS,))
-        return f"SELECT * EXCLUDE ({q(PART)}) FROM ({stacked})"
-
-
-def _source_with_pos(a: Analysis, r: n.Source) -> str:
-    cols = [f"CAST({q(c)} AS DATE) AS {q(c)}" if t.kind == "date" else q(c) for c, t in a.schema(r).items()]
-    return f"SELECT {', '.join([*cols, q(POS)])} FROM {q(_table_name(r.dataset))}"
+            return self.with_hidden(r, "CAST(0 AS BIGINT)")
+        return f"SELECT * EXCLUDE ({q(PART)}) FROM ({super().visit_Concat(r)})"
 
 
 def whole_flags(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> list[tuple[int, Any]]:
@@ -506,23 +500,29 @@ def register_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFra
         con.register(_table_name(name), df)
 
 
-def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
-    """Return rows, statistics, their value counts and range flags on the full grid of cells (absent cells: zero)."""
+def cells_of(analysis: Analysis, got: pd.DataFrame) -> tuple[int, list[int]]:
+    """Return the number of cells in the final aggregate's full grid and the cell of each row of got (by its keys)."""
     root = analysis.plan.root
     assert isinstance(root, n.Aggregate)
     schema = analysis.schema(root.input)
     grid = key_grid([schema[k].grouping_domain or () for k in root.keys])
     index = {cell: i for i, cell in enumerate(grid)}
-    ncells = len(grid)
+    keys = got[list(root.keys)].itertuples(index=False) if root.keys else [()] * len(got)
+    return len(grid), [index[tuple(_py(v) for v in cell)] for cell in keys]
+
+
+def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+    """Return rows, statistics, their value counts and range flags on the full grid of cells (absent cells: zero)."""
+    root = analysis.plan.root
+    assert isinstance(root, n.Aggregate)
+    ncells, cells = cells_of(analysis, got)
     counts = np.zeros(ncells, dtype=np.int64)
     out_schema = analysis.schema(root)
     values = [np.zeros(ncells, dtype=np.int64 if out_schema[name].kind in ("int", "date") else float)
               for name, _ in root.aggs]  # fmt: skip
     nvalid = np.zeros((len(root.aggs), ncells), dtype=np.int64)
     in_range = np.ones((len(root.aggs), ncells), dtype=np.int64)
-    for row in got.itertuples(index=False):
-        cell = tuple(_py(v) for v in row[: len(root.keys)])
-        i = index[cell]
+    for i, row in zip(cells, got.itertuples(index=False), strict=True):
         rest = row[len(root.keys) :]
         counts[i] = rest[0]
         for j in range(len(root.aggs)):
@@ -535,13 +535,7 @@ def _per_cell(analysis: Analysis, got: pd.DataFrame) -> tuple[np.ndarray, list[n
 
 def _extras(analysis: Analysis, got: pd.DataFrame, ncells: int) -> dict[int, dict[str, list[Any]]]:
     """Return rules 2-4's per-cell columns of final_sql's result (by statistic index, then letter) on the full grid."""
-    root = analysis.plan.root
-    assert isinstance(root, n.Aggregate)
-    schema = analysis.schema(root.input)
-    grid = key_grid([schema[k].grouping_domain or () for k in root.keys])
-    index = {cell: i for i, cell in enumerate(grid)}
-    keys = got[list(root.keys)].itertuples(index=False) if root.keys else [()] * len(got)
-    rows = [index[tuple(_py(v) for v in cell)] for cell in keys]
+    _, rows = cells_of(analysis, got)
     out: dict[int, dict[str, list[Any]]] = {}
     for col in got.columns:
         if col[:3] in ("__z", "__a", "__t", "__e") and col[3:].isdigit():
