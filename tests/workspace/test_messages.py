@@ -51,6 +51,7 @@ WIRE[m.JobPayload] = {
         }
     ],
     "buckets": {"count": 4, "key_version": 2},
+    "row_counts": {"ggd/meldingen": 1200},
 }
 WIRE[m.JobStatus] = {**WIRE[m.JobStatus], "audit_head": WIRE[m.AuditHead]}
 WIRE[m.NothingSentRecord] = {"v": 1, "kind": "werkplaats-nothing-sent/v1", "organisation": "ggd", "job": 7,

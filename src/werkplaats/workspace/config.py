@@ -18,6 +18,7 @@ hub.toml::
     [jobs]                                # how jobs run (issue 13: bucketed execution)
     memory_budget_gb = 2.0                #   the memory one MPC party may use for a job; above it, buckets
     buckets = 0                           #   0: as the budget asks; N (a power of two): at least N buckets
+    max_share_mb = 512                    #   the engines' smallest max_share_mb: buckets keep messages below it
     [jobs.covid-2025]                     #   and per collaboration, by name
     memory_budget_gb = 4.0
     [tls]
@@ -272,7 +273,7 @@ def _disclosure(doc: dict[str, Any], where: str) -> dict[str, Any]:
     return table
 
 
-JOB_SETTINGS = {"memory_budget_gb": 2.0, "buckets": 0}  # NB: [jobs] and their defaults
+JOB_SETTINGS = {"memory_budget_gb": 2.0, "buckets": 0, "max_share_mb": 512}  # NB: [jobs] and their defaults
 
 
 def _jobs(doc: dict[str, Any], where: str) -> dict[str, Any]:
@@ -293,6 +294,9 @@ def _jobs(doc: dict[str, Any], where: str) -> dict[str, Any]:
         if name == "buckets" and (isinstance(v, bool) or not isinstance(v, int) or v < 0 or v & (v - 1)):
             msg = f"{where}: buckets must be 0 (as the memory budget asks) or a power of two"
             raise ConfigError(msg)
+        if name == "max_share_mb" and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
+            msg = f"{where}: max_share_mb must be a positive number of megabytes"
+            raise ConfigError(msg)
     return table
 
 
@@ -302,6 +306,16 @@ def job_settings(jobs: dict[str, Any], collaboration: str) -> tuple[float, int]:
     own = jobs.get(collaboration, {})
     got = {**JOB_SETTINGS, **common, **(own if isinstance(own, dict) else {})}
     return float(got["memory_budget_gb"]), int(got["buckets"])
+
+
+def job_setting(jobs: dict[str, Any], collaboration: str, name: str) -> Any:
+    """Return one of a collaboration's [jobs] settings: the default, then [jobs], then [jobs.<collaboration>]."""
+    own = jobs.get(collaboration, {})
+    for table in (own if isinstance(own, dict) else {}, jobs, JOB_SETTINGS):
+        if name in table and not isinstance(table[name], dict):
+            return table[name]
+    msg = f"no [jobs] setting {name!r}"
+    raise KeyError(msg)
 
 
 @dataclass

@@ -211,6 +211,7 @@ class JobPayload(Message):
     # NB: rule 9: the collaboration's released tables of the same rows (compile/register.RegisterEntry.to_dict)
     registered: list[dict[str, Any]] = []
     buckets: BucketPlan | None = None  # NB: None: one program over whole tables (unbucketed, as before issue 13)
+    row_counts: dict[str, int] = {}  # NB: the catalog's rounded row counts (public): engines check their budgets early
 
     def organisations(self) -> list[str]:
         """The organisations whose data the job reads, sorted."""

@@ -15,8 +15,10 @@ sees it, so no data moves and no node counts a run.
 
 At creation the hub decides whether the job runs in buckets (`plan_buckets`, issue 13): from
 public metadata only (the plan, the catalog's rounded row counts, hub.toml's ``[jobs]``
-memory budget), fixed for the job's life, so that every owner splits with the same count and
-the same version of the collaboration's bucket key.
+memory budget and share size limit), fixed for the job's life, so that every owner splits with
+the same count and the same version of the collaboration's bucket key. The job carries the
+catalog's rounded row counts, so that each engine checks its own budget and share size limit
+when it takes the job, before any datastation sends (`werkplaats.workspace.memory.check_take`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from ...exceptions import WerkplaatsError
 from .. import db
-from ..config import job_settings
+from ..config import job_setting, job_settings
+from ..memory import MB, share_count, upper_rows
 from ..messages import BucketPlan, EngineAddress, JobPayload, JobState, PartState, SignedApproval
 from .core import Hub
 from .deps import request_by_id
@@ -67,6 +70,7 @@ def payload(s: Session, j: db.Job) -> JobPayload:
     r = request_by_id(s, j.request_id)
     collab = s.get(db.Collaboration, r.collaboration_id)
     register, columns = job_register(s, r)
+    datasets = list(s.scalars(select(db.Dataset).where(db.Dataset.name.in_(r.datasets))))
     engines = [
         EngineAddress(party=int(e.party or 0), name=e.name, url=e.url, mpc=e.mpc_address)
         for e in s.scalars(select(db.Node).where(db.Node.kind == "engine").order_by(db.Node.party))
@@ -87,37 +91,37 @@ def payload(s: Session, j: db.Job) -> JobPayload:
         state=JobState(j.state),
         registered=register,
         buckets=BucketPlan.model_validate(j.buckets) if j.buckets else None,
+        row_counts={d.name: d.row_count for d in datasets if d.row_count},  # NB: rounded, public: engines' early check
     )
-
-
-def upper_rows(rounded: int | None) -> int:
-    """Return an upper bound of a table's rows from the catalog's rounded count (datastation.rounded's rounding)."""
-    if not rounded:
-        return 0
-    unit = 10 if rounded < 1000 else 10 ** (len(str(rounded)) - 2)
-    return rounded + unit // 2
 
 
 def plan_buckets(hub: Hub, s: Session, j: db.Job, r: db.Request, collaboration: str) -> str:
     """Decide whether a new job runs in buckets and store its BucketPlan; return why it cannot run ("" if it can).
 
-    The count is `werkplaats.mpc.buckets.bucket_count` over the catalog's rounded row counts (as
-    upper bounds) and the collaboration's ``memory_budget_gb``; hub.toml's ``buckets`` can ask for
-    more (never fewer). A job that needs buckets must be stageable (`staged_reason`) and the
-    collaboration must have a bucket key, whose newest version the job then names.
+    The count is the larger of `werkplaats.mpc.buckets.bucket_count` over the catalog's rounded row
+    counts (as upper bounds) and the collaboration's ``memory_budget_gb``, and
+    `werkplaats.workspace.memory.share_count`: the fewest buckets whose share messages (one dataset's
+    share for one engine, of one bucket) stay within ``max_share_mb``, both powers of two; hub.toml's
+    ``buckets`` can ask for more (never fewer). A job that needs buckets must be stageable
+    (`staged_reason`) and the collaboration must have a bucket key, whose newest version the job then names.
     """
     from ...compile.staged import staged_reason
     from ...mpc.buckets import bucket_count
     from ..jobs import catalog_of, job_analysis
     from .bucketkeys import latest_bucket_key_version
+    from .release import job_register  # NB: release builds on this module
 
     budget, forced = job_settings(hub.jobs, collaboration)
+    limit_mb = float(job_setting(hub.jobs, collaboration, "max_share_mb"))
     datasets = {d.name: d for d in s.scalars(select(db.Dataset).where(db.Dataset.name.in_(r.datasets)))}
     try:
         catalog = catalog_of({name: d.table_schema for name, d in datasets.items()})
-        a = job_analysis(r.plan, catalog, hub.rules_settings(collaboration), register=None)
+        register, _ = job_register(s, r)  # NB: as the nodes will: rule 9's registered tables add their columns
+        a = job_analysis(r.plan, catalog, hub.rules_settings(collaboration), register=register)
         rows = {name: upper_rows(d.row_count) for name, d in datasets.items()}
-        count = bucket_count(a, rows, budget)
+        by_memory = bucket_count(a, rows, budget)
+        by_share = share_count(a, rows, int(limit_mb * MB))
+        count = max(by_memory, by_share)
         reason = staged_reason(a) if max(count, forced) > 1 else None
     except WerkplaatsError as e:
         return f"the hub cannot plan the job's memory: {e}"
@@ -126,14 +130,15 @@ def plan_buckets(hub: Hub, s: Session, j: db.Job, r: db.Request, collaboration: 
         return f"the hub cannot plan the job's memory ({type(e).__name__})"
     if count == 1 and (forced <= 1 or reason):
         return ""  # NB: fits the budget unbucketed (a forced count is only a preference for what can be staged)
-    count = max(count, forced)
+    why = (f"the memory budget of {budget:g} GB per party" if by_memory >= by_share
+           else f"the share size limit of {limit_mb:g} MB per message (max_share_mb)")  # fmt: skip
     if reason:
-        return (f"the job needs {count} buckets to stay within the memory budget of {budget:g} GB per party, "
-                f"and it cannot run in buckets: {reason}")  # fmt: skip
+        return f"the job needs {count} buckets to stay within {why}, and it cannot run in buckets: {reason}"
+    count = max(count, forced)
     version = latest_bucket_key_version(s, collaboration)
     if version is None:
-        return (f"the job needs {count} buckets (memory budget {budget:g} GB per party) and collaboration "
-                f"{collaboration} has no bucket key yet: a steward of a member organisation creates one with "
+        return (f"the job needs {count} buckets ({why}) and collaboration {collaboration} has no bucket key yet: "
+                f"a steward of a member organisation creates one with "
                 f"`werkplaats datastation bucket-key create --collaboration {collaboration}`")  # fmt: skip
     j.buckets = BucketPlan(count=count, key_version=version).model_dump()
     return ""
