@@ -256,3 +256,14 @@ def test_an_engine_takes_a_job_within_its_limits_and_one_without_row_counts(tmp_
     assert 9 in e.jobs
     with pytest.raises(wp.WerkplaatsError, match=r"memory budget of 0\.6 GB"):
         check_memory(_analysis_of(job), {"ggd/meldingen": 200_000}, False, 0.6)  # NB: what the late check says
+
+
+def test_a_bug_in_the_early_check_fails_no_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    e, hub, job = _engine(tmp_path)
+
+    def broken(*args: Any, **kw: Any) -> float:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr("werkplaats.mpc.buckets.estimate_bytes", broken)
+    e.take(job.model_copy(update={"row_counts": {"ggd/meldingen": 1000}}))
+    assert 7 in e.jobs and not [r for r in hub.reasons() if r]  # NB: taken; the late check still runs

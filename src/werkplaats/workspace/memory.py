@@ -23,12 +23,14 @@ refusal names sizes computed from them and the setting that refused, never a rea
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from ..exceptions import WerkplaatsError
 from .messages import JobPayload
 
+log = logging.getLogger("werkplaats.engine")
 MB = 1 << 20
 SHARE_SLACK = 16 * 1024  # NB: a share message's header (JSON) and framing: measured under 1 kB
 SLOT_SLACK = 256  # NB: per slot: its SPU share meta and chunk framing (measured 30-40 bytes)
@@ -118,14 +120,20 @@ def check_take(job: JobPayload, budget_gb: float, max_share_bytes: int) -> None:
     """Refuse, when an engine takes a job, one that would not fit its memory budget or its share size limit.
 
     With the public upper bounds the job gives (`planned_rows`), before any datastation sends; the
-    same messages as the late checks. A job without row counts is left to the late check.
+    same messages as the late checks. A job without row counts is left to the late check, and so is
+    one whose check fails other than with a refusal (logged: a bug in the model fails no job here).
     """
     from .jobs import catalog_of, job_analysis
 
     rows = planned_rows(job)
     if rows is None:
         return
-    a = job_analysis(job.plan, catalog_of(job.schemas), job.rules, register=job.registered)
     bucketed = job.buckets is not None
-    check_memory(a, rows, bucketed, budget_gb)
-    check_share_size(a, rows, bucketed, max_share_bytes)
+    try:
+        a = job_analysis(job.plan, catalog_of(job.schemas), job.rules, register=job.registered)
+        check_memory(a, rows, bucketed, budget_gb)
+        check_share_size(a, rows, bucketed, max_share_bytes)
+    except WerkplaatsError:
+        raise
+    except Exception:  # NB: a bug in the model never fails a job here: the late check still runs
+        log.exception("job %s: the early check of its memory and share size failed; left to the late check", job.job)
