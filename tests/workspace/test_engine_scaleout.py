@@ -5,7 +5,8 @@ job (worker links from the pins only, the engine's own link certificate and pinn
 for every worker); refusals when the engines cannot agree on the workers.
 Slow: the engine's own Dask cluster started once, restarted after a failed job, and gone with the
 engine (also when the engine process is killed); a bucketed job through a workspace whose engines
-run 2 workers each, equal to the plain executor.
+run 2 workers each, equal to the plain executor; a worker link that refuses a peer worker presenting a
+link certificate nobody pinned (real brpc, mutual TLS).
 """
 
 from __future__ import annotations
@@ -353,3 +354,55 @@ def test_local_workspace_gives_each_engine_its_workers_and_pins_the_peers_worker
     ws.workers, ws.worker_ports = 1, {}  # NB: the default: no [scaleout], no worker links pinned
     plain = EngineConfig.load(ws.engine_config(0))
     assert plain.scaleout.workers == 1 and all(p.worker_mpc == () for p in plain.peers)
+
+
+_LINK = """
+import json, sys
+from werkplaats.mpc.party import _linked
+from werkplaats.mpc.process import PartyHeader
+from werkplaats.mpc.scaleout import group_header
+rank, h = int(sys.argv[1]), PartyHeader.from_dict(json.loads(sys.argv[2]))
+with _linked(rank, group_header(h, 1)) as link:
+    got = link.all_gather(f"party{rank}")
+print("linked", ",".join(got), flush=True)
+"""
+
+
+def _link_group(tmp: Path, impostor: bool) -> list[tuple[int, str]]:
+    """Link worker group 1 of three engines (real brpc, mutual TLS, each engine's pinned peer bundle); party 2 may
+    present a link certificate that nobody pinned. Return each party's exit code and output."""
+    from werkplaats.mpc.process import STAGED_SELFTEST, TlsFiles, free_port
+
+    certs = [pki.link_certificate(tmp / f"engine{i}", f"engine{i}-link") for i in range(3)]
+    own = pki.link_certificate(tmp / "impostor", "engine2-link") if impostor else certs[2]
+    groups = tuple(tuple(f"127.0.0.1:{free_port()}" for _ in range(3)) for _ in range(2))
+    procs = []
+    for rank in range(3):
+        bundle = tmp / f"bundle{rank}.pem"  # NB: as Engine.peer_bundle writes it: the two peers' pinned certificates
+        bundle.write_text("".join(certs[j][0].read_text().strip() + "\n" for j in range(3) if j != rank))
+        cert, key = own if rank == 2 else certs[rank]
+        h = PartyHeader(job="scaleout-tls", program=STAGED_SELFTEST[0], size=4, buckets=2, workers=2,
+                        scheduler="tcp://127.0.0.1:1", worker_addrs=groups, recv_timeout_ms=20_000,
+                        tls=TlsFiles(str(bundle), str(cert), str(key)))  # fmt: skip
+        procs.append(subprocess.Popen([sys.executable, "-c", _LINK, str(rank), json.dumps(h.to_dict())],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))  # fmt: skip
+    out = []
+    deadline = time.monotonic() + 60  # NB: brpc retries a refused handshake; the test gives up here
+    for p in procs:
+        try:
+            text, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            text, _ = p.communicate()
+        out.append((p.returncode, text))
+    return out
+
+
+@pytest.mark.slow  # NB: three SPU processes, twice; the refused link is given up on after 60 s
+def test_a_worker_link_refuses_a_peer_worker_with_an_unpinned_certificate(tmp_path: Path) -> None:
+    honest = _link_group(tmp_path / "honest", impostor=False)
+    assert all(code == 0 and "linked party0,party1,party2" in text for code, text in honest), honest
+    attacked = _link_group(tmp_path / "attacked", impostor=True)
+    for rank in (0, 1):  # NB: the pinned parties never link with the impostor's worker
+        code, text = attacked[rank]
+        assert code != 0 and "linked" not in text and "certificate verify failed" in text, (rank, text[-2000:])
