@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,35 +20,32 @@ Config = Annotated[Path, typer.Option(help="datastation.toml")]
 Collaboration = Annotated[str, typer.Option(help="The collaboration's name.")]
 
 
-def _keys(config: Path) -> Any:
+@contextmanager
+def _keys(config: Path) -> Iterator[Any]:
+    """Open the datastation's bucket keys for the block and close them after; a WerkplaatsError exits with 1."""
     from ..workspace.bucketkey import BucketKeys
     from ..workspace.config import DatastationConfig
 
-    return BucketKeys.from_config(DatastationConfig.load(config))
+    try:
+        keys = BucketKeys.from_config(DatastationConfig.load(config))
+        try:
+            yield keys
+        finally:
+            keys.close()
+    except WerkplaatsError as e:
+        fail(e)
 
 
 @app.command("publish")
 def bk_publish(config: Config) -> None:
     """Publish this datastation's encryption key at the hub, signed by its organisation (created the first time)."""
-    try:
-        keys = _keys(config)
-        try:
-            typer.echo(f"published encryption key {keys.publish_encryption_key()}")
-        finally:
-            keys.close()
-    except WerkplaatsError as e:
-        fail(e)
+    with _keys(config) as keys:
+        typer.echo(f"published encryption key {keys.publish_encryption_key()}")
 
 
 def _create(config: Path, collaboration: str, what: str) -> None:
-    try:
-        keys = _keys(config)
-        try:
-            version = keys.create(collaboration)
-        finally:
-            keys.close()
-    except WerkplaatsError as e:
-        fail(e)
+    with _keys(config) as keys:
+        version = keys.create(collaboration)
     typer.echo(f"{what} version {version} of {collaboration}'s bucket key; sealed to each member with data")
 
 
@@ -69,14 +68,8 @@ def bk_fetch(
     version: Annotated[int | None, typer.Option(help="The version (default: the newest).")] = None,
 ) -> None:
     """Fetch this datastation's envelope of the bucket key, check the creator's signature, decrypt and keep it."""
-    try:
-        keys = _keys(config)
-        try:
-            got = keys.fetch(collaboration, version)
-        finally:
-            keys.close()
-    except WerkplaatsError as e:
-        fail(e)
+    with _keys(config) as keys:
+        got = keys.fetch(collaboration, version)
     typer.echo(f"version {got} of {collaboration}'s bucket key checked and kept")
 
 
@@ -85,15 +78,9 @@ def bk_list(config: Config, collaboration: Collaboration) -> None:
     """List the versions of the collaboration's bucket key at the hub, and which of them this datastation holds."""
     from urllib.parse import quote
 
-    try:
-        keys = _keys(config)
-        try:
-            listed = keys.station.hub.get(f"/collaborations/{quote(collaboration, safe='')}/bucket-keys")
-            here = set(keys.versions(collaboration))
-        finally:
-            keys.close()
-    except WerkplaatsError as e:
-        fail(e)
+    with _keys(config) as keys:
+        listed = keys.station.hub.get(f"/collaborations/{quote(collaboration, safe='')}/bucket-keys")
+        here = set(keys.versions(collaboration))
     if not listed:
         typer.echo(f"{collaboration} has no bucket key yet")
     for v in listed:
