@@ -209,6 +209,14 @@ def test_an_engine_refuses_a_bucketed_job_when_the_engines_disagree_on_the_worke
     assert 8 in n.engine.jobs, n.hub.reasons()
 
 
+def test_a_scaled_jobs_done_report_counts_its_workers_and_carries_numbers_only() -> None:
+    from werkplaats.workspace.engine import _stats
+
+    groups = [{"rank": 0, "group": w, "addrs": OWN} for w in range(2)]  # NB: as mpc/scaleout.py reports them
+    stats = {"workers": groups, "dask_workers": ["tcp://127.0.0.1:40001"], "stage_s": [1.23456], "buckets": 4}
+    assert _stats(stats) == {"workers": 2.0, "stage_s": [1.235], "buckets": 4.0}
+
+
 # -- the engine's own Dask cluster (scheduler = "local"), slow: ~10 s each ----------------------------------------
 
 
