@@ -29,11 +29,15 @@ log and its error messages name neither blobs nor values.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import random
 import socket
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -41,6 +45,7 @@ from typing import Any, BinaryIO
 
 from . import wire
 
+log = logging.getLogger("werkplaats.mpc")
 WORLD = 3
 HEADER_VERSION = 1
 SORT_YARDSTICK = "sort_yardstick"  # NB: a built-in program (a benchmark yardstick, bench/)
@@ -248,3 +253,83 @@ def spawn_party(rank: int, log: Path, *, cache_dir: Path | None = None,
     os.close(r1)
     os.close(w2)
     return PartyProcess(rank, proc, os.fdopen(w1, "wb", buffering=1 << 20), os.fdopen(r2, "rb", buffering=1 << 20), log)
+
+
+class SpareParty:
+    """One party process started ahead of its job, so that the job finds it running with SPU imported.
+
+    An engine service starts a fresh party for every job (jobs never share a process); starting
+    one and importing SPU takes about 1.5 s. A spare is started at the engine's start and after
+    each job (`refill`), waits on its pipe for its "run" header, and is handed to the next job
+    (`take`); a spare that died meanwhile is replaced. `close` kills it. It holds nothing of any
+    job until it is taken: its log starts in ``log_dir`` as ``party-spare-<n>.log`` and is renamed
+    to the job's log when taken.
+
+    NB: call `refill` and `take` from a thread that lives as long as the engine: the party asks
+    the kernel to kill it when the thread that started it ends (PR_SET_PDEATHSIG is per thread).
+    """
+
+    def __init__(self, rank: int, log_dir: Path, *, cache_dir: Path | None = None, spool_dir: Path | None = None,
+                 retry_s: float = 5.0) -> None:  # fmt: skip
+        """A spare of party `rank`, started as `spawn_party` would start it (cache_dir, spool_dir)."""
+        self.rank = rank
+        self.log_dir = log_dir
+        self.cache_dir = cache_dir
+        self.spool_dir = spool_dir
+        self.retry_s = retry_s  # NB: a spare that died is replaced at most this often (no restart loop)
+        self.party: PartyProcess | None = None
+        self.closed = False
+        self.started = 0
+        self.replaced = 0  # NB: spares found dead and replaced
+        self._lock = threading.Lock()
+        self._last_death = -float("inf")
+        self._names = itertools.count()
+
+    def refill(self) -> None:
+        """Start a spare when there is none or it died (a dead one is reaped first); nothing once closed."""
+        with self._lock:
+            if self.closed:
+                return
+            if self.party is not None:
+                if self.party.proc.poll() is None:
+                    return
+                log.warning("spare party %d exited with code %s; replacing it", self.rank, self.party.proc.returncode)
+                self.party.kill()
+                self.party = None
+                self.replaced += 1
+                self._last_death = time.monotonic()
+            if time.monotonic() - self._last_death < self.retry_s:
+                return
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            path = self.log_dir / f"party-spare-{next(self._names)}.log"
+            self.party = spawn_party(self.rank, path, cache_dir=self.cache_dir, spool_dir=self.spool_dir)
+            self.started += 1
+
+    def take(self, log_path: Path) -> PartyProcess | None:
+        """Hand the running spare to a job (its log renamed to log_path), or None when there is no live one."""
+        with self._lock:
+            party, self.party = self.party, None
+        if party is None:
+            return None
+        if party.proc.poll() is not None:
+            party.kill()
+            with self._lock:
+                self.replaced += 1
+            return None
+        target = log_path
+        for k in itertools.count(1):  # NB: a job that stepped back and ran again keeps its first log
+            if not target.exists():
+                break
+            target = log_path.with_suffix(f".{k}.log")
+        with contextlib.suppress(OSError):
+            party.log.replace(target)
+            party.log = target
+        return party
+
+    def close(self) -> None:
+        """Kill the spare, if any; no spare is started after this."""
+        with self._lock:
+            self.closed = True
+            party, self.party = self.party, None
+        if party is not None:
+            party.kill()

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -67,6 +68,7 @@ from .steward import StewardDesk
 
 log = logging.getLogger("werkplaats.datastation")
 ENGINE_WAIT_S = 30.0  # NB: how long a datastation waits for the engines to take a job before it refuses
+ENGINE_ASK_S = 0.05  # NB: how often it asks an engine meanwhile (the engine's own inbox, not the hub)
 
 
 def rounded(n: int) -> int:
@@ -225,8 +227,7 @@ class Datastation(StewardDesk):
                     self.send_buckets(engines, job, a, d, parts.pop(d), padded_size(len(df), count))
                     continue
                 per_party = share_dataset(a, d, df)
-                for party, c in engines.items():
-                    self.send(c, job, d, len(df), per_party[party])
+                self.send_all(engines, job, d, len(df), per_party)
                 del per_party
         finally:
             for c in engines.values():
@@ -326,7 +327,7 @@ class Datastation(StewardDesk):
                     if time.monotonic() > deadline:
                         msg = f"engine for party {party} ({c.url}) not ready for job {job.job}: {problem}; nothing sent"
                         raise WerkplaatsError(msg)
-                    time.sleep(0.3)
+                    time.sleep(ENGINE_ASK_S)
         except BaseException:
             for c in clients.values():
                 c.close()
@@ -377,9 +378,20 @@ class Datastation(StewardDesk):
         for b in range(len(parts)):
             per_party = share_arrays(encode(a, dataset, parts[b], slots), precision_of(a.plan))
             parts[b] = parts[b].iloc[0:0]  # NB: this bucket's rows are no longer needed here
-            for party, c in engines.items():
-                self.send(c, job, dataset, padded, per_party[party], bucket=b)
+            self.send_all(engines, job, dataset, padded, per_party, bucket=b)
             del per_party
+
+    def send_all(self, engines: dict[int, Client], job: JobPayload, dataset: str, rows: int,
+                 per_party: list[list[list[bytes]]], bucket: int | None = None) -> None:  # fmt: skip
+        """Send each engine its share of one dataset (of one bucket), the three uploads at once; raise the first error.
+
+        NB: each engine has its own pinned connection; every upload is waited for before an error is raised.
+        """
+        with ThreadPoolExecutor(max_workers=len(engines), thread_name_prefix="upload") as pool:
+            futures = [pool.submit(self.send, c, job, dataset, rows, per_party[party], bucket)
+                       for party, c in engines.items()]  # fmt: skip
+        for f in futures:
+            f.result()
 
     def send(self, c: Client, job: JobPayload, dataset: str, rows: int, slots: list[list[bytes]],
              bucket: int | None = None) -> None:  # fmt: skip

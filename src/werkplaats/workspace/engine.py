@@ -4,10 +4,11 @@ It takes a job (plan and approvals) from the hub, verifies every approval agains
 organisations' keys pinned in its own configuration and counts runs in its own ledger,
 receives the shares from the datastations on its own HTTPS inbox (mutual TLS; each share
 message signed by its organisation), runs the SPU program with its two peers over brpc
-with TLS in a fresh child process, sends its share of the output to the hub, and deletes
+with TLS in a child process of its own, sends its share of the output to the hub, and deletes
 every share when the job ends, whether it succeeded or failed. Jobs run one at a time,
-each in its own process, so two jobs never share state; a job still waiting for its
-shares holds no slot, other jobs run meanwhile. Shares wait on disk (`inbox.Spool`), not in
+each in its own process, so two jobs never share state (the next job's process is started
+ahead, so that it has imported SPU when the job comes: `mpc.process.SpareParty`); a job still
+waiting for its shares holds no slot, other jobs run meanwhile. Shares wait on disk (`inbox.Spool`), not in
 memory; a bucketed job's shares (one message per dataset and bucket) are streamed to the party
 bucket by bucket, and a job whose party would need more memory per bucket than this engine's
 ``memory_budget_gb`` is refused.
@@ -34,11 +35,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..exceptions import WerkplaatsError
+from ..mpc.process import SpareParty
 from . import pki
 from .approvals import recheck_hash, verify_job
 from .audit import FileLog, LogError, gap_refusal
 from .config import EngineConfig
 from .engine_run import run_party
+from .engine_scaleout import EngineScaleout, check_job
 from .http import Client, HubError, next_jobs, report, serve
 from .inbox import Spool, inbox_app
 from .messages import (
@@ -89,6 +92,9 @@ class Engine:
         self.server: Any = None
         self.child: subprocess.Popen[bytes] | None = None
         self.link_bundle = self.peer_bundle()  # NB: refuse to start when a peer's link certificate is not its pin
+        self.scaleout = EngineScaleout(cfg)  # NB: [scaleout]: a bucketed job's buckets on this engine's Dask workers
+        # NB: the next job's party, started ahead by the runner thread (`run_next`); killed when the engine stops
+        self.spare = SpareParty(cfg.party, cfg.state_dir, cache_dir=cfg.state_dir / "programs")
 
     # -- the share inbox ------------------------------------------------------------------
     def app(self) -> FastAPI:
@@ -177,6 +183,7 @@ class Engine:
             if named[p.party].mpc != p.mpc:
                 msg = f"the job links party {p.party} at {named[p.party].mpc}, not at its pinned address {p.mpc}"
                 raise PinError(msg)
+        check_job(self.cfg, job)  # NB: a bucketed job: the peers are pinned with as many workers as this engine has
 
     def check_share(self, job: JobPayload, h: ShareHeader) -> None:
         """Raise unless a share header is for a dataset of the job, signed with its organisation's pinned key."""
@@ -281,18 +288,31 @@ class Engine:
         return None
 
     def run_next(self) -> None:
-        """Run ready jobs one at a time (the one slot: the MPC port), until stopped."""
-        while not self.stop.is_set():
-            jid = self.next_ready()
-            if jid is None:
-                self.stop.wait(0.2)
-                continue
-            try:
-                self.run(jid)
-            except Exception as e:  # NB: one bad job never stops the engine
-                log.exception("job %s failed", jid)
-                self.drop(jid)
-                self.progress(jid, PartState.FAILED, f"{type(e).__name__}: {e}")
+        """Run ready jobs one at a time (the one slot: the MPC port), until stopped; keep a spare party ready."""
+        try:
+            while not self.stop.is_set():
+                self.refill_spare()  # NB: this thread lives as long as the engine: its parties die with it
+                jid = self.next_ready()
+                if jid is None:
+                    with self.lock:
+                        waiting = bool(self.jobs)
+                    self.stop.wait(0.05 if waiting else 0.2)  # NB: a local check: a job starts once its shares are in
+                    continue
+                try:
+                    self.run(jid)
+                except Exception as e:  # NB: one bad job never stops the engine
+                    log.exception("job %s failed", jid)
+                    self.drop(jid)
+                    self.progress(jid, PartState.FAILED, f"{type(e).__name__}: {e}")
+        finally:
+            self.spare.close()
+
+    def refill_spare(self) -> None:
+        """Start the next job's party ahead when there is none (or it died); a failure to start is logged."""
+        try:
+            self.spare.refill()
+        except OSError as e:  # NB: the job will start its own party (and say why it could not)
+            log.warning("could not start a spare party: %s", e)
 
     def run(self, jid: int) -> None:
         """Run a job whose shares have all arrived: this engine's party, its output share to the hub."""
@@ -328,7 +348,7 @@ class Engine:
             self.anchor(self.last_head)
 
     def run_party(self, job: JobPayload, inputs: dict[str, dict[int, ShareHeader]], deliver: Any) -> bool:
-        """Run the job's SPU program in a fresh party process (workspace/engine_run.py)."""
+        """Run the job's SPU program in a party process of its own (workspace/engine_run.py)."""
         return run_party(self, job, inputs, deliver)
 
     def heartbeat(self, every_s: float = 2.0) -> None:
@@ -370,6 +390,8 @@ class Engine:
                 time.sleep(poll_s)
         finally:
             self.stop.set()
+            self.scaleout.stop()  # NB: the engine's own Dask cluster (scheduler "local") and its workers
+            self.spare.close()  # NB: the runner closes it too; whichever comes first, no spare outlives the engine
             if self.server is not None:
                 self.server.should_exit = True
 
@@ -378,8 +400,11 @@ def _stats(stats: dict[str, Any]) -> dict[str, Any]:
     """Return a party's public figures for a progress report: numbers rounded, lists of numbers too."""
     out: dict[str, Any] = {}
     for k, v in stats.items():
-        if isinstance(v, list | tuple):
-            out[k] = [round(float(x), 3) for x in v]
+        if k == "workers" and isinstance(v, list):  # NB: scale-out: one dict per worker group; reported: how many
+            out[k] = float(len(v))
+        elif isinstance(v, list | tuple):
+            if all(isinstance(x, int | float) for x in v):  # NB: not scale-out's "dask_workers" (addresses)
+                out[k] = [round(float(x), 3) for x in v]
         elif isinstance(v, bool | int | float):
             out[k] = round(float(v), 3)
     return out

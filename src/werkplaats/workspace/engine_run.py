@@ -48,6 +48,8 @@ log = logging.getLogger("werkplaats.engine")
 LINKABLE = (PartState.COMPILED, PartState.DONE)  # NB: an engine whose party compiled (or finished) may be linked to
 STARTED = (PartState.RUNNING, PartState.COMPILED, PartState.DONE)  # NB: an engine whose party runs this job
 BACKOFF_S = 15.0  # NB: compiled, but a peer has not started the job this long: step back if another job is ready
+BARRIER_POLL_S = 0.1  # NB: how often the barriers (open the links; close them) ask the hub for the peers' states
+RUN_POLL_S = 0.5  # NB: how often a running job asks the hub whether it failed elsewhere
 
 
 KEY_PART_FILE = "perturbation-key-part"
@@ -87,7 +89,9 @@ def check_memory(a: Any, rows: dict[str, int], bucketed: bool, budget_gb: float)
 
 def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, ShareHeader]],
               deliver: Any) -> bool:  # fmt: skip
-    """Run the SPU program in a fresh child process; watch the hub for the job failing elsewhere.
+    """Run the SPU program in a party process of its own (the engine's spare, when one runs); watch the hub.
+
+    The hub is watched for the job failing elsewhere and for the peers' barrier states.
 
     The party's output goes to deliver while its link is still open; the link closes only
     when all three engines are done (or the job has ended), so no peer sees it close early.
@@ -114,6 +118,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
     names = [e.name for e in engines]
     peers = [e.name for e in engines if e.party != engine.cfg.party]
     _check_port(engine.cfg.mpc)
+    scale = engine.scaleout.header_fields(job)  # NB: [scaleout] (engine_scaleout.py): W workers, the pinned links
     header = PartyHeader(
         job=f"werkplaats-job-{jid}",
         plan=canonical_json(plan),
@@ -129,13 +134,18 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
         tls=TlsFiles(ca=str(engine.link_bundle), cert=str(engine.cfg.link_cert), key=str(engine.cfg.link_key)),
         key_part=bool(key_inputs(a)),
         buckets=count,
+        **scale,
     ).to_dict()
     extra: list[bytes] = []
     if key_inputs(a):  # NB: rule 6: this engine's own part of the perturbation key; it leaves the party only as shares
         extra.append(key_part_blob(perturbation_key_part(engine.cfg.state_dir)))
     # NB: compiled programs are kept in the engine's own state directory (public metadata only).
     log_file, programs = engine.cfg.state_dir / f"job{jid}.log", engine.cfg.state_dir / "programs"
-    party = spawn_party(engine.cfg.party, log_file, cache_dir=programs)
+    t_party = time.monotonic()
+    party = engine.spare.take(log_file)  # NB: a party started ahead of the job has SPU imported already
+    spare = party is not None
+    if party is None:
+        party = spawn_party(engine.cfg.party, log_file, cache_dir=programs)
     child = party.proc
     engine.child = child
     q: queue.Queue[Any] = queue.Queue()
@@ -143,9 +153,12 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
     go = threading.Event()
     cancel = threading.Event()
 
+    ready: list[float] = []
+
     def talk() -> None:
         try:
             party.recv()  # ready
+            ready.append(time.monotonic() - t_party)
             send_from_files(party.to, header, [] if count else files(0), extra)  # NB: the shares, from disk
             msg = party.recv()
             if msg[0].get("cmd") == Command.COMPILED:
@@ -169,10 +182,12 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
 
     threading.Thread(target=talk, daemon=True).start()
     compiled_at = 0.0
+    ok = False  # NB: the party delivered its output (its workers, if any, closed their links and dropped the shares)
     try:
         while True:
             try:
-                item = q.get(timeout=0.5)
+                # NB: at the barrier (compiled, its peers not yet) the hub is asked often: a peer's report ends it
+                item = q.get(timeout=BARRIER_POLL_S if compiled_at and not go.is_set() else RUN_POLL_S)
                 if item == ("compiled", []):
                     # NB: the three parties link together, so that no party dials a peer that is still
                     # compiling (brpc over TLS can abort on such early connection failures).
@@ -210,7 +225,10 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
         if not reply.get("ok"):
             msg = f"MPC run failed: {reply.get('error', 'unknown error')}"
             raise WerkplaatsError(msg)
+        # NB: public timings: how long this job waited for its party process (a spare: only for its "ready")
+        reply["stats"] = {**reply.get("stats", {}), "party_start_s": ready[0] if ready else 0.0, "party_spare": spare}
         deliver(reply, out)
+        ok = True
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # NB: the closing barrier
             status = engine.job_status(jid)
@@ -218,7 +236,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
                 break
             if all(status.progress.get(n) == PartState.DONE for n in names):
                 break
-            time.sleep(0.3)
+            time.sleep(BARRIER_POLL_S)
         return False
     finally:
         cancel.set()
@@ -227,6 +245,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
             party.wait(3)  # NB: every engine is done; a link that will not close is killed
         party.kill()
         engine.child = None
+        engine.scaleout.job_ended(bool(scale), ok)  # NB: a failed scaled job: its workers are restarted
 
 
 def _check_port(address: str) -> None:
