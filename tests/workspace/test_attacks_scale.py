@@ -86,15 +86,6 @@ def test_a_hub_serving_another_collaborations_genuine_key_set_is_refused(env: En
         bk.open_envelope(raw, ha.encryption_key(), bk.envelope_aad("pp", 1, "huisartsen", "ggd"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "hub/bucketkeys.py:create_key_set checks that the uploader is a member of the collaboration "
-        "(require_member_station) and that the set is sealed to the members with data, but not that the "
-        "creator is one of them: a member without data (ggz) creates the key, knows it, and every job "
-        "then uses its version. Fix: refuse (403) when c.organisation not in with_data(s, collab)."
-    ),
-)
 def test_a_member_without_data_cannot_create_the_bucket_key(env: Env) -> None:
     ggd, ha = _ready(env)
     _make_member(env, "ggz")
@@ -104,16 +95,6 @@ def test_a_member_without_data_cannot_create_the_bucket_key(env: Env) -> None:
         api.post("/collaborations/pp/bucket-keys", body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bucketkey.py:open_key_set accepts a key set from any creator whose signing key the datastation "
-        "pinned, also one that sealed no envelope to itself (so not a member with data: ggz here, "
-        "served by a lying hub). Fix: refuse when manifest['creator'] is not in manifest['recipients']. "
-        "This stops a creator outside the set; a creator that also seals to itself with a lying hub's help "
-        "is only caught if the datastation knows the collaboration's members with data itself."
-    ),
-)
 def test_a_key_set_whose_creator_sealed_no_envelope_to_itself_is_refused(env: Env) -> None:
     ggd, ha = _ready(env)
     ggd.create("pp")  # NB: the honest version 1 of pp, which the hub replaces on the way

@@ -288,6 +288,12 @@ def open_key_set(doc: Any, *, collaboration: str, version: int, organisation: st
             f"{manifest['collaboration']!r} (a replay under another number): refused"
         )
         raise BucketKeyError(msg)
+    if creator not in manifest["recipients"]:  # NB: the hub lets only a member with data create; it is a recipient
+        msg = (
+            f"the creator of version {version} of {collaboration!r}'s bucket key, {creator}, sealed no envelope "
+            "to itself: only a member with data creates the key, and it is one of the recipients: refused"
+        )
+        raise BucketKeyError(msg)
     mine = manifest["recipients"].get(organisation)
     if mine is None:
         msg = f"version {version} of {collaboration!r}'s bucket key has no envelope for {organisation}"

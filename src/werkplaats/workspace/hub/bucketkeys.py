@@ -154,6 +154,9 @@ def create_key_set(s: Session, hub: Hub, c: Caller, collab: db.Collaboration, bo
     if version != expected:
         raise HTTPException(409, f"the next version of {collab.name!r}'s bucket key is {expected}, not {version}")
     want = with_data(s, collab)
+    if creator not in want:  # NB: whoever creates the key knows it: only a member whose data the key splits
+        raise HTTPException(403, f"{creator} has no data in {collab.name!r}: only a member with data creates its "
+                                 "bucket key")  # fmt: skip
     got = sorted(manifest["recipients"])
     if got != want:
         extra, lacking = sorted(set(got) - set(want)), sorted(set(want) - set(got))
