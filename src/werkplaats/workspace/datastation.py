@@ -344,8 +344,14 @@ class Datastation(StewardDesk):
         from .bucketkey import BucketKeyError, BucketKeys
 
         try:
+            keys = BucketKeys.for_station(self)
+            newest = keys.current(job.collaboration)
+            if newest is not None and job.buckets.key_version < newest[0]:  # NB: a hub keeping a rotated-out key in use
+                msg = (f"the job names version {job.buckets.key_version}, older than version {newest[0]} this "
+                       "datastation holds: a rotated-out key is not used again (submit the request anew)")  # fmt: skip
+                raise BucketKeyError(msg)
             # NB: with this station's identity: a version it lacks is fetched from the hub, checked and kept
-            return BucketKeys.for_station(self).get(job.collaboration, job.buckets.key_version)
+            return keys.get(job.collaboration, job.buckets.key_version)
         except BucketKeyError as e:
             msg = (f"the job is split into {job.buckets.count} buckets with version {job.buckets.key_version} of "
                    f"the bucket key of {job.collaboration}, which this datastation cannot use ({e})")  # fmt: skip
