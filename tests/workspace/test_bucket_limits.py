@@ -67,7 +67,7 @@ def _message(blobs_per_slot: list[list[bytes]], rows: int) -> int:
     counts = [len(s) for s in blobs_per_slot]
     h = ShareHeader(job=1, dataset=GP, organisation="huisartsen", rows=rows, share_blobs=counts, digest="0" * 64,
                     plan_hash="0" * 64, schema_sha256="0" * 64, rules_sha256="0" * 64, bucket=1, buckets=2,
-                    signature="s" * 88)  # fmt: skip
+                    key_version=1, signature="s" * 88)  # fmt: skip
     return len(pack(h, blobs))
 
 

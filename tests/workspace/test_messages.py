@@ -30,7 +30,7 @@ WIRE: dict[type[m.Message], dict[str, Any]] = {
                            "at": "2025-01-02T03:04:05.678901+00:00"},
     m.ShareHeader: {"v": 1, "job": 7, "dataset": "ggd/meldingen", "organisation": "ggd", "rows": 1234,
                     "share_blobs": [3, 3], "digest": "d" * 64, "plan_hash": "a" * 64, "schema_sha256": "e" * 64,
-                    "rules_sha256": "f" * 64, "bucket": None, "buckets": 0, "signature": "c2ln"},
+                    "rules_sha256": "f" * 64, "bucket": None, "buckets": 0, "key_version": None, "signature": "c2ln"},
     m.ResultShare: {"v": 1, "share_blobs": [2, 2, 2]},
 }  # fmt: skip
 WIRE[m.Contribution] = {"v": 1, "record": WIRE[m.ContributionRecord], "signature": "c2ln"}
@@ -128,8 +128,9 @@ def test_the_share_signature_covers_every_other_field() -> None:
 
 
 def test_a_bucketed_share_names_its_bucket_and_a_bucket_plan_is_checked() -> None:
-    header = m.ShareHeader.from_dict(WIRE[m.ShareHeader] | {"bucket": 3, "buckets": 4})
+    header = m.ShareHeader.from_dict(WIRE[m.ShareHeader] | {"bucket": 3, "buckets": 4, "key_version": 2})
     assert header.signed_part()["bucket"] == 3 and header.signed_part()["buckets"] == 4
+    assert header.signed_part()["key_version"] == 2  # NB: signed: a hub cannot relabel the key an owner split with
     with pytest.raises(m.MessageError, match="share header: bucket"):
         m.ShareHeader.from_dict(WIRE[m.ShareHeader] | {"bucket": -1, "buckets": 4})
     with pytest.raises(m.MessageError, match=r"job payload: buckets\.count"):

@@ -415,6 +415,7 @@ class Datastation(StewardDesk):
             rules_sha256=sha256(canonical(job.rules)),
             bucket=bucket,
             buckets=job.buckets.count if job.buckets is not None and bucket is not None else 0,
+            key_version=job.buckets.key_version if job.buckets is not None and bucket is not None else None,
         )
         header = header.model_copy(update={"signature": pki.sign(self.key, canonical(header.signed_part()))})
         r = c.http.post(

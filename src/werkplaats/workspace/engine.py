@@ -44,6 +44,7 @@ from .engine_run import run_party
 from .engine_scaleout import EngineScaleout, check_job
 from .http import Client, HubError, next_jobs, report, serve
 from .inbox import Spool, inbox_app
+from .memory import check_take
 from .messages import (
     AuditHead,
     JobPayload,
@@ -157,9 +158,11 @@ class Engine:
             self.anchor(job.audit_head)
             self.progress(jid, PartState.VERIFYING)
             recheck_hash(job.plan, job.plan_hash)
+            check_sources(job)
             self.check_peers(job)
             # NB: the organisations' keys pinned in engine.toml, never the keys the hub lists in the job
             verify_job(job, organisations=job.organisations(), runs_used=self.runs_used(), keys=self.cfg.organisations)
+            check_take(job, self.cfg.memory_budget_gb, self.cfg.max_share_bytes)  # NB: before any owner sends
         except WerkplaatsError as e:
             with self.lock:
                 self.ended.add(jid)
@@ -211,6 +214,11 @@ class Engine:
             got = f"bucket {h.bucket} of {h.buckets}" if h.bucket is not None else "a whole table"
             want = f"{count} buckets" if count else "whole tables (unbucketed)"
             msg = f"the share of {h.dataset} is {got}; job {job.job} takes {want}"
+            raise WerkplaatsError(msg)
+        if job.buckets is not None and h.key_version != job.buckets.key_version:
+            # NB: owners split with different key versions put one person's rows in different buckets: a wrong join
+            msg = (f"the share of {h.dataset} was split with version {h.key_version} of the bucket key; job {job.job} "
+                   f"names version {job.buckets.key_version}: refused")  # fmt: skip
             raise WerkplaatsError(msg)
         if h.bucket is not None and h.bucket >= count:
             msg = f"the share of {h.dataset} is of bucket {h.bucket}; job {job.job} has buckets 0 to {count - 1}"
@@ -394,6 +402,17 @@ class Engine:
             self.spare.close()  # NB: the runner closes it too; whichever comes first, no spare outlives the engine
             if self.server is not None:
                 self.server.should_exit = True
+
+
+def check_sources(job: JobPayload) -> None:
+    """Refuse a job whose dataset list leaves out a source of its plan (and so that source's approval)."""
+    from ..plan import nodes as n
+    from ..plan.serde import plan_from_dict
+
+    missing = sorted({s.dataset for s in n.sources(plan_from_dict(job.plan).root)} - set(job.datasets))
+    if missing:  # NB: a hub that drops one organisation of a union from the list would skip its approval check
+        msg = f"the job's plan reads {', '.join(missing)}, which the job's dataset list leaves out: refused"
+        raise WerkplaatsError(msg)
 
 
 def _stats(stats: dict[str, Any]) -> dict[str, Any]:

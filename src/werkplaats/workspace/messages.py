@@ -296,7 +296,9 @@ class ShareHeader(Message):
     ``share_blobs`` is the blob count of each share (slot) that follows; ``digest`` the
     SHA-256 of all blobs. The signature covers every other field (`signed_part`).
     In a bucketed job (`JobPayload.buckets`) one message carries one bucket: ``bucket`` is its
-    index, ``buckets`` the job's count and ``rows`` the dataset's public padded bucket size.
+    index, ``buckets`` the job's count, ``rows`` the dataset's public padded bucket size and
+    ``key_version`` the version of the collaboration's bucket key that split the rows: every owner's
+    must be the job's, or a person's rows would sit in different buckets of two tables.
     """
 
     NAME: ClassVar[str] = "share header"
@@ -312,6 +314,8 @@ class ShareHeader(Message):
     rules_sha256: str  # NB: of the job's disclosure settings as the datastation saw them: engines compare
     bucket: int | None = Field(default=None, ge=0)  # NB: None: the whole table (an unbucketed job)
     buckets: int = Field(default=0, ge=0)  # NB: the job's bucket count; 0 when unbucketed
+    # NB: bucketed: the version of the bucket key the owner split its rows with (engines compare; None when unbucketed)
+    key_version: int | None = Field(default=None, ge=1)
     signature: str = ""
 
     def signed_part(self) -> dict[str, Any]:
