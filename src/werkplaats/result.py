@@ -43,6 +43,9 @@ NOT_CONVERGED = 14  # the fit did not converge in the fixed number of iterations
 SINGULAR = 15  # the predictors are (nearly) collinear: the model is not identified
 LEVERAGE = 16  # a row's leverage or share of the outcome is 1/(k-1) or more: fewer than k rows determine it
 UNSORTED = 17  # an input a merge join needs sorted by its owner was not (compile/kernels/merge.py): nothing is released
+UNION = (
+    18  # an input of a union (wp.concat) adds between 1 and k - 1 rows or persons to a cell (or to the whole result)
+)
 
 REASONS = {
     FEW_VALUES: "fewer than {k} values (or a count below {k})",
@@ -62,6 +65,7 @@ REASONS = {
     SINGULAR: "the predictors are collinear: the model cannot be estimated",
     LEVERAGE: "fewer than {k} rows determine part of the model (a row's leverage or share of the outcome; model check)",
     UNSORTED: "a data owner's rows did not arrive sorted on the join key as the plan requires (check its software)",
+    UNION: "an input of the union adds between 1 and {km1} rows or persons to it (the union rule)",
 }
 
 
@@ -108,8 +112,9 @@ def build_frame(plan: n.Plan, key_types: list[DType], out_types: dict[str, DType
         if whole:
             reasons.append("the whole result: " + reason_text(rev.withheld, k))
             continue
-        if not rev.cell_ok[c]:
-            reasons.append(f"fewer than {k} rows")
+        if not rev.cell_ok[c]:  # NB: a cell the union rule withholds says so in its statistics' codes
+            union = any(int(rev.stats[nm][0][c]) == UNION for nm, _ in root.aggs)
+            reasons.append(reason_text(UNION, k) if union else f"fewer than {k} rows")
             continue
         by_code: dict[int, list[str]] = {}
         for nm, _ in root.aggs:

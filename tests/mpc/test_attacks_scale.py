@@ -54,16 +54,6 @@ def _plain(q: wp.LazyFrame, t: dict[str, pd.DataFrame], rules: wp.DisclosureRule
 # -- an analyst and unions -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "compile/analyze.py:Checker.visit_Concat accepts a union without distinct_on whose inputs read the same "
-        "dataset: wp.concat([A, A]) doubles every person's rows, so a cell of 6 persons has 12 rows and passes "
-        "the cell rule (k = 10) and rule 2; with 3 copies a cell of 4 persons passes. Fix: refuse (PlanError) a "
-        "concat without distinct_on in which two inputs read one dataset (lineage of the inputs), or count "
-        "contributors per person for a concat."
-    ),
-)
 def test_a_dataset_stacked_on_itself_does_not_release_a_cell_under_k() -> None:
     a = pd.DataFrame({"bsn": pd.array(np.arange(46), dtype="Int64"),
                       "gemeente": pd.Categorical(["Assen"] * 40 + ["Emmen"] * 6)})  # fmt: skip
@@ -79,18 +69,6 @@ def test_a_dataset_stacked_on_itself_does_not_release_a_cell_under_k() -> None:
         assert bool(got.loc["Emmen", "suppressed"]) and pd.isna(got.loc["Emmen", "n"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "rule 5 (complement) and rule 9 (register) do not look at a union's inputs: a filter that keeps one row "
-        "of a tiny source (it removes >= k rows, so rule 5 passes) stacked onto a released table adds exactly "
-        "one person to one cell, and sums are not perturbed, so the difference with the earlier release is that "
-        "person's value and cell (docs/disclosure.md lists union rows among rule 9's limits). Fix: in "
-        "compile/plain.py:Plain.removals and compile/spu.py:SpuCompiler.visit_Concat, check that each input of a "
-        "concat adds 0 or >= k real rows (complement_ok(input rows, 0)), better per output cell (each input "
-        "contributes 0 or >= k rows to a released cell)."
-    ),
-)
 def test_one_person_of_a_tiny_source_is_not_isolated_by_a_union() -> None:
     a, b = _hospital(0, 200, 1), _hospital(1000, 200, 2)
     b.loc[7, ["leeftijd", "gemeente", "kosten"]] = [99, "Emmen", 777]  # NB: the only one aged 90 or over

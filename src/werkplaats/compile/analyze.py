@@ -25,6 +25,7 @@ from .rules import DisclosureRules
 
 RIGHT_SUFFIX = "_right"
 MAX_CONCAT_INPUTS = 100  # NB: as the JSON Schema's maxItems of a concat's inputs
+RESERVED = "__union"  # NB: the union rule's hidden columns (kernels/concat.py PART, ONLY; plain.py): no plan column
 
 
 @dataclass
@@ -207,7 +208,12 @@ class SchemaOf(Visitor[Schema]):
     def visit(self, node: Any, *args: Any) -> Schema:
         """Return a relation's schema, computing it (and its inputs') once."""
         if node not in self.a.schemas:
-            self.a.schemas[node] = super().visit(node, *args)
+            out = super().visit(node, *args)
+            for c in out:
+                if c.startswith(RESERVED):  # NB: a column of that name would overwrite the union rule's own
+                    msg = f"column {c!r}: names starting with {RESERVED!r} are reserved for the union rule"
+                    raise PlanError(msg)
+            self.a.schemas[node] = out
         return self.a.schemas[node]
 
     def visit_Source(self, r: n.Source) -> Schema:
@@ -338,6 +344,7 @@ class SchemaOf(Visitor[Schema]):
                     msg = (f"concat distinct on {d!r}: {ds} is also joined on {col!r} in this plan, which reorders "
                            "a person's rows, so the row kept per person would be ambiguous")  # fmt: skip
                     raise PlanError(msg)
+        _check_sources_once(r)
         return out
 
     def _summary(self, r: n.Summary) -> Schema:
@@ -358,6 +365,59 @@ class SchemaOf(Visitor[Schema]):
 
 def _named_sources(rel: n.Relation) -> str:
     return ", ".join(dict.fromkeys(s.dataset for s in n.sources(rel)))
+
+
+def _row_sources(rel: n.Relation) -> list[str]:
+    """Return the datasets whose rows make rel's rows: every source but those only on a join's right side.
+
+    NB: a join's right side is unique on its key: it adds columns to the left side's rows, never rows.
+    """
+    if isinstance(rel, n.Join):
+        return _row_sources(rel.left)
+    if isinstance(rel, n.Source):
+        return [rel.dataset]
+    return [ds for child in n.children(rel) for ds in _row_sources(child)]
+
+
+def _check_sources_once(r: n.Concat) -> None:
+    """Refuse a union in which one dataset's rows are read by more than one input (docs/disclosure.md, rule 5).
+
+    NB: a union stacks different organisations' tables; the same rows stacked twice would count each
+    person twice (a cell of 6 persons would show 12 rows and pass k = 10). A dataset joined as a
+    lookup (a join's right side) by several inputs adds columns only, and is allowed.
+    """
+    seen: dict[str, int] = {}
+    for i, inp in enumerate(r.inputs, 1):
+        for ds in dict.fromkeys(_row_sources(inp)):
+            if ds in seen:
+                msg = (f"concat: the rows of {ds} are read by input {seen[ds]} and by input {i}; a union stacks "
+                       "different organisations' tables and names each one once, so that no row is counted twice "
+                       "(filter one input instead of stacking a dataset on itself)")  # fmt: skip
+                raise PlanError(msg)
+            seen[ds] = i
+
+
+def cell_union(plan: n.Plan) -> n.Concat | None:
+    """Return the union whose rows reach the final aggregate's cells, or None (the union rule, per cell).
+
+    Its spine: from the final aggregate's input down Filter, WithColumns, Select and a join's left
+    side. A union elsewhere (a join's right side, an intermediate aggregate, another union's input,
+    under a summary) is checked on the whole result instead (compile/spu.py, compile/plain.py).
+    """
+    root = plan.root
+    if not isinstance(root, n.Aggregate):
+        return None
+    rel = root.input
+    while True:
+        match rel:
+            case n.Concat():
+                return rel
+            case n.Filter(inp, _) | n.WithColumns(inp, _) | n.Select(inp, _):
+                rel = inp
+            case n.Join(left, _, _, _):
+                rel = left
+            case _:
+                return None
 
 
 def _check_order_kept(rel: n.Relation, key: str, i: int) -> None:

@@ -18,9 +18,19 @@ from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import infer
 from ..plan.visitor import Visitor
-from ..result import COMPLEMENT, EXTREME, FEW_CONTRIBUTORS, OUT_OF_RANGE, QUANTILE_SIDES, REVEALED, Revealed, key_grid
+from ..result import (
+    COMPLEMENT,
+    EXTREME,
+    FEW_CONTRIBUTORS,
+    OUT_OF_RANGE,
+    QUANTILE_SIDES,
+    REVEALED,
+    UNION,
+    Revealed,
+    key_grid,
+)
 from . import disclosure
-from .analyze import Analysis, join_renames
+from .analyze import RESERVED, Analysis, cell_union, join_renames
 from .kernels.margins import Margins, plain_units
 
 # Declarative tables: every operator and aggregate function of plan.nodes has an entry.
@@ -355,6 +365,85 @@ class _Positioned(PlainCompiler):
         return f"SELECT * EXCLUDE ({q(PART)}) FROM ({super().visit_Concat(r)})"
 
 
+def _union_parts(r: n.Concat) -> tuple[str, ...]:
+    """Return the union rule's columns of a union: per input its rows (persons), then (distinct) its only persons."""
+    s = len(r.inputs)
+    return tuple(f"{RESERVED}{i}" for i in range(s)) + (
+        tuple(f"{RESERVED}_only{i}" for i in range(s)) if r.distinct_on else ()
+    )
+
+
+def union_sql(a: Analysis, r: n.Concat) -> str:
+    """Return a union's query with the union rule's columns (`_union_parts`), as the MPC's hidden ones.
+
+    Without distinct, __union<s> is 1 on input s's rows. With distinct, on each person's kept row,
+    __union<s> is 1 when input s has the person, __union_only<s> when it has the person and no other does.
+    """
+    tagged = [f"SELECT *, CAST({i} AS BIGINT) AS {q(PART)} FROM ({PlainCompiler(a).visit(x)})"
+              for i, x in enumerate(r.inputs)]  # fmt: skip
+    s = len(r.inputs)
+    us = [f"{RESERVED}{i}" for i in range(s)]
+    if r.distinct_on is None:
+        flags = ", ".join(f"CASE WHEN {q(PART)} = {i} THEN 1 ELSE 0 END AS {q(u)}" for i, u in enumerate(us))
+        return f"SELECT * EXCLUDE ({q(PART)}), {flags} FROM ({stacked_sql(a, r, tagged, extra=(PART,))})"
+    key = q(r.distinct_on)
+    stacked = stacked_sql(a, r, [_Positioned(a).visit(i) for i in r.inputs], extra=(POS,))
+    cols = ", ".join(q(c) for c in a.schema(r))
+    has = ", ".join(f"MAX(CASE WHEN {q(PART)} = {i} THEN 1 ELSE 0 END) OVER (PARTITION BY {key}) AS {q(u)}"
+                    for i, u in enumerate(us))  # fmt: skip
+    kept = (f"SELECT {cols}, {has} FROM ({stacked}) WHERE {key} IS NOT NULL "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {q(PART)}, {q(POS)}) = 1")  # fmt: skip
+    alone = " + ".join(q(u) for u in us)
+    only = ", ".join(f"CASE WHEN {alone} = 1 THEN {q(u)} ELSE 0 END AS {q(f'{RESERVED}_only{i}')}"
+                     for i, u in enumerate(us))  # fmt: skip
+    return f"SELECT *, {only} FROM ({kept})"
+
+
+class _Parted(PlainCompiler):
+    """The plain compiler, carrying the union rule's columns from the cells' union (`cell_union`) to the cells."""
+
+    def __init__(self, analysis: Analysis, union: n.Concat) -> None:
+        super().__init__(analysis)
+        self.union = union
+        self.carried = _union_parts(union)
+
+    def visit_Concat(self, r: n.Concat) -> str:
+        assert r is self.union, "only the cells' union is on the spine"
+        return union_sql(self.a, r)
+
+
+def _cells_union(a: Analysis) -> n.Concat | None:
+    """Return the union whose inputs the union rule checks per cell, or None (rule off, or no such union)."""
+    return cell_union(a.plan) if a.rules.complement else None
+
+
+def input_sql(a: Analysis, rel: n.Relation) -> str:
+    """Return the final aggregate's input query, with the union rule's columns when they are checked per cell."""
+    union = _cells_union(a)
+    return _Parted(a, union).visit(rel) if union is not None else PlainCompiler(a).visit(rel)
+
+
+def union_whole_sql(a: Analysis) -> list[str]:
+    """Return the union rule's whole-result counts: each input's rows (persons) of every union not checked per cell.
+
+    NB: in the MPC's order (`SpuCompiler.visit_Concat`): unions inner first, then by position in the plan.
+    """
+    if not a.rules.complement:
+        return []
+    skip = _cells_union(a)
+    out: list[str] = []
+
+    def walk(rel: n.Relation) -> None:
+        for child in n.children(rel):
+            walk(child)
+        if isinstance(rel, n.Concat) and rel is not skip:
+            parts = _union_parts(rel)
+            out.extend(f"(SELECT CAST(COALESCE(SUM({q(p)}), 0) AS BIGINT) FROM ({union_sql(a, rel)}))" for p in parts)
+
+    walk(a.plan.root)
+    return out
+
+
 def whole_flags(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> list[tuple[int, Any]]:
     """Return the whole result's (code, passes) flags, as the MPC program collects them (rule 5; rule 9)."""
     flags: list[tuple[int, Any]] = []
@@ -366,6 +455,10 @@ def whole_flags(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> list[tup
             k = analysis.plan.min_group_size
             flags += [(COMPLEMENT, disclosure.complement_ok(got[2 * i], got[2 * i + 1], k, _ge))
                       for i in range(len(pairs))]  # fmt: skip
+    union = union_whole_sql(analysis)
+    if union:  # NB: the union rule on the whole result: each input adds 0 or at least k rows (persons)
+        got = run_sql(f"SELECT {', '.join(union)}", tables).iloc[0].to_numpy(dtype=np.int64)
+        flags += [(UNION, disclosure.complement_ok(x, 0, analysis.plan.min_group_size, _ge)) for x in got]
     if analysis.register:  # NB: rule 9, on the same universe's row ids (compile/register.py)
         from ..result import REGISTER
         from .register import plain_passes
@@ -402,21 +495,38 @@ def run_plain(analysis: Analysis, tables: dict[str, pd.DataFrame], perturbation_
     assert isinstance(root, n.Aggregate)
     k = analysis.plan.min_group_size
     cells = disclosure.cell_ok(counts, k, _ge)
+    union = _union_ok(analysis, got, len(counts), k)  # NB: the union rule, per cell
     input_schema = analysis.schema(root.input)
     rules = disclosure.stat_rules(analysis)
     extras = _extras(analysis, got, len(counts))
     stats = {}
     for j, (name, a) in enumerate(root.aggs):
         kind = infer(a.arg, input_schema).kind if a.arg is not None else None
-        flags: list[tuple[int, Any]] = [(OUT_OF_RANGE, in_range[j].astype(bool))]
+        flags: list[tuple[int, Any]] = [] if union is None else [(UNION, union)]
+        flags.append((OUT_OF_RANGE, in_range[j].astype(bool)))
         flags += _cell_rule_flags(rules[name], a, kind, k, nvalid[j], values[j], extras.get(j, {}))
         ok = disclosure.statistic_ok(a, kind, k, cells, nvalid[j], values[j], _ge)
         shown = ok & np.logical_and.reduce([p for _, p in flags])
         code = np.asarray(disclosure.statistic_code(ok, flags), dtype=np.int64)
         stats[name] = (code, np.where(shown, values[j], 0))
     stats = Margins(analysis).apply(stats, plain_units(root.aggs, counts, nvalid, values, extras), np)  # NB: rule 7
-    rev = perturb_plain(analysis, tables, Revealed(cells, stats), perturbation_key)  # NB: rule 6, last per cell
+    shown = cells if union is None else cells & union
+    rev = perturb_plain(analysis, tables, Revealed(shown, stats), perturbation_key)  # NB: rule 6, last per cell
     return withhold_whole(whole_flags(analysis, tables), rev)
+
+
+def _union_ok(analysis: Analysis, got: pd.DataFrame, ncells: int, k: int) -> np.ndarray | None:
+    """Return per cell whether every union input adds 0 or at least k rows (persons) to it (final_sql's __p<j>)."""
+    names = [c for c in got.columns if c.startswith("__p") and c[3:].isdigit()]
+    if not names:
+        return None
+    _, rows = cells_of(analysis, got)
+    ok = np.ones(ncells, dtype=bool)
+    for c in names:
+        per = np.zeros(ncells, dtype=np.int64)
+        per[rows] = got[c].to_numpy(dtype=np.int64)
+        ok &= disclosure.complement_ok(per, 0, k, _ge).astype(bool)
+    return ok
 
 
 def run_summary(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> Revealed:
@@ -476,8 +586,11 @@ def final_sql(analysis: Analysis) -> str:
     for i, (name, a) in enumerate(root.aggs):  # NB: rules 2-4's columns, read by name (see _extras)
         if a.arg is not None:
             parts += _rule_sql(rules[name], a, infer(a.arg, schema).kind, i, analysis.plan.min_group_size)
+    union = _cells_union(analysis)
+    for j, p in enumerate(_union_parts(union) if union is not None else ()):  # NB: the union rule, per cell
+        parts.append(f"CAST(SUM({q(p)}) AS BIGINT) AS {q(f'__p{j}')}")
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    return f"SELECT {', '.join(keys + parts)} FROM ({PlainCompiler(analysis).visit(root.input)}){group}"
+    return f"SELECT {', '.join(keys + parts)} FROM ({input_sql(analysis, root.input)}){group}"
 
 
 def run_sql(sql: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

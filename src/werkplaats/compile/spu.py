@@ -18,9 +18,9 @@ from ..exceptions import OperationNotDefinedError
 from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
 from ..plan.visitor import Visitor
-from ..result import COMPLEMENT, REGISTER, REVEALED, UNSORTED
+from ..result import COMPLEMENT, REGISTER, REVEALED, UNION, UNSORTED
 from . import disclosure, order, register
-from .analyze import Analysis, join_renames
+from .analyze import Analysis, cell_union, join_renames
 from .kernels.aggregate import Aggregation, Leaves, needs_second_pass, values
 from .kernels.cellkey import CountRule, combine_key, group_key_is_person_key, person_key_column, record_keys
 from .kernels.core import I64, SCol, SFrame, b2i
@@ -67,6 +67,9 @@ class SpuCompiler(Visitor[SFrame]):
         self.rows = {ds: (max(real, 1), real) for ds, real in rows.items()}
         # rule 5 (complement): each filter's and inner join's input and output row counts, collected while compiling
         self.counted: list[tuple[Any, Any]] = []
+        # the union rule: each input's rows (persons) of a union whose rows reach no cell, on the whole result
+        self.union_counted: list[Any] = []
+        self.cell_union = cell_union(a.plan) if a.rules.complement else None  # NB: checked per cell instead
         # merge joins (kernels/merge.py): 1 where an input did not arrive sorted as its owner should have sent it
         self.unsorted: list[Any] = []
 
@@ -110,9 +113,12 @@ class SpuCompiler(Visitor[SFrame]):
         return replace(f, cols=cols)
 
     def visit_Select(self, r: n.Select) -> SFrame:
+        from .kernels.concat import hidden
+
         f = self.visit(r.input)
         ev = ExprEval(f)
-        return replace(f, cols={name: ev(e) for name, e in r.exprs})
+        keep = {c: f.cols[c] for c in hidden(f)}  # NB: the union rule's columns, on their way to the cells
+        return replace(f, cols={**{name: ev(e) for name, e in r.exprs}, **keep})
 
     def visit_Join(self, r: n.Join) -> SFrame:
         left, right = self.visit(r.left), self.visit(r.right)
@@ -139,6 +145,7 @@ class SpuCompiler(Visitor[SFrame]):
         The whole result's flags come from them once combined (`whole_flags`).
         """
         out = {f"whole:{i}": (jnp.stack([b, a]), "add") for i, (b, a) in enumerate(self.counted)}
+        out.update({f"union:{i}": (x, "add") for i, x in enumerate(self.union_counted)})
         if self.unsorted:
             out["unsorted"] = (sum(self.unsorted), "add")
         return out
@@ -155,16 +162,22 @@ class SpuCompiler(Visitor[SFrame]):
         return out
 
     def visit_Concat(self, r: n.Concat) -> SFrame:
-        from .kernels.concat import concat, distinct  # NB: the union across organisations (H4)
+        from .kernels.concat import concat, distinct, hidden, tag_inputs, without_hidden  # NB: the union (H4)
 
-        out = concat([self.visit(i) for i in r.inputs], self.a.schema(r))
-        if r.distinct_on is None:
-            return out
-        kept = distinct(out, r.distinct_on)
-        self.complement(out.mask, kept.mask)  # NB: the rows distinct leaves out (rule 5)
-        if self.key is not None:  # NB: rule 6: one record per person again, keyed by the kept row's person key
-            kept = replace(kept, rk=record_keys(kept.cols[r.distinct_on], self.key))
-        return kept
+        frames = [self.visit(i) for i in r.inputs]
+        out = concat(frames, self.a.schema(r))
+        if self.a.rules.complement:  # NB: the union rule: each input's part of a cell (or of the whole) is 0 or >= k
+            out = tag_inputs(out, [f.n for f in frames])
+        if r.distinct_on is not None:
+            kept = distinct(out, r.distinct_on)
+            self.complement(out.mask, kept.mask)  # NB: the rows distinct leaves out (rule 5)
+            if self.key is not None:  # NB: rule 6: one record per person again, keyed by the kept row's person key
+                kept = replace(kept, rk=record_keys(kept.cols[r.distinct_on], self.key))
+            out = kept
+        if r is not self.cell_union:  # NB: its rows reach no cell as they are: each input's whole part instead
+            self.union_counted += [(out.mask * out.cols[c].ok).sum() for c in hidden(out)]
+            out = without_hidden(out)
+        return out
 
     def visit_Glm(self, r: n.Glm) -> SFrame:
         return self.visit(r.input)  # NB: a summary is only a root: program() computes it from its input
@@ -278,6 +291,10 @@ def whole_flags(a: Analysis, combined: dict[str, Any]) -> list[tuple[int, Any]]:
     while f"whole:{i}" in combined:
         v = combined[f"whole:{i}"]
         out.append((COMPLEMENT, disclosure.complement_ok(v[0], v[1], a.plan.min_group_size, _ge)))
+        i += 1
+    i = 0
+    while f"union:{i}" in combined:  # NB: the union rule on the whole result: each input adds 0 or >= k
+        out.append((UNION, disclosure.complement_ok(combined[f"union:{i}"], 0, a.plan.min_group_size, _ge)))
         i += 1
     if "unsorted" in combined:  # NB: a merge join's inputs were not sorted (kernels/merge.py): nothing is released
         out.insert(0, (UNSORTED, 1 - _ge(combined["unsorted"], 1)))

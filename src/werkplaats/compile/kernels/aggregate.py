@@ -26,8 +26,9 @@ import jax.numpy as jnp
 
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
-from ...result import EXTREME, FEW_CONTRIBUTORS, OUT_OF_RANGE, QUANTILE_SIDES
+from ...result import EXTREME, FEW_CONTRIBUTORS, OUT_OF_RANGE, QUANTILE_SIDES, UNION
 from .. import disclosure
+from .concat import hidden
 from .core import (
     BIG,
     F64,
@@ -248,6 +249,7 @@ class Aggregation:
     rules: dict[str, disclosure.StatRule] | None = None
     kinds: dict[str, str] = field(default_factory=dict)  # the arguments' kinds (static; set by _args)
     index: dict[tuple[str, str], int] = field(default_factory=dict)  # rows of the first pass's "sums"
+    union: list[int] = field(default_factory=list)  # rows of "sums": each union input's rows (persons) per cell
 
     def rule(self, name: str) -> disclosure.StatRule:
         return (self.rules or {}).get(name, disclosure.StatRule())
@@ -311,6 +313,10 @@ class Aggregation:
                 if in_range is not None:
                     out[f"{name}:qr"] = (in_range, NONE)
         self.index = index
+        self.union = []
+        for tag in hidden(frame):  # NB: the union rule (kernels/concat.py): each input's part of each cell
+            self.union.append(len(first))
+            first.append(frame.mask * frame.cols[tag].ok)
         out = {"sums": (m.matrix_sums(first), "add"), **out}
         if self.count_rule is not None:
             rk = self.count_rule.partial(frame, m, self.aggs, args, weights)
@@ -375,10 +381,14 @@ class Aggregation:
         index = self.index
         rows = sums[0]
         cells = disclosure.cell_ok(rows, k, _ge)
-        outs: list[Any] = [cells]
+        union = None
+        for i in self.union:  # NB: the union rule: every input adds 0 or at least k rows (persons) to the cell
+            ok_i = disclosure.complement_ok(sums[i], 0, k, _ge)
+            union = ok_i if union is None else union * ok_i
+        outs: list[Any] = [cells if union is None else cells * union]
         for name, agg in self.aggs:
             sr = self.rule(name)
-            flags: list[tuple[int, Any]] = []
+            flags: list[tuple[int, Any]] = [] if union is None else [(UNION, union)]
             if agg.func == "len":
                 value, nvalid, arg_kind = rows, rows, None
             else:
