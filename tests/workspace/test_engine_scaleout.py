@@ -121,8 +121,8 @@ def test_a_bucketed_jobs_party_gets_the_pinned_worker_links_and_the_engines_own_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     n = _node(tmp_path)
-    e = n.engine
-    e.take(_bucketed(n.job))
+    e, n.job = n.engine, _bucketed(n.job)  # NB: the bucket shares are made for n.job (its bucket key version)
+    e.take(n.job)
     assert 7 in e.jobs, n.hub.reasons()
     sent = io.BytesIO()
     ended: list[tuple[bool, bool]] = []
