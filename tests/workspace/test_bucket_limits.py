@@ -27,7 +27,7 @@ from werkplaats.mpc.share import share_arrays, share_dataset
 from werkplaats.plan.serde import plan_from_dict, plan_hash, plan_to_dict
 from werkplaats.synth.generate import generate
 from werkplaats.synth.write import region_datasets
-from werkplaats.workspace import db, pki
+from werkplaats.workspace import db, engine_run, pki
 from werkplaats.workspace.catalog_io import dataset_entry
 from werkplaats.workspace.config import ConfigError, EngineConfig, HubConfig, job_setting
 from werkplaats.workspace.engine import Engine
@@ -256,6 +256,7 @@ def test_an_engine_takes_a_job_within_its_limits_and_one_without_row_counts(tmp_
     assert 9 in e.jobs
     with pytest.raises(wp.WerkplaatsError, match=r"memory budget of 0\.6 GB"):
         check_memory(_analysis_of(job), {"ggd/meldingen": 200_000}, False, 0.6)  # NB: what the late check says
+    assert engine_run.check_memory is check_memory  # NB: one model and one message, early and late
 
 
 def test_a_bug_in_the_early_check_fails_no_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,6 +38,7 @@ from ..plan.serde import canonical_json, plan_from_dict
 from .catalog_io import rounded
 from .inbox import send_from_files
 from .jobs import catalog_of, job_analysis
+from .memory import check_memory as check_memory  # NB: the late check (the early one: memory.check_take)
 from .messages import JobPayload, JobState, PartState, ShareHeader
 
 if TYPE_CHECKING:
@@ -73,18 +74,6 @@ def perturbation_key_part(state_dir: Path) -> int:
     with os.fdopen(fd, "wb") as f:
         f.write(secrets.token_bytes(8))
     return int.from_bytes(path.read_bytes()[:8], "little", signed=True)
-
-
-def check_memory(a: Any, rows: dict[str, int], bucketed: bool, budget_gb: float) -> None:
-    """Raise unless one (bucket's) program over tables of `rows` rows fits this engine's memory budget."""
-    from ..mpc.buckets import estimate_bytes
-
-    need = estimate_bytes(a, rows, bucketed=bucketed)
-    if need > budget_gb * 1e9:
-        what = "per bucket" if bucketed else "for the job"
-        msg = (f"the party would need about {need / 1e9:.1f} GB {what}, more than this engine's memory budget "
-               f"of {budget_gb:g} GB (memory_budget_gb in engine.toml): refused")  # fmt: skip
-        raise WerkplaatsError(msg)
 
 
 def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, ShareHeader]],
