@@ -188,6 +188,10 @@ def test_a_job_runs_on_the_spare_parties_and_leaves_one_new_spare_each(ws: Local
     for i in range(3):
         assert progress[f"engine{i}"]["party_spare"] == 1.0, progress[f"engine{i}"]
         assert progress[f"engine{i}"]["party_start_s"] < 1.0  # NB: a fresh party takes 1.5 s and more
-    after = wait_until(lambda: one_spare_each(dirs), 60, "a new spare per engine, the job's party gone")
-    for b, a in zip(before, after, strict=True):
-        assert not (a & b) and not any(alive(p) for p in b)
+
+    def new_spares() -> list[set[int]] | None:
+        got = one_spare_each(dirs)
+        return got if got and all(not (g & b) for g, b in zip(got, before, strict=True)) else None
+
+    wait_until(new_spares, 60, "a new spare per engine, the job's party gone")
+    assert not any(alive(p) for b in before for p in b)  # NB: the job's parties (the old spares) exited
