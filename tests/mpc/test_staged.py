@@ -1,10 +1,10 @@
 """Bucketed (staged) programs, without the party runtime: SPU's simulator runs each stage's programs.
 
 The tables are split into buckets by a test hash of the person key, padded and encoded as the
-owners would; every stage's partial runs once per bucket (one compiled program), the partials
-combine bucket by bucket, and the step runs on the combination, exactly as `compile.staged`
-describes. Every value between the programs is revealed here (a simulator), which the real
-runtime never does. The result must equal the plain executor's (DuckDB), cell for cell and
+owners would (tests/mpc/owner_buckets.py); every stage's partial runs once per bucket (one compiled
+program), the partials combine bucket by bucket, and the step runs on the combination, exactly as
+`compile.staged` describes. Every value between the programs is revealed here (a simulator), which
+the real runtime never does. The result must equal the plain executor's (DuckDB), cell for cell and
 code for code. The heavy differential set is ``pytest -m slow tests/mpc/test_staged.py``.
 """
 
@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import werkplaats as wp
+from tests.mpc.owner_buckets import bucket_inputs, bucket_of
 from tests.mpc.test_differential import plans, tables
 from tests.mpc.test_rules_cells import RULES
 from werkplaats.catalog.schema import infer_schema
@@ -69,55 +70,6 @@ SPREAD = (wp.scan("p").group_by("gemeente", "ziek")
 ROUND_EXTREMES = replace(wp.DisclosureRules(cells_per_source=False), extremes="round")
 
 
-def bucket_of(keys: pd.Series, count: int) -> np.ndarray:
-    """Return a test hash of the person key mod count (the real one is keyed: mpc/buckets.py)."""
-    h = (keys.to_numpy(dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
-    return (h % np.uint64(count)).astype(np.int64)
-
-
-def split(
-    a: Analysis,
-    tables: dict[str, pd.DataFrame],
-    count: int,
-    key: str = "bsn",
-    pad: int = 2,
-    raw: dict[str, pd.DataFrame] | None = None,
-) -> tuple[list[Any], list[list[np.ndarray]], dict[str, int]]:
-    """Return the bucketed slots, per bucket the encoded inputs (in slot order), and the padded sizes.
-
-    raw: the owners' whole tables, for the person key where the plan does not read it (same rows, same order).
-    """
-    which = {ds: bucket_of((df if key in df else (raw or {})[ds])[key], count) for ds, df in tables.items()}
-    parts = {ds: [df[which[ds] == b] for b in range(count)] for ds, df in tables.items()}
-    padded = {ds: max(len(p) for p in ps) + pad for ds, ps in parts.items()}
-    slots = layout(a, padded, bucketed=True)
-    order = list(dict.fromkeys(s.dataset for s in slots))
-    buckets = []
-    for b in range(count):
-        arrays: list[np.ndarray] = []
-        for ds in order:
-            arrays += encode_bucket(a, ds, parts[ds][b].reset_index(drop=True), [s for s in slots if s.dataset == ds])
-        buckets.append(arrays)
-    return slots, buckets, padded
-
-
-def encode_bucket(a: Analysis, ds: str, df: pd.DataFrame, slots: list[Any]) -> list[np.ndarray]:
-    """Return one bucket's arrays: its real rows, then all-zero rows up to the padded size; ROW marks real rows."""
-    try:
-        return encode(a, ds, df, slots)  # NB: an encode that pads buckets itself (issue 13, mpc/encode.py)
-    except (KeyError, AssertionError):
-        pass
-    size = slots[0].shape[0]
-    plain = layout(a, {ds: len(df)})
-    arrays = encode(a, ds, df, plain)
-    assert [(s.column, s.encoding) for s in plain] == [(s.column, s.encoding) for s in slots[1:]]
-    out = [(np.arange(size) < len(df)).astype(np.int64)]
-    for x in arrays:
-        x = x[: len(df)]
-        out.append(np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)]))
-    return out
-
-
 class Sim:
     """SPU's three-party simulator under the plan's runtime configuration; each program compiled once."""
 
@@ -137,7 +89,7 @@ class Sim:
 def run_staged(a: Analysis, tables: dict[str, pd.DataFrame], count: int, key: int = KEY, person: str = "bsn",
                raw: dict[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, Any]:  # fmt: skip
     """Return the staged program's result frame over count buckets, and the staged program."""
-    slots, buckets, padded = split(a, tables, count, person, raw=raw)
+    slots, buckets, padded = bucket_inputs(a, tables, count, person, raw=raw)
     sp = build_staged(a, slots, padded, buckets=count)
     sim = Sim(a)
     state: list[Any] = [np.asarray([p], dtype=np.int64) for p in split_key(key)][: key_inputs(a)]

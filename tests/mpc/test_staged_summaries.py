@@ -7,7 +7,7 @@ in SPU's simulator (three parties in one process, the model precision FM128/40):
 bucket by bucket, the partials combined as the contract's ops say. The test's runner reveals the
 partials between the calls (the simulator returns values); the parties' runtime keeps them secret
 (`test_partials_never_leave_the_mpc` checks the programs' structure). Buckets are rows split by the
-person key and padded with all-zero rows whose ROW slot is 0, as the owners do (`mpc.buckets`).
+person key and padded with all-zero rows whose ROW slot is 0, as the owners do (tests/mpc/owner_buckets.py).
 
 The larger runs are slow-marked:
 ``flock /tmp/werkplaats-heavy.lock .venv/bin/python -m pytest -q -m slow tests/mpc/test_staged_summaries.py``.
@@ -25,8 +25,9 @@ import pytest
 
 import werkplaats as wp
 from tests.compile.test_glm import close, people
+from tests.mpc.owner_buckets import bucket_inputs
 from werkplaats.compile.analyze import Analysis
-from werkplaats.compile.layout import ROW, layout
+from werkplaats.compile.layout import layout
 from werkplaats.compile.models import summary_module
 from werkplaats.compile.spu import build_program
 from werkplaats.compile.staged import Leaf, Stage, build_staged
@@ -118,35 +119,7 @@ def run_staged(sim: Any, stages: list[Stage], buckets: list[list[np.ndarray]],
     return state
 
 
-# --- buckets as the owners make them ---------------------------------------------------------------
-
-
-def bucket_inputs(a: Analysis, tables: dict[str, pd.DataFrame], count: int,
-                  key: str = "bsn") -> tuple[list[list[np.ndarray]], dict[str, int]]:  # fmt: skip
-    """Split every table by its person key into `count` buckets, encode and pad them: each bucket's inputs.
-
-    A bucket's inputs are the slots of layout(padded, bucketed=True): per dataset its ROW slot (1 for a
-    real row, 0 for padding), then the unbucketed slots' arrays padded with zero rows.
-    """
-    padded = {ds: max(int(np.bincount(df[key].to_numpy() % count, minlength=count).max()), 1) + 3
-              for ds, df in tables.items()}  # fmt: skip
-    slots = layout(a, padded, bucketed=True)
-    datasets = list(dict.fromkeys(s.dataset for s in slots))
-    out = []
-    for b in range(count):
-        inputs: list[np.ndarray] = []
-        for ds in datasets:
-            df = tables[ds]
-            part = df[df[key].to_numpy() % count == b].reset_index(drop=True)
-            arrays = encode(a, ds, part, layout(a, {ds: len(part)}))
-            size = padded[ds]
-            inputs.append(np.concatenate([np.ones(len(part), np.int64), np.zeros(size - len(part), np.int64)]))
-            for arr in arrays:
-                pad = np.zeros((size - arr.shape[0], *arr.shape[1:]), dtype=arr.dtype)
-                inputs.append(np.concatenate([arr[: len(part)], pad]) if len(part) else pad)
-        out.append(inputs)
-    assert [s.column for s in slots if s.column == ROW] == [ROW] * len(datasets)
-    return out, padded
+# --- the stages as a party builds them -------------------------------------------------------------
 
 
 def staged_program(a: Analysis, padded: dict[str, int]) -> list[Stage]:
@@ -174,7 +147,7 @@ def result(a: Analysis, outs: list[np.ndarray]) -> pd.DataFrame:
 
 def staged(sim: Any, a: Analysis, tables: dict[str, pd.DataFrame], count: int,
            timings: list[tuple[str, float]] | None = None) -> tuple[list[np.ndarray], list[Stage]]:  # fmt: skip
-    buckets, padded = bucket_inputs(a, tables, count)
+    _, buckets, padded = bucket_inputs(a, tables, count)
     stages = staged_program(a, padded)
     return run_staged(sim, stages, buckets, timings), stages
 
