@@ -197,3 +197,25 @@ def _union_plans(draw: st.DrawFn) -> wp.LazyFrame:
 def test_union_mpc_equals_plain_on_random_tables_and_plans(cluster: LocalCluster, t: dict[str, pd.DataFrame],
                                                             q: wp.LazyFrame) -> None:  # fmt: skip
     _both(q, t, cluster)
+
+
+def test_the_union_rule_withholds_the_same_cells_as_plain(cluster: LocalCluster) -> None:
+    """Each input adds 0 or >= k rows (without distinct), persons and only persons (distinct) to a cell."""
+    g = ["Assen", "Emmen", "Meppel"]
+    a = pd.DataFrame({"bsn": pd.array(np.arange(0, 60), dtype="Int64"),
+                      "gemeente": pd.Categorical(np.repeat(g, 20), categories=g),
+                      "spoed": pd.array([True, False] * 30, dtype="boolean")})  # fmt: skip
+    # B: in Assen 10 persons also in A and one of its own (500), in Emmen 11 and in Meppel 3 of its own
+    b = pd.DataFrame({"bsn": pd.array([*range(10), 500, *range(200, 211), 300, 301, 302], dtype="Int64"),
+                      "gemeente": pd.Categorical(["Assen"] * 11 + ["Emmen"] * 11 + ["Meppel"] * 3, categories=g),
+                      "spoed": pd.array([True] * 25, dtype="boolean")})  # fmt: skip
+    t = {"ziekenhuis_a/opnamen": a, "ziekenhuis_b/opnamen": b}
+    rules = wp.DisclosureRules(person_keys=("bsn",), counts="exact", cells_per_source=False, secondary=False)
+    union = "an input of the union adds between 1 and 9 rows or persons to it (the union rule)"
+    rows = wp.concat([A, B]).group_by("gemeente").agg(n=wp.count(), spoed=wp.col("spoed").sum())
+    got = _both(rows, t, cluster, k=10, rules=rules).set_index("gemeente")
+    assert got.loc[["Assen", "Emmen"], "n"].tolist() == [31, 31] and got.loc["Meppel", "reason"] == union
+    persons = wp.concat([A, B], distinct_on="bsn").group_by("gemeente").agg(n=wp.count())
+    got = _both(persons, t, cluster, k=10, rules=rules).set_index("gemeente")
+    assert got.loc["Emmen", "n"] == 31 and got.loc["Meppel", "reason"] == union
+    assert got.loc["Assen", "reason"] == union  # NB: B has 11 persons in Assen, but only one that A does not have
