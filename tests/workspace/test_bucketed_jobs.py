@@ -59,7 +59,9 @@ def _bucket(n: Node, bucket: int | None, *, buckets: int = COUNT, rows: int = 10
                     digest=hashlib.sha256(blobs[0]).hexdigest(), plan_hash=plan_hash or n.job.plan_hash,
                     schema_sha256=sha256(canonical(n.job.schemas["ggd/meldingen"])),
                     rules_sha256=sha256(canonical(n.job.rules)), bucket=bucket,
-                    buckets=buckets if bucket is not None else 0)  # fmt: skip
+                    buckets=buckets if bucket is not None else 0,
+                    key_version=(n.job.buckets.key_version if n.job.buckets and bucket is not None
+                                 else None))  # fmt: skip
     h = h.model_copy(update={"signature": pki.sign(pki.load_signing_key(n.key), canonical(h.signed_part()))})
     if damage:
         blobs = [bytes([255]) * size]  # NB: another share under the signed header (its digest no longer matches)
