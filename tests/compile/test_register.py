@@ -7,17 +7,14 @@ tests/mpc/test_register.py.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 import werkplaats as wp
-from werkplaats.compile.register import MAX_REGISTERED, Register, RegisterEntry, checks, universe
+from werkplaats.compile.register import MAX_REGISTERED, Register, RegisterEntry, universe
 from werkplaats.exceptions import PlanError
 from werkplaats.local import prepare
 
@@ -178,67 +175,3 @@ def test_an_entry_round_trips_and_holds_no_values() -> None:
     e = reg.entries[0]
     assert RegisterEntry.from_dict(e.to_dict()) == e
     assert e.released == (("A",), ("B",)) and "inkomen" not in e.plan  # NB: cell definitions only
-
-
-# --- the compiled program's view (register.checks): definitions compiled in, releases as inputs ---------
-
-
-def grown(a: int, b: int) -> dict[str, pd.DataFrame]:
-    """A table of a people in gemeente A and b in B (the same dataset at another time)."""
-    g = pd.Categorical(["A"] * a + ["B"] * b, categories=["A", "B"])
-    return {"d": pd.DataFrame({"bsn": np.arange(a + b), "gemeente": g})}
-
-
-def per_gemeente() -> wp.LazyFrame:
-    return wp.scan("d").group_by("gemeente").agg(n=wp.count())
-
-
-def released_at(tables: dict[str, pd.DataFrame], k: int) -> RegisterEntry:
-    """Return the register entry of per_gemeente released over tables at k."""
-    reg = Register()
-    wp.run_local(per_gemeente(), tables, engine="plain", min_group_size=k, rules=REGISTER_ONLY, register=reg)
-    assert len(reg) == 1
-    return reg.entries[0]
-
-
-def test_a_programs_register_shape_is_its_definitions_not_their_releases() -> None:
-    only_a, only_b = released_at(grown(6, 2), 5), released_at(grown(3, 12), 10)  # NB: A at k = 5; B at k = 10
-    got = []
-    for entries in ([], [only_a], [only_a] * 11 + [only_b], [only_b]):
-        a, _ = prepare(per_gemeente(), grown(5, 2), min_group_size=5, rules=REGISTER_ONLY, register=Register(entries))
-        got.append(checks(a))
-    assert all(c.own and not c.others for c in got)
-    assert len({json.dumps(c.shape(), sort_keys=True) for c in got}) == 1  # NB: one program for every register
-    assert [c.thresholds[0][:2].tolist() for c in got] == [[0, 0], [4, 0], [4, 9], [0, 9]]  # NB: max(k, its k) - 1
-    # another definition of the same rows (a filter) is compiled in: another shape
-    narrower = Register()
-    q = wp.scan("d").filter(wp.col("bsn") >= 1).group_by("gemeente").agg(n=wp.count())
-    wp.run_local(q, grown(6, 2), engine="plain", min_group_size=5, rules=REGISTER_ONLY, register=narrower)
-    a, _ = prepare(per_gemeente(), grown(5, 2), min_group_size=5, rules=REGISTER_ONLY,
-                   register=Register([only_a, *narrower.entries]))  # fmt: skip
-    c = checks(a)
-    assert len(c.others) == 1 and c.shape() != got[0].shape() and c.thresholds[1][:2].tolist() == [4, 0]
-    # rule 9 off, or not comparable: nothing to check, no inputs
-    off, _ = prepare(per_gemeente(), grown(5, 2), min_group_size=5, rules=wp.DisclosureRules.cells_only())
-    assert checks(off).shape() == {"own": False, "definitions": [], "cells": []}
-
-
-def test_the_own_definitions_check_matches_every_pair() -> None:
-    from werkplaats.compile.kernels.register import _own_bad
-    from werkplaats.mpc.runtime import enable_x64
-
-    enable_x64()  # NB: as a party does (int64 rings)
-    own_bad = jax.jit(_own_bad)
-    rng = np.random.default_rng(13)
-    outcomes = set()
-    for _ in range(300):
-        cells, k = int(rng.integers(1, 6)), int(rng.integers(1, 6))
-        size = rng.integers(0, 3 * k + 2, cells)
-        t = np.where(rng.random(cells) < 0.6, rng.integers(k - 1, 4 * k, cells), 0)  # NB: 0: no release registered
-        shown = (size >= k).astype(np.int64)
-        # the general check: cells of one definition are disjoint (|i ∩ j| = |i| if i = j else 0)
-        sd = size[:, None] + size[None, :] - 2 * np.diag(size)
-        want = int((shown[:, None] * (sd >= 1) * (sd <= t[None, :])).sum() > 0)
-        assert int(own_bad(jnp.asarray(size), jnp.asarray(shown), jnp.asarray(t)) > 0) == want, (size, k, t)
-        outcomes.add(want)
-    assert outcomes == {0, 1}  # NB: both decisions were tried

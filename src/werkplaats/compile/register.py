@@ -262,67 +262,6 @@ def entries_to_json(a: Analysis) -> list[dict[str, Any]] | None:
     return [r.entry.to_dict() for r in a.register] or None
 
 
-# --- the program's view: cell definitions compiled in, released cells as public inputs ----------
-
-
-def definition_key(p: n.Plan) -> str:
-    """Return the canonical JSON of a cell definition without its k (the cells it makes, not who asked)."""
-    return canonical_json(n.Plan(p.root, 1))
-
-
-@dataclass(frozen=True)
-class Checks:
-    """Rule 9's check as a compiled program sees it (public; `kernels/register.py` computes it).
-
-    own: the plan's own cells are checked against the registered releases of the same cell
-    definition (rule 9 on, a comparable universe), with or without such entries, so that a
-    repeated query keeps its program. others: the other registered cell definitions of the
-    universe (each recomputed in the program: their plans are compiled in), in the order of
-    ``keys`` (their `definition_key`). thresholds: per checked definition (own first when own,
-    then others), per cell in key_grid order, ``max(k, k of the release) − 1`` of the strictest
-    registered release of that cell, 0 where none is registered (a difference of 1 … threshold
-    rows withholds the result). The thresholds are the program's public inputs, so which cells
-    were released and how many releases there were change no program: only the definitions do.
-    """
-
-    own: bool
-    others: tuple[Analysis, ...]
-    keys: tuple[str, ...]
-    thresholds: tuple[np.ndarray, ...]
-
-    def shape(self) -> dict[str, Any]:
-        """Return what of the check a program is built from (part of its cache key)."""
-        return {"own": self.own, "definitions": list(self.keys), "cells": [len(t) for t in self.thresholds]}
-
-
-def checks(a: Analysis) -> Checks:
-    """Return rule 9's check of a plan with its attached entries (see Checks)."""
-    root = a.plan.root
-    if not (a.rules.register and isinstance(root, n.Aggregate) and universe(a) is not None):
-        return Checks(False, (), (), ())
-    k = a.plan.min_group_size
-    mine = cell_definitions(a)
-    try:  # NB: as attach checks a registered one, so that the same query's entries are recognised as its own
-        own = definition_key(check(mine, a.catalog, DisclosureRules.cells_only()).plan)
-    except PlanError:
-        own = definition_key(mine)  # NB: then its entries are checked as another definition's: the same decision
-    grid = key_grid([a.schema(root.input)[c].grouping_domain or () for c in root.keys])
-    by_key: dict[str, tuple[Analysis, np.ndarray]] = {own: (a, np.zeros(len(grid), dtype=np.int64))}
-    for r in a.register:
-        d = definition_key(r.analysis.plan)
-        if d not in by_key:
-            rr = r.analysis.plan.root
-            assert isinstance(rr, n.Aggregate)
-            cells = len(key_grid([r.analysis.schema(rr.input)[c].grouping_domain or () for c in rr.keys]))
-            by_key[d] = (r.analysis, np.zeros(cells, dtype=np.int64))
-        t = by_key[d][1]
-        kk = max(k, r.analysis.plan.min_group_size)
-        t[r.released] = np.maximum(t[r.released], kk - 1)  # NB: of several releases of a cell, the strictest
-    others = sorted(d for d in by_key if d != own)
-    return Checks(True, tuple(by_key[d][0] for d in others), tuple(others),
-                  tuple(by_key[d][1] for d in [own, *others]))  # fmt: skip
-
-
 class Register:
     """A query register for local runs: `run_local(..., register=reg)` checks against it and records releases.
 

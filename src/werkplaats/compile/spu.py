@@ -19,7 +19,7 @@ from ..plan import nodes as n
 from ..plan.types import column_dtype, date_part_domain
 from ..plan.visitor import Visitor
 from ..result import COMPLEMENT, REGISTER, REVEALED, UNION, UNSORTED
-from . import disclosure, order, register
+from . import disclosure, order
 from .analyze import Analysis, cell_union, join_renames
 from .kernels.aggregate import Aggregation, Leaves, needs_second_pass, values
 from .kernels.cellkey import CountRule, combine_key, group_key_is_person_key, person_key_column, record_keys
@@ -54,9 +54,8 @@ class SpuCompiler(Visitor[SFrame]):
     name = "the MPC executor"
 
     def __init__(self, a: Analysis, slots: list[Slot], inputs: list[Any], rows: dict[str, int],
-                 key_parts: list[Any] | None = None, thresholds: tuple[Any, ...] | None = None) -> None:  # fmt: skip
+                 key_parts: list[Any] | None = None) -> None:  # fmt: skip
         self.a = a
-        self.thresholds = thresholds  # NB: rule 9's public inputs (None: compiled in)
         # NB: the owners ordered their rows for this analysis (compile/order.py); rule 9's compilers keep it
         self.order_a = a
         # NB: rule 6: the perturbation key K, from the engines' secret parts (kernels/cellkey.py)
@@ -199,7 +198,6 @@ class SpuCompiler(Visitor[SFrame]):
         assert isinstance(root, n.Aggregate)
         f = self.visit(root.input)
         passes = AggregatePasses(self.a, 1)
-        passes.thresholds = self.thresholds
         p1 = values(passes.first(self, f))
         derived = passes.between(p1)
         p2 = values(passes.second(self, f, p1, derived)) if passes.two_pass else {}
@@ -227,9 +225,6 @@ class AggregatePasses:
         self.rules = disclosure.stat_rules(a)
         self.agg: Aggregation | None = None
         self.bound = UNKNOWN_ROWS_BOUND
-        self.thresholds: tuple[Any, ...] | None = (
-            None  # NB: rule 9's public inputs; None: compiled in (register.Checks)
-        )
 
     @property
     def two_pass(self) -> bool:
@@ -255,10 +250,10 @@ class AggregatePasses:
     def first(self, compiler: SpuCompiler, f: SFrame) -> Leaves:
         """Return the first pass's partials over the frame f that compiler built (and rules 9 and 5's)."""
         out = self.aggregation(f).first(f)
-        if register.checks(self.a).own:  # NB: rule 9: registered cells recomputed from the same inputs
+        if self.a.register:  # NB: rule 9: registered cells recomputed from the same inputs (kernels/register.py)
             from .kernels.register import register_partial
 
-            out.update(register_partial(compiler, f))
+            out.update(register_partial(compiler))
         out.update(compiler.whole_leaves())
         return out
 
@@ -277,10 +272,10 @@ class AggregatePasses:
         assert self.agg is not None, "the first pass is traced first"
         outs = self.agg.finish(p1, derived, p2, self.bound)
         flags = whole_flags(self.a, p1)
-        if register.checks(self.a).own:
+        if self.a.register:
             from .kernels.register import register_finish
 
-            flags.append((REGISTER, register_finish(self.a, p1, self.thresholds)))
+            flags.append((REGISTER, register_finish(self.a, p1)))
         return withhold_whole(flags, outs)
 
 
@@ -315,21 +310,15 @@ def _ge(x: Any, t: int) -> Any:
     return b2i(x >= t)
 
 
-def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int], *,
-                  register_inputs: bool = False) -> Callable[..., tuple[Any, ...]]:  # fmt: skip
+def build_program(a: Analysis, slots: list[Slot], rows: dict[str, int]) -> Callable[..., tuple[Any, ...]]:
     """Return the JAX function of a plan: encoded inputs in, suppressed per-cell outputs out.
 
-    rows gives each dataset's real row count (public metadata). The inputs are the slots, then,
-    with register_inputs, rule 9's thresholds (public, `register.Checks.thresholds`; without,
-    they are compiled in), then the engines' parts of the perturbation key when the plan needs
-    it (key_inputs). The bucketed program is `compile.staged.build_staged`; both run the same
-    passes (`AggregatePasses`); it compiles rule 9's thresholds in.
+    rows gives each dataset's real row count (public metadata). The bucketed program is
+    `compile.staged.build_staged`; both run the same passes (`AggregatePasses`).
     """
-    ns = len(slots)
-    nt = len(register.checks(a).thresholds) if register_inputs else 0
 
     def program(*inputs: Any) -> tuple[Any, ...]:
-        ts = tuple(inputs[ns : ns + nt]) if register_inputs else None
-        return tuple(SpuCompiler(a, slots, list(inputs[:ns]), rows, list(inputs[ns + nt :]), ts).program())
+        # NB: after the slots, the engines' three parts of the perturbation key when the plan needs it (key_inputs)
+        return tuple(SpuCompiler(a, slots, list(inputs[: len(slots)]), rows, list(inputs[len(slots) :])).program())
 
     return program

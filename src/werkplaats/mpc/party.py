@@ -10,13 +10,11 @@ of the outputs, and drops every share of the job afterwards.
 Security model: the party holds only its replicated shares of the inputs and outputs,
 which alone reveal nothing; the plan, schemas, row counts and addresses in the header
 are public. It runs only the program it compiled from the plan, and checks that it got
-one share per program input; the program's public inputs (rule 9's thresholds, made from the
-header's register: which cells earlier releases showed) it makes itself, in the clear.
-Approvals and the owners' signatures are not its business: in a workspace its parent,
-the engine service, verifies both before it hands the shares over; in the local cluster
-the parent is the data owners' own coordinator. With TLS files in the header, the links
-to the peers are mutual TLS that trusts only the CA file named there (an engine passes
-its two peers' pinned, self-signed link certificates).
+one share per program input. Approvals and the owners' signatures are not its business:
+in a workspace its parent, the engine service, verifies both before it hands the
+shares over; in the local cluster the parent is the data owners' own coordinator. With
+TLS files in the header, the links to the peers are mutual TLS that trusts only the CA file
+named there (an engine passes its two peers' pinned, self-signed link certificates).
 Its log holds timings, program keys (hashes of public metadata) and tracebacks, never
 data or shares.
 
@@ -135,22 +133,6 @@ def exchange_key_parts(link: Any, rank: int, part: int, precision: str = "standa
     return out
 
 
-def public_shares(prog: Program, rank: int, world: int) -> list[Any]:
-    """Return this party's shares of a program's public inputs (rule 9's thresholds): the values themselves.
-
-    Every party makes them from the same run header, so no party sends them; a public share is the
-    value in the clear (SPU's VIS_PUBLIC), as the program was compiled to expect.
-    """
-    if not prog.public:
-        return []
-    import numpy as np
-    import spu
-    from spu import libspu
-
-    io = spu.Io(world, runtime_config(prog.precision))
-    return [io.make_shares(np.asarray(x, dtype=np.int64), libspu.Visibility.VIS_PUBLIC)[rank] for x in prog.public]
-
-
 Message = tuple[dict[str, Any], list[bytes]]
 
 
@@ -173,13 +155,7 @@ def run_job(rank: int, header: PartyHeader, blobs: list[bytes], cache: ProgramCa
     prog = load_program(header, cache)
     exe = prog.exe
     key_part = _key_part(blobs.pop()) if header.key_part else None
-    nkey = len(exe.input_names) - prog.inputs - len(prog.public)
-    if nkey < 0:
-        msg = (
-            f"the program takes {len(exe.input_names)} inputs, fewer than this job's {prog.inputs} shares and "
-            f"{len(prog.public)} public inputs"
-        )
-        raise ValueError(msg)
+    nkey = len(exe.input_names) - prog.inputs
     if nkey and key_part is None:
         msg = "the program perturbs counts but this party was given no part of the perturbation key"
         raise ValueError(msg)
@@ -231,13 +207,12 @@ def _run_single(rank: int, header: PartyHeader, prog: Program, shares: list[Any]
     import spu
 
     exe = prog.exe
-    nkey = len(exe.input_names) - prog.inputs - len(prog.public)
+    nkey = len(exe.input_names) - prog.inputs
     w0 = _io_written()
     t1 = time.perf_counter()
     rt = spu.Runtime(link, runtime_config(prog.precision))
     vals = list(shares)
     shares.clear()  # NB: the caller's list too: the runtime holds the only copy of the inputs
-    vals += public_shares(prog, rank, link.world_size)
     if nkey:
         assert key_part is not None
         vals += exchange_key_parts(link, rank, key_part, prog.precision)

@@ -6,8 +6,6 @@ programs it compiled, keyed by everything a program is derived from:
 
 - the canonical JSON of the plan, the schemas (code lists, date ranges) and each
   table's row count (which fix the input shapes);
-- rule 9's registered cell definitions (`compile.register.Checks.shape`), not which cells
-  their releases showed: those are the program's public inputs (`Program.public`);
 - the SPU runtime configuration (protocol, field, fixed-point bits, sort method, ...);
 - the versions of werkplaats, SPU, JAX and jaxlib, and a digest of werkplaats' own
   compiler source (so a changed kernel in a development checkout is compiled afresh).
@@ -75,7 +73,6 @@ class Program:
     compile_s: float  # time spent getting it for this job
     compiled_in_s: float  # time its compilation took when it was compiled
     precision: str = "standard"  # the runtime's (mpc/runtime.precision_of): the ring its shares live in
-    public: tuple[Any, ...] = ()  # this job's public inputs after the shares (rule 9's thresholds; numpy arrays)
 
 
 @cache
@@ -220,15 +217,14 @@ class ProgramCache:
                 p.unlink()
 
 
-def _compile(fn: Any, args: list[Any], public: range = range(0)) -> Any:
-    """Compile a JAX function; its inputs are secret but those at the `public` positions."""
+def _compile(fn: Any, args: list[Any]) -> Any:
     from spu import libspu
     from spu.utils import frontend
 
     names = [f"in{i}" for i in range(len(args))]
-    vis = [libspu.Visibility.VIS_PUBLIC if i in public else libspu.Visibility.VIS_SECRET for i in range(len(args))]
     exe, _ = frontend.compile(
-        frontend.Kind.JAX, fn, args, {}, names, vis, lambda outs: [f"out{i}" for i in range(len(outs))],
+        frontend.Kind.JAX, fn, args, {}, names, [libspu.Visibility.VIS_SECRET] * len(args),
+        lambda outs: [f"out{i}" for i in range(len(outs))],
     )  # fmt: skip
     return exe
 
@@ -245,16 +241,15 @@ def _sort_yardstick(size: int) -> Any:
     return fn, [shape, shape]
 
 
-def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any, tuple[Any, ...]]:
-    """Return a plan job's public key material, a thunk building its JAX function and input shapes, and its
-    public inputs (rule 9's thresholds)."""
+def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any]:
+    """Return a plan job's public key material and a thunk building its JAX function and input shapes."""
     import jax
 
     from ..catalog.serde import catalog_from_dict, catalog_to_dict
     from ..compile.analyze import analyze
     from ..compile.kernels.cellkey import key_inputs
     from ..compile.layout import layout
-    from ..compile.register import RegisterEntry, attach, checks
+    from ..compile.register import RegisterEntry, attach
     from ..compile.rules import DisclosureRules
     from ..compile.spu import build_program
     from ..plan.serde import canonical_json, plan_from_json
@@ -266,35 +261,29 @@ def _plan_program(h: PartyHeader) -> tuple[dict[str, Any], Any, tuple[Any, ...]]
     # NB: no row counts to analyze: rule 8's groups-per-rows limit was checked before any party started (run_local,
     # the engine with the public rounded counts); here the exact counts would only risk naming one in a refusal
     a = analyze(plan_from_json(h.plan), catalog, rules)
-    if h.register:  # NB: rule 9: the registered cell definitions are compiled in, their releases are inputs
+    if h.register:  # NB: rule 9: the registered cell definitions are compiled into the same program
         attach(a, [RegisterEntry.from_dict(e) for e in h.register])
     slots = layout(a, rows)
-    rule9 = checks(a)
-    # NB: rule 9's key is the definitions' shape only: another release of a registered definition keeps the program
     public = {"plan": canonical_json(a.plan), "catalog": catalog_to_dict(catalog), "rows": rows,
-              "rules": rules.to_settings(), "register": rule9.shape()}  # fmt: skip
+              "rules": rules.to_settings(), "register": h.register or []}  # fmt: skip
 
-    nkey = key_inputs(a)  # NB: the engines' parts of the perturbation key follow (party.exchange_key_parts)
+    nkey = key_inputs(a)  # NB: the engines' parts of the perturbation key follow the slots (party.exchange_key_parts)
 
     def build() -> tuple[Any, list[Any]]:
         shapes = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in slots]
-        shapes += [jax.ShapeDtypeStruct(t.shape, "int64") for t in rule9.thresholds]
-        fn = build_program(a, slots, rows, register_inputs=True)
-        return fn, shapes + [jax.ShapeDtypeStruct((1,), "int64")] * nkey
+        return build_program(a, slots, rows), shapes + [jax.ShapeDtypeStruct((1,), "int64")] * nkey
 
-    key = {**public, "inputs": len(slots), "key_inputs": nkey, "precision": precision_of(a.plan)}
-    return key, build, rule9.thresholds
+    return {**public, "inputs": len(slots), "key_inputs": nkey, "precision": precision_of(a.plan)}, build
 
 
-def _describe(h: PartyHeader) -> tuple[dict[str, Any], Any, tuple[Any, ...]]:
-    """Return a job's public key material, a thunk building its JAX function and input shapes, and its public
-    inputs (after the shares)."""
+def _describe(h: PartyHeader) -> tuple[dict[str, Any], Any]:
+    """Return a job's public key material and a thunk building its JAX function and input shapes."""
     if h.program == SORT_YARDSTICK:
 
         def build() -> tuple[Any, list[Any]]:
             return _sort_yardstick(h.size)
 
-        return {"program": SORT_YARDSTICK, "size": h.size, "inputs": 2}, build, ()
+        return {"program": SORT_YARDSTICK, "size": h.size, "inputs": 2}, build
     if h.program is None:
         return _plan_program(h)
     msg = f"unknown built-in program {h.program!r}"
@@ -309,28 +298,27 @@ def job_key(h: PartyHeader) -> str:
 def load_program(h: PartyHeader, cache: ProgramCache) -> Program:
     """Return the job's compiled program, from the cache when an identical one was compiled before."""
     t0 = time.perf_counter()
-    public, build, inputs = _describe(h)
+    public, build = _describe(h)
     key = program_key(public)
     with cache.compiling(key):
-        return _get_or_compile(h, cache, key, public, build, t0, inputs)
+        return _get_or_compile(h, cache, key, public, build, t0)
 
 
 def _get_or_compile(h: PartyHeader, cache: ProgramCache, key: str, public: dict[str, Any], build: Any,
-                    t0: float, inputs: tuple[Any, ...]) -> Program:  # fmt: skip
-    precision = public.get("precision", "standard")
+                    t0: float) -> Program:  # fmt: skip
     got = cache.get(key)
     if got is not None:
         exe, took = got
         spent = time.perf_counter() - t0
         log.info("job %s: program %s from the cache (compiled earlier in %.1f s; %.2f s now)",
                  h.job, key[:12], took, spent)  # fmt: skip
-        return Program(exe, public["inputs"], key, True, spent, took, precision, inputs)
+        return Program(exe, public["inputs"], key, True, spent, took, public.get("precision", "standard"))
     fn, shapes = build()
-    exe = _compile(fn, shapes, range(public["inputs"], public["inputs"] + len(inputs)))
+    exe = _compile(fn, shapes)
     spent = time.perf_counter() - t0
     cache.put(key, exe, spent)
     log.info("job %s: compiled program %s in %.1f s", h.job, key[:12], spent)
-    return Program(exe, public["inputs"], key, False, spent, spent, precision, inputs)
+    return Program(exe, public["inputs"], key, False, spent, spent, public.get("precision", "standard"))
 
 
 # --- bucketed (staged) programs ----------------------------------------------------------------

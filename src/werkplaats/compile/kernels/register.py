@@ -1,28 +1,19 @@
 """Rule 9 inside the MPC: compare a plan's cells with registered released cells, row by row, obliviously.
 
-For the new plan N and each other registered cell definition R of the same universe
-(`compile/register.py`, `checks`), the program recomputes R's final-aggregate input from the
-same shared inputs, builds both membership matrices over the rows of the universe's base (M_N:
-rows × N's cells, M_R: rows × R's cells), and counts per pair of cells ``|A ∩ B| = M_N.T @ M_R``
-and the symmetric difference ``|A| + |B| − 2|A ∩ B|``. The result passes when no cell N's cell
-rule releases differs from a released cell of R by between 1 and ``t`` rows, where ``t`` =
-max(k, the release's k) − 1 of the strictest registered release of that cell, 0 where none is
-registered; one secret 0/1 comes out, which the program folds into the whole result's flag
-(REGISTER). Registered releases of N's own cell definition (the same query again) need no second
-membership: cells of one definition are disjoint, so two of them differ by the sum of their sizes.
-
-The definitions R are compiled in (they are computations); the thresholds ``t`` are the
-program's public inputs (`mpc/party.public_shares`), so another release of a registered
-definition, or more of them, changes no program (`mpc/programs.py`'s cache key holds the
-definitions only). A bucketed program compiles them in as constants.
+For the new plan N and each registered table R of the same universe (`compile/register.py`),
+the program recomputes R's final-aggregate input from the same shared inputs, builds both
+membership matrices over the rows of the universe's base (M_N: rows × N's cells, M_R: rows ×
+R's released cells), and counts per pair of cells ``|A ∩ B| = M_N.T @ M_R`` and the symmetric
+difference ``|A| + |B| − 2|A ∩ B|``. The result passes when no cell N's cell rule releases
+differs from a released cell of R by between 1 and k − 1 rows; one secret 0/1 comes out, which
+the program folds into the whole result's flag (REGISTER).
 
 Rows are aligned by each row's position in the base (a hidden ``__rid`` column carried along
 the spine: Filter, WithColumns, Select, a join's left side). Without a join on the spine the
 rows are already in base order; with one, one oblivious sort on the row id puts them back.
 
-Security model: every array here is secret but the thresholds; shapes, the cells' key domains
-and which registered cells were released (the thresholds) are public. Nothing branches on
-secret data.
+Security model: every array here is secret; shapes, the cells' key domains and which
+registered cells were released are public. Nothing branches on secret data.
 """
 
 from __future__ import annotations
@@ -36,7 +27,7 @@ import jax.numpy as jnp
 from ...exceptions import OperationNotDefinedError
 from ...plan import nodes as n
 from ..analyze import Analysis, join_renames
-from ..register import RID, checks, spine, spine_has_join
+from ..register import RID, spine, spine_has_join
 from .aggregate import Membership
 from .core import I64, ROW_BITS, SCol, SFrame, b2i
 from .expr import ExprEval
@@ -129,25 +120,16 @@ def aligned_membership(compiler: Any, a: Analysis) -> Any:
     return jnp.stack(out[1:], axis=1)[: rc.base_rows]  # NB: every base row once, in order; right rows after
 
 
-def register_partial(compiler: Any, f: SFrame) -> dict[str, tuple[Any, str]]:
-    """Return rule 9's per-cell sums over the rows of f, the plan's final aggregate's input: the plan's cell
-    sizes, and per other registered definition its cells' sizes and the intersections. They add up over
-    buckets (a bucket holds whole base rows)."""
+def register_partial(compiler: Any) -> dict[str, tuple[Any, str]]:
+    """Return rule 9's per-cell sums over the rows: the plan's cell sizes, and per registered table its
+    released cells' sizes and the intersections. They add up over buckets (a bucket holds whole base rows)."""
     a: Analysis = compiler.a
-    ch = checks(a)
-    if not ch.own:
+    if not a.register:
         return {}
-    root = a.plan.root
-    assert isinstance(root, n.Aggregate)
-    schema = a.schema(root.input)
-    domains = [schema[k].grouping_domain or () for k in root.keys]
-    # NB: each row is in one cell, and a spine row is one base row: the sizes are those of the aligned membership
-    out: dict[str, tuple[Any, str]] = {"reg:n": (Membership(f, root.keys, domains).matrix_sums([f.mask])[0], "add")}
-    if not ch.others:
-        return out
     mn = aligned_membership(compiler, a)
-    for i, ra in enumerate(ch.others):
-        mr = aligned_membership(compiler, ra)
+    out: dict[str, tuple[Any, str]] = {"reg:n": (mn.sum(axis=0), "add")}
+    for i, reg in enumerate(a.register):
+        mr = aligned_membership(compiler, reg.analysis)[:, jnp.asarray(reg.released)]
         if mr.shape[0] != mn.shape[0]:
             msg = "MPC executor: a registered table of the same universe has another number of base rows"
             raise OperationNotDefinedError(msg)
@@ -156,41 +138,23 @@ def register_partial(compiler: Any, f: SFrame) -> dict[str, tuple[Any, str]]:
     return out
 
 
-BIG = 2**41  # NB: above any cell size (rows are below 2^40): "no such cell"
-
-
-def _own_bad(size: Any, shown: Any, t: Any) -> Any:
-    """Return how many released cells j of the plan's own definition have a shown cell i ≠ j within t_j rows.
-
-    Cells of one definition are disjoint, so cells i ≠ j differ by |i| + |j| rows (≥ k when i is
-    shown) and a cell from itself by 0: the pairwise check reduces to the smallest shown size
-    other than j's own, from a prefix and a suffix minimum (no cells × cells comparisons).
-    """
-    a = shown * size + (1 - shown) * BIG
-    big = jnp.full((1,), BIG, dtype=I64)
-    pre = jax.lax.associative_scan(jnp.minimum, a)
-    suf = jax.lax.associative_scan(jnp.minimum, a, reverse=True)
-    other = jnp.minimum(jnp.concatenate([big, pre[:-1]]), jnp.concatenate([suf[1:], big]))
-    return b2i(other + size <= t).sum()  # NB: t = 0 where no release is registered: never (other + size ≥ 1)
-
-
-def register_finish(a: Analysis, sums: dict[str, Any], thresholds: Any = None) -> Any:
+def register_finish(a: Analysis, sums: dict[str, Any]) -> Any:
     """Return a secret 0/1 from `register_partial`'s (combined) sums: 1 when no cell the plan's cell rule
-    releases differs from a registered released cell by between 1 and k − 1 rows.
-
-    thresholds: `register.Checks.thresholds` as the program's public inputs; None: compiled in as constants.
-    """
-    ch = checks(a)
-    if not ch.own:
+    releases differs from a registered released cell by between 1 and k − 1 rows."""
+    if not a.register:
         return jnp.ones((), dtype=I64)
-    ts = [jnp.asarray(t) for t in ch.thresholds] if thresholds is None else list(thresholds)
-    if len(ts) != 1 + len(ch.others):
-        msg = "MPC executor: rule 9's thresholds do not match the registered definitions"
-        raise OperationNotDefinedError(msg)
+    k = a.plan.min_group_size
     size_n = sums["reg:n"]
-    shown = b2i(size_n >= a.plan.min_group_size)  # NB: the cells the cell rule releases
-    bad = _own_bad(size_n, shown, ts[0])
-    for i in range(len(ch.others)):
+    shown = b2i(size_n >= k)  # NB: the cells the cell rule releases
+    bad: Any = jnp.zeros((), dtype=I64)
+    for i, reg in enumerate(a.register):
+        kk = max(k, reg.analysis.plan.min_group_size)
         sd = size_n[:, None] + sums[f"reg:{i}:r"][None, :] - 2 * sums[f"reg:{i}:inter"]
-        bad = bad + (shown[:, None] * b2i(sd >= 1) * b2i(sd <= ts[i + 1][None, :])).sum()
+        bad = bad + (shown[:, None] * b2i(sd >= 1) * b2i(sd <= kk - 1)).sum()
     return b2i(bad == 0)
+
+
+def register_passes(compiler: Any) -> Any:
+    """Return a secret 0/1: 1 when no cell the plan's cell rule releases differs from a registered
+    released cell by between 1 and k − 1 rows."""
+    return register_finish(compiler.a, {name: v for name, (v, _) in register_partial(compiler).items()})
