@@ -222,6 +222,7 @@ def _check_w1(c: LocalCluster, q: wp.LazyFrame, stages: int) -> None:
 
 
 @mpc
+@pytest.mark.slow  # NB: 96 s; two stages in buckets equal plain by default in test_staged.py (15 s)
 def test_w1_with_a_variance_bucketed_equals_unbucketed_and_plain(cluster: LocalCluster) -> None:
     """Two stages (the variance's second pass around each cell's mean), 4 buckets."""
     q = (wp.scan("l").join(wp.scan("r"), on="bsn").filter(wp.col("leeftijd") >= 18).group_by("gemeente")

@@ -89,6 +89,7 @@ def test_two_workers_per_party_run_the_self_test_and_hold_only_their_party_s_sha
         _check_isolation(c, stats, 2, len(parts))
 
 
+@pytest.mark.slow  # NB: 20 s (a Dask cluster of 3 workers per party starts to be refused)
 def test_run_mpc_refuses_a_cluster_with_another_worker_count() -> None:
     from werkplaats.local import prepare
     from werkplaats.mpc.cluster import run_mpc
