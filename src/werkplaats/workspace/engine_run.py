@@ -36,6 +36,7 @@ from ..mpc.process import Command, PartyHeader, TlsFiles, spawn_party
 from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_dict
 from .catalog_io import rounded
+from .engine_scaleout import check_free
 from .inbox import send_from_files
 from .jobs import catalog_of, job_analysis
 from .memory import check_memory as check_memory  # NB: the late check (the early one: memory.check_take)
@@ -106,7 +107,7 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
     engines = sorted(job.engines, key=lambda e: e.party)
     names = [e.name for e in engines]
     peers = [e.name for e in engines if e.party != engine.cfg.party]
-    _check_port(engine.cfg.mpc)
+    check_free(engine.cfg.mpc, "the MPC address", "as 'mpc'")
     scale = engine.scaleout.header_fields(job)  # NB: [scaleout] (engine_scaleout.py): W workers, the pinned links
     header = PartyHeader(
         job=f"werkplaats-job-{jid}",
@@ -235,17 +236,3 @@ def run_party(engine: Engine, job: JobPayload, inputs: dict[str, dict[int, Share
         party.kill()
         engine.child = None
         engine.scaleout.job_ended(bool(scale), ok)  # NB: a failed scaled job: its workers are restarted
-
-
-def _check_port(address: str) -> None:
-    """Fail with a clear message when the MPC port is taken (brpc would abort the party process)."""
-    import socket
-
-    host, _, port = address.rpartition(":")
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, int(port)))
-        except OSError as e:
-            msg = f"the MPC address {address} is in use ({e.strerror}); configure a free port as 'mpc'"
-            raise WerkplaatsError(msg) from None

@@ -68,15 +68,19 @@ def worker_addrs(cfg: EngineConfig) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(links[rank][w] for rank in range(3)) for w in range(cfg.scaleout.workers))
 
 
-def check_free(address: str) -> None:
-    """Raise WerkplaatsError when a worker's link port is taken (brpc would abort the worker process)."""
+def check_free(address: str, what: str = "the worker link address", where: str = "in worker_mpc") -> None:
+    """Raise WerkplaatsError when a link port is taken (brpc would abort the party or worker process).
+
+    what names the address in the message, where says which setting to change (the party's own MPC
+    address: `engine_run.run_party`; a worker's: `EngineScaleout`).
+    """
     host, _, port = address.rpartition(":")
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError as e:
-            msg = f"the worker link address {address} is in use ({e.strerror}); configure a free port in worker_mpc"
+            msg = f"{what} {address} is in use ({e.strerror}); configure a free port {where}"
             raise WerkplaatsError(msg) from None
 
 
