@@ -43,7 +43,7 @@ from ..mpc.share import share_dataset
 from . import pki
 from .approvals import recheck_hash, verify_job
 from .audit import FileLog, LogError, gap_refusal, standing_contributions
-from .catalog_io import dataset_entry
+from .catalog_io import dataset_entry, rounded
 from .config import DatasetSource, DatastationConfig
 from .http import Client, HubError, next_jobs, report
 from .jobs import catalog_of, job_analysis
@@ -69,13 +69,6 @@ from .steward import StewardDesk
 log = logging.getLogger("werkplaats.datastation")
 ENGINE_WAIT_S = 30.0  # NB: how long a datastation waits for the engines to take a job before it refuses
 ENGINE_ASK_S = 0.05  # NB: how often it asks an engine meanwhile (the engine's own inbox, not the hub)
-
-
-def rounded(n: int) -> int:
-    """A row count rounded for the catalog: to 10 below 1,000, else to 2 significant digits."""
-    if n < 1000:
-        return round(n, -1)
-    return round(n, -(len(str(n)) - 2))
 
 
 def own_schema(schema: TableSchema, src: DatasetSource) -> TableSchema:

@@ -37,7 +37,7 @@ SLOT_SLACK = 256  # NB: per slot: its SPU share meta and chunk framing (measured
 
 
 def upper_rows(rounded: int | None) -> int:
-    """Return an upper bound of a table's rows from the catalog's rounded count (datastation.rounded's rounding)."""
+    """Return an upper bound of a table's rows from the catalog's rounded count (catalog_io.rounded's rounding)."""
     if not rounded:
         return 0
     unit = 10 if rounded < 1000 else 10 ** (len(str(rounded)) - 2)
