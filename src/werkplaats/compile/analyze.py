@@ -407,17 +407,22 @@ def cell_union(plan: n.Plan) -> n.Concat | None:
     root = plan.root
     if not isinstance(root, n.Aggregate):
         return None
-    rel = root.input
+    base = spine(root.input)[-1]
+    return base if isinstance(base, n.Concat) else None
+
+
+def spine(rel: n.Relation) -> list[n.Relation]:
+    """Return the relations from rel down to its spine's base (a Source, an intermediate Aggregate or a
+    Concat), both included: Filter, WithColumns, Select and a join's left side keep the spine's rows."""
+    out = [rel]
     while True:
-        match rel:
-            case n.Concat():
-                return rel
+        match out[-1]:
             case n.Filter(inp, _) | n.WithColumns(inp, _) | n.Select(inp, _):
-                rel = inp
+                out.append(inp)
             case n.Join(left, _, _, _):
-                rel = left
+                out.append(left)
             case _:
-                return None
+                return out
 
 
 def _check_order_kept(rel: n.Relation, key: str, i: int) -> None:

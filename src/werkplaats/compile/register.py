@@ -41,7 +41,7 @@ from ..exceptions import PlanError
 from ..plan import nodes as n
 from ..plan.serde import canonical_json, plan_from_json
 from ..result import REVEALED, Revealed, key_grid
-from .analyze import Analysis, check, join_renames, prune
+from .analyze import Analysis, check, join_renames, prune, spine
 from .plain import PlainCompiler, _py, _table_name, expr_sql, q, register_tables
 from .rules import DisclosureRules
 
@@ -53,19 +53,6 @@ RID = "__rid"  # the hidden column that carries each row's position in the unive
 
 
 # --- the universe -------------------------------------------------------------------------
-
-
-def spine(rel: n.Relation) -> list[n.Relation]:
-    """Return the relations from rel down to its spine's base (a Source or an intermediate Aggregate), both included."""
-    out = [rel]
-    while True:
-        match out[-1]:
-            case n.Filter(inp, _) | n.WithColumns(inp, _) | n.Select(inp, _):
-                out.append(inp)
-            case n.Join(left, _, _, _):
-                out.append(left)
-            case _:
-                return out
 
 
 def _key_origin(a: Analysis, rel: n.Relation, name: str) -> tuple[str, str] | None:
